@@ -1,0 +1,77 @@
+"""Command line: ``python -m llmunlearn`` (also installed as ``llmunlearn``).
+
+Every subcommand prints progress as it goes and the path of its main output on its last
+line, so scripts can take ``$(llmunlearn ... | tail -n 1)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .config import PROFILES
+
+
+def _profile_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", default="cpu", choices=list(PROFILES),
+                   help="sizes to run at (default: cpu)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="llmunlearn",
+        description="Reproduce 'Machine Unlearning of Pre-trained Large Language Models'.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("book", help="execute the chapters and build the Jupyter Book",
+                       description="Execute every chapter in _toc.yml with papermill into "
+                       "_build/<profile>/ and render it with jupyter-book (warnings are "
+                       "errors). Finished chapters are reused while nothing changed.")
+    _profile_arg(p)
+    p.add_argument("--only", metavar="CHAPTER",
+                   help="execute and build only this chapter (a notebook's file name "
+                        "without .ipynb)")
+
+    p = sub.add_parser("pretrain", help="pre-train (or reuse) the original model",
+                       description="Pre-train the original model of a profile; prints "
+                       "the run's summary.json path last.")
+    _profile_arg(p)
+
+    p = sub.add_parser("unlearn", help="run one unlearning method on one domain",
+                       description="Unlearn a domain's forget set from the original model "
+                       "with one method; prints the run's summary.json path last.")
+    _profile_arg(p)
+    p.add_argument("--domain", default="github", help="domain whose forget set is unlearned")
+    p.add_argument("--method", default="ga", help="unlearning method (registry key)")
+    p.add_argument("--lr", type=float, help="peak learning rate (default: the profile's)")
+    p.add_argument("--steps", type=int, help="optimiser steps (default: the profile's)")
+
+    args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except (ValueError, FileNotFoundError, RuntimeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def _run(args) -> int:
+    if args.command == "book":
+        from .book import build
+        print(build(args.profile, args.only))
+        return 0
+    from .config import get_profile
+    profile = get_profile(args.profile)
+    if args.command == "pretrain":
+        from .pretrain import pretrain
+        run = pretrain(profile)
+    else:
+        from .data import SOURCES
+        from .methods import get_method
+        from .config import check_choice
+        from .unlearn import unlearn
+        check_choice("domain", args.domain, SOURCES)
+        get_method(args.method)
+        run = unlearn(profile, args.domain, args.method, lr=args.lr, steps=args.steps)
+        print(f"status: {run.summary['status']}")
+    print(run.path / "summary.json")
+    return 0

@@ -1,0 +1,116 @@
+"""Profiles: one code path, four sizes.
+
+A profile fixes every *size* of the reproduction (documents per split, model width and
+depth, context length, steps). Chapters take a profile name plus a few overrides and call
+:func:`get_profile`; nothing else in the library branches on the profile name.
+
+| profile | what it is for | where |
+|---|---|---|
+| ``smoke`` | proves the pipeline runs; numbers are noise | CI, 2 cores, minutes |
+| ``cpu``   | the reference build of the book | a laptop, 2 cores |
+| ``gpu``   | a larger model and more data | one H100 |
+| ``paper`` | Yi-6B and the paper's hub dataset | several GPUs, needs network |
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+DOMAINS = ("arxiv", "github", "books")
+"""The paper's three unlearning domains (the forget data come from one of them)."""
+
+SPLITS = ("forget", "retain", "approximate")
+"""Per-domain splits. forget and retain are in pre-training, approximate never is."""
+
+GENERAL_SPLITS = ("retain", "evaluation")
+"""``general/retain`` is in pre-training; ``general/evaluation`` is held out."""
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    # --- data: documents per split (selected, never truncated: see data.py) -------------
+    n_forget: int
+    n_retain: int
+    n_approximate: int
+    max_doc_chars: int  # documents longer than this are not selected (keeps cost bounded)
+    min_doc_chars: int  # nor shorter than this (licence headers, empty __init__.py files)
+    # --- tokenizer and model ------------------------------------------------------------
+    vocab_size: int  # byte-level BPE trained on the pre-training data only
+    chunk_len: int  # context length: documents are cut into chunks of this many tokens
+    n_layer: int
+    d_model: int
+    n_head: int
+    # --- pre-training -------------------------------------------------------------------
+    pretrain_epochs: int  # passes over D = forget + retain
+    pretrain_batch: int  # chunks per optimiser step
+    pretrain_lr: float
+    # --- unlearning (paper: AdamW, cosine, warmup 3 %, clip 1.0) ------------------------
+    unlearn_lr: float
+    unlearn_steps: int  # optimiser steps
+    unlearn_batch: int  # forget chunks per optimiser step
+    eval_every: int  # evaluate along the trajectory every this many steps
+    # --- execution ----------------------------------------------------------------------
+    threads: int  # torch CPU threads (never more than the machine's cores)
+    seed: int = 42  # the official code's seed
+
+
+PROFILES: dict[str, Profile] = {
+    p.name: p
+    for p in (
+        Profile(
+            name="smoke", n_forget=6, n_retain=18, n_approximate=6,
+            max_doc_chars=4_000, min_doc_chars=500,
+            vocab_size=1024, chunk_len=64, n_layer=2, d_model=64, n_head=2,
+            pretrain_epochs=3, pretrain_batch=8, pretrain_lr=3e-3,
+            unlearn_lr=1e-3, unlearn_steps=6, unlearn_batch=4, eval_every=2, threads=2,
+        ),
+        Profile(
+            name="cpu", n_forget=24, n_retain=96, n_approximate=24,
+            max_doc_chars=8_000, min_doc_chars=1_000,
+            vocab_size=4096, chunk_len=128, n_layer=4, d_model=192, n_head=4,
+            pretrain_epochs=8, pretrain_batch=16, pretrain_lr=2e-3,
+            unlearn_lr=2e-4, unlearn_steps=30, unlearn_batch=8, eval_every=3, threads=2,
+        ),
+        Profile(
+            name="gpu", n_forget=200, n_retain=1_000, n_approximate=200,
+            max_doc_chars=40_000, min_doc_chars=1_000,
+            vocab_size=16_384, chunk_len=512, n_layer=8, d_model=512, n_head=8,
+            pretrain_epochs=10, pretrain_batch=32, pretrain_lr=1e-3,
+            unlearn_lr=1e-4, unlearn_steps=60, unlearn_batch=16, eval_every=5, threads=8,
+        ),
+        Profile(
+            # Sizes of the paper's arXiv config (500 / 2,000 / 6,155 documents, 4k context).
+            # Yi-6B is pre-trained already, so the pre-training fields are unused here.
+            name="paper", n_forget=500, n_retain=2_000, n_approximate=6_155,
+            max_doc_chars=10**9, min_doc_chars=0,
+            vocab_size=64_000, chunk_len=4096, n_layer=32, d_model=4096, n_head=32,
+            pretrain_epochs=0, pretrain_batch=1, pretrain_lr=0.0,
+            unlearn_lr=2e-5, unlearn_steps=8, unlearn_batch=60, eval_every=1, threads=8,
+        ),
+    )
+}
+
+
+def get_profile(name: str, **overrides) -> Profile:
+    """Return profile ``name`` with ``overrides`` applied (``None`` values are ignored).
+
+    Raises ``ValueError`` naming the bad profile or field and listing the valid ones.
+    """
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; valid profiles: {', '.join(PROFILES)}")
+    fields = {f.name for f in dataclasses.fields(Profile)}
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise ValueError(f"unknown profile field(s) {unknown}; valid fields: {sorted(fields)}")
+    return dataclasses.replace(PROFILES[name], **overrides)
+
+
+def check_choice(kind: str, value: str, valid) -> str:
+    """Return ``value`` if it is one of ``valid``, else raise a ValueError listing them."""
+    valid = list(valid)
+    if value not in valid:
+        raise ValueError(f"unknown {kind} {value!r}; valid: {', '.join(map(str, valid))}")
+    return value

@@ -1,0 +1,48 @@
+"""The numeric core: next-token NLL, written once, used by training losses and metrics.
+
+Shapes: ``input_ids``, ``labels`` and ``attention_mask`` are ``[B, T]`` int64; ``logits``
+are ``[B, T, V]``. A label of :data:`IGNORE_INDEX` (padding) contributes nothing. Position
+``t`` predicts token ``t + 1`` (the usual causal-LM shift), so a chunk of ``n`` real tokens
+has ``n - 1`` scored positions.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+IGNORE_INDEX = -100
+"""Label value that marks a position as not scored (right padding)."""
+
+
+def token_nll(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-position NLL of the next token, in fp32.
+
+    Returns ``(nll, mask)``, both ``[B, T-1]``: ``nll[b, t] = -log p(labels[b, t+1] | x<=t)``,
+    zero where ``mask`` is False (ignored label).
+    """
+    logits = logits[:, :-1, :].float()
+    target = labels[:, 1:]
+    nll = F.cross_entropy(
+        logits.reshape(-1, logits.size(-1)), target.reshape(-1),
+        ignore_index=IGNORE_INDEX, reduction="none",
+    ).view(target.shape)
+    return nll, target != IGNORE_INDEX
+
+
+def chunk_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean next-token NLL of each chunk, ``[B]``: the paper's CE(c; y)."""
+    nll, mask = token_nll(logits, labels)
+    return nll.sum(1) / mask.sum(1).clamp_min(1)
+
+
+def model_chunk_nll(model, batch: dict) -> torch.Tensor:
+    """Forward ``batch`` through ``model`` and return :func:`chunk_nll` of its labels."""
+    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    return chunk_nll(out.logits, batch["labels"])
+
+
+def nll_loss(model, batch: dict) -> torch.Tensor:
+    """Training loss: chunk-averaged NLL, so each chunk counts equally (as with the
+    official code's one chunk per device)."""
+    return model_chunk_nll(model, batch).mean()

@@ -1,0 +1,133 @@
+"""Run directories: every artefact lives in a folder named by a hash of what made it.
+
+``<home>/<kind>/<name>-<hash>/`` holds ``config.json`` (the resolved inputs),
+``provenance.json`` (versions, git revision, hardware) and the outputs. A run is complete
+when ``DONE`` exists; a complete run is reused, an incomplete one is resumed or redone.
+Writes go through a temporary file and a rename, so a killed process never leaves a
+half-written JSON behind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+"""The repository root when the package is installed from a checkout (editable)."""
+
+
+def home() -> Path:
+    """Where data, models and results are kept: ``$LLMUNLEARN_HOME``, else ``.llmunlearn/``
+    in the checkout (git-ignored), else ``~/.cache/llmunlearn``."""
+    if os.environ.get("LLMUNLEARN_HOME"):
+        return Path(os.environ["LLMUNLEARN_HOME"]).expanduser().resolve()
+    if (PROJECT_ROOT / "pyproject.toml").exists() and (PROJECT_ROOT / "_toc.yml").exists():
+        return PROJECT_ROOT / ".llmunlearn"
+    return Path.home() / ".cache" / "llmunlearn"
+
+
+def _jsonable(obj):
+    if dataclasses.is_dataclass(obj):
+        return dataclasses.asdict(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def config_hash(config: dict) -> str:
+    """Short stable hash of a JSON-able config (key order does not matter)."""
+    blob = json.dumps(config, sort_keys=True, default=_jsonable).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def write_json(path: Path, obj) -> None:
+    """Write ``obj`` as JSON atomically (temporary file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        json.dump(obj, f, indent=1, sort_keys=True, default=_jsonable)
+    os.replace(tmp, path)
+
+
+def read_json(path: Path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def provenance() -> dict:
+    """Everything that can change a number: versions, git revision, hardware, threads."""
+    import accelerate
+    import datasets
+    import tokenizers
+    import torch
+    import transformers
+
+    try:
+        rev = subprocess.run(
+            ["git", "-C", str(PROJECT_ROOT), "rev-parse", "HEAD"],
+            capture_output=True, text=True, timeout=10,
+        ).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        rev = None
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "processor": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "git_revision": rev,
+        "versions": {
+            m.__name__: m.__version__
+            for m in (torch, transformers, tokenizers, datasets, accelerate)
+        },
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """A run directory. ``Run.create(kind, name, config)`` names it from ``config``."""
+
+    path: Path
+
+    @classmethod
+    def create(cls, kind: str, name: str, config: dict) -> "Run":
+        path = home() / kind / f"{name}-{config_hash(config)}"
+        path.mkdir(parents=True, exist_ok=True)
+        run = cls(path)
+        if not (path / "config.json").exists():
+            write_json(path / "config.json", config)
+        return run
+
+    @property
+    def done(self) -> bool:
+        return (self.path / "DONE").exists()
+
+    def finish(self, summary: dict) -> None:
+        """Record ``summary`` and provenance, then mark the run complete."""
+        write_json(self.path / "summary.json", summary)
+        write_json(self.path / "provenance.json", provenance())
+        (self.path / "DONE").touch()
+        # resumable training state is only needed until the run is complete
+        shutil.rmtree(self.path / "checkpoint", ignore_errors=True)
+
+    @property
+    def config(self) -> dict:
+        return read_json(self.path / "config.json")
+
+    @property
+    def summary(self) -> dict:
+        return read_json(self.path / "summary.json")
+
+    @property
+    def provenance(self) -> dict:
+        return read_json(self.path / "provenance.json")

@@ -1,0 +1,166 @@
+"""The one training loop, on ``accelerate``: pre-training, retraining and unlearning.
+
+Single process by default; the same code runs under ``accelerate launch`` on several
+processes (DDP or FSDP). The order follows accelerate's documentation: build, ``prepare``,
+count steps, accumulate, gather for metrics, save from the main process after unwrapping.
+
+A loss function sees one micro-batch per data *stream* (``{"forget": batch}`` for gradient
+ascent, ``{"forget": ..., "retain": ...}`` for the regularised methods, ``{"train": ...}``
+for pre-training) and returns a scalar to *minimise*. Each stream is read in a fixed order
+(a new seeded permutation every epoch), so a run is deterministic and can resume mid-way.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from .runs import read_json, write_json
+
+TENSOR_COLUMNS = ["input_ids", "attention_mask", "labels"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int  # optimiser steps
+    lr: float  # peak learning rate
+    batch: int  # chunks per optimiser step and stream, over all processes
+    micro_batch: int = 8  # chunks per forward pass; the rest is gradient accumulation
+    warmup_ratio: float = 0.03  # paper: 3 % linear warmup, then cosine decay to 0
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    seed: int = 42
+    checkpoint_every: int = 0  # optimiser steps between resumable checkpoints (0: never)
+
+
+class Diverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+def stream_order(n: int, count: int, seed: int) -> list[int]:
+    """``count`` indices into a stream of ``n`` chunks: a fresh seeded permutation per
+    epoch, concatenated. Step ``s`` of a run always sees the same chunks."""
+    g = torch.Generator().manual_seed(seed)
+    out: list[int] = []
+    while len(out) < count:
+        out.extend(torch.randperm(n, generator=g).tolist())
+    return out[:count]
+
+
+def train(model, loss_fn: Callable, streams: dict, cfg: TrainConfig, run_dir: Path, *,
+          on_eval: Callable | None = None, eval_every: int = 0, desc: str = "train",
+          progress: bool = True) -> dict:
+    """Optimise ``model`` for ``cfg.steps`` steps of ``loss_fn`` over ``streams``.
+
+    ``streams`` maps a name to a chunked ``datasets.Dataset``. ``on_eval(model, step)``
+    returns a dict of metrics, recorded at step 0, every ``eval_every`` steps and at the
+    end. Returns ``{"status": "finished" | "diverged", "log": [...], "evals": [...],
+    "tokens": int, "wall_s": float}``; ``run_dir/checkpoint`` lets an interrupted run
+    resume where it stopped. The trained model is left in ``model`` (unwrapped).
+    """
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from tqdm import tqdm
+    from transformers import get_cosine_schedule_with_warmup
+
+    accelerator = Accelerator(mixed_precision="bf16" if torch.cuda.is_available() else "no")
+    set_seed(cfg.seed)
+    world = accelerator.num_processes
+    micro = min(cfg.micro_batch, cfg.batch)
+    if cfg.batch % (micro * world):
+        raise ValueError(f"batch {cfg.batch} is not a multiple of micro_batch {micro} x "
+                         f"{world} processes")
+    accum = cfg.batch // (micro * world)
+    accelerator.gradient_accumulation_steps = accum
+
+    state_path, ckpt = Path(run_dir) / "train_state.json", Path(run_dir) / "checkpoint"
+    state = read_json(state_path) if state_path.exists() and ckpt.exists() else \
+        {"step": 0, "log": [], "evals": [], "tokens": 0, "wall_s": 0.0}
+    start = state["step"]
+
+    loaders = {}
+    for i, (name, ds) in enumerate(streams.items()):
+        if len(ds) == 0:
+            raise ValueError(f"data stream {name!r} is empty")
+        order = stream_order(len(ds), cfg.steps * cfg.batch, cfg.seed + i)
+        subset = ds.with_format("torch", columns=TENSOR_COLUMNS).select(order[start * cfg.batch:])
+        loaders[name] = torch.utils.data.DataLoader(subset, batch_size=micro, shuffle=False)
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps,
+                                  weight_decay=cfg.weight_decay)
+    scheduler = get_cosine_schedule_with_warmup(
+        optimizer, math.ceil(cfg.warmup_ratio * cfg.steps), cfg.steps)
+    # The scheduler is stepped by hand once per optimiser step: accelerate's wrapper would
+    # step it once per process, which suits per-process step counts, not our global ones.
+    model, optimizer, *prepared = accelerator.prepare(model, optimizer, *loaders.values())
+    accelerator.register_for_checkpointing(scheduler)
+    iters = {name: iter(dl) for name, dl in zip(loaders, prepared)}
+    if start:
+        accelerator.load_state(str(ckpt))
+
+    def evaluate(step):
+        if on_eval is not None:
+            model.eval()
+            row = {"step": step, "tokens": state["tokens"], **on_eval(
+                accelerator.unwrap_model(model), step)}
+            model.train()
+            state["evals"].append(row)
+
+    if start == 0:
+        evaluate(0)
+    model.train()
+    bar = tqdm(total=cfg.steps, initial=start, desc=desc, disable=not progress or
+               not accelerator.is_main_process, dynamic_ncols=True, leave=True)
+    status, t0 = "finished", time.perf_counter() - state["wall_s"]
+    for step in range(start + 1, cfg.steps + 1):
+        step_loss, step_tokens = 0.0, 0
+        for _ in range(accum):
+            batches = {name: next(it) for name, it in iters.items()}
+            with accelerator.accumulate(model):
+                loss = loss_fn(model, batches)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and cfg.max_grad_norm:
+                    accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                optimizer.step()
+                if accelerator.sync_gradients:
+                    scheduler.step()
+                optimizer.zero_grad()
+            step_loss += loss.detach().float() / accum
+            step_tokens += sum(int(b["attention_mask"].sum()) for b in batches.values())
+        step_loss = accelerator.gather(step_loss.reshape(1)).mean().item()
+        step_tokens = int(accelerator.gather(torch.tensor([step_tokens],
+                                                          device=accelerator.device)).sum())
+        state["tokens"] += step_tokens
+        wall = time.perf_counter() - t0
+        state["log"].append({"step": step, "loss": step_loss, "lr": scheduler.get_last_lr()[0],
+                             "tokens": state["tokens"], "wall_s": wall})
+        bar.update(1)
+        bar.set_postfix(loss=f"{step_loss:.3f}", tok_s=f"{state['tokens'] / max(wall, 1e-9):.0f}")
+        if not math.isfinite(step_loss):
+            status = "diverged"
+            break
+        if (eval_every and step % eval_every == 0) or step == cfg.steps:
+            try:
+                evaluate(step)
+            except Diverged:
+                status = "diverged"
+                break
+        state["step"], state["wall_s"] = step, time.perf_counter() - t0
+        if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < cfg.steps:
+            accelerator.save_state(str(ckpt))
+            if accelerator.is_main_process:
+                write_json(state_path, state)
+    bar.close()
+    state["wall_s"] = time.perf_counter() - t0
+    accelerator.wait_for_everyone()
+    unwrapped = accelerator.unwrap_model(model)
+    return {"status": status, "config": asdict(cfg), "model": unwrapped,
+            "is_main_process": accelerator.is_main_process,
+            **{k: state[k] for k in ("log", "evals", "tokens", "wall_s")}}

@@ -96,8 +96,11 @@ def execute(src: Path, dst: Path, parameters: dict, key: str) -> bool:
                                    kernel_name="python3", cwd=str(dst.parent),
                                    progress_bar=False)
     except papermill.PapermillExecutionError as e:
+        cell = next((c.source for c in nbformat.read(dst, as_version=4).cells
+                     if c.get("execution_count") == e.exec_count), "")
+        code = "\n".join(f"    | {line}" for line in cell.splitlines()[:8])
         raise ChapterFailed(
-            f"{src.name} failed in cell {e.cell_index} (execution count {e.exec_count}):\n"
+            f"{src.name} failed in code cell [{e.exec_count}]:\n{code}\n"
             f"  {e.ename}: {e.evalue}\n  executed notebook kept at {dst}") from None
     nb = nbformat.read(dst, as_version=4)
     nb.metadata["llmunlearn"] = {"key": key, "parameters": parameters}

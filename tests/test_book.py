@@ -1,0 +1,56 @@
+"""The book builder on a tiny book of its own: execution, reuse, failures, bad input."""
+
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from llmunlearn.book import ChapterFailed, build
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_book(root: Path, cells: list[str]) -> Path:
+    (root / "book").mkdir(parents=True)
+    shutil.copy(ROOT / "_config.yml", root / "_config.yml")
+    (root / "_toc.yml").write_text(
+        "format: jb-book\nroot: book/intro\nchapters:\n  - file: book/ch\n")
+    (root / "book" / "intro.md").write_text("# Test book\n\n```{tableofcontents}\n```\n")
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('profile = "cpu"')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [nbformat.v4.new_markdown_cell("# Chapter"), params,
+                *map(nbformat.v4.new_code_cell, cells)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nbformat.write(nb, root / "book" / "ch.ipynb")
+    return root
+
+
+def test_build_executes_with_the_profile_then_reuses(tmp_path, capsys):
+    root = make_book(tmp_path / "b", ['print("profile is", profile)'])
+    index = build("smoke", root=root)
+    assert index.exists() and index.name == "index.html"
+    html = (index.parent / "book" / "ch.html").read_text()
+    assert "profile is smoke" in html
+    assert "executed" in capsys.readouterr().out
+    build("smoke", root=root)
+    assert "reused" in capsys.readouterr().out
+    # the committed source stays output-free
+    assert not nbformat.read(root / "book" / "ch.ipynb", 4).cells[2].outputs
+
+
+def test_failing_cell_names_notebook_and_cell(tmp_path):
+    root = make_book(tmp_path / "b", ["x = 1", 'raise ValueError("boom")'])
+    with pytest.raises(ChapterFailed, match=r"(?s)ch.ipynb failed in code cell \[4\].*raise ValueError.*ValueError: boom"):
+        build("smoke", root=root)
+    assert not (root / "_build" / "smoke" / "_build" / "html" / "index.html").exists()
+
+
+def test_unknown_chapter_and_profile_list_the_valid_ones(tmp_path):
+    root = make_book(tmp_path / "b", ["pass"])
+    with pytest.raises(ValueError, match="unknown chapter 'nope'; valid: ch"):
+        build("smoke", only="nope", root=root)
+    with pytest.raises(ValueError, match="unknown profile 'big'"):
+        build("big", root=root)

@@ -1,0 +1,78 @@
+"""The numeric core against independent computations."""
+
+import math
+
+import datasets
+import pytest
+import torch
+
+from llmunlearn.core import IGNORE_INDEX, chunk_nll, model_chunk_nll, nll_loss, token_nll
+from llmunlearn.metrics import perplexity
+from llmunlearn.models import build_model
+
+
+@pytest.fixture
+def model(tiny):
+    return build_model(tiny, vocab_size=50, seed=0).eval()
+
+
+def padded_batch(lengths, T=16, vocab=50, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(2, vocab, (len(lengths), T), generator=g)
+    mask = torch.zeros_like(ids)
+    for i, n in enumerate(lengths):
+        mask[i, :n] = 1
+    ids = torch.where(mask.bool(), ids, torch.zeros_like(ids))
+    labels = torch.where(mask.bool(), ids, torch.full_like(ids, IGNORE_INDEX))
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def test_full_chunks_match_the_models_own_loss(model):
+    b = padded_batch([16, 16, 16])
+    ours = nll_loss(model, b)
+    theirs = model(**b).loss
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6)
+
+
+def test_padded_chunks_match_the_model_loss_chunk_by_chunk(model):
+    b = padded_batch([16, 9, 5])
+    ours = model_chunk_nll(model, b)
+    for i in range(3):
+        one = {k: v[i:i + 1] for k, v in b.items()}
+        torch.testing.assert_close(ours[i], model(**one).loss, rtol=1e-5, atol=1e-6)
+
+
+def test_token_nll_against_a_hand_written_log_softmax():
+    g = torch.Generator().manual_seed(1)
+    logits = torch.randn(2, 6, 7, generator=g)
+    labels = torch.tensor([[1, 2, 3, 4, 5, 6], [3, 3, 1, IGNORE_INDEX, IGNORE_INDEX, IGNORE_INDEX]])
+    nll, mask = token_nll(logits, labels)
+    for b in range(2):
+        for t in range(5):
+            y = labels[b, t + 1].item()
+            if y == IGNORE_INDEX:
+                assert not mask[b, t] and nll[b, t] == 0
+            else:
+                expected = -(logits[b, t, y] - torch.logsumexp(logits[b, t], 0))
+                torch.testing.assert_close(nll[b, t], expected)
+    torch.testing.assert_close(chunk_nll(logits, labels)[1], nll[1, :2].mean())
+
+
+def test_evaluation_and_training_share_the_core(model):
+    b = padded_batch([16, 11, 7, 16])
+    ds = datasets.Dataset.from_dict({k: v.tolist() for k, v in b.items()})
+    res = perplexity(model, ds, batch_size=3)
+    per_chunk = model_chunk_nll(model, b)
+    torch.testing.assert_close(torch.tensor(res["chunk_nll"]), per_chunk.detach(),
+                               rtol=1e-5, atol=1e-6)
+    assert math.isclose(res["ppl"], math.exp(per_chunk.mean().item()), rel_tol=1e-5)
+    # token-weighted perplexity weighs long chunks more
+    n = b["attention_mask"].sum(1) - 1
+    tok = (per_chunk * n).sum() / n.sum()
+    assert math.isclose(res["ppl_token"], math.exp(tok.item()), rel_tol=1e-5)
+    assert res["n_tokens"] == int(n.sum())
+
+
+def test_perplexity_of_empty_set_is_an_error(model):
+    with pytest.raises(ValueError, match="empty"):
+        perplexity(model, datasets.Dataset.from_dict({"input_ids": []}))

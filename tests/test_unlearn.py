@@ -1,0 +1,96 @@
+"""Pre-training, gradient ascent, selection, divergence, resume: end to end on a tiny model."""
+
+import math
+
+import pytest
+import torch
+
+import llmunlearn as ul
+from llmunlearn.core import nll_loss
+from llmunlearn.methods import METHODS, register
+from llmunlearn.models import build_model
+from llmunlearn.train import TrainConfig, train
+
+
+def test_ga_loss_is_minus_the_models_own_loss(tiny):
+    model = build_model(tiny, 40, seed=0)
+    ids = torch.randint(2, 40, (2, 12))
+    b = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids}
+    torch.testing.assert_close(ul.get_method("ga").loss(model, {"forget": b}),
+                               -model(**b).loss)
+
+
+def test_pretrain_then_gradient_ascent_raises_forget_perplexity(tiny):
+    original = ul.pretrain(tiny, progress=False)
+    assert original.done and original.summary["tokens"] > 0
+    run = ul.unlearn(tiny, "github", "ga", lr=1e-2, original=original, progress=False)
+    s = run.summary
+    assert s["status"] == "finished"
+    assert [e["step"] for e in s["evals"]] == [0, 2, 4]
+    forget = [e["ppl_forget"] for e in s["evals"]]
+    assert forget == sorted(forget) and forget[-1] > 1.3 * forget[0], forget
+    assert s["target"] == s["evals"][0]["ppl_approximate"]
+    assert (run.path / "model" / "model.safetensors").exists()
+    frame = ul.trajectory_frame([run])
+    assert len(frame) == 3 and frame["selected"].sum() == 1
+    # a finished run is reused, not recomputed
+    mtime = (run.path / "summary.json").stat().st_mtime
+    again = ul.unlearn(tiny, "github", "ga", lr=1e-2, original=original, progress=False)
+    assert again.path == run.path and (run.path / "summary.json").stat().st_mtime == mtime
+
+
+def test_selection_rule():
+    evals = [{"step": 0, "ppl_forget": 10}, {"step": 2, "ppl_forget": 15},
+             {"step": 4, "ppl_forget": 25}, {"step": 6, "ppl_forget": 40}]
+    assert ul.select_step(evals, 20) == {**evals[2], "reached_target": True}
+    assert ul.select_step(evals, 99) == {**evals[3], "reached_target": False}
+
+
+def test_a_diverging_method_is_recorded_as_diverged(tiny):
+    @register("nan_for_test")
+    def nan_loss(model, batches, ref=None):
+        """Returns NaN: a stand-in for a method that blows up."""
+        return nll_loss(model, batches["forget"]) * float("nan")
+    try:
+        run = ul.unlearn(tiny, "github", "nan_for_test", progress=False)
+    finally:
+        METHODS.pop("nan_for_test")
+    assert run.done and run.summary["status"] == "diverged"
+    assert not (run.path / "model").exists()
+    assert not math.isfinite(run.summary["log"][-1]["loss"])
+
+
+def test_bad_learning_rate_is_named(tiny):
+    with pytest.raises(ValueError, match="learning rate.*-1"):
+        ul.unlearn(tiny, "github", "ga", lr=-1.0, progress=False)
+
+
+def _stream(tiny, docs):
+    from llmunlearn.data import chunk_documents
+    from llmunlearn.models import train_tokenizer
+    tok = train_tokenizer([d.text for d in docs], 200)
+    return len(tok), chunk_documents(tok, docs, 16)
+
+
+def test_interrupted_training_resumes_to_the_same_weights(tiny, docs, tmp_path):
+    vocab, ds = _stream(tiny, docs)
+    cfg = TrainConfig(steps=6, lr=1e-2, batch=4, micro_batch=2, checkpoint_every=2)
+    loss = lambda m, b: nll_loss(m, b["train"])  # noqa: E731
+
+    straight = train(build_model(tiny, vocab, 0), loss, {"train": ds}, cfg, tmp_path / "a",
+                     progress=False)
+
+    def crash(model, step):
+        if step == 5:
+            raise KeyboardInterrupt
+        return {}
+    with pytest.raises(KeyboardInterrupt):
+        train(build_model(tiny, vocab, 0), loss, {"train": ds}, cfg, tmp_path / "b",
+              on_eval=crash, eval_every=5, progress=False)
+    resumed = train(build_model(tiny, vocab, 0), loss, {"train": ds}, cfg, tmp_path / "b",
+                    progress=False)
+    assert resumed["log"][0]["step"] == 1 and len(resumed["log"]) == 6
+    for (n, p), q in zip(straight["model"].named_parameters(), resumed["model"].parameters()):
+        torch.testing.assert_close(p, q, msg=n)
+    assert [r["loss"] for r in straight["log"]] == pytest.approx(
+        [r["loss"] for r in resumed["log"]], rel=1e-5)

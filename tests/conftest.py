@@ -1,14 +1,36 @@
+import random
+
 import pytest
 import torch
 
 import llmunlearn as ul
-from llmunlearn.data import Document
+from llmunlearn.sources import PINNED_GROUPS, SOURCES, Document
+
+WORDS = ("the of and to in is that for it as with was on be by this are from at or an "
+         "model data token train forget retain loss step learn rate value mean sum list "
+         "def return class import self none true false if else for while yield").split()
+
+
+def fake_source(domain: str, n_docs: int = 24):
+    """Documents of made-up text in groups of three, standing in for a real source
+    (tests never download packages)."""
+    def source():
+        rng = random.Random(domain)
+        return [Document(f"{domain}/{i:03d}", " ".join(rng.choice(WORDS) for _ in range(
+            rng.randint(80, 160))), f"{domain}/g{i // 3}", "test", "CC0")
+            for i in range(n_docs)]
+    source.__name__ = f"fake_{domain}"
+    return source
 
 
 @pytest.fixture(autouse=True)
 def isolated_home(tmp_path, monkeypatch):
-    """Every test writes its runs and data under its own temporary folder."""
+    """Every test writes under its own folder and reads fake sources."""
     monkeypatch.setenv("LLMUNLEARN_HOME", str(tmp_path / "home"))
+    for domain in SOURCES:
+        monkeypatch.setitem(SOURCES, domain, (fake_source(domain),))
+    monkeypatch.setitem(PINNED_GROUPS, "books", {"forget": ("books/g0", "books/g1"),
+                                                 "approximate": ("books/g2", "books/g3")})
     torch.set_num_threads(2)
     return tmp_path / "home"
 
@@ -16,7 +38,9 @@ def isolated_home(tmp_path, monkeypatch):
 @pytest.fixture
 def tiny():
     """A profile small enough that pre-training takes about a second."""
-    return ul.get_profile("smoke", n_forget=3, n_retain=6, n_approximate=3, vocab_size=512,
+    return ul.get_profile("smoke", forget_chars=1_500, retain_chars=3_000,
+                          approximate_chars=1_500, general_retain_chars=2_000,
+                          general_eval_chars=1_000, min_doc_chars=100, vocab_size=512,
                           chunk_len=32, d_model=32, n_layer=1, pretrain_epochs=2,
                           unlearn_steps=4, eval_every=2)
 
@@ -25,4 +49,4 @@ def tiny():
 def docs():
     words = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu".split()
     return [Document(f"doc{i}", " ".join(words[(i + j) % len(words)] for j in range(60 + i)),
-                     "test", "CC0") for i in range(12)]
+                     f"group{i // 2}", "test", "CC0") for i in range(12)]

@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-SUBCOMMANDS = ["book", "pretrain", "unlearn"]
+SUBCOMMANDS = ["book", "data", "pretrain", "unlearn"]
 
 
 def cli(*args):

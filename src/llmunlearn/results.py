@@ -10,7 +10,7 @@ from .runs import Run
 def trajectory_frame(runs: list[Run]) -> pd.DataFrame:
     """One row per (unlearning run, evaluated step): method, domain, lr, steps, status,
     step, tokens, ``ppl_<split>``, ``acc_<split>``, and whether the row is the selected
-    step of its run (:func:`llmunlearn.unlearn.select_step`)."""
+    step of its run (:func:`llmunlearn.unlearning.select_step`)."""
     rows = []
     for run in runs:
         cfg, summ = run.config, run.summary

@@ -1,8 +1,9 @@
 """The unlearning runner: one method, one domain, one budget, evaluated along the way.
 
 Every method starts from the original model and is trained with the one loop in
-:mod:`llmunlearn.train`. Perplexity on forget / approximate / retain is recorded at step 0
-(the original model) and every ``eval_every`` steps. One selection rule serves every
+:mod:`llmunlearn.train`. Perplexity on forget / approximate / retain and general
+(general/evaluation) is recorded at step 0 (the original model) and every ``eval_every``
+steps, each on a fixed sample of at most ``eval_chunks`` chunks. One selection rule serves every
 method (:func:`select_step`). A run whose loss or perplexity stops being finite is
 recorded with status ``diverged``: kept in the results, never presented as a result.
 """
@@ -12,13 +13,21 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from .config import SPLITS, Profile
+from .config import Profile
 from .data import chunk_documents, load_splits
 from .methods import get_method
 from .metrics import perplexity
-from .pretrain import load_original, pretrain
+from .pretraining import load_original, pretrain
 from .runs import Run
 from .train import Diverged, TrainConfig, train
+
+
+def fixed_sample(chunks, n: int, seed: int):
+    """At most ``n`` chunks, the same ones every time (seeded), in their original order."""
+    if len(chunks) <= n:
+        return chunks
+    import random
+    return chunks.select(sorted(random.Random(seed).sample(range(len(chunks)), n)))
 
 
 def select_step(evals: list[dict], target: float) -> dict:
@@ -60,14 +69,15 @@ def unlearn(profile: Profile, domain: str, method: str, *, lr: float | None = No
 
     torch.set_num_threads(profile.threads)
     model, tokenizer = load_original(original)
-    splits = load_splits(domain, profile)
-    chunks = {s: chunk_documents(tokenizer, splits[s], profile.chunk_len) for s in SPLITS}
+    chunks = {s: chunk_documents(tokenizer, docs, profile.chunk_len)
+              for s, docs in load_splits(domain, profile).items()}
+    general = {s: chunk_documents(tokenizer, docs, profile.chunk_len)
+               for s, docs in load_splits("general", profile).items()}
     streams = {"forget": chunks["forget"]}
-    if spec.retain == "in":
-        streams["retain"] = chunks["retain"]
-    elif spec.retain is not None:
-        raise ValueError(f"method {method!r} needs retain set {spec.retain!r}, "
-                         "which this build does not provide")
+    if spec.retain is not None:
+        streams["retain"] = chunks["retain"] if spec.retain == "in" else general["retain"]
+    evaluated = {s: fixed_sample(c, profile.eval_chunks, profile.seed) for s, c in
+                 [*chunks.items(), ("general", general["evaluation"])]}
     ref = None
     if spec.needs_reference:
         ref, _ = load_original(original)
@@ -75,8 +85,8 @@ def unlearn(profile: Profile, domain: str, method: str, *, lr: float | None = No
 
     def on_eval(m, step):
         row = {}
-        for split in SPLITS:
-            res = perplexity(m, chunks[split])
+        for split, c in evaluated.items():
+            res = perplexity(m, c)
             row[f"ppl_{split}"], row[f"acc_{split}"] = res["ppl"], res["acc"]
         if not all(math.isfinite(v) for v in row.values()):
             raise Diverged(f"perplexity overflow at step {step}")

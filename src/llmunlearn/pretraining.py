@@ -1,4 +1,7 @@
-"""Pre-train the original model on D = forget + retain, with the one training loop.
+"""Pre-train the original model on D, with the one training loop.
+
+D = every domain's forget and retain documents plus general/retain; approximate and
+general/evaluation are never trained on.
 
 The tokenizer is trained on D only (never on approximate text), so held-out data stays
 unseen in every sense. The run directory holds the model in Hugging Face format
@@ -9,42 +12,45 @@ from __future__ import annotations
 
 import dataclasses
 
-from .config import SPLITS, Profile
+from .config import DOMAINS, Profile
 from .core import nll_loss
-from .data import chunk_documents, load_splits
+from .data import ALL_DOMAINS, chunk_documents, load_splits
 from .metrics import perplexity
 from .models import build_model, load_model, n_params, train_tokenizer
 from .runs import Run
 from .train import TrainConfig, train
 
 
-def pretrain(profile: Profile, *, domains=("github",), seed: int | None = None,
-             progress: bool = True) -> Run:
+def pretraining_documents(splits: dict) -> list:
+    """D: every domain's forget and retain documents, plus general/retain."""
+    return [doc for d in DOMAINS for s in ("forget", "retain") for doc in splits[d][s]] + \
+        splits["general"]["retain"]
+
+
+def pretrain(profile: Profile, *, seed: int | None = None, progress: bool = True) -> Run:
     """Pre-train (or reuse) the original model for ``profile``; returns its :class:`Run`.
 
-    ``summary.json`` holds ``ppl[domain][split]``, ``n_params``, ``tokens``, ``flops``
-    (6 x parameters x trained tokens) and ``wall_s``.
+    ``summary.json`` holds ``ppl[domain][split]`` for every domain (and general),
+    ``n_params``, ``tokens``, ``flops`` (6 x parameters x trained tokens), ``wall_s`` and
+    the loss curve ``log``.
     """
+    import datasets
     import torch
 
     seed = profile.seed if seed is None else seed
-    splits = {d: load_splits(d, profile) for d in domains}
-    config = {"profile": dataclasses.asdict(profile), "domains": list(domains), "seed": seed,
-              "docs": {d: {s: [x.sha256 for x in splits[d][s]] for s in SPLITS}
-                       for d in domains}}
+    splits = {d: load_splits(d, profile) for d in ALL_DOMAINS}
+    config = {"profile": dataclasses.asdict(profile), "seed": seed,
+              "docs": {d: {s: [x.sha256 for x in v] for s, v in sp.items()}
+                       for d, sp in splits.items()}}
     run = Run.create("pretrain", f"{profile.name}-original-s{seed}", config)
     if run.done:
         return run
 
     torch.set_num_threads(profile.threads)
-    train_docs = [doc for d in domains for s in ("forget", "retain") for doc in splits[d][s]]
+    train_docs = pretraining_documents(splits)
     tokenizer = train_tokenizer([d.text for d in train_docs], profile.vocab_size)
     model = build_model(profile, len(tokenizer), seed)
-    chunks = {d: {s: chunk_documents(tokenizer, splits[d][s], profile.chunk_len)
-                  for s in SPLITS} for d in domains}
-    import datasets
-    train_set = datasets.concatenate_datasets(
-        [chunks[d][s] for d in domains for s in ("forget", "retain")])
+    train_set = chunk_documents(tokenizer, train_docs, profile.chunk_len)
     steps = max(1, profile.pretrain_epochs * len(train_set) // profile.pretrain_batch)
     cfg = TrainConfig(steps=steps, lr=profile.pretrain_lr, batch=profile.pretrain_batch,
                       warmup_ratio=0.05, weight_decay=0.1, seed=seed,
@@ -57,11 +63,15 @@ def pretrain(profile: Profile, *, domains=("github",), seed: int | None = None,
     model = result["model"].eval()
     model.save_pretrained(run.path / "model")
     tokenizer.save_pretrained(run.path / "model")
-    ppl = {d: {s: perplexity(model, chunks[d][s])["ppl"] for s in SPLITS} for d in domains}
-    run.finish({"ppl": ppl, "n_params": n_params(model), "tokens": result["tokens"],
-                "flops": 6 * n_params(model) * result["tokens"], "wall_s": result["wall_s"],
-                "steps": steps, "log": result["log"],
-                "n_chunks": {d: {s: len(chunks[d][s]) for s in SPLITS} for d in domains}})
+    chunks = {d: {s: chunk_documents(tokenizer, v, profile.chunk_len) for s, v in sp.items()}
+              for d, sp in splits.items()}
+    run.finish({
+        "ppl": {d: {s: perplexity(model, c)["ppl"] for s, c in cs.items()}
+                for d, cs in chunks.items()},
+        "n_chunks": {d: {s: len(c) for s, c in cs.items()} for d, cs in chunks.items()},
+        "n_params": n_params(model), "tokens": result["tokens"],
+        "flops": 6 * n_params(model) * result["tokens"], "wall_s": result["wall_s"],
+        "steps": steps, "log": result["log"]})
     return run
 
 

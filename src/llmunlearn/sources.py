@@ -1,0 +1,374 @@
+"""Real text for the four domains, fetched through the package registries at set-up time.
+
+Nothing third-party is committed: each source below downloads a Debian or PyPI package
+into ``<home>/downloads``, unpacks it, and turns it into :class:`Document` objects that
+carry their source package, version and licence. ``../shared/docs/sources.md`` lists what
+was verified. A source that cannot be fetched raises :class:`SourceUnavailable` naming the
+package and the command to fetch it by hand.
+
+| domain | documents | grouped by (never split across splits) |
+|---|---|---|
+| github | source files: Python, Go and Rust standard libraries | file |
+| arxiv | sections of journal articles in LaTeX (R package vignettes) | article |
+| books | chapters of public-domain books | book |
+| general | Wikipedia articles and news stories | article |
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import hashlib
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+import warnings
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from .runs import home
+
+
+@dataclass(frozen=True)
+class Document:
+    id: str  # unique within a domain, e.g. "python/json/decoder.py"
+    text: str
+    group: str  # documents of one group always land in the same split (a book, an article)
+    source: str  # package and version it came from
+    license: str
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.text.encode()).hexdigest()
+
+
+class SourceUnavailable(RuntimeError):
+    """A package could not be fetched; the message says how to fetch it by hand."""
+
+
+# ------------------------------------------------------------------------ fetching --
+def _downloads() -> Path:
+    path = home() / "downloads"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def debian_package(name: str) -> tuple[Path, str]:
+    """Download and unpack Debian package ``name``; returns (unpacked root, version)."""
+    dest = _downloads() / "debian" / name
+    if (dest / ".complete").exists():
+        return dest / "root", (dest / ".complete").read_text().strip()
+    dest.mkdir(parents=True, exist_ok=True)
+    hint = (f"fetch it by hand with: apt-get update && cd {dest} && apt-get download {name}"
+            f" && dpkg-deb -x {name}_*.deb root && dpkg-deb -f {name}_*.deb Version > "
+            ".complete")
+    if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
+        raise SourceUnavailable(f"Debian package {name!r} needs apt-get and dpkg-deb, "
+                                f"which this machine lacks; on a Debian machine, {hint}")
+    debs = list(dest.glob(f"{name}_*.deb"))
+    if not debs:
+        res = subprocess.run(["apt-get", "download", "-qq", name], cwd=dest,
+                             capture_output=True, text=True)
+        if res.returncode != 0 and "Unable to locate" in res.stderr + res.stdout:
+            subprocess.run(["apt-get", "update", "-qq"], capture_output=True)
+            res = subprocess.run(["apt-get", "download", "-qq", name], cwd=dest,
+                                 capture_output=True, text=True)
+        debs = list(dest.glob(f"{name}_*.deb"))
+        if res.returncode != 0 or not debs:
+            raise SourceUnavailable(f"could not download Debian package {name!r}: "
+                                    f"{(res.stderr or res.stdout).strip()[-300:]}; {hint}")
+    subprocess.run(["dpkg-deb", "-x", str(debs[0]), str(dest / "root")], check=True)
+    version = subprocess.run(["dpkg-deb", "-f", str(debs[0]), "Version"], check=True,
+                             capture_output=True, text=True).stdout.strip()
+    (dest / ".complete").write_text(version)
+    return dest / "root", version
+
+
+def pypi_package(spec: str, *, binary: bool) -> tuple[Path, str]:
+    """Download ``spec`` (``name==version``) from PyPI without installing it and unpack
+    it; returns (unpacked folder, "name version")."""
+    name, version = spec.split("==")
+    dest = _downloads() / "pypi" / f"{name}-{version}"
+    if (dest / ".complete").exists():
+        return dest / "root", f"{name} {version}"
+    dest.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(dest),
+           "--only-binary=:all:" if binary else "--no-binary=:all:", spec]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    files = [f for f in dest.iterdir() if f.suffix in (".whl", ".gz", ".zip")]
+    if res.returncode != 0 or not files:
+        raise SourceUnavailable(f"could not download PyPI package {spec!r}: "
+                                f"{res.stderr.strip()[-300:]}; fetch it by hand with: "
+                                f"{' '.join(cmd)}")
+    shutil.unpack_archive(files[0], dest / "root", format="zip" if files[0].suffix in
+                          (".whl", ".zip") else "gztar")
+    (dest / ".complete").write_text("ok")
+    return dest / "root", f"{name} {version}"
+
+
+# ------------------------------------------------------------------------- github --
+def _code_files(root: Path, pattern: str, skip: set[str], source: str, license: str,
+                prefix: str) -> list[Document]:
+    docs = []
+    for path in sorted(root.rglob(pattern)):
+        rel = path.relative_to(root)
+        if skip & set(rel.parts) or path.name.endswith("_test.go"):
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        doc_id = f"{prefix}/{rel.as_posix()}"
+        docs.append(Document(doc_id, text, doc_id, source, license))
+    return docs
+
+
+def python_stdlib() -> list[Document]:
+    """The running interpreter's standard library (tests, IDLE, site-packages excluded)."""
+    root = Path(sysconfig.get_paths()["stdlib"])
+    return _code_files(root, "*.py", {"test", "tests", "idlelib", "site-packages",
+                                       "dist-packages", "__pycache__"},
+                       f"python {platform.python_version()} standard library", "PSF-2.0",
+                       "python")
+
+
+def go_stdlib() -> list[Document]:
+    """Go's standard library from Debian ``golang-1.19-src`` (no tests, testdata, vendored
+    code or compiler sources)."""
+    root, version = debian_package("golang-1.19-src")
+    return _code_files(root / "usr/share/go-1.19/src", "*.go",
+                       {"testdata", "vendor", "cmd"},
+                       f"debian golang-1.19-src {version}", "BSD-3-Clause", "go")
+
+
+def rust_stdlib() -> list[Document]:
+    """Rust's standard library (core, alloc, std, ...) from Debian ``rust-src``."""
+    root, version = debian_package("rust-src")
+    lib = next(root.glob("usr/src/rustc-*/library"))
+    return _code_files(lib, "*.rs", {"tests", "benches"}, f"debian rust-src {version}",
+                       "MIT OR Apache-2.0", "rust")
+
+
+# -------------------------------------------------------------------------- arxiv --
+ARXIV_PACKAGES = (
+    "lme4", "survival", "sandwich", "pscl", "zoo", "vcd", "partykit", "coin", "flexmix",
+    "rrcov", "strucchange", "multcomp", "quantreg", "plm", "aer", "mvtnorm", "lmtest",
+    "mclust", "mgcv", "robustbase", "actuar", "tseries", "urca", "lavaan", "emmeans",
+    "distr", "ks", "tm", "party", "betareg", "mlogit", "countreg", "glmmtmb", "spdep",
+    "expm", "copula",
+)
+"""Debian ``r-cran-*`` packages whose vignettes are journal articles in LaTeX (.Rnw)."""
+
+_SECTION = re.compile(r"^\\section\*?\{", re.M)
+
+
+def r_vignettes(packages=ARXIV_PACKAGES) -> list[Document]:
+    """LaTeX journal articles (mostly the Journal of Statistical Software) shipped as R
+    package vignettes; one document per section, grouped by article. Packages that
+    Debian does not have are skipped; if none can be fetched, the error names them."""
+    docs, failures = [], []
+    for pkg in packages:
+        try:
+            root, version = debian_package(f"r-cran-{pkg}")
+        except SourceUnavailable as e:
+            failures.append(str(e))
+            continue
+        for rnw in sorted(root.glob("usr/lib/R/site-library/*/doc/*.Rnw")):
+            text = rnw.read_text(encoding="utf-8", errors="replace")
+            article = f"{pkg}/{rnw.stem}"
+            parts = _SECTION.split(text)
+            sections = [parts[0]] + ["\\section{" + p for p in parts[1:]]
+            for i, sec in enumerate(sections):
+                if sec.strip():
+                    docs.append(Document(f"{article}/s{i:02d}", sec, article,
+                                         f"debian r-cran-{pkg} {version}",
+                                         "GPL (see the package's copyright file)"))
+    if not docs:
+        raise SourceUnavailable("no R vignette could be fetched:\n" + "\n".join(failures))
+    return docs
+
+
+# -------------------------------------------------------------------------- books --
+def _r_lazyload(base: Path) -> dict:
+    """Objects of an R lazy-load database (``base.rdx`` + ``base.rdb``) without R."""
+    import rdata
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        raw = base.with_suffix(".rdx").read_bytes()  # gzip file, or zlib after a 4-byte header
+        raw = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else zlib.decompress(raw[4:])
+        index = rdata.conversion.convert(rdata.parser.parse_data(raw))
+        rdb = base.with_suffix(".rdb").read_bytes()
+        out = {}
+        for name, (offset, length) in index["variables"].items():
+            record = rdb[int(offset):int(offset) + int(length)]
+            out[str(name)] = rdata.conversion.convert(
+                rdata.parser.parse_data(zlib.decompress(record[4:])))
+    return out
+
+
+def _chapters(text: str, pattern: str, book: str, source: str, license: str,
+              prefix: str) -> list[Document]:
+    """Split ``text`` at lines matching ``pattern``; one document per chapter."""
+    starts = [m.start() for m in re.finditer(pattern, text, flags=re.M)]
+    if not starts:
+        raise ValueError(f"no chapter heading found in {book!r}")
+    bounds = starts + [len(text)]
+    return [Document(f"{prefix}/{i + 1:03d}", text[a:b].strip(), book, source, license)
+            for i, (a, b) in enumerate(zip(bounds, bounds[1:])) if text[a:b].strip()]
+
+
+AUSTEN = {"emma": "Emma", "mansfieldpark": "Mansfield Park",
+          "northangerabbey": "Northanger Abbey", "persuasion": "Persuasion",
+          "prideprejudice": "Pride and Prejudice",
+          "sensesensibility": "Sense and Sensibility"}
+
+
+def austen_novels() -> list[Document]:
+    """Jane Austen's six novels (Debian ``r-cran-janeaustenr``), one document a chapter."""
+    root, version = debian_package("r-cran-janeaustenr")
+    books = _r_lazyload(next(root.glob("usr/lib/R/site-library/janeaustenr/data/Rdata.rdx")))
+    docs = []
+    for key, title in AUSTEN.items():
+        text = "\n".join(str(line) for line in books[key])
+        docs += _chapters(text, r"^(CHAPTER|Chapter) [0-9IVXLC]+\.?\s*$", title,
+                          f"debian r-cran-janeaustenr {version}", "public domain",
+                          f"austen/{key}")
+    return docs
+
+
+def moby_dick() -> list[Document]:
+    """Melville, Moby Dick (Gutenberg #2701, Debian ``r-cran-tokenizers``)."""
+    root, version = debian_package("r-cran-tokenizers")
+    data = _r_lazyload(next(root.glob("usr/lib/R/site-library/tokenizers/data/Rdata.rdx")))
+    text = str(data["mobydick"][0])
+    return _chapters(text, r"^CHAPTER \d+\.", "Moby Dick",
+                     f"debian r-cran-tokenizers {version}", "public domain", "mobydick")
+
+
+def kjv_bible() -> list[Document]:
+    """The King James Bible (Debian ``bible-kjv-text`` and its ``bible`` reader), one
+    document a chapter, grouped by book of the Bible."""
+    text_root, version = debian_package("bible-kjv-text")
+    prog_root, _ = debian_package("bible-kjv")
+    lib = text_root / "usr/lib"
+    for f in (prog_root / "usr/lib").iterdir():
+        if f.is_file() and not (lib / f.name).exists():
+            shutil.copy(f, lib / f.name)
+    res = subprocess.run([str(prog_root / "usr/bin/bible"), "-p", str(lib),
+                          "Gen1:1-Rev22:21"], capture_output=True, text=True)
+    if res.returncode != 0 or len(res.stdout) < 1_000_000:
+        raise SourceUnavailable(f"the bible reader of Debian 'bible-kjv' did not run here "
+                                f"({res.stderr.strip()[:200]}); it is built for "
+                                f"{platform.machine()}-incompatible machines only if this "
+                                "fails, and the books domain builds without it")
+    heads = list(re.finditer(r"^(\S.*?) (\d+)\s*$", res.stdout, flags=re.M))
+    docs = []
+    for m, nxt in zip(heads, heads[1:] + [None]):
+        body = res.stdout[m.start():nxt.start() if nxt else len(res.stdout)].strip()
+        book = m.group(1)
+        docs.append(Document(f"bible/{book}/{int(m.group(2)):03d}", body,
+                             f"Bible: {book}", f"debian bible-kjv-text {version}",
+                             "public domain"))
+    return docs
+
+
+def _dictd_number(code: str) -> int:
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    value = 0
+    for ch in code:
+        value = value * 64 + alphabet.index(ch)
+    return value
+
+
+def devils_dictionary() -> list[Document]:
+    """Bierce, The Devil's Dictionary (Debian ``dict-devil``): one document per letter."""
+    root, version = debian_package("dict-devil")
+    text = gzip.decompress((root / "usr/share/dictd/devil.dict.dz").read_bytes())
+    letters: dict[str, list[str]] = {}
+    for line in (root / "usr/share/dictd/devil.index").read_text().splitlines():
+        word, start, length = line.split("\t")
+        if word.startswith("00database"):
+            continue
+        entry = text[_dictd_number(start):_dictd_number(start) + _dictd_number(length)]
+        letters.setdefault(word[0].upper(), []).append(entry.decode("utf-8", "replace"))
+    return [Document(f"devil/{letter}", "\n".join(entries).strip(),
+                     "The Devil's Dictionary", f"debian dict-devil {version}",
+                     "public domain") for letter, entries in sorted(letters.items())]
+
+
+def opticks() -> list[Document]:
+    """Newton, Opticks (a Go test file in Debian ``golang-1.19-src``), by book/part."""
+    root, version = debian_package("golang-1.19-src")
+    text = (root / "usr/share/go-1.19/src/testdata/Isaac.Newton-Opticks.txt").read_text(
+        encoding="utf-8", errors="replace")
+    return _chapters(text, r"^(THE (FIRST|SECOND|THIRD) BOOK OF OPTICKS|_?PART [IVX]+\.?_?)\s*$",
+                     "Opticks", f"debian golang-1.19-src {version}", "public domain",
+                     "opticks")
+
+
+# ------------------------------------------------------------------------ general --
+GENSIM = "gensim==4.4.0"
+
+
+def wikipedia_sample() -> list[Document]:
+    """A shortened English Wikipedia dump from the gensim wheel's test data: one document
+    per article (wiki markup lightly stripped)."""
+    root, version = pypi_package(GENSIM, binary=True)
+    dumps = sorted((root / "gensim/test/test_data").glob("enwiki-*.bz2"))
+    if not dumps:
+        raise SourceUnavailable(f"{GENSIM} has no enwiki-*.bz2 test file")
+    import xml.etree.ElementTree as ET
+
+    docs = []
+    for dump in dumps:
+        for _, el in ET.iterparse(bz2.open(dump)):
+            if not el.tag.endswith("}page"):
+                continue
+            ns = el.tag[:-4]
+            title = el.findtext(f"{ns}title") or ""
+            text = el.findtext(f"{ns}revision/{ns}text") or ""
+            el.clear()
+            if ":" in title or text.lower().startswith("#redirect"):
+                continue
+            plain = _strip_wiki(text)
+            if plain:
+                docs.append(Document(f"wikipedia/{title}", f"{title}\n\n{plain}",
+                                     f"wikipedia/{title}", version, "CC-BY-SA-3.0"))
+    return docs
+
+
+def _strip_wiki(text: str) -> str:
+    text = re.sub(r"<!--.*?-->|<ref[^>]*/>|<ref.*?</ref>", "", text, flags=re.S)
+    for _ in range(3):  # nested templates and tables
+        text = re.sub(r"\{\{[^{}]*\}\}|\{\|[^{}]*?\|\}", "", text, flags=re.S)
+    text = re.sub(r"\[\[(?:[^|\]]*\|)?([^\]]*)\]\]", r"\1", text)
+    text = re.sub(r"\[https?://\S+ ?([^\]]*)\]", r"\1", text)
+    text = re.sub(r"'{2,}|<[^>]+>", "", text)
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+def lee_news() -> list[Document]:
+    """The Lee news corpus (gensim test data): one document per news story."""
+    root, version = pypi_package(GENSIM, binary=True)
+    path = root / "gensim/test/test_data/lee_background.cor"
+    lines = path.read_text(encoding="latin-1").splitlines()
+    return [Document(f"lee/{i:03d}", line.strip(), f"lee/{i:03d}", version,
+                     "research corpus (Lee et al. 2005), redistributed with gensim")
+            for i, line in enumerate(lines) if line.strip()]
+
+
+SOURCES = {
+    "github": (python_stdlib, go_stdlib, rust_stdlib),
+    "arxiv": (r_vignettes,),
+    "books": (austen_novels, moby_dick, kjv_bible, devils_dictionary, opticks),
+    "general": (wikipedia_sample, lee_news),
+}
+"""Domain -> functions returning its documents."""
+
+PINNED_GROUPS = {"books": {"forget": ("Pride and Prejudice",),
+                           "approximate": ("Sense and Sensibility",)}}
+"""Groups placed in a split by design: for books, forget and approximate are one Austen
+novel each, so the approximate-retraining reference is comparable text by the same
+author; every other book is retain."""

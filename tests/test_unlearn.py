@@ -48,7 +48,7 @@ def test_selection_rule():
 
 def test_a_diverging_method_is_recorded_as_diverged(tiny):
     @register("nan_for_test")
-    def nan_loss(model, batches, ref=None):
+    def nan_loss(model, batches, ref=None, hp=None):
         """Returns NaN: a stand-in for a method that blows up."""
         return nll_loss(model, batches["forget"]) * float("nan")
     try:

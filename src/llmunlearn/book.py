@@ -45,7 +45,15 @@ def toc_files(root: Path) -> list[str]:
     return out
 
 
+def variants(root: Path) -> dict[str, dict]:
+    """``book/variants.yml``: toc entry -> {"source": notebook, **extra parameters}."""
+    path = root / "book" / "variants.yml"
+    return yaml.safe_load(path.read_text()) or {} if path.exists() else {}
+
+
 def source_of(root: Path, entry: str) -> Path:
+    """The file an entry of ``_toc.yml`` is built from (a variant's source notebook)."""
+    entry = variants(root).get(entry, {}).get("source", entry)
     for suffix in (".ipynb", ".md"):
         if (root / f"{entry}{suffix}").exists():
             return root / f"{entry}{suffix}"
@@ -94,7 +102,8 @@ def execute(src: Path, dst: Path, parameters: dict, key: str) -> bool:
     try:
         papermill.execute_notebook(str(src), str(dst), parameters=parameters,
                                    kernel_name="python3", cwd=str(dst.parent),
-                                   progress_bar=False)
+                                   progress_bar={"desc": f"  {dst.stem} cells",
+                                                 "leave": False})
     except papermill.PapermillExecutionError as e:
         cell = next((c.source for c in nbformat.read(dst, as_version=4).cells
                      if c.get("execution_count") == e.exec_count), "")
@@ -138,17 +147,19 @@ def build(profile: str = "cpu", only: str | None = None, root: Path = PROJECT_RO
             _copy_if_changed(extra, stage / extra.relative_to(root))
 
     lib = _library_digest()
-    parameters = {"profile": profile}
+    extra = variants(root)
     todo = [e for e in entries if source_of(root, e).suffix == ".ipynb"]
     t_all = time.perf_counter()
     for i, entry in enumerate(todo, 1):
         src = source_of(root, entry)
+        parameters = {"profile": profile,
+                      **{k: v for k, v in extra.get(entry, {}).items() if k != "source"}}
         key = hashlib.sha256(src.read_bytes() + repr(parameters).encode() + lib.encode()
                              ).hexdigest()
         t0 = time.perf_counter()
         _say(f"[{i}/{len(todo)}] {Path(entry).name:<24} running ...")
         try:
-            ran = execute(src, stage / src.relative_to(root), parameters, key)
+            ran = execute(src, stage / f"{entry}.ipynb", parameters, key)
         except ChapterFailed:
             _say(f"[{i}/{len(todo)}] {Path(entry).name:<24} FAILED after "
                 f"{time.perf_counter() - t0:.1f} s")

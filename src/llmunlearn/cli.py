@@ -39,9 +39,10 @@ def main(argv: list[str] | None = None) -> int:
                        "prints the manifest's path last.")
     _profile_arg(p)
 
-    p = sub.add_parser("pretrain", help="pre-train (or reuse) the original model",
-                       description="Pre-train the original model of a profile; prints "
-                       "the run's summary.json path last.")
+    p = sub.add_parser("pretrain", help="pre-train (or reuse) the zoo of models",
+                       description="Pre-train the zoo of a profile: the original model, "
+                       "each domain's exact retrained model and a second seed; finished "
+                       "models are reused. Prints the zoo's summary JSON path last.")
     _profile_arg(p)
 
     p = sub.add_parser("unlearn", help="run one unlearning method on one domain",
@@ -73,15 +74,17 @@ def _run(args) -> int:
         print(build_corpus(profile))
         return 0
     if args.command == "pretrain":
-        from .pretraining import pretrain
-        run = pretrain(profile)
-    else:
-        from .config import DOMAINS, check_choice
-        from .methods import get_method
-        from .unlearning import unlearn
-        check_choice("domain", args.domain, DOMAINS)
-        get_method(args.method)
-        run = unlearn(profile, args.domain, args.method, lr=args.lr, steps=args.steps)
-        print(f"status: {run.summary['status']}")
+        from .pretraining import pretrain_zoo
+        from .runs import home
+        pretrain_zoo(profile)
+        print(home() / "pretrain" / f"zoo-{profile.name}.json")
+        return 0
+    from .config import DOMAINS, check_choice
+    from .methods import get_method
+    from .unlearning import unlearn
+    check_choice("domain", args.domain, DOMAINS)
+    get_method(args.method)
+    run = unlearn(profile, args.domain, args.method, lr=args.lr, steps=args.steps)
+    print(f"status: {run.summary['status']}")
     print(run.path / "summary.json")
     return 0

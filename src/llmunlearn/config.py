@@ -80,9 +80,9 @@ PROFILES: dict[str, Profile] = {
             general_retain_chars=180_000, general_eval_chars=60_000,
             max_doc_chars=12_000, min_doc_chars=500,
             vocab_size=4096, chunk_len=128, n_layer=4, d_model=192, n_head=4,
-            pretrain_epochs=4, pretrain_batch=16, pretrain_lr=2e-3,
-            unlearn_lr=2e-4, unlearn_steps=30, unlearn_batch=8, eval_every=3,
-            eval_chunks=96, threads=2,
+            pretrain_epochs=3, pretrain_batch=16, pretrain_lr=2e-3,
+            unlearn_lr=2e-4, unlearn_steps=30, unlearn_batch=8, eval_every=5,
+            eval_chunks=64, threads=2,
         ),
         Profile(
             name="gpu", forget_chars=400_000, retain_chars=1_600_000,

@@ -45,3 +45,22 @@ def nll_loss(model, batch: dict) -> torch.Tensor:
     """Training loss: chunk-averaged NLL, so each chunk counts equally (as with the
     official code's one chunk per device)."""
     return model_chunk_nll(model, batch).mean()
+
+
+def sequence_logprob(model, batch: dict) -> torch.Tensor:
+    """Sum of next-token log-probabilities of each chunk, ``[B]`` (NPO's log pi(y|x))."""
+    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    nll, _ = token_nll(out.logits, batch["labels"])
+    return -nll.sum(1)
+
+
+def kl_to_reference(model, ref, batch: dict) -> torch.Tensor:
+    """Mean over scored positions of KL(p_ref || p_model) for the next token, padding
+    masked (the official code averages over padding too). ``ref`` gets no gradient."""
+    mask = batch["labels"][:, 1:] != IGNORE_INDEX
+    inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+    logp = torch.log_softmax(model(**inputs).logits[:, :-1].float(), -1)
+    with torch.no_grad():
+        ref_logp = torch.log_softmax(ref(**inputs).logits[:, :-1].float(), -1)
+    kl = (ref_logp.exp() * (ref_logp - logp)).sum(-1)
+    return (kl * mask).sum() / mask.sum().clamp_min(1)

@@ -271,3 +271,20 @@ def chunk_documents(tokenizer, docs: list[Document], chunk_len: int):
             rows["doc_id"].append(doc.id)
     return datasets.Dataset.from_dict(rows).with_format(
         "torch", columns=["input_ids", "attention_mask", "labels"], output_all_columns=True)
+
+
+def document_table(profile: Profile, tokenizer):
+    """One row per document of every domain and split: domain, split, id, group, source,
+    licence, characters, tokens and chunks (as :func:`chunk_documents` cuts them)."""
+    import pandas as pd
+
+    rows = []
+    for domain in ALL_DOMAINS:
+        for split, docs in load_splits(domain, profile).items():
+            ids = tokenizer([d.text for d in docs], add_special_tokens=False)["input_ids"]
+            for d, toks in zip(docs, ids):
+                rows.append({"domain": domain, "split": split, "id": d.id, "group": d.group,
+                             "source": d.source, "license": d.license,
+                             "characters": len(d.text), "tokens": len(toks),
+                             "chunks": len(chunk_token_ids(toks, profile.chunk_len))})
+    return pd.DataFrame(rows)

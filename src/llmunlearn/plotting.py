@@ -34,3 +34,80 @@ def plot_trajectory(frame, title: str = ""):
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def plot_document_lengths(documents):
+    """Distribution of document length in tokens, one panel per domain, one colour per
+    split (log scale): whether forget, retain and approximate are comparable."""
+    sns.set_theme(style="whitegrid")
+    g = sns.displot(documents, x="tokens", hue="split", col="domain", kind="ecdf",
+                    log_scale=True, height=2.6, aspect=1.0, facet_kws={"sharex": False},
+                    palette={**SPLIT_COLOURS, "evaluation": "#9467bd"})
+    g.set_axis_labels("document length (tokens, log scale)", "fraction of documents")
+    g.set_titles("{col_name}")
+    g.figure.tight_layout()
+    return g.figure
+
+
+def plot_loss_curves(zoo):
+    """Training loss against tokens seen for every model of the zoo."""
+    import pandas as pd
+
+    sns.set_theme(style="whitegrid")
+    frame = pd.DataFrame([{"model": name, **row} for name, run in zoo.items()
+                          for row in run.summary["log"]])
+    frame["smoothed loss"] = frame.groupby("model")["loss"].transform(
+        lambda s: s.rolling(20, min_periods=1).mean())
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    sns.lineplot(frame, x="tokens", y="smoothed loss", hue="model", ax=ax, lw=1.2)
+    ax.set_xlabel("tokens trained on")
+    ax.set_ylabel("training loss (running mean of 20 steps)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_zoo_perplexity(zoo):
+    """Forget vs approximate perplexity per domain for the original model, the domain's
+    exact retrained model and the second seed: the memorisation gap and how retraining
+    closes it."""
+    from .results import zoo_frame
+
+    sns.set_theme(style="whitegrid")
+    frame = zoo_frame(zoo)
+    frame = frame[frame["split"].isin(["forget", "approximate"]) & (frame["domain"] != "general")]
+    frame = frame[frame["model"].isin(["original", "original-seed2"]) |
+                  (frame["model"] == "retrained-" + frame["domain"])].copy()
+    frame["model"] = frame["model"].str.replace(r"retrained-\w+", "retrained (this domain)",
+                                                regex=True)
+    g = sns.catplot(frame, x="model", y="ppl", hue="split", col="domain", kind="bar",
+                    height=3.0, aspect=1.0, sharey=False,
+                    palette={k: SPLIT_COLOURS[k] for k in ("forget", "approximate")})
+    g.set_axis_labels("", "perplexity")
+    g.set_titles("{col_name}")
+    for ax in g.axes.flat:
+        ax.tick_params(axis="x", rotation=25)
+    g.figure.tight_layout()
+    return g.figure
+
+
+def plot_method_trajectories(frame, retrained: dict | None = None):
+    """Small multiples, one per method: forget, retain and general perplexity along the
+    run (log scale), the approximate-retraining target (dashed) and the exact retrained
+    model's forget perplexity (dotted)."""
+    sns.set_theme(style="whitegrid")
+    cols = [c for c in ("ppl_forget", "ppl_retain", "ppl_general") if c in frame]
+    long = frame.melt(id_vars=["method", "step", "target"], value_vars=cols,
+                      var_name="split", value_name="perplexity")
+    long["split"] = long["split"].str.removeprefix("ppl_")
+    g = sns.relplot(long, x="step", y="perplexity", hue="split", col="method", col_wrap=4,
+                    kind="line", marker="o", markersize=3, height=2.2, aspect=1.2,
+                    palette=SPLIT_COLOURS, facet_kws={"sharey": False})
+    for method, ax in g.axes_dict.items():
+        ax.axhline(frame["target"].iloc[0], ls="--", color="black", lw=0.8)
+        if retrained is not None:
+            ax.axhline(retrained["ppl_forget"], ls=":", color="#d62728", lw=1)
+        ax.set_yscale("log")
+    g.set_titles("{col_name}")
+    g.set_axis_labels("unlearning step", "perplexity")
+    g.figure.tight_layout()
+    return g.figure

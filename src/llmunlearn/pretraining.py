@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import dataclasses
 
-from .config import DOMAINS, Profile
+from .config import DOMAINS, Profile, check_choice
 from .core import nll_loss
 from .data import ALL_DOMAINS, chunk_documents, load_splits
 from .metrics import perplexity
 from .models import build_model, load_model, n_params, train_tokenizer
-from .runs import Run
-from .train import TrainConfig, train
+from .runs import Run, home, write_json
+from .train import TrainConfig, stream_order, train
 
 
 def pretraining_documents(splits: dict) -> list:
@@ -27,36 +27,63 @@ def pretraining_documents(splits: dict) -> list:
         splits["general"]["retain"]
 
 
-def pretrain(profile: Profile, *, seed: int | None = None, progress: bool = True) -> Run:
-    """Pre-train (or reuse) the original model for ``profile``; returns its :class:`Run`.
+def pretraining_tokenizer(profile: Profile):
+    """The byte-level BPE of ``profile``, trained on D only (cached)."""
+    from transformers import PreTrainedTokenizerFast
 
+    splits = {d: load_splits(d, profile) for d in ALL_DOMAINS}
+    docs = pretraining_documents(splits)
+    run = Run.create("tokenizer", profile.name, {"vocab_size": profile.vocab_size,
+                                                 "docs": sorted(d.sha256 for d in docs)})
+    if not run.done:
+        train_tokenizer([d.text for d in docs], profile.vocab_size).save_pretrained(run.path)
+        run.finish({"vocab_size": profile.vocab_size, "documents": len(docs)})
+    return PreTrainedTokenizerFast.from_pretrained(run.path)
+
+
+def pretrain(profile: Profile, *, seed: int | None = None, without: str | None = None,
+             progress: bool = True) -> Run:
+    """Pre-train (or reuse) a model of the zoo; returns its :class:`Run`.
+
+    With ``without=None`` this is the *original model*, trained on D. With
+    ``without=domain`` it is that domain's *exact retrained model*: the same tokenizer,
+    seed and chunk order as the original with the domain's forget chunks left out (so
+    batches are the original's minus those chunks, and there are fewer steps).
     ``summary.json`` holds ``ppl[domain][split]`` for every domain (and general),
     ``n_params``, ``tokens``, ``flops`` (6 x parameters x trained tokens), ``wall_s`` and
     the loss curve ``log``.
     """
-    import datasets
     import torch
 
     seed = profile.seed if seed is None else seed
+    if without is not None:
+        check_choice("domain", without, DOMAINS)
     splits = {d: load_splits(d, profile) for d in ALL_DOMAINS}
-    config = {"profile": dataclasses.asdict(profile), "seed": seed,
+    config = {"profile": dataclasses.asdict(profile), "seed": seed, "without": without,
               "docs": {d: {s: [x.sha256 for x in v] for s, v in sp.items()}
                        for d, sp in splits.items()}}
-    run = Run.create("pretrain", f"{profile.name}-original-s{seed}", config)
+    kind = "original" if without is None else f"retrained-{without}"
+    run = Run.create("pretrain", f"{profile.name}-{kind}-s{seed}", config)
     if run.done:
         return run
 
     torch.set_num_threads(profile.threads)
-    train_docs = pretraining_documents(splits)
-    tokenizer = train_tokenizer([d.text for d in train_docs], profile.vocab_size)
+    tokenizer = pretraining_tokenizer(profile)
     model = build_model(profile, len(tokenizer), seed)
-    train_set = chunk_documents(tokenizer, train_docs, profile.chunk_len)
+    train_set = chunk_documents(tokenizer, pretraining_documents(splits), profile.chunk_len)
     steps = max(1, profile.pretrain_epochs * len(train_set) // profile.pretrain_batch)
+    order = stream_order(len(train_set), steps * profile.pretrain_batch, seed)
+    if without is not None:
+        removed = {d.id for d in splits[without]["forget"]}
+        keep = [doc not in removed for doc in train_set["doc_id"]]
+        order = [i for i in order if keep[i]]
+        steps = len(order) // profile.pretrain_batch
     cfg = TrainConfig(steps=steps, lr=profile.pretrain_lr, batch=profile.pretrain_batch,
-                      warmup_ratio=0.05, weight_decay=0.1, seed=seed,
-                      checkpoint_every=max(1, steps // 5))
+                      micro_batch=profile.pretrain_batch, warmup_ratio=0.05,
+                      weight_decay=0.1, seed=seed, checkpoint_every=max(1, steps // 5))
     result = train(model, lambda m, b: nll_loss(m, b["train"]), {"train": train_set}, cfg,
-                   run.path, desc=f"pre-train {profile.name}", progress=progress)
+                   run.path, orders={"train": order}, desc=f"pre-train {profile.name} {kind}",
+                   progress=progress)
     if result["status"] != "finished":
         raise RuntimeError(f"pre-training diverged at step {len(result['log'])}; "
                            f"lower pretrain_lr (was {profile.pretrain_lr})")
@@ -73,6 +100,20 @@ def pretrain(profile: Profile, *, seed: int | None = None, progress: bool = True
         "flops": 6 * n_params(model) * result["tokens"], "wall_s": result["wall_s"],
         "steps": steps, "log": result["log"]})
     return run
+
+
+def pretrain_zoo(profile: Profile, progress: bool = True) -> dict[str, Run]:
+    """Every model of the zoo: the original, each domain's exact retrained model, and the
+    original recipe with a second seed (to read differences against seed noise)."""
+    zoo = {"original": pretrain(profile, progress=progress)}
+    for domain in DOMAINS:
+        zoo[f"retrained-{domain}"] = pretrain(profile, without=domain, progress=progress)
+    zoo["original-seed2"] = pretrain(profile, seed=profile.seed + 1, progress=progress)
+    write_json(home() / "pretrain" / f"zoo-{profile.name}.json", {
+        name: {"path": run.path, **{k: run.summary[k] for k in
+                                    ("ppl", "n_params", "steps", "tokens", "flops", "wall_s")}}
+        for name, run in zoo.items()})
+    return zoo
 
 
 def load_original(run: Run):

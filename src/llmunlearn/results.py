@@ -46,3 +46,88 @@ def pretrain_table(run: Run) -> pd.DataFrame:
     """Perplexity of a pre-trained model on every split: rows domain, columns split.
     Forget below approximate means the model memorised some of its training data."""
     return pd.DataFrame(run.summary["ppl"]).T.rename_axis("domain")
+
+
+def corpus_table(documents: pd.DataFrame) -> pd.DataFrame:
+    """Per domain and split: documents, groups, characters, tokens, chunks (from
+    :func:`llmunlearn.data.document_table`)."""
+    return documents.groupby(["domain", "split"], sort=False).agg(
+        documents=("id", "size"), groups=("group", "nunique"), characters=("characters", "sum"),
+        tokens=("tokens", "sum"), chunks=("chunks", "sum"))
+
+
+def licence_table(documents: pd.DataFrame) -> pd.DataFrame:
+    """Per source package: its licence, the domains it feeds, documents and characters."""
+    return documents.groupby(["source", "license"]).agg(
+        domains=("domain", lambda s: ", ".join(sorted(set(s)))), documents=("id", "size"),
+        characters=("characters", "sum")).reset_index()
+
+
+def zoo_frame(zoo: dict[str, Run]) -> pd.DataFrame:
+    """Long table of the zoo's perplexities: model, domain, split, ppl."""
+    return pd.DataFrame([
+        {"model": name, "domain": d, "split": s, "ppl": v}
+        for name, run in zoo.items() for d, splits in run.summary["ppl"].items()
+        for s, v in splits.items()])
+
+
+def zoo_table(zoo: dict[str, Run]) -> pd.DataFrame:
+    """Perplexity of every model of the zoo (rows) on every domain and split (columns)."""
+    return zoo_frame(zoo).pivot_table(index="model", columns=["domain", "split"],
+                                      values="ppl", sort=False)
+
+
+def memorisation_gaps(zoo: dict[str, Run]) -> pd.DataFrame:
+    """Per domain: approximate / forget perplexity of the original model (> 1: it
+    memorised its forget set), the same ratio for the domain's exact retrained model
+    (close to 1 if the approximate set is a fair stand-in for unseen forget data) and for
+    the second seed; and the retrained model's forget perplexity over the original
+    model's approximate perplexity (the paper's approximate-retraining assumption is that
+    this is close to 1)."""
+    ppl = {name: run.summary["ppl"] for name, run in zoo.items()}
+    rows = []
+    for d in [d for d in ppl["original"] if d != "general"]:
+        o, r = ppl["original"][d], ppl[f"retrained-{d}"][d]
+        rows.append({
+            "domain": d,
+            "original: approximate / forget": o["approximate"] / o["forget"],
+            "retrained: approximate / forget": r["approximate"] / r["forget"],
+            "second seed: approximate / forget":
+                ppl["original-seed2"][d]["approximate"] / ppl["original-seed2"][d]["forget"],
+            "retrained forget / original approximate": r["forget"] / o["approximate"],
+        })
+    return pd.DataFrame(rows).set_index("domain")
+
+
+def cost_table(zoo: dict[str, Run]) -> pd.DataFrame:
+    """Per model: parameters, optimiser steps, trained tokens, FLOPs (6 N T) and wall time."""
+    return pd.DataFrame({name: {k: run.summary[k] for k in
+                                ("n_params", "steps", "tokens", "flops", "wall_s")}
+                         for name, run in zoo.items()}).T.rename_axis("model")
+
+
+PPL_COLUMNS = ["ppl_forget", "ppl_approximate", "ppl_retain", "ppl_general"]
+
+
+def unlearning_table(runs: dict[str, Run], original: dict, retrained: dict) -> pd.DataFrame:
+    """The paper's results table for one domain: perplexity on forget / approximate /
+    retain / general at each method's selected step, with reference rows for the original
+    model, the approximate-retraining target (the original's approximate perplexity, the
+    paper's stand-in for a retrained model on the forget set) and the exact retrained
+    model. ``original`` and ``retrained`` are :func:`evaluate_reference` rows."""
+    ref = {"original model": {**original, "status": "reference"},
+           "approximate-retraining target": {"ppl_forget": original["ppl_approximate"],
+                                             "status": "reference"},
+           "exact retrained model": {**retrained, "status": "reference"}}
+    rows = {name: {k: v for k, v in r.items() if k in PPL_COLUMNS or k == "status"}
+            for name, r in ref.items()}
+    for method, run in runs.items():
+        s = run.summary
+        sel = s["selected"]
+        rows[method] = {**{k: sel[k] for k in PPL_COLUMNS}, "step": sel["step"],
+                        "reached target": sel["reached_target"], "status": s["status"],
+                        "TFLOPs": s["flops"] / 1e12, "wall s": s["wall_s"]}
+    table = pd.DataFrame(rows).T
+    table.columns = [c.replace("ppl_", "") + (" ppl" if c.startswith("ppl_") else "")
+                     for c in table.columns]
+    return table.rename_axis("method")

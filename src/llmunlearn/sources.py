@@ -57,6 +57,9 @@ def _downloads() -> Path:
     return path
 
 
+_APT_UPDATED: list[bool] = []  # apt-get update runs at most once per process
+
+
 def debian_package(name: str) -> tuple[Path, str]:
     """Download and unpack Debian package ``name``; returns (unpacked root, version)."""
     dest = _downloads() / "debian" / name
@@ -73,7 +76,8 @@ def debian_package(name: str) -> tuple[Path, str]:
     if not debs:
         res = subprocess.run(["apt-get", "download", "-qq", name], cwd=dest,
                              capture_output=True, text=True)
-        if res.returncode != 0 and "Unable to locate" in res.stderr + res.stdout:
+        if res.returncode != 0 and not _APT_UPDATED:  # stale or missing package lists
+            _APT_UPDATED.append(True)
             subprocess.run(["apt-get", "update", "-qq"], capture_output=True)
             res = subprocess.run(["apt-get", "download", "-qq", name], cwd=dest,
                                  capture_output=True, text=True)
@@ -155,8 +159,7 @@ ARXIV_PACKAGES = (
     "lme4", "survival", "sandwich", "pscl", "zoo", "vcd", "partykit", "coin", "flexmix",
     "rrcov", "strucchange", "multcomp", "quantreg", "plm", "aer", "mvtnorm", "lmtest",
     "mclust", "mgcv", "robustbase", "actuar", "tseries", "urca", "lavaan", "emmeans",
-    "distr", "ks", "tm", "party", "betareg", "mlogit", "countreg", "glmmtmb", "spdep",
-    "expm", "copula",
+    "distr", "ks", "tm", "party", "glmmtmb", "spdep", "expm",
 )
 """Debian ``r-cran-*`` packages whose vignettes are journal articles in LaTeX (.Rnw)."""
 

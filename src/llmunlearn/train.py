@@ -55,11 +55,13 @@ def stream_order(n: int, count: int, seed: int) -> list[int]:
 
 
 def train(model, loss_fn: Callable, streams: dict, cfg: TrainConfig, run_dir: Path, *,
-          on_eval: Callable | None = None, eval_every: int = 0, desc: str = "train",
-          progress: bool = True) -> dict:
+          orders: dict | None = None, on_eval: Callable | None = None, eval_every: int = 0,
+          desc: str = "train", progress: bool = True) -> dict:
     """Optimise ``model`` for ``cfg.steps`` steps of ``loss_fn`` over ``streams``.
 
-    ``streams`` maps a name to a chunked ``datasets.Dataset``. ``on_eval(model, step)``
+    ``streams`` maps a name to a chunked ``datasets.Dataset``; ``orders`` may give a
+    stream's chunk indices in the order to read them (default: :func:`stream_order`).
+    ``on_eval(model, step)``
     returns a dict of metrics, recorded at step 0, every ``eval_every`` steps and at the
     end. Returns ``{"status": "finished" | "diverged", "log": [...], "evals": [...],
     "tokens": int, "wall_s": float}``; ``run_dir/checkpoint`` lets an interrupted run
@@ -89,8 +91,13 @@ def train(model, loss_fn: Callable, streams: dict, cfg: TrainConfig, run_dir: Pa
     for i, (name, ds) in enumerate(streams.items()):
         if len(ds) == 0:
             raise ValueError(f"data stream {name!r} is empty")
-        order = stream_order(len(ds), cfg.steps * cfg.batch, cfg.seed + i)
-        subset = ds.with_format("torch", columns=TENSOR_COLUMNS).select(order[start * cfg.batch:])
+        order = (orders or {}).get(name) or stream_order(len(ds), cfg.steps * cfg.batch,
+                                                          cfg.seed + i)
+        if len(order) < cfg.steps * cfg.batch:
+            raise ValueError(f"stream {name!r} has {len(order)} chunks in its order but "
+                             f"{cfg.steps} steps x batch {cfg.batch} need {cfg.steps * cfg.batch}")
+        columns = [c for c in (*TENSOR_COLUMNS, "target") if c in ds.column_names]
+        subset = ds.with_format("torch", columns=columns).select(order[start * cfg.batch:])
         loaders[name] = torch.utils.data.DataLoader(subset, batch_size=micro, shuffle=False)
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps,

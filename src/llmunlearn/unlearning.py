@@ -13,9 +13,10 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from .config import Profile
+from .config import DOMAINS, Profile, check_choice
 from .data import chunk_documents, load_splits
-from .methods import get_method
+from .methods import get_method, resolve_hparams
+from .models import n_params
 from .metrics import perplexity
 from .pretraining import load_original, pretrain
 from .runs import Run
@@ -30,6 +31,48 @@ def fixed_sample(chunks, n: int, seed: int):
     return chunks.select(sorted(random.Random(seed).sample(range(len(chunks)), n)))
 
 
+def evaluation_sets(profile: Profile, chunks: dict, general: dict) -> dict:
+    """What every model is evaluated on: forget / approximate / retain of the domain and
+    general/evaluation (as ``general``), each a fixed sample of ``eval_chunks`` chunks."""
+    return {s: fixed_sample(c, profile.eval_chunks, profile.seed) for s, c in
+            [*chunks.items(), ("general", general["evaluation"])]}
+
+
+def evaluation_row(model, sets: dict) -> dict:
+    """``ppl_<split>`` and ``acc_<split>`` of ``model`` on each evaluation set."""
+    row = {}
+    for split, c in sets.items():
+        res = perplexity(model, c)
+        row[f"ppl_{split}"], row[f"acc_{split}"] = res["ppl"], res["acc"]
+    return row
+
+
+def evaluate_reference(profile: Profile, domain: str, model_run: Run) -> dict:
+    """:func:`evaluation_row` of a model of the zoo (original, retrained) on ``domain``'s
+    evaluation sets, the same chunks the unlearning runs are evaluated on (cached)."""
+    import torch
+
+    run = Run.create("evaluate", f"{profile.name}-{domain}-{model_run.path.name}",
+                     {"profile": dataclasses.asdict(profile), "domain": domain,
+                      "model": model_run.path.name})
+    if not run.done:
+        torch.set_num_threads(profile.threads)
+        model, tokenizer = load_original(model_run)
+        chunks = {s: chunk_documents(tokenizer, docs, profile.chunk_len)
+                  for s, docs in load_splits(domain, profile).items()}
+        general = {s: chunk_documents(tokenizer, docs, profile.chunk_len)
+                   for s, docs in load_splits("general", profile).items()}
+        run.finish(evaluation_row(model.eval(), evaluation_sets(profile, chunks, general)))
+    return run.summary
+
+
+def unlearn_all(profile: Profile, domain: str, methods=None, **kwargs) -> dict[str, Run]:
+    """:func:`unlearn` for every method (or the ones named), same budget; method -> run."""
+    from .methods import METHODS
+
+    return {m: unlearn(profile, domain, m, **kwargs) for m in (methods or METHODS)}
+
+
 def select_step(evals: list[dict], target: float) -> dict:
     """The selection rule, the same for every method: the first evaluated step whose
     forget perplexity reaches ``target`` (the original model's approximate perplexity,
@@ -41,17 +84,20 @@ def select_step(evals: list[dict], target: float) -> dict:
 
 
 def unlearn(profile: Profile, domain: str, method: str, *, lr: float | None = None,
-            steps: int | None = None, original: Run | None = None,
-            progress: bool = True) -> Run:
+            steps: int | None = None, hparams: dict | None = None,
+            original: Run | None = None, progress: bool = True) -> Run:
     """Run (or reuse) ``method`` on ``domain``'s forget set; returns its :class:`Run`.
 
     ``summary.json`` holds ``status``, ``evals`` (one row per evaluated step),
     ``target`` (approximate-retraining perplexity), ``selected`` (:func:`select_step`),
-    ``tokens``, ``flops`` (6 x parameters x trained tokens) and ``wall_s``.
+    ``tokens``, ``flops`` (6 N per trained token, plus 2 N per token the frozen reference
+    model reads) and ``wall_s``.
     """
     import torch
 
+    check_choice("domain", domain, DOMAINS)
     spec = get_method(method)
+    hp = resolve_hparams(spec, hparams)
     original = original or pretrain(profile, progress=progress)
     lr = profile.unlearn_lr if lr is None else lr
     steps = profile.unlearn_steps if steps is None else steps
@@ -63,46 +109,49 @@ def unlearn(profile: Profile, domain: str, method: str, *, lr: float | None = No
                       micro_batch=profile.unlearn_batch, seed=profile.seed)
     run = Run.create("unlearn", f"{profile.name}-{domain}-{method}", {
         "profile": dataclasses.asdict(profile), "domain": domain, "method": method,
-        "original": original.path.name, "train": dataclasses.asdict(cfg)})
+        "hparams": hp, "original": original.path.name, "train": dataclasses.asdict(cfg)})
     if run.done:
         return run
 
     torch.set_num_threads(profile.threads)
     model, tokenizer = load_original(original)
+    ref = None
+    if spec.needs_reference or spec.prepare is not None:
+        ref, _ = load_original(original)
+        ref.eval().requires_grad_(False)
     chunks = {s: chunk_documents(tokenizer, docs, profile.chunk_len)
               for s, docs in load_splits(domain, profile).items()}
     general = {s: chunk_documents(tokenizer, docs, profile.chunk_len)
                for s, docs in load_splits("general", profile).items()}
-    streams = {"forget": chunks["forget"]}
+    forget = chunks["forget"]
+    if spec.prepare is not None:
+        forget = spec.prepare(forget, ref, tokenizer, profile.seed)
+    streams = {"forget": forget}
     if spec.retain is not None:
         streams["retain"] = chunks["retain"] if spec.retain == "in" else general["retain"]
-    evaluated = {s: fixed_sample(c, profile.eval_chunks, profile.seed) for s, c in
-                 [*chunks.items(), ("general", general["evaluation"])]}
-    ref = None
-    if spec.needs_reference:
-        ref, _ = load_original(original)
-        ref.eval().requires_grad_(False)
+    evaluated = evaluation_sets(profile, chunks, general)
+
+    def as_evaluated(m):
+        return spec.evaluate_as(m, ref, hp) if spec.evaluate_as is not None else m
 
     def on_eval(m, step):
-        row = {}
-        for split, c in evaluated.items():
-            res = perplexity(m, c)
-            row[f"ppl_{split}"], row[f"acc_{split}"] = res["ppl"], res["acc"]
+        row = evaluation_row(as_evaluated(m), evaluated)
         if not all(math.isfinite(v) for v in row.values()):
             raise Diverged(f"perplexity overflow at step {step}")
         return row
 
-    result = train(model, lambda m, b: spec.loss(m, b, ref), streams, cfg, run.path,
+    result = train(model, lambda m, b: spec.loss(m, b, ref, hp), streams, cfg, run.path,
                    on_eval=on_eval, eval_every=profile.eval_every,
                    desc=f"{method} on {domain}", progress=progress)
     target = result["evals"][0]["ppl_approximate"]
     if result["status"] == "finished":
-        result["model"].save_pretrained(run.path / "model")
+        as_evaluated(result["model"]).save_pretrained(run.path / "model")
         tokenizer.save_pretrained(run.path / "model")
-    n = sum(p.numel() for p in result["model"].parameters())
+    n = n_params(result["model"])
+    ref_tokens = result["tokens"] if spec.needs_reference else 0
     run.finish({
         "status": result["status"], "evals": result["evals"], "log": result["log"],
         "target": target, "selected": select_step(result["evals"], target),
-        "tokens": result["tokens"], "flops": 6 * n * result["tokens"],
+        "tokens": result["tokens"], "flops": 6 * n * result["tokens"] + 2 * n * ref_tokens,
         "wall_s": result["wall_s"]})
     return run

@@ -177,3 +177,13 @@ def build(profile: str = "cpu", only: str | None = None, root: Path = PROJECT_RO
     if not index.exists():
         raise RuntimeError(f"jupyter-book reported success but {index} does not exist")
     return index
+
+
+def glue(name: str, value) -> None:
+    """``myst_nb.glue`` for chapters: stores ``value`` (numpy scalars as plain Python
+    numbers, so that format specs like ``:.2f`` work) without displaying it."""
+    from myst_nb import glue as myst_glue
+
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+        value = value.item()
+    myst_glue(name, value, display=False)

@@ -69,7 +69,7 @@ PROFILES: dict[str, Profile] = {
         Profile(
             name="smoke", forget_chars=12_000, retain_chars=24_000, approximate_chars=12_000,
             general_retain_chars=24_000, general_eval_chars=12_000,
-            max_doc_chars=6_000, min_doc_chars=300,
+            max_doc_chars=16_000, min_doc_chars=300,
             vocab_size=1024, chunk_len=64, n_layer=2, d_model=64, n_head=2,
             pretrain_epochs=3, pretrain_batch=8, pretrain_lr=3e-3,
             unlearn_lr=1e-3, unlearn_steps=6, unlearn_batch=4, eval_every=2, eval_chunks=32,

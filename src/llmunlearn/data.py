@@ -175,7 +175,10 @@ def load_splits(domain: str, profile: Profile) -> dict[str, list[Document]]:
         return {s: [Document(**d) for d in cached[s]] for s in budgets}
     if docs is None:
         docs, _ = domain_documents(domain)
-    splits = split_documents(docs, budgets, profile, PINNED_GROUPS.get(domain))
+    try:
+        splits = split_documents(docs, budgets, profile, PINNED_GROUPS.get(domain))
+    except ValueError as e:
+        raise ValueError(f"domain {domain!r}: {e}") from None
     _save_verified(path, {s: [d.__dict__ for d in v] for s, v in splits.items()})
     return splits
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-import matplotlib
+import matplotlib.pyplot as plt
+import seaborn as sns
 
-matplotlib.use("Agg") if matplotlib.get_backend().lower() == "agg" else None
-import matplotlib.pyplot as plt  # noqa: E402
-import seaborn as sns  # noqa: E402
+
+def _done(fig):
+    """Close ``fig`` in pyplot so notebooks show it once, where the chapter glues it."""
+    plt.close(fig)
+    return fig
+
 
 SPLIT_COLOURS = {"forget": "#d62728", "approximate": "#7f7f7f", "retain": "#1f77b4",
                  "general": "#2ca02c"}
@@ -33,7 +37,7 @@ def plot_trajectory(frame, title: str = ""):
     ax.set_title(title)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    return fig
+    return _done(fig)
 
 
 def plot_document_lengths(documents):
@@ -46,7 +50,7 @@ def plot_document_lengths(documents):
     g.set_axis_labels("document length (tokens, log scale)", "fraction of documents")
     g.set_titles("{col_name}")
     g.figure.tight_layout()
-    return g.figure
+    return _done(g.figure)
 
 
 def plot_loss_curves(zoo):
@@ -63,7 +67,7 @@ def plot_loss_curves(zoo):
     ax.set_xlabel("tokens trained on")
     ax.set_ylabel("training loss (running mean of 20 steps)")
     fig.tight_layout()
-    return fig
+    return _done(fig)
 
 
 def plot_zoo_perplexity(zoo):
@@ -87,7 +91,7 @@ def plot_zoo_perplexity(zoo):
     for ax in g.axes.flat:
         ax.tick_params(axis="x", rotation=25)
     g.figure.tight_layout()
-    return g.figure
+    return _done(g.figure)
 
 
 def plot_method_trajectories(frame, retrained: dict | None = None):
@@ -110,4 +114,4 @@ def plot_method_trajectories(frame, retrained: dict | None = None):
     g.set_titles("{col_name}")
     g.set_axis_labels("unlearning step", "perplexity")
     g.figure.tight_layout()
-    return g.figure
+    return _done(g.figure)

@@ -23,26 +23,37 @@ def fake_source(domain: str, n_docs: int = 24):
     return source
 
 
-@pytest.fixture(autouse=True)
-def isolated_home(tmp_path, monkeypatch):
-    """Every test writes under its own folder and reads fake sources."""
-    monkeypatch.setenv("LLMUNLEARN_HOME", str(tmp_path / "home"))
+def fake_sources(patch=None):
+    """Replace every real source with a fake one (``patch`` is pytest's monkeypatch;
+    without it, for subprocesses, the registries are changed in place)."""
+    setitem = patch.setitem if patch else (lambda d, k, v: d.__setitem__(k, v))
     for domain in SOURCES:
-        monkeypatch.setitem(SOURCES, domain, (fake_source(domain),))
-    monkeypatch.setitem(PINNED_GROUPS, "books", {"forget": ("books/g0", "books/g1"),
-                                                 "approximate": ("books/g2", "books/g3")})
-    torch.set_num_threads(2)
-    return tmp_path / "home"
+        setitem(SOURCES, domain, (fake_source(domain),))
+    setitem(PINNED_GROUPS, "books", {"forget": ("books/g0", "books/g1"),
+                                     "approximate": ("books/g2", "books/g3")})
 
 
-@pytest.fixture
-def tiny():
+def tiny_profile():
     """A profile small enough that pre-training takes about a second."""
     return ul.get_profile("smoke", forget_chars=1_500, retain_chars=3_000,
                           approximate_chars=1_500, general_retain_chars=2_000,
                           general_eval_chars=1_000, min_doc_chars=100, vocab_size=512,
                           chunk_len=32, d_model=32, n_layer=1, pretrain_epochs=2,
                           unlearn_steps=4, eval_every=2)
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path, monkeypatch):
+    """Every test writes under its own folder and reads fake sources."""
+    monkeypatch.setenv("LLMUNLEARN_HOME", str(tmp_path / "home"))
+    fake_sources(monkeypatch)
+    torch.set_num_threads(2)
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def tiny():
+    return tiny_profile()
 
 
 @pytest.fixture

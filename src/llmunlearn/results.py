@@ -131,3 +131,58 @@ def unlearning_table(runs: dict[str, Run], original: dict, retrained: dict) -> p
     table.columns = [c.replace("ppl_", "") + (" ppl" if c.startswith("ppl_") else "")
                      for c in table.columns]
     return table.rename_axis("method")
+
+
+def evaluation_frame(evaluations: dict[str, dict[str, Run]]) -> pd.DataFrame:
+    """One row per (domain, model) from :func:`llmunlearn.unlearning.evaluate_domain`
+    results (``{domain: {model: run}}``): perplexities, every MIA AUC (unfolded, folded,
+    interval), verbatim memorisation, utility and the KL to the retrained model."""
+    rows = []
+    for domain, models in evaluations.items():
+        for name, run in models.items():
+            s = run.summary
+            row = {"domain": domain, "model": name}
+            row.update({f"ppl_{k}": v["ppl"] for k, v in s["perplexity"].items()})
+            for attack, r in s["mia"].items():
+                if isinstance(r, dict) and "auc" in r:
+                    row.update({f"{attack}|{k}": v for k, v in r.items()})
+            row.update({f"verbatim_{k}": s["verbatim"][k] for k in ("exact_match_tokens",
+                                                                     "rouge_l")})
+            row["utility_accuracy"] = s["utility"]["accuracy"]
+            row["kl_to_retrained"] = s.get("to_retrained", {}).get("kl")
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def mia_table(frame: pd.DataFrame, attack: str = "min_k@0.3") -> pd.DataFrame:
+    """Per domain and model: the attack's AUC with its 95 % interval, the paper's folded
+    AUC, and the gap to the exact retrained model's AUC (the privacy target; 0 is ideal)."""
+    t = frame[["domain", "model", f"{attack}|auc", f"{attack}|ci_low", f"{attack}|ci_high",
+               f"{attack}|auc_folded"]].copy()
+    t.columns = ["domain", "model", "AUC", "CI low", "CI high", "folded AUC (paper)"]
+    retrained = t[t["model"] == "retrained"].set_index("domain")["AUC"]
+    t["AUC - retrained AUC"] = t["AUC"] - t["domain"].map(retrained)
+    return t.set_index(["domain", "model"])
+
+
+def cost_frame(zoo: dict[str, Run], runs: dict[str, dict[str, Run]]) -> pd.DataFrame:
+    """One row per pre-training run and per unlearning run (``runs[domain][method]``):
+    kind, name, domain, tokens, FLOPs, wall time."""
+    rows = [{"kind": "pre-training", "name": name, "domain": None,
+             **{k: run.summary[k] for k in ("tokens", "flops", "wall_s")}}
+            for name, run in zoo.items()]
+    rows += [{"kind": "unlearning", "name": method, "domain": domain,
+              **{k: run.summary[k] for k in ("tokens", "flops", "wall_s")}}
+             for domain, methods in runs.items() for method, run in methods.items()]
+    return pd.DataFrame(rows)
+
+
+def cost_ratios(costs: pd.DataFrame) -> pd.DataFrame:
+    """Per domain and method: exact retraining's cost over the unlearning run's, in FLOPs
+    and in wall time."""
+    pre = costs[costs["kind"] == "pre-training"].set_index("name")
+    out = costs[costs["kind"] == "unlearning"].copy()
+    retrain = "retrained-" + out["domain"]
+    out["FLOPs ratio"] = pre.loc[retrain, "flops"].to_numpy() / out["flops"].to_numpy()
+    out["wall-time ratio"] = pre.loc[retrain, "wall_s"].to_numpy() / out["wall_s"].to_numpy()
+    return out.set_index(["domain", "name"])[["FLOPs ratio", "wall-time ratio"]]

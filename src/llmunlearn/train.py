@@ -20,7 +20,11 @@ from typing import Callable
 
 import torch
 
+from .config import check_choice
+from .optim import SophiaG, estimate_hessian
 from .runs import read_json, write_json
+
+OPTIMIZERS = ("adamw", "sophia")
 
 TENSOR_COLUMNS = ["input_ids", "attention_mask", "labels"]
 
@@ -38,6 +42,8 @@ class TrainConfig:
     eps: float = 1e-8
     seed: int = 42
     checkpoint_every: int = 0  # optimiser steps between resumable checkpoints (0: never)
+    optimizer: str = "adamw"  # "adamw" (the paper's) or "sophia" (SophiaG, see optim.py)
+    hessian_every: int = 10  # Sophia: steps between Hessian estimates (k in its paper)
 
 
 class Diverged(RuntimeError):
@@ -103,8 +109,12 @@ def train(model, loss_fn: Callable, streams: dict, cfg: TrainConfig, run_dir: Pa
         subset = ds.with_format("torch", columns=columns).select(order[start * cfg.batch:])
         loaders[name] = torch.utils.data.DataLoader(subset, batch_size=micro, shuffle=False)
 
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps,
-                                  weight_decay=cfg.weight_decay)
+    check_choice("optimizer", cfg.optimizer, OPTIMIZERS)
+    if cfg.optimizer == "sophia":
+        optimizer = SophiaG(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    else:
+        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.betas,
+                                      eps=cfg.eps, weight_decay=cfg.weight_decay)
     scheduler = get_cosine_schedule_with_warmup(
         optimizer, math.ceil(cfg.warmup_ratio * cfg.steps), cfg.steps)
     # The scheduler is stepped by hand once per optimiser step: accelerate's wrapper would
@@ -131,8 +141,13 @@ def train(model, loss_fn: Callable, streams: dict, cfg: TrainConfig, run_dir: Pa
     status, t0 = "finished", time.perf_counter() - state["wall_s"]
     for step in range(start + 1, cfg.steps + 1):
         step_loss, step_tokens = 0.0, 0
-        for _ in range(accum):
+        for micro_step in range(accum):
             batches = {name: next(it) for name, it in iters.items()}
+            if isinstance(optimizer.optimizer, SophiaG) and micro_step == 0:
+                optimizer.optimizer.tokens_per_step = int(sum(
+                    b["attention_mask"].sum() for b in batches.values())) * accum * world
+                if (step - 1) % cfg.hessian_every == 0:
+                    estimate_hessian(model, next(iter(batches.values())), optimizer.optimizer)
             with accelerator.accumulate(model):
                 loss = loss_fn(model, batches)
                 accelerator.backward(loss)

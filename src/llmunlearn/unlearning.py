@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 
 from .config import DOMAINS, Profile, check_choice
 from .data import chunk_documents, load_splits
@@ -20,7 +21,7 @@ from .models import n_params
 from .metrics import perplexity
 from .pretraining import load_original, pretrain
 from .runs import Run
-from .train import Diverged, TrainConfig, train
+from .train import OPTIMIZERS, Diverged, TrainConfig, train
 
 
 def fixed_sample(chunks, n: int, seed: int):
@@ -66,6 +67,45 @@ def evaluate_reference(profile: Profile, domain: str, model_run: Run) -> dict:
     return run.summary
 
 
+def evaluate_run(profile: Profile, domain: str, model_path, zoo: dict | None = None,
+                 intervals: bool = True) -> Run:
+    """Every metric of :mod:`llmunlearn.evaluation` for the model in ``model_path`` (any
+    Hugging Face folder) on ``domain``, cached next to the model's folder name. The zoo's
+    retrained model for the domain and the original model serve as MIA references and
+    as the target of the distance metrics when their tokenizer is the model's. Returns the
+    evaluation :class:`Run`; its ``summary`` holds the metrics."""
+    import torch
+
+    from .evaluation import evaluate_model
+    from .models import load_model
+    from .pretraining import pretrain_zoo
+
+    check_choice("domain", domain, DOMAINS)
+    model_path = Path(model_path).resolve()
+    run = Run.create("evaluate", f"{profile.name}-{domain}-{model_path.parent.name}-"
+                     f"{model_path.name}", {"profile": dataclasses.asdict(profile),
+                                            "domain": domain, "model": str(model_path),
+                                            "intervals": intervals})
+    if run.done:
+        return run
+    torch.set_num_threads(profile.threads)
+    model, tokenizer = load_model(model_path)
+    chunks = {s: chunk_documents(tokenizer, docs, profile.chunk_len)
+              for s, docs in load_splits(domain, profile).items()}
+    general = {s: chunk_documents(tokenizer, docs, profile.chunk_len)
+               for s, docs in load_splits("general", profile).items()}
+    zoo = zoo if zoo is not None else pretrain_zoo(profile, progress=False)
+    references = {}
+    for name, key in (("retrained", f"retrained-{domain}"), ("original", "original")):
+        ref, ref_tok = load_original(zoo[key])
+        if ref_tok.get_vocab() == tokenizer.get_vocab():
+            references[name] = ref.eval()
+    result = evaluate_model(model, tokenizer, evaluation_sets(profile, chunks, general),
+                            references, profile=profile, intervals=intervals)
+    run.finish(result)
+    return run
+
+
 def unlearn_all(profile: Profile, domain: str, methods=None, **kwargs) -> dict[str, Run]:
     """:func:`unlearn` for every method (or the ones named), same budget; method -> run."""
     from .methods import METHODS
@@ -85,10 +125,13 @@ def select_step(evals: list[dict], target: float) -> dict:
 
 def unlearn(profile: Profile, domain: str, method: str, *, lr: float | None = None,
             steps: int | None = None, hparams: dict | None = None,
-            original: Run | None = None, progress: bool = True) -> Run:
+            optimizer: str = "adamw", original: Run | None = None,
+            progress: bool = True) -> Run:
     """Run (or reuse) ``method`` on ``domain``'s forget set; returns its :class:`Run`.
 
-    ``summary.json`` holds ``status``, ``evals`` (one row per evaluated step),
+    ``optimizer`` is ``"adamw"`` (the paper's) or ``"sophia"`` (SophiaG, the survey's
+    second-order claim). ``summary.json`` holds ``status``, ``evals`` (one row per
+    evaluated step),
     ``target`` (approximate-retraining perplexity), ``selected`` (:func:`select_step`),
     ``tokens``, ``flops`` (6 N per trained token, plus 2 N per token the frozen reference
     model reads) and ``wall_s``.
@@ -106,7 +149,8 @@ def unlearn(profile: Profile, domain: str, method: str, *, lr: float | None = No
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
     cfg = TrainConfig(steps=steps, lr=lr, batch=profile.unlearn_batch,
-                      micro_batch=profile.unlearn_batch, seed=profile.seed)
+                      micro_batch=profile.unlearn_batch, seed=profile.seed,
+                      optimizer=check_choice("optimizer", optimizer, OPTIMIZERS))
     run = Run.create("unlearn", f"{profile.name}-{domain}-{method}", {
         "profile": dataclasses.asdict(profile), "domain": domain, "method": method,
         "hparams": hp, "original": original.path.name, "train": dataclasses.asdict(cfg)})
@@ -134,10 +178,18 @@ def unlearn(profile: Profile, domain: str, method: str, *, lr: float | None = No
     def as_evaluated(m):
         return spec.evaluate_as(m, ref, hp) if spec.evaluate_as is not None else m
 
+    target = []  # the original model's approximate perplexity, known after step 0
+
     def on_eval(m, step):
-        row = evaluation_row(as_evaluated(m), evaluated)
+        m = as_evaluated(m)
+        row = evaluation_row(m, evaluated)
         if not all(math.isfinite(v) for v in row.values()):
             raise Diverged(f"perplexity overflow at step {step}")
+        if step == 0:
+            target.append(row["ppl_approximate"])
+        elif row["ppl_forget"] >= target[0] and not (run.path / "selected").exists():
+            m.save_pretrained(run.path / "selected")  # the model the selection rule picks
+            tokenizer.save_pretrained(run.path / "selected")
         return row
 
     result = train(model, lambda m, b: spec.loss(m, b, ref, hp), streams, cfg, run.path,
@@ -149,6 +201,8 @@ def unlearn(profile: Profile, domain: str, method: str, *, lr: float | None = No
     if result["status"] == "finished":
         as_evaluated(result["model"]).save_pretrained(run.path / "model")
         tokenizer.save_pretrained(run.path / "model")
+        if not (run.path / "selected").exists():  # the rule falls back to the last step
+            (run.path / "selected").symlink_to("model")
     n = n_params(result["model"])
     ref_tokens = result["tokens"] if spec.needs_reference else 0
     run.finish({
@@ -157,3 +211,18 @@ def unlearn(profile: Profile, domain: str, method: str, *, lr: float | None = No
         "tokens": result["tokens"], "flops": 6 * n * result["tokens"] + 2 * n * ref_tokens,
         "wall_s": result["wall_s"]})
     return run
+
+
+def evaluate_domain(profile: Profile, domain: str, zoo: dict | None = None, methods=None,
+                    **unlearn_kwargs) -> dict[str, Run]:
+    """Evaluation runs of the original model, the domain's exact retrained model, and the
+    selected model of every method that finished (all cached): name -> :class:`Run`."""
+    from .pretraining import pretrain_zoo
+
+    zoo = zoo if zoo is not None else pretrain_zoo(profile, progress=False)
+    runs = unlearn_all(profile, domain, methods, original=zoo["original"], **unlearn_kwargs)
+    models = {"original": zoo["original"].path / "model",
+              "retrained": zoo[f"retrained-{domain}"].path / "model",
+              **{m: r.path / "selected" for m, r in runs.items()
+                 if r.summary["status"] == "finished"}}
+    return {name: evaluate_run(profile, domain, path, zoo) for name, path in models.items()}

@@ -1,0 +1,185 @@
+"""Everything measured of one model on one domain, in one JSON (``llmunlearn evaluate``).
+
+Each metric has one definition here, says which direction is better, and is cross-checked
+in the tests against an independent computation.
+
+- **perplexity** (:mod:`llmunlearn.metrics`): forget should rise to the target, the rest
+  stay near the original model.
+- **membership inference** (:mod:`llmunlearn.mia`): members = forget chunks, non-members =
+  approximate chunks, equally many; AUC 0.5 is ideal.
+- **verbatim memorisation**: greedy continuation of a forget chunk's first
+  ``prefix`` tokens, against its true next ``suffix`` tokens: the length of the exactly
+  matching start (lower is better after unlearning) and token ROUGE-L F1.
+- **utility**: four-way multiple choice on held-out general text: given a passage's start,
+  pick its true continuation among three continuations of other passages by
+  log-likelihood; chance is 25 %, higher is better.
+- **distance to the exact retrained model**: mean next-token KL(retrained || model) on
+  held-out text (approximate + general evaluation; lower is better) and the MIA AUC gap
+  (model minus retrained; 0 is ideal, as MUSE's PrivLeak).
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
+
+from .core import IGNORE_INDEX
+from .metrics import perplexity
+from .mia import attack_scores, chunk_token_stats, mia_report, roc_points
+from .train import TENSOR_COLUMNS
+
+
+ROC_ATTACK = "min_k@0.3"
+"""The attack whose ROC curve is kept (the paper's Min-K% at its smallest k)."""
+
+
+def rouge_l_f1(candidate: list, reference: list) -> float:
+    """Token-level ROUGE-L F1 (longest common subsequence). Written here because the
+    ``rouge-score`` package splits English words and would mangle source code."""
+    if not candidate or not reference:
+        return 0.0
+    prev = [0] * (len(reference) + 1)
+    for c in candidate:
+        cur = [0]
+        for j, r in enumerate(reference):
+            cur.append(prev[j] + 1 if c == r else max(prev[j + 1], cur[j]))
+        prev = cur
+    lcs = prev[-1]
+    if lcs == 0:
+        return 0.0
+    p, r = lcs / len(candidate), lcs / len(reference)
+    return 2 * p * r / (p + r)
+
+
+def exact_match_length(candidate: list, reference: list) -> int:
+    """How many leading tokens of ``candidate`` equal ``reference``'s."""
+    n = 0
+    for c, r in zip(candidate, reference):
+        if c != r:
+            break
+        n += 1
+    return n
+
+
+@torch.inference_mode()
+def verbatim_memorisation(model, chunks, prefix: int, suffix: int, limit: int = 64) -> dict:
+    """Greedy continuation of forget-chunk prefixes against the true suffix (chunks with
+    at least ``prefix + suffix`` real tokens, at most ``limit`` of them)."""
+    ds = chunks.with_format("torch", columns=TENSOR_COLUMNS)
+    rows = [r for r in ds if int(r["attention_mask"].sum()) >= prefix + suffix][:limit]
+    if not rows:
+        raise ValueError(f"no chunk has {prefix} + {suffix} real tokens")
+    device = next(model.parameters()).device
+    ids = torch.stack([r["input_ids"][:prefix] for r in rows]).to(device)
+    out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=suffix,
+                         min_new_tokens=suffix, do_sample=False,
+                         pad_token_id=model.config.pad_token_id)
+    gen = out[:, prefix:].tolist()
+    true = [r["input_ids"][prefix:prefix + suffix].tolist() for r in rows]
+    em = [exact_match_length(g, t) for g, t in zip(gen, true)]
+    rl = [rouge_l_f1(g, t) for g, t in zip(gen, true)]
+    return {"exact_match_tokens": float(np.mean(em)), "rouge_l": float(np.mean(rl)),
+            "n": len(rows), "prefix": prefix, "suffix": suffix}
+
+
+def multiple_choice_items(chunks, context: int, continuation: int, n_items: int, seed: int):
+    """Items from held-out chunks: (context ids, [4 continuations], index of the true one)."""
+    ds = chunks.with_format("torch", columns=TENSOR_COLUMNS)
+    usable = [r["input_ids"] for r in ds if int(r["attention_mask"].sum()) >= context + continuation]
+    if len(usable) < 4:
+        raise ValueError(f"need at least 4 chunks of {context + continuation} tokens for the "
+                         f"multiple-choice battery, found {len(usable)}")
+    rng = random.Random(seed)
+    items = []
+    for i in range(min(n_items, len(usable))):
+        others = rng.sample([j for j in range(len(usable)) if j != i], 3)
+        options = [usable[i][context:context + continuation]] + \
+            [usable[j][context:context + continuation] for j in others]
+        order = list(range(4))
+        rng.shuffle(order)
+        items.append((usable[i][:context], [options[k] for k in order], order.index(0)))
+    return items
+
+
+@torch.inference_mode()
+def multiple_choice_accuracy(model, items) -> dict:
+    """Share of items whose true continuation has the highest total log-likelihood."""
+    device = next(model.parameters()).device
+    correct = 0
+    for ctx, options, answer in items:
+        seqs = torch.stack([torch.cat([ctx, o]) for o in options]).to(device)
+        labels = seqs.clone()
+        labels[:, :len(ctx)] = IGNORE_INDEX
+        logits = model(input_ids=seqs).logits
+        logp = torch.log_softmax(logits[:, :-1].float(), -1).gather(
+            -1, seqs[:, 1:].unsqueeze(-1)).squeeze(-1)
+        score = (logp * (labels[:, 1:] != IGNORE_INDEX)).sum(1)
+        correct += int(score.argmax() == answer)
+    return {"accuracy": correct / len(items), "chance": 0.25, "n": len(items)}
+
+
+@torch.inference_mode()
+def kl_to(model, reference, chunks, batch_size: int = 32) -> float:
+    """Mean over scored positions of KL(p_reference || p_model) for the next token."""
+    from .core import kl_to_reference
+
+    device = next(model.parameters()).device
+    ds = chunks.with_format("torch", columns=TENSOR_COLUMNS)
+    total, weight = 0.0, 0
+    for start in range(0, len(ds), batch_size):
+        b = {k: v.to(device) for k, v in ds[start:start + batch_size].items()}
+        n = int((b["labels"][:, 1:] != IGNORE_INDEX).sum())
+        total += float(kl_to_reference(model, reference, b)) * n
+        weight += n
+    return total / max(weight, 1)
+
+
+def mia_sets(sets: dict):
+    """Members (forget) and non-members (approximate) cut to the same count."""
+    n = min(len(sets["forget"]), len(sets["approximate"]))
+    if n == 0:
+        raise ValueError("membership inference needs forget and approximate chunks")
+    return sets["forget"].select(range(n)), sets["approximate"].select(range(n))
+
+
+def evaluate_model(model, tokenizer, sets: dict, references: dict, *, profile,
+                   intervals: bool = True) -> dict:
+    """Every metric of ``model`` on a domain's evaluation ``sets`` (forget, approximate,
+    retain, general); ``references`` maps names ("retrained", "original") to models used
+    as MIA references, and "retrained" also as the target of the distance metrics."""
+    model.eval()
+    out = {"perplexity": {s: {k: v for k, v in perplexity(model, c).items() if k != "chunk_nll"}
+                          for s, c in sets.items()}}
+    members, non_members = mia_sets(sets)
+    texts = {n: tokenizer.batch_decode([[t for t in r if t != tokenizer.pad_token_id]
+                                        for r in ds["input_ids"]])
+             for n, ds in (("m", members), ("n", non_members))}
+    stats = {"m": chunk_token_stats(model, members), "n": chunk_token_stats(model, non_members)}
+    out["mia"] = {}
+    for ref_name, ref in [(None, None), *references.items()]:
+        ref_stats = {k: chunk_token_stats(ref, ds) for k, ds in
+                     (("m", members), ("n", non_members))} if ref is not None else \
+            {"m": None, "n": None}
+        sm = attack_scores(stats["m"], texts["m"], ref_stats["m"])
+        sn = attack_scores(stats["n"], texts["n"], ref_stats["n"])
+        if ref is None:
+            out["mia"].update(mia_report(sm, sn, intervals))
+            fpr, tpr = roc_points(sm[ROC_ATTACK], sn[ROC_ATTACK])
+            out["mia"]["roc"] = {"attack": ROC_ATTACK, "fpr": fpr.tolist(), "tpr": tpr.tolist()}
+        else:
+            out["mia"][f"reference:{ref_name}"] = mia_report(
+                {"r": sm["reference"]}, {"r": sn["reference"]}, intervals)["r"]
+    out["mia"]["n_members"] = len(members)
+    half = profile.chunk_len // 2
+    out["verbatim"] = verbatim_memorisation(model, sets["forget"], prefix=half,
+                                            suffix=min(32, half))
+    items = multiple_choice_items(sets["general"], context=half, continuation=min(16, half),
+                                  n_items=100, seed=profile.seed)
+    out["utility"] = multiple_choice_accuracy(model, items)
+    if "retrained" in references:
+        from datasets import concatenate_datasets
+        held_out = concatenate_datasets([sets["approximate"], sets["general"]])
+        out["to_retrained"] = {"kl": kl_to(model, references["retrained"], held_out)}
+    return out

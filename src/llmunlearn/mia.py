@@ -1,0 +1,124 @@
+"""Membership inference: does the model still tell forget chunks (members) from approximate
+chunks (non-members, never trained on)?
+
+Every attack gives each chunk a score, higher meaning "more likely a member". The AUC of
+members against non-members is 0.5 when the model cannot tell them apart (the goal of
+unlearning, and what an exactly retrained model should show up to its own generalisation
+gap), above 0.5 when members look more familiar, below 0.5 when unlearning overshoots and
+members look *less* familiar than unseen text. The paper reports max(AUC, 1 - AUC), which
+folds both failures together; we report both.
+
+| attack | score of a chunk |
+|---|---|
+| ``loss`` | minus the mean token NLL (Yeom et al. 2018) |
+| ``zlib`` | minus the summed NLL over the zlib-compressed length of the text (Carlini et al. 2021) |
+| ``min_k`` (k) | mean of the k fraction of lowest token log-probabilities (Shi et al. 2024; the paper's attack) |
+| ``min_k_pp`` (k) | the same on log-probabilities standardised by the model's own next-token mean and spread (Zhang et al. 2024) |
+| ``reference`` | reference model's mean NLL minus the target model's (Carlini et al. 2022) |
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import torch
+
+from .core import token_logprob_stats
+from .train import TENSOR_COLUMNS
+
+K_VALUES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 1.0)
+"""Min-K% fractions (the paper used 0.3-0.6 and 1.0)."""
+
+
+@torch.inference_mode()
+def chunk_token_stats(model, chunks, batch_size: int = 32) -> list[dict]:
+    """Per chunk: token log-probabilities, Min-K%++ standardised values and mean NLL."""
+    device = next(model.parameters()).device
+    ds = chunks.with_format("torch", columns=TENSOR_COLUMNS)
+    out = []
+    for start in range(0, len(ds), batch_size):
+        b = {k: v.to(device) for k, v in ds[start:start + batch_size].items()}
+        logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
+        logp, mu, var, mask = token_logprob_stats(logits, b["labels"])
+        for i in range(len(logp)):
+            m = mask[i]
+            lp = logp[i][m].cpu().numpy()
+            z = ((logp[i][m] - mu[i][m]) / var[i][m].sqrt().clamp_min(1e-6)).cpu().numpy()
+            out.append({"logp": lp, "z": z, "nll": float(-lp.mean())})
+    return out
+
+
+def min_k(values: np.ndarray, k: float) -> float:
+    """Mean of the ``k`` fraction of lowest values (at least one)."""
+    n = max(1, int(round(k * len(values))))
+    return float(np.sort(values)[:n].mean())
+
+
+def attack_scores(stats: list[dict], texts: list[str], reference: list[dict] | None = None
+                  ) -> dict[str, np.ndarray]:
+    """Scores of every attack for each chunk (``texts`` are the chunks' decoded text, for
+    zlib; ``reference`` the reference model's :func:`chunk_token_stats`)."""
+    scores = {"loss": np.array([-s["nll"] for s in stats]),
+              "zlib": np.array([s["logp"].sum() / len(zlib.compress(t.encode()))
+                                for s, t in zip(stats, texts)])}
+    for k in K_VALUES:
+        scores[f"min_k@{k}"] = np.array([min_k(s["logp"], k) for s in stats])
+        scores[f"min_k_pp@{k}"] = np.array([min_k(s["z"], k) for s in stats])
+    if reference is not None:
+        scores["reference"] = np.array([r["nll"] - s["nll"] for s, r in zip(stats, reference)])
+    return scores
+
+
+def auc(members: np.ndarray, non_members: np.ndarray) -> float:
+    """P(score of a member > score of a non-member), ties counting half: the ROC AUC,
+    computed from the Mann-Whitney U statistic (scipy)."""
+    from scipy.stats import mannwhitneyu
+
+    members, non_members = np.asarray(members, float), np.asarray(non_members, float)
+    if len(members) == 0 or len(non_members) == 0:
+        raise ValueError(f"membership inference needs members and non-members; got "
+                         f"{len(members)} and {len(non_members)}")
+    if len(members) != len(non_members):
+        raise ValueError(f"members ({len(members)}) and non-members ({len(non_members)}) "
+                         "must be equally many: cut the larger set first")
+    u = mannwhitneyu(members, non_members, alternative="two-sided").statistic
+    return float(u / (len(members) * len(non_members)))
+
+
+def auc_interval(members, non_members, confidence: float = 0.95, n_resamples: int = 1000,
+                 seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of :func:`auc`, resampling members and non-members
+    independently (``scipy.stats.bootstrap``)."""
+    from scipy.stats import bootstrap
+
+    def pairwise_auc(m, n, axis=-1):  # vectorised over resamples: P(m > n) + P(m = n) / 2
+        m, n = np.moveaxis(m, axis, -1)[..., :, None], np.moveaxis(n, axis, -1)[..., None, :]
+        return ((m > n).mean((-2, -1)) + 0.5 * (m == n).mean((-2, -1)))
+
+    res = bootstrap((np.asarray(members, float), np.asarray(non_members, float)),
+                    pairwise_auc, vectorized=True, paired=False, n_resamples=n_resamples,
+                    confidence_level=confidence, method="percentile",
+                    rng=np.random.default_rng(seed))
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def mia_report(member_scores: dict, non_member_scores: dict, intervals: bool = True) -> dict:
+    """Per attack: ``auc`` (unfolded), ``auc_folded`` (the paper's max(AUC, 1 - AUC)) and,
+    if asked, the bootstrap interval of the unfolded AUC."""
+    out = {}
+    for name, m in member_scores.items():
+        a = auc(m, non_member_scores[name])
+        out[name] = {"auc": a, "auc_folded": max(a, 1 - a)}
+        if intervals:
+            out[name]["ci_low"], out[name]["ci_high"] = auc_interval(m, non_member_scores[name])
+    return out
+
+
+def roc_points(members, non_members) -> tuple[np.ndarray, np.ndarray]:
+    """False- and true-positive rates of the ROC curve (``sklearn.metrics.roc_curve``)."""
+    from sklearn.metrics import roc_curve
+
+    y = np.r_[np.ones(len(members)), np.zeros(len(non_members))]
+    fpr, tpr, _ = roc_curve(y, np.r_[members, non_members])
+    return fpr, tpr

@@ -1,0 +1,122 @@
+"""Every metric against an independent computation."""
+
+import zlib
+
+import datasets
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+import llmunlearn as ul
+from llmunlearn.evaluation import (exact_match_length, kl_to, multiple_choice_items,
+                                   rouge_l_f1, verbatim_memorisation)
+from llmunlearn.mia import attack_scores, auc, auc_interval, chunk_token_stats, min_k
+from llmunlearn.models import build_model
+
+
+def test_auc_equals_sklearn_with_ties():
+    rng = np.random.default_rng(0)
+    m = np.round(rng.normal(0.3, 1, 50), 1)  # rounding creates ties
+    n = np.round(rng.normal(0.0, 1, 50), 1)
+    expected = roc_auc_score(np.r_[np.ones(50), np.zeros(50)], np.r_[m, n])
+    assert auc(m, n) == pytest.approx(expected, abs=1e-12)
+    lo, hi = auc_interval(m, n, n_resamples=200)
+    assert lo < auc(m, n) < hi
+
+
+def test_auc_refuses_empty_or_unequal_sets():
+    with pytest.raises(ValueError, match="members and non-members; got 0 and 3"):
+        auc([], [1, 2, 3])
+    with pytest.raises(ValueError, match=r"members \(2\) and non-members \(3\)"):
+        auc([1, 2], [1, 2, 3])
+
+
+def test_min_k_by_hand():
+    v = np.array([-5.0, -1.0, -3.0, -2.0, -4.0])
+    assert min_k(v, 0.4) == pytest.approx((-5 - 4) / 2)
+    assert min_k(v, 1.0) == pytest.approx(v.mean())
+    assert min_k(v, 0.01) == -5.0  # at least one token
+
+
+def test_attack_scores_by_hand(tiny):
+    model = build_model(tiny, 30, seed=0).eval()
+    ids = torch.randint(2, 30, (2, 10), generator=torch.Generator().manual_seed(0))
+    ds = datasets.Dataset.from_dict({"input_ids": ids.tolist(),
+                                     "attention_mask": [[1] * 10] * 2, "labels": ids.tolist()})
+    stats = chunk_token_stats(model, ds)
+    logits = model(input_ids=ids).logits[0].detach()
+    lp = torch.log_softmax(logits, -1)
+    logp = torch.stack([lp[t, ids[0, t + 1]] for t in range(9)])
+    mu = torch.stack([(lp[t].exp() * lp[t]).sum() for t in range(9)])
+    sd = torch.stack([((lp[t].exp() * lp[t] ** 2).sum() - mu[t] ** 2).sqrt() for t in range(9)])
+    np.testing.assert_allclose(stats[0]["logp"], logp.detach().numpy(), rtol=1e-5)
+    np.testing.assert_allclose(stats[0]["z"], ((logp - mu) / sd).detach().numpy(), rtol=1e-4)
+    scores = attack_scores(stats, ["some text", "other text"], reference=stats[::-1])
+    assert scores["loss"][0] == pytest.approx(float(logp.mean()), rel=1e-5)
+    assert scores["zlib"][0] == pytest.approx(float(logp.sum()) / len(zlib.compress(b"some text")),
+                                              rel=1e-5)
+    assert scores["reference"][0] == pytest.approx(stats[1]["nll"] - stats[0]["nll"])
+
+
+def test_rouge_l_and_exact_match_by_hand():
+    assert rouge_l_f1([1, 2, 3, 4], [1, 2, 3, 4]) == 1.0
+    # LCS of [1,3,4,5] and [1,2,3,4] is [1,3,4]: p = 3/4, r = 3/4
+    assert rouge_l_f1([1, 3, 4, 5], [1, 2, 3, 4]) == pytest.approx(0.75)
+    assert rouge_l_f1([7, 8], [1, 2]) == 0.0
+    assert exact_match_length([1, 2, 9, 4], [1, 2, 3, 4]) == 2
+
+
+def test_verbatim_memorisation_matches_a_manual_greedy_loop(tiny):
+    model = build_model(tiny, 30, seed=0).eval()
+    ids = torch.randint(2, 30, (3, 12), generator=torch.Generator().manual_seed(1))
+    ds = datasets.Dataset.from_dict({"input_ids": ids.tolist(),
+                                     "attention_mask": [[1] * 12] * 3, "labels": ids.tolist()})
+    res = verbatim_memorisation(model, ds, prefix=6, suffix=4)
+    em, rl = [], []
+    for row in ids:
+        seq = row[:6].tolist()
+        for _ in range(4):
+            seq.append(int(model(input_ids=torch.tensor([seq])).logits[0, -1].argmax()))
+        em.append(exact_match_length(seq[6:], row[6:10].tolist()))
+        rl.append(rouge_l_f1(seq[6:], row[6:10].tolist()))
+    assert res["exact_match_tokens"] == pytest.approx(np.mean(em))
+    assert res["rouge_l"] == pytest.approx(np.mean(rl))
+
+
+def test_multiple_choice_items_hold_the_true_continuation():
+    ids = [[i * 100 + j for j in range(20)] for i in range(6)]
+    ds = datasets.Dataset.from_dict({"input_ids": ids, "attention_mask": [[1] * 20] * 6,
+                                     "labels": ids})
+    for ctx, options, answer in multiple_choice_items(ds, 8, 4, n_items=6, seed=0):
+        assert options[answer].tolist() == list(range(int(ctx[0]) + 8, int(ctx[0]) + 12))
+        assert len(options) == 4 and len({int(o[0]) for o in options}) == 4
+
+
+def test_kl_of_a_model_to_itself_is_zero(tiny):
+    model = build_model(tiny, 30, seed=0).eval()
+    ids = torch.randint(2, 30, (2, 10)).tolist()
+    ds = datasets.Dataset.from_dict({"input_ids": ids, "attention_mask": [[1] * 10] * 2,
+                                     "labels": ids})
+    assert kl_to(model, model, ds) == pytest.approx(0.0, abs=1e-6)
+    other = build_model(tiny, 30, seed=1).eval()
+    assert kl_to(model, other, ds) > 0
+
+
+def test_evaluate_run_gives_every_metric(tiny):
+    zoo = ul.pretrain_zoo(tiny, progress=False)
+    run = ul.unlearn(tiny, "books", "ga", steps=2, original=zoo["original"], progress=False)
+    res = ul.evaluate_run(tiny, "books", run.path / "selected", zoo, intervals=False).summary
+    assert set(res) == {"perplexity", "mia", "verbatim", "utility", "to_retrained"}
+    assert {"loss", "zlib", "min_k@0.3", "min_k_pp@0.3", "reference:retrained",
+            "reference:original"} <= set(res["mia"])
+    assert 0 <= res["utility"]["accuracy"] <= 1 and res["utility"]["chance"] == 0.25
+
+
+def test_bootstrap_statistic_is_the_auc():
+    # the vectorised statistic inside auc_interval reproduces auc() on the full sample:
+    # with one resample of everything (n_resamples large, narrow data) the interval
+    # brackets the point estimate, and on separable data it collapses to 1
+    m, n = np.arange(10.0, 20.0), np.arange(0.0, 10.0)
+    assert auc_interval(m, n, n_resamples=50) == (1.0, 1.0)
+    assert auc(m, n) == 1.0

@@ -40,7 +40,8 @@ _LAZY = {
     "plot_zoo_perplexity": "plotting", "pretrain_zoo": "pretraining",
     "zoo_table": "results", "memorisation_gaps": "results", "cost_table": "results",
     "plot_trajectory": "plotting",
-    "Run": "runs", "home": "runs", "glue": "book",
+    "Run": "runs", "home": "runs", "provenance": "runs", "glue": "book",
+    "build_status": "book",
 }
 
 

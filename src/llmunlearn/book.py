@@ -187,3 +187,22 @@ def glue(name: str, value) -> None:
     if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
         value = value.item()
     myst_glue(name, value, display=False)
+
+
+def build_status(profile: str, root: Path = PROJECT_ROOT):
+    """Chapters executed for ``profile`` so far: parameters, start time and execution time
+    from papermill's record in each staged notebook (a ``pandas.DataFrame``)."""
+    import nbformat
+    import pandas as pd
+
+    stage = root / "_build" / profile
+    rows = []
+    for entry in toc_files(root):
+        path = stage / f"{entry}.ipynb"
+        if not path.exists():
+            continue
+        meta = nbformat.read(path, as_version=4).metadata.get("papermill", {})
+        rows.append({"chapter": Path(entry).name, "parameters": meta.get("parameters"),
+                     "started": meta.get("start_time"), "seconds": meta.get("duration"),
+                     "status": "failed" if meta.get("exception") else "ok"})
+    return pd.DataFrame(rows).set_index("chapter") if rows else pd.DataFrame()

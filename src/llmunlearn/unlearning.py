@@ -32,6 +32,14 @@ def fixed_sample(chunks, n: int, seed: int):
     return chunks.select(sorted(random.Random(seed).sample(range(len(chunks)), n)))
 
 
+def domain_chunks(profile: Profile, domain: str, tokenizer) -> tuple[dict, dict]:
+    """The domain's splits and the general splits, chunked with ``tokenizer``."""
+    def chunked(d):
+        return {s: chunk_documents(tokenizer, docs, profile.chunk_len)
+                for s, docs in load_splits(d, profile).items()}
+    return chunked(domain), chunked("general")
+
+
 def evaluation_sets(profile: Profile, chunks: dict, general: dict) -> dict:
     """What every model is evaluated on: forget / approximate / retain of the domain and
     general/evaluation (as ``general``), each a fixed sample of ``eval_chunks`` chunks."""
@@ -59,10 +67,7 @@ def evaluate_reference(profile: Profile, domain: str, model_run: Run) -> dict:
     if not run.done:
         torch.set_num_threads(profile.threads)
         model, tokenizer = load_original(model_run)
-        chunks = {s: chunk_documents(tokenizer, docs, profile.chunk_len)
-                  for s, docs in load_splits(domain, profile).items()}
-        general = {s: chunk_documents(tokenizer, docs, profile.chunk_len)
-                   for s, docs in load_splits("general", profile).items()}
+        chunks, general = domain_chunks(profile, domain, tokenizer)
         run.finish(evaluation_row(model.eval(), evaluation_sets(profile, chunks, general)))
     return run.summary
 
@@ -90,10 +95,7 @@ def evaluate_run(profile: Profile, domain: str, model_path, zoo: dict | None = N
         return run
     torch.set_num_threads(profile.threads)
     model, tokenizer = load_model(model_path)
-    chunks = {s: chunk_documents(tokenizer, docs, profile.chunk_len)
-              for s, docs in load_splits(domain, profile).items()}
-    general = {s: chunk_documents(tokenizer, docs, profile.chunk_len)
-               for s, docs in load_splits("general", profile).items()}
+    chunks, general = domain_chunks(profile, domain, tokenizer)
     zoo = zoo if zoo is not None else pretrain_zoo(profile, progress=False)
     references = {}
     for name, key in (("retrained", f"retrained-{domain}"), ("original", "original")):
@@ -163,10 +165,7 @@ def unlearn(profile: Profile, domain: str, method: str, *, lr: float | None = No
     if spec.needs_reference or spec.prepare is not None:
         ref, _ = load_original(original)
         ref.eval().requires_grad_(False)
-    chunks = {s: chunk_documents(tokenizer, docs, profile.chunk_len)
-              for s, docs in load_splits(domain, profile).items()}
-    general = {s: chunk_documents(tokenizer, docs, profile.chunk_len)
-               for s, docs in load_splits("general", profile).items()}
+    chunks, general = domain_chunks(profile, domain, tokenizer)
     forget = chunks["forget"]
     if spec.prepare is not None:
         forget = spec.prepare(forget, ref, tokenizer, profile.seed)

@@ -114,6 +114,7 @@ def plot_method_trajectories(frame, retrained: dict | None = None):
     g.set_titles("{col_name}")
     g.set_axis_labels("unlearning step", "perplexity")
     g.figure.tight_layout()
+    sns.move_legend(g, "lower right", bbox_to_anchor=(0.97, 0.08), frameon=True)
     return _done(g.figure)
 
 
@@ -183,14 +184,16 @@ def plot_k_sensitivity(frame, models=("original", "retrained", "ga", "ga_gd_in")
 
 def plot_cost(costs):
     """FLOPs of every pre-training and unlearning run (log scale)."""
+    import pandas as pd
+
     sns.set_theme(style="whitegrid")
     frame = costs.copy()
-    frame["run"] = frame["name"] + frame["domain"].map(lambda d: f" ({d})" if d else "")
+    frame["run"] = frame["name"] + frame["domain"].map(lambda d: f" ({d})" if pd.notna(d) else "")
     frame = frame.sort_values("flops")
-    fig, ax = plt.subplots(figsize=(6.4, 0.18 * len(frame) + 1.2))
-    sns.barplot(frame, y="run", x="flops", hue="kind", ax=ax, dodge=False)
+    fig, ax = plt.subplots(figsize=(6.4, 0.16 * len(frame) + 1.2))
+    sns.scatterplot(frame, y="run", x="flops", hue="kind", ax=ax, s=30)
     ax.set_xscale("log")
-    ax.set_xlabel("FLOPs (6 N per trained token, 2 N per reference token; log scale)")
+    ax.set_xlabel("FLOPs (log scale)")
     ax.set_ylabel("")
     ax.tick_params(axis="y", labelsize=6)
     fig.tight_layout()

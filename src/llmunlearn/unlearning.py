@@ -135,8 +135,10 @@ def unlearn(profile: Profile, domain: str, method: str, *, lr: float | None = No
     second-order claim). ``summary.json`` holds ``status``, ``evals`` (one row per
     evaluated step),
     ``target`` (approximate-retraining perplexity), ``selected`` (:func:`select_step`),
-    ``tokens``, ``flops`` (6 N per trained token, plus 2 N per token the frozen reference
-    model reads) and ``wall_s``.
+    ``tokens``, ``flops`` and ``wall_s``. FLOPs are 6 N per trained token plus, for methods
+    that hold the frozen original model, 2 N per trained token: an upper bound on what the
+    reference reads (it reads only the retain or forget half, and task vectors read
+    nothing per step), which can only make unlearning look *more* expensive.
     """
     import torch
 

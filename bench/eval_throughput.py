@@ -39,7 +39,7 @@ def main(argv=None):
     model.eval()
     splits = {s: chunk_documents(tok, d, profile.chunk_len)
               for s, d in load_splits(args.domain, profile).items()}
-    tokens = sum(int(torch.as_tensor(c["attention_mask"]).sum()) for c in splits.values())
+    tokens = sum(sum(map(sum, c.with_format(None)["attention_mask"])) for c in splits.values())
     t0 = time.perf_counter()
     for c in splits.values():
         perplexity(model, c)

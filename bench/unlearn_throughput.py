@@ -49,7 +49,8 @@ def hf_trainer(profile, model, forget, steps):
     with tempfile.TemporaryDirectory() as tmp:
         args = TrainingArguments(
             output_dir=tmp, per_device_train_batch_size=profile.unlearn_batch, max_steps=steps,
-            learning_rate=profile.unlearn_lr, lr_scheduler_type="cosine", warmup_ratio=0.03,
+            learning_rate=profile.unlearn_lr, lr_scheduler_type="cosine",
+            warmup_steps=max(1, round(0.03 * steps)),
             max_grad_norm=1.0, weight_decay=0.0, logging_strategy="no", save_strategy="no",
             report_to=[], seed=profile.seed, disable_tqdm=True, dataloader_num_workers=0,
             bf16=torch.cuda.is_available(), use_cpu=not torch.cuda.is_available())

@@ -29,10 +29,14 @@ def token_nll(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor,
     return nll, target != IGNORE_INDEX
 
 
+def chunk_mean(nll: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Per-chunk mean of :func:`token_nll`'s output over scored positions, ``[B]``."""
+    return nll.sum(1) / mask.sum(1).clamp_min(1)
+
+
 def chunk_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Mean next-token NLL of each chunk, ``[B]``: the paper's CE(c; y)."""
-    nll, mask = token_nll(logits, labels)
-    return nll.sum(1) / mask.sum(1).clamp_min(1)
+    return chunk_mean(*token_nll(logits, labels))
 
 
 def model_chunk_nll(model, batch: dict) -> torch.Tensor:

@@ -25,7 +25,7 @@ import random
 import numpy as np
 import torch
 
-from .core import IGNORE_INDEX
+from .core import IGNORE_INDEX, token_nll
 from .metrics import perplexity
 from .mia import attack_scores, chunk_token_stats, mia_report, roc_points
 from .train import TENSOR_COLUMNS
@@ -112,10 +112,8 @@ def multiple_choice_accuracy(model, items) -> dict:
         seqs = torch.stack([torch.cat([ctx, o]) for o in options]).to(device)
         labels = seqs.clone()
         labels[:, :len(ctx)] = IGNORE_INDEX
-        logits = model(input_ids=seqs).logits
-        logp = torch.log_softmax(logits[:, :-1].float(), -1).gather(
-            -1, seqs[:, 1:].unsqueeze(-1)).squeeze(-1)
-        score = (logp * (labels[:, 1:] != IGNORE_INDEX)).sum(1)
+        nll, _ = token_nll(model(input_ids=seqs).logits, labels)
+        score = -nll.sum(1)  # log-likelihood of the continuation (context positions are 0)
         correct += int(score.argmax() == answer)
     return {"accuracy": correct / len(items), "chance": 0.25, "n": len(items)}
 

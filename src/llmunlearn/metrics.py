@@ -12,7 +12,7 @@ import math
 
 import torch
 
-from .core import token_nll
+from .core import chunk_mean, token_nll
 from .train import TENSOR_COLUMNS
 
 
@@ -33,7 +33,7 @@ def perplexity(model, chunks, batch_size: int = 32) -> dict:
         b = {k: v.to(device) for k, v in ds[start:start + batch_size].items()}
         logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
         nll, mask = token_nll(logits, b["labels"])
-        per_chunk += (nll.sum(1) / mask.sum(1).clamp_min(1)).tolist()  # = core.chunk_nll
+        per_chunk += chunk_mean(nll, mask).tolist()
         nll_sum += float(nll.sum())
         n_tok += int(mask.sum())
         pred = logits[:, :-1].argmax(-1)

@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-SUBCOMMANDS = ["book", "data", "pretrain", "unlearn", "evaluate"]
+SUBCOMMANDS = ["book", "data", "pretrain", "unlearn", "evaluate", "lm-eval"]
 
 
 def cli(*args):

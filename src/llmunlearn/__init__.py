@@ -11,7 +11,8 @@ The facade chapters import from. Where things live:
 - pre-training the original model: :mod:`llmunlearn.pretraining`
 - unlearning methods, one file each: :mod:`llmunlearn.methods`
 - the unlearning runner: :mod:`llmunlearn.unlearning`
-- metrics: :mod:`llmunlearn.metrics`
+- metrics: :mod:`llmunlearn.metrics`, :mod:`llmunlearn.mia`, :mod:`llmunlearn.evaluation`
+- downstream tasks (lm-evaluation-harness): :mod:`llmunlearn.harness`
 - results tables and figures: :mod:`llmunlearn.results`, :mod:`llmunlearn.plotting`
 - building the book: :mod:`llmunlearn.book`
 """
@@ -41,7 +42,9 @@ _LAZY = {
     "zoo_table": "results", "memorisation_gaps": "results", "cost_table": "results",
     "plot_trajectory": "plotting",
     "Run": "runs", "home": "runs", "provenance": "runs", "glue": "book",
-    "build_status": "book",
+    "build_status": "book", "domain_models": "unlearning",
+    "plot_harness_agreement": "plotting",
+    "lm_eval_run": "harness", "lm_eval_domain": "harness", "lm_eval_frame": "results",
 }
 
 

@@ -17,6 +17,17 @@ def _profile_arg(p: argparse.ArgumentParser) -> None:
                    help="sizes to run at (default: cpu)")
 
 
+def _suite():
+    from .harness import SUITE  # light: the module imports lm_eval only when it runs
+    return SUITE
+
+
+def _batch_size(value: str):
+    if value == "auto" or (value.isdigit() and int(value) > 0):
+        return value if value == "auto" else int(value)
+    raise argparse.ArgumentTypeError(f"{value!r} is not a positive integer or 'auto'")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="llmunlearn",
@@ -65,10 +76,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", required=True, help="a Hugging Face model folder")
     p.add_argument("--domain", default="github", help="arxiv, github or books")
 
+    p = sub.add_parser("lm-eval", help="downstream tasks through lm-evaluation-harness",
+                       description="Run lm-evaluation-harness tasks on a Hugging Face model "
+                       "folder or hub id through lm-eval's HF adapter (needs the lmeval "
+                       "extra; hub tasks need the network). 'battery' is our held-out "
+                       "multiple-choice battery as a local task (offline), 'suite' the "
+                       "downstream suite we chose for real LLMs (" + ", ".join(_suite()) +
+                       "). Prints the JSON path last.")
+    _profile_arg(p)
+    p.add_argument("--model", required=True, help="a Hugging Face model folder or hub id")
+    p.add_argument("--tasks", default="battery",
+                   help="comma-separated lm-eval task names, 'battery' or 'suite' "
+                        "(default: battery)")
+    p.add_argument("--limit", type=int, help="at most this many documents per task")
+    p.add_argument("--num-fewshot", type=int, help="few-shot examples (default: 0, "
+                   "or the task's own)")
+    p.add_argument("--batch-size", default=16, type=_batch_size,
+                   help="lm-eval batch size, or 'auto' on a GPU (default: 16)")
+
     args = parser.parse_args(argv)
     try:
         return _run(args)
-    except (ValueError, FileNotFoundError, RuntimeError) as e:
+    except (ValueError, FileNotFoundError, RuntimeError, ModuleNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 
@@ -89,6 +118,15 @@ def _run(args) -> int:
         from .runs import home
         pretrain_zoo(profile)
         print(home() / "pretrain" / f"zoo-{profile.name}.json")
+        return 0
+    if args.command == "lm-eval":
+        from .harness import lm_eval_run
+        run = lm_eval_run(profile, args.model, args.tasks, limit=args.limit,
+                          num_fewshot=args.num_fewshot, batch_size=args.batch_size)
+        for task, metrics in run.summary["results"].items():
+            print(f"{task}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()
+                                          if isinstance(v, float)))
+        print(run.path / "summary.json")
         return 0
     if args.command == "evaluate":
         from .unlearning import evaluate_run

@@ -12,7 +12,9 @@ in the tests against an independent computation.
   matching start (lower is better after unlearning) and token ROUGE-L F1.
 - **utility**: four-way multiple choice on held-out general text: given a passage's start,
   pick its true continuation among three continuations of other passages by
-  log-likelihood; chance is 25 %, higher is better.
+  log-likelihood; chance is 25 %, higher is better. The same items run through
+  lm-evaluation-harness as a local task (:mod:`llmunlearn.harness`), which also runs
+  standard downstream tasks for real LLMs.
 - **distance to the exact retrained model**: mean next-token KL(retrained || model) on
   held-out text (approximate + general evaluation; lower is better) and the MIA AUC gap
   (model minus retrained; 0 is ideal, as MUSE's PrivLeak).
@@ -103,18 +105,34 @@ def multiple_choice_items(chunks, context: int, continuation: int, n_items: int,
     return items
 
 
+def utility_items(profile, general) -> list:
+    """The utility battery of ``profile``: up to 100 items from the held-out
+    ``general`` chunks, context = half a chunk, continuations of 16 tokens (fewer for
+    chunks under 32 tokens). :mod:`llmunlearn.harness` writes the same items as an
+    lm-evaluation-harness task."""
+    half = profile.chunk_len // 2
+    return multiple_choice_items(general, context=half, continuation=min(16, half),
+                                 n_items=100, seed=profile.seed)
+
+
 @torch.inference_mode()
-def multiple_choice_accuracy(model, items) -> dict:
-    """Share of items whose true continuation has the highest total log-likelihood."""
+def multiple_choice_scores(model, items) -> torch.Tensor:
+    """Total log-likelihood of each item's four continuations given its context, ``[n, 4]``."""
     device = next(model.parameters()).device
-    correct = 0
-    for ctx, options, answer in items:
+    scores = []
+    for ctx, options, _ in items:
         seqs = torch.stack([torch.cat([ctx, o]) for o in options]).to(device)
         labels = seqs.clone()
         labels[:, :len(ctx)] = IGNORE_INDEX
         nll, _ = token_nll(model(input_ids=seqs).logits, labels)
-        score = -nll.sum(1)  # log-likelihood of the continuation (context positions are 0)
-        correct += int(score.argmax() == answer)
+        scores.append(-nll.sum(1).cpu())  # context positions contribute 0
+    return torch.stack(scores)
+
+
+def multiple_choice_accuracy(model, items) -> dict:
+    """Share of items whose true continuation has the highest total log-likelihood."""
+    picked = multiple_choice_scores(model, items).argmax(1)
+    correct = sum(int(p) == answer for p, (_, _, answer) in zip(picked, items))
     return {"accuracy": correct / len(items), "chance": 0.25, "n": len(items)}
 
 
@@ -173,9 +191,7 @@ def evaluate_model(model, tokenizer, sets: dict, references: dict, *, profile,
     half = profile.chunk_len // 2
     out["verbatim"] = verbatim_memorisation(model, sets["forget"], prefix=half,
                                             suffix=min(32, half))
-    items = multiple_choice_items(sets["general"], context=half, continuation=min(16, half),
-                                  n_items=100, seed=profile.seed)
-    out["utility"] = multiple_choice_accuracy(model, items)
+    out["utility"] = multiple_choice_accuracy(model, utility_items(profile, sets["general"]))
     if "retrained" in references:
         from datasets import concatenate_datasets
         held_out = concatenate_datasets([sets["approximate"], sets["general"]])

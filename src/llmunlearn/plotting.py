@@ -198,3 +198,24 @@ def plot_cost(costs):
     ax.tick_params(axis="y", labelsize=6)
     fig.tight_layout()
     return _done(fig)
+
+
+def plot_harness_agreement(battery):
+    """Utility battery accuracy by lm-evaluation-harness against ours, one point per
+    (domain, model) of :func:`llmunlearn.results.lm_eval_frame`'s battery rows: on the
+    diagonal when both score the same items the same way; chance level dotted."""
+    sns.set_theme(style="whitegrid")
+    fig, ax = plt.subplots(figsize=(4.6, 4.2))
+    sns.scatterplot(battery, x="ours", y="acc", hue="domain", style="domain", s=50, ax=ax)
+    lo = min(battery["ours"].min(), battery["acc"].min(), 0.25) - 0.02
+    hi = max(battery["ours"].max(), battery["acc"].max()) + 0.02
+    ax.plot([lo, hi], [lo, hi], color="black", lw=1, ls="--", label="same accuracy")
+    ax.axvline(0.25, color="grey", lw=1, ls=":")
+    ax.axhline(0.25, color="grey", lw=1, ls=":", label="chance (0.25)")
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.set_xlabel("accuracy, llmunlearn.evaluation")
+    ax.set_ylabel("accuracy, lm-evaluation-harness")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _done(fig)

@@ -154,6 +154,25 @@ def evaluation_frame(evaluations: dict[str, dict[str, Run]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def lm_eval_frame(runs: dict[str, dict[str, Run]]) -> pd.DataFrame:
+    """One row per (domain, model, lm-eval task) from
+    :func:`llmunlearn.harness.lm_eval_domain` results (``{domain: {model: run}}``): every
+    metric lm-eval reported, and for the battery our own accuracy on the same items and
+    the share of items where lm-eval and we pick the same continuation."""
+    rows = []
+    for domain, models in runs.items():
+        for name, run in models.items():
+            s = run.summary
+            for task, metrics in s["results"].items():
+                row = {"domain": domain, "model": name, "task": task,
+                       "n": s["n_samples"].get(task), **metrics}
+                if s.get("battery_check") and task == "llmunlearn_battery":
+                    row["ours"] = s["battery_check"]["ours"]
+                    row["same_choice"] = s["battery_check"]["same_choice"]
+                rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def mia_table(frame: pd.DataFrame, attack: str = "min_k@0.3") -> pd.DataFrame:
     """Per domain and model: the attack's AUC with its 95 % interval, the paper's folded
     AUC, and the gap to the exact retrained model's AUC (the privacy target; 0 is ideal)."""

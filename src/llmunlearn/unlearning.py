@@ -214,16 +214,25 @@ def unlearn(profile: Profile, domain: str, method: str, *, lr: float | None = No
     return run
 
 
-def evaluate_domain(profile: Profile, domain: str, zoo: dict | None = None, methods=None,
-                    **unlearn_kwargs) -> dict[str, Run]:
-    """Evaluation runs of the original model, the domain's exact retrained model, and the
-    selected model of every method that finished (all cached): name -> :class:`Run`."""
+def domain_models(profile: Profile, domain: str, zoo: dict | None = None, methods=None,
+                  **unlearn_kwargs) -> dict[str, Path]:
+    """The models compared on ``domain``: the original, the domain's exact retrained model
+    and the selected model of every method that finished (runs are cached): name -> folder."""
     from .pretraining import pretrain_zoo
 
     zoo = zoo if zoo is not None else pretrain_zoo(profile, progress=False)
     runs = unlearn_all(profile, domain, methods, original=zoo["original"], **unlearn_kwargs)
-    models = {"original": zoo["original"].path / "model",
-              "retrained": zoo[f"retrained-{domain}"].path / "model",
-              **{m: r.path / "selected" for m, r in runs.items()
-                 if r.summary["status"] == "finished"}}
+    return {"original": zoo["original"].path / "model",
+            "retrained": zoo[f"retrained-{domain}"].path / "model",
+            **{m: r.path / "selected" for m, r in runs.items()
+               if r.summary["status"] == "finished"}}
+
+
+def evaluate_domain(profile: Profile, domain: str, zoo: dict | None = None, methods=None,
+                    **unlearn_kwargs) -> dict[str, Run]:
+    """Evaluation runs of :func:`domain_models` (all cached): name -> :class:`Run`."""
+    from .pretraining import pretrain_zoo
+
+    zoo = zoo if zoo is not None else pretrain_zoo(profile, progress=False)
+    models = domain_models(profile, domain, zoo, methods, **unlearn_kwargs)
     return {name: evaluate_run(profile, domain, path, zoo) for name, path in models.items()}

@@ -9,8 +9,8 @@ from llmunlearn.cli import main
 from llmunlearn.config import PROFILES
 from llmunlearn.data import chunk_documents, load_splits
 from llmunlearn.evaluation import utility_items
-from llmunlearn.harness import (BATTERY, SUITE, battery_task, expand_tasks, run_tasks,
-                                task_manager)
+from llmunlearn.harness import (BATTERY, SUITE, battery_task, expand_tasks, request_tokens,
+                                run_tasks, task_manager)
 from llmunlearn.models import load_model
 
 
@@ -27,18 +27,6 @@ def test_suite_exists_in_lm_eval_and_unknown_names_get_close_matches():
         task_manager(["mmlux", "piqa"])
 
 
-def lm_eval_split(tokenizer, context: str, continuation: str):
-    """Tokens of a (context, continuation) request the way lm-eval's HF adapter documents
-    it: trailing spaces of the context move to the continuation, the pair is encoded
-    whole and the continuation is what follows the context's own encoding."""
-    n = len(context) - len(context.rstrip())
-    if n:
-        context, continuation = context[:-n], context[-n:] + continuation
-    whole = tokenizer(context + continuation, add_special_tokens=False)["input_ids"]
-    ctx = tokenizer(context, add_special_tokens=False)["input_ids"]
-    return whole, len(ctx)
-
-
 def test_battery_through_lm_eval_equals_a_hand_computed_log_likelihood(tiny, tmp_path):
     model, tok = load_model(ul.pretrain(tiny, progress=False).path / "model")
     general = chunk_documents(tok, load_splits("general", tiny)["evaluation"], tiny.chunk_len)
@@ -53,7 +41,7 @@ def test_battery_through_lm_eval_equals_a_hand_computed_log_likelihood(tiny, tmp
         assert s["target"] == answer
         ours = []
         for option in options:
-            whole, n_ctx = lm_eval_split(tok, tok.decode(ctx), tok.decode(option))
+            whole, n_ctx = request_tokens(tok, tok.decode(ctx), tok.decode(option))
             ids = torch.tensor([whole])
             with torch.no_grad():
                 logp = torch.log_softmax(model(input_ids=ids).logits[0].double(), -1)
@@ -72,7 +60,9 @@ def test_lm_eval_run_uses_the_utility_items_of_evaluate(tiny, monkeypatch, capsy
     assert check["lm_eval"] == run.summary["results"][BATTERY]["acc"]
     utility = ul.evaluate_run(tiny, "books", path, zoo, intervals=False).summary["utility"]
     assert check["n"] == utility["n"] and check["ours"] == pytest.approx(utility["accuracy"])
-    assert 0 <= check["same_choice"] <= 1
+    assert 0 <= check["same_choice"] <= 1 and 0 <= check["n_same_tokens"] <= check["n"]
+    # where lm-eval scores exactly our tokens, it must pick what we pick
+    assert check["n_same_tokens"] > 0 and check["same_choice_same_tokens"] == 1.0
     frame = ul.lm_eval_frame({"books": {"original": run}})
     assert frame.loc[0, "ours"] == check["ours"] and frame.loc[0, "task"] == BATTERY
     # the command line reuses the finished run and prints its JSON last

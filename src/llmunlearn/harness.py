@@ -118,6 +118,42 @@ def _index(include_path: str | None, include_defaults: bool):
     return TaskManager(include_path=include_path, include_defaults=include_defaults)
 
 
+def request_tokens(tokenizer, context: str, continuation: str) -> tuple[list[int], int]:
+    """The tokens lm-eval's HF adapter scores for a (context, continuation) request, as
+    its documentation describes: trailing spaces of the context move to the continuation,
+    the context is encoded alone, the pair is encoded whole, and the continuation is what
+    follows the context's length in the whole. Returns ``(tokens, n_context)``."""
+    n = len(context) - len(context.rstrip())
+    if n:
+        context, continuation = context[:-n], context[-n:] + continuation
+    ctx = tokenizer(context, add_special_tokens=False)["input_ids"]
+    whole = tokenizer(context + continuation, add_special_tokens=False)["input_ids"]
+    return ctx + whole[len(ctx):], len(ctx)
+
+
+def battery_check(items, tokenizer, our_scores, samples) -> dict:
+    """lm-eval against us on the battery: accuracy of each, the share of items where both
+    pick the same continuation, and the same on the items whose four continuations
+    lm-eval scores as exactly our tokens (a decoded and re-encoded token sequence can
+    come back as other tokens)."""
+    ours = our_scores.argmax(1).tolist()
+    theirs = {s["doc_id"]: max(range(4), key=s["loglik"].__getitem__) for s in samples}
+    same_tokens = []
+    for i in theirs:
+        ctx, options, _ = items[i]
+        text = tokenizer.decode(ctx)
+        if all(request_tokens(tokenizer, text, tokenizer.decode(o))[0] ==
+               ctx.tolist() + o.tolist() for o in options):
+            same_tokens.append(i)
+    n = len(theirs)
+    return {"n": n, "ours": sum(ours[i] == items[i][2] for i in theirs) / n,
+            "lm_eval": sum(c == items[i][2] for i, c in theirs.items()) / n,
+            "same_choice": sum(ours[i] == c for i, c in theirs.items()) / n,
+            "n_same_tokens": len(same_tokens),
+            "same_choice_same_tokens": sum(ours[i] == theirs[i] for i in same_tokens)
+            / max(len(same_tokens), 1)}
+
+
 def task_manager(tasks, include_path=None):
     """lm-eval's task index, checked to hold every one of ``tasks``: only the local
     folder ``include_path`` when every task is there (indexing lm-eval's 14,000 built-in
@@ -183,8 +219,8 @@ def lm_eval_run(profile: Profile, model, tasks="battery", *, limit=None, num_few
     """:func:`run_tasks` for the model in a folder (or a hub id), cached as a run of kind
     ``lm-eval``. With the battery, the profile's utility items are built with the model's
     own tokenizer from held-out general text (the items of ``llmunlearn evaluate``), and
-    the summary's ``battery_check`` compares lm-eval with :mod:`llmunlearn.evaluation`:
-    both accuracies and the share of items where both pick the same continuation."""
+    the summary's ``battery_check`` (:func:`battery_check`) compares lm-eval with
+    :mod:`llmunlearn.evaluation` on them."""
     import torch
 
     from .data import chunk_documents, load_splits
@@ -200,7 +236,8 @@ def lm_eval_run(profile: Profile, model, tasks="battery", *, limit=None, num_few
         model = str(path.resolve())
     run = Run.create("lm-eval", f"{profile.name}-{name}", {
         "profile": dataclasses.asdict(profile), "model": str(model), "tasks": tasks,
-        "limit": limit, "num_fewshot": num_fewshot, "lm_eval": lm_eval.__version__})
+        "limit": limit, "num_fewshot": num_fewshot, "lm_eval": lm_eval.__version__,
+        "check": 2})
     if run.done:
         return run
     # the task names are checked before a possibly large model is loaded
@@ -214,18 +251,11 @@ def lm_eval_run(profile: Profile, model, tasks="battery", *, limit=None, num_few
                                   profile.chunk_len)
         items = utility_items(profile, fixed_sample(general, profile.eval_chunks, profile.seed))
         battery_task(items, tokenizer, folder)
-        ours = multiple_choice_scores(lm, items).argmax(1).tolist()
+        scores = multiple_choice_scores(lm, items)
     result = run_tasks(lm, tokenizer, tasks, limit=limit, num_fewshot=num_fewshot,
                        batch_size=batch_size, manager=manager)
-    check = None
-    if BATTERY in tasks:
-        theirs = {s["doc_id"]: max(range(4), key=s["loglik"].__getitem__)
-                  for s in result["samples"][BATTERY]}
-        answers = [a for _, _, a in items]
-        n = len(theirs)
-        check = {"ours": sum(ours[i] == answers[i] for i in theirs) / n,
-                 "lm_eval": result["results"][BATTERY]["acc"],
-                 "same_choice": sum(ours[i] == c for i, c in theirs.items()) / n, "n": n}
+    check = battery_check(items, tokenizer, scores, result["samples"][BATTERY]) \
+        if BATTERY in tasks else None
     run.finish({**result, "battery_check": check})
     return run
 

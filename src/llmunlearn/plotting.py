@@ -216,6 +216,6 @@ def plot_harness_agreement(battery):
     ax.set_ylim(lo, hi)
     ax.set_xlabel("accuracy, llmunlearn.evaluation")
     ax.set_ylabel("accuracy, lm-evaluation-harness")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     return _done(fig)

@@ -157,8 +157,9 @@ def evaluation_frame(evaluations: dict[str, dict[str, Run]]) -> pd.DataFrame:
 def lm_eval_frame(runs: dict[str, dict[str, Run]]) -> pd.DataFrame:
     """One row per (domain, model, lm-eval task) from
     :func:`llmunlearn.harness.lm_eval_domain` results (``{domain: {model: run}}``): every
-    metric lm-eval reported, and for the battery our own accuracy on the same items and
-    the share of items where lm-eval and we pick the same continuation."""
+    metric lm-eval reported, and for the battery the comparison with our evaluator
+    (:func:`llmunlearn.harness.battery_check`: ``ours``, ``same_choice``,
+    ``n_same_tokens``, ``same_choice_same_tokens``)."""
     rows = []
     for domain, models in runs.items():
         for name, run in models.items():
@@ -167,8 +168,8 @@ def lm_eval_frame(runs: dict[str, dict[str, Run]]) -> pd.DataFrame:
                 row = {"domain": domain, "model": name, "task": task,
                        "n": s["n_samples"].get(task), **metrics}
                 if s.get("battery_check") and task == "llmunlearn_battery":
-                    row["ours"] = s["battery_check"]["ours"]
-                    row["same_choice"] = s["battery_check"]["same_choice"]
+                    row.update({k: v for k, v in s["battery_check"].items()
+                                if k not in ("n", "lm_eval")})
                 rows.append(row)
     return pd.DataFrame(rows)
 

@@ -1,5 +1,6 @@
 """Pre-training, gradient ascent, selection, divergence, resume: end to end on a tiny model."""
 
+import dataclasses
 import math
 
 import pytest
@@ -8,7 +9,8 @@ import torch
 import llmunlearn as ul
 from llmunlearn.core import nll_loss
 from llmunlearn.methods import METHODS, register
-from llmunlearn.models import build_model
+from llmunlearn.config import profile_config
+from llmunlearn.models import build_model, load_model, n_params
 from llmunlearn.train import TrainConfig, train
 
 
@@ -94,3 +96,23 @@ def test_interrupted_training_resumes_to_the_same_weights(tiny, docs, tmp_path):
         torch.testing.assert_close(p, q, msg=n)
     assert [r["loss"] for r in straight["log"]] == pytest.approx(
         [r["loss"] for r in resumed["log"]], rel=1e-5)
+
+
+def test_a_base_model_is_the_original_and_nothing_is_pretrained(tiny):
+    """The paper's setting (a pre-trained LLM, no retrained model), on a local folder of
+    the same layout as a hub checkpoint."""
+    folder = ul.pretrain(tiny, progress=False).path / "model"
+    base = dataclasses.replace(tiny, name="base", base_model=str(folder))
+    assert "base_model" not in profile_config(tiny) and profile_config(base)["base_model"]
+    zoo = ul.pretrain_zoo(base, progress=False)
+    assert set(zoo) == {"original"}
+    assert (zoo["original"].path / "model").resolve() == folder.resolve()
+    assert zoo["original"].summary["n_params"] == n_params(load_model(folder)[0])
+    with pytest.raises(ValueError, match="no retrained model"):
+        ul.pretrain(base, without="books")
+    run = ul.unlearn(base, "books", "ga_kl_in", steps=2, progress=False)
+    assert run.summary["status"] == "finished"
+    res = ul.evaluate_run(base, "books", run.path / "selected", intervals=False).summary
+    assert "to_retrained" not in res and "reference:original" in res["mia"]
+    models = ul.domain_models(base, "books", methods=["ga_kl_in"], steps=2)
+    assert set(models) == {"original", "ga_kl_in"}

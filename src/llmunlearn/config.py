@@ -61,6 +61,9 @@ class Profile:
     threads: int  # torch CPU threads (never more than the machine's cores)
     seed: int = 42  # the official code's seed
     dataset: str = "local"  # "local" (our sources) or a hub id / folder of the paper's data
+    # a pre-trained LLM (hub id or folder) serving as the original model: nothing is
+    # pre-trained, and there is no exact retrained model (the paper's setting)
+    base_model: str | None = None
 
 
 PROFILES: dict[str, Profile] = {
@@ -94,7 +97,7 @@ PROFILES: dict[str, Profile] = {
             eval_chunks=512, threads=8,
         ),
         Profile(
-            # The paper's setting: Yi-6B (already pre-trained: pre-training fields unused)
+            # The paper's setting: Yi-6B as the original model (pre-training fields unused)
             # on its hub dataset, 4k context, batch 60 chunks (8 GPUs x accumulation 60/8).
             name="paper", forget_chars=0, retain_chars=0, approximate_chars=0,
             general_retain_chars=0, general_eval_chars=0,
@@ -103,6 +106,7 @@ PROFILES: dict[str, Profile] = {
             pretrain_epochs=0, pretrain_batch=1, pretrain_lr=0.0,
             unlearn_lr=2e-5, unlearn_steps=8, unlearn_batch=60, eval_every=1,
             eval_chunks=10**9, threads=8, dataset="llmunlearn/unlearn_dataset",
+            base_model="01-ai/Yi-6B",
         ),
     )
 }
@@ -121,6 +125,12 @@ def get_profile(name: str, **overrides) -> Profile:
     if unknown:
         raise ValueError(f"unknown profile field(s) {unknown}; valid fields: {sorted(fields)}")
     return dataclasses.replace(PROFILES[name], **overrides)
+
+
+def profile_config(profile: Profile) -> dict:
+    """The profile as it enters a run's configuration (and so its hash): every field
+    except optional ones left unset, so that adding an optional field keeps earlier runs."""
+    return {k: v for k, v in dataclasses.asdict(profile).items() if v is not None}
 
 
 def check_choice(kind: str, value: str, valid) -> str:

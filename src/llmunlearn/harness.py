@@ -18,14 +18,13 @@ agree.
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import functools
 import json
 import re
 from pathlib import Path
 
-from .config import Profile
+from .config import Profile, profile_config
 from .runs import Run
 
 SUITE = ("mmlu", "arc_challenge", "arc_easy", "hellaswag", "piqa", "winogrande", "boolq")
@@ -235,7 +234,7 @@ def lm_eval_run(profile: Profile, model, tasks="battery", *, limit=None, num_few
     if path.exists():
         model = str(path.resolve())
     run = Run.create("lm-eval", f"{profile.name}-{name}", {
-        "profile": dataclasses.asdict(profile), "model": str(model), "tasks": tasks,
+        "profile": profile_config(profile), "model": str(model), "tasks": tasks,
         "limit": limit, "num_fewshot": num_fewshot, "lm_eval": lm_eval.__version__,
         "check": 2})
     if run.done:

@@ -54,14 +54,8 @@ def load_model(path: str | Path, *, dtype=None, trust_remote_code: bool = False,
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    p = Path(path)
-    if p.exists():
-        missing = [n for n in ("config.json", "tokenizer.json")
-                   if not (p / n).exists()]
-        if not any(p.glob("*.safetensors")) and not any(p.glob("*.bin")):
-            missing.append("weights (*.safetensors)")
-        if missing:
-            raise FileNotFoundError(f"incomplete checkpoint {p}: missing {', '.join(missing)}")
+    if Path(path).exists():
+        check_checkpoint(path)
     tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
     model = AutoModelForCausalLM.from_pretrained(
         str(path), dtype=dtype or "auto", trust_remote_code=trust_remote_code,
@@ -73,6 +67,18 @@ def load_model(path: str | Path, *, dtype=None, trust_remote_code: bool = False,
             f"tokenizer has {len(tokenizer)} tokens but the model's embedding has "
             f"{model.get_input_embeddings().num_embeddings}: they do not belong together")
     return model, tokenizer
+
+
+def check_checkpoint(path: str | Path) -> Path:
+    """``path`` if it is a folder with a complete checkpoint (config, tokenizer, weights),
+    else ``FileNotFoundError`` naming what is missing."""
+    p = Path(path)
+    missing = [n for n in ("config.json", "tokenizer.json") if not (p / n).exists()]
+    if not any(p.glob("*.safetensors")) and not any(p.glob("*.bin")):
+        missing.append("weights (*.safetensors)")
+    if missing:
+        raise FileNotFoundError(f"incomplete checkpoint {p}: missing {', '.join(missing)}")
+    return p
 
 
 def _best_attention() -> str:

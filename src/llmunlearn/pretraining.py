@@ -6,17 +6,21 @@ general/evaluation are never trained on.
 The tokenizer is trained on D only (never on approximate text), so held-out data stays
 unseen in every sense. The run directory holds the model in Hugging Face format
 (``model/``: safetensors, config, tokenizer), the loss curve and perplexity on every split.
+
+A profile with ``base_model`` (the paper's, Yi-6B) pre-trains nothing: the pre-trained LLM
+is the original model (:func:`base_model_run`), and there is no exact retrained model.
 """
 
 from __future__ import annotations
 
-import dataclasses
+from pathlib import Path
 
-from .config import DOMAINS, Profile, check_choice
+from .config import DOMAINS, Profile, check_choice, profile_config
 from .core import nll_loss
 from .data import ALL_DOMAINS, chunk_documents, load_splits
 from .metrics import perplexity
-from .models import build_model, load_model, n_params, train_tokenizer
+from .models import (build_model, check_checkpoint, load_model, n_params,
+                     train_tokenizer)
 from .runs import Run, home, write_json
 from .train import TrainConfig, stream_order, train
 
@@ -55,11 +59,17 @@ def pretrain(profile: Profile, *, seed: int | None = None, without: str | None =
     """
     import torch
 
+    if profile.base_model:
+        if without is not None or seed not in (None, profile.seed):
+            raise ValueError(f"profile {profile.name!r} starts from the pre-trained base model "
+                             f"{profile.base_model!r}: there is no retrained model or second "
+                             "seed to pre-train (set base_model=None to pre-train a zoo)")
+        return base_model_run(profile)
     seed = profile.seed if seed is None else seed
     if without is not None:
         check_choice("domain", without, DOMAINS)
     splits = {d: load_splits(d, profile) for d in ALL_DOMAINS}
-    config = {"profile": dataclasses.asdict(profile), "seed": seed, "without": without,
+    config = {"profile": profile_config(profile), "seed": seed, "without": without,
               "docs": {d: {s: [x.sha256 for x in v] for s, v in sp.items()}
                        for d, sp in splits.items()}}
     kind = "original" if without is None else f"retrained-{without}"
@@ -104,13 +114,42 @@ def pretrain(profile: Profile, *, seed: int | None = None, without: str | None =
     return run
 
 
+def base_model_run(profile: Profile) -> Run:
+    """The original model of a profile with ``base_model``, as a pre-training run whose
+    ``model`` links to the checkpoint (a local folder, or the hub download); nothing is
+    trained. ``summary.json`` holds ``n_params`` (counted without loading the weights)
+    and no training figures."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    run = Run.create("pretrain", f"{profile.name}-base", {"base_model": profile.base_model})
+    if run.done:
+        return run
+    source = Path(profile.base_model).expanduser()
+    if not source.exists():
+        from huggingface_hub import snapshot_download
+        source = Path(snapshot_download(profile.base_model))  # needs the network once
+    link = run.path / "model"
+    if link.is_symlink():
+        link.unlink()
+    link.symlink_to(source.resolve(), target_is_directory=True)
+    check_checkpoint(link)
+    with torch.device("meta"):  # shapes only: no memory, tied embeddings stay tied
+        empty = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(link))
+    run.finish({"base_model": profile.base_model, "n_params": n_params(empty), "ppl": {},
+                "steps": 0, "tokens": None, "flops": None, "wall_s": 0.0, "log": []})
+    return run
+
+
 def pretrain_zoo(profile: Profile, progress: bool = True) -> dict[str, Run]:
     """Every model of the zoo: the original, each domain's exact retrained model, and the
-    original recipe with a second seed (to read differences against seed noise)."""
+    original recipe with a second seed (to read differences against seed noise). With a
+    ``base_model``, the zoo is that model alone."""
     zoo = {"original": pretrain(profile, progress=progress)}
-    for domain in DOMAINS:
-        zoo[f"retrained-{domain}"] = pretrain(profile, without=domain, progress=progress)
-    zoo["original-seed2"] = pretrain(profile, seed=profile.seed + 1, progress=progress)
+    if not profile.base_model:
+        for domain in DOMAINS:
+            zoo[f"retrained-{domain}"] = pretrain(profile, without=domain, progress=progress)
+        zoo["original-seed2"] = pretrain(profile, seed=profile.seed + 1, progress=progress)
     write_json(home() / "pretrain" / f"zoo-{profile.name}.json", {
         name: {"path": run.path, **{k: run.summary[k] for k in
                                     ("ppl", "n_params", "steps", "tokens", "flops", "wall_s")}}

@@ -14,7 +14,7 @@ import dataclasses
 import math
 from pathlib import Path
 
-from .config import DOMAINS, Profile, check_choice
+from .config import DOMAINS, Profile, check_choice, profile_config
 from .data import chunk_documents, load_splits
 from .methods import get_method, resolve_hparams
 from .models import n_params
@@ -62,7 +62,7 @@ def evaluate_reference(profile: Profile, domain: str, model_run: Run) -> dict:
     import torch
 
     run = Run.create("evaluate", f"{profile.name}-{domain}-{model_run.path.name}",
-                     {"profile": dataclasses.asdict(profile), "domain": domain,
+                     {"profile": profile_config(profile), "domain": domain,
                       "model": model_run.path.name})
     if not run.done:
         torch.set_num_threads(profile.threads)
@@ -88,7 +88,7 @@ def evaluate_run(profile: Profile, domain: str, model_path, zoo: dict | None = N
     check_choice("domain", domain, DOMAINS)
     model_path = Path(model_path).resolve()
     run = Run.create("evaluate", f"{profile.name}-{domain}-{model_path.parent.name}-"
-                     f"{model_path.name}", {"profile": dataclasses.asdict(profile),
+                     f"{model_path.name}", {"profile": profile_config(profile),
                                             "domain": domain, "model": str(model_path),
                                             "intervals": intervals})
     if run.done:
@@ -99,6 +99,8 @@ def evaluate_run(profile: Profile, domain: str, model_path, zoo: dict | None = N
     zoo = zoo if zoo is not None else pretrain_zoo(profile, progress=False)
     references = {}
     for name, key in (("retrained", f"retrained-{domain}"), ("original", "original")):
+        if key not in zoo:  # a base-model profile has no retrained model
+            continue
         ref, ref_tok = load_original(zoo[key])
         if ref_tok.get_vocab() == tokenizer.get_vocab():
             references[name] = ref.eval()
@@ -156,7 +158,7 @@ def unlearn(profile: Profile, domain: str, method: str, *, lr: float | None = No
                       micro_batch=profile.unlearn_batch, seed=profile.seed,
                       optimizer=check_choice("optimizer", optimizer, OPTIMIZERS))
     run = Run.create("unlearn", f"{profile.name}-{domain}-{method}", {
-        "profile": dataclasses.asdict(profile), "domain": domain, "method": method,
+        "profile": profile_config(profile), "domain": domain, "method": method,
         "hparams": hp, "original": original.path.name, "train": dataclasses.asdict(cfg)})
     if run.done:
         return run
@@ -217,13 +219,15 @@ def unlearn(profile: Profile, domain: str, method: str, *, lr: float | None = No
 def domain_models(profile: Profile, domain: str, zoo: dict | None = None, methods=None,
                   **unlearn_kwargs) -> dict[str, Path]:
     """The models compared on ``domain``: the original, the domain's exact retrained model
-    and the selected model of every method that finished (runs are cached): name -> folder."""
+    (when the profile pre-trains one) and the selected model of every method that
+    finished (runs are cached): name -> folder."""
     from .pretraining import pretrain_zoo
 
     zoo = zoo if zoo is not None else pretrain_zoo(profile, progress=False)
     runs = unlearn_all(profile, domain, methods, original=zoo["original"], **unlearn_kwargs)
+    retrained = zoo.get(f"retrained-{domain}")  # none for a base-model profile
     return {"original": zoo["original"].path / "model",
-            "retrained": zoo[f"retrained-{domain}"].path / "model",
+            **({"retrained": retrained.path / "model"} if retrained else {}),
             **{m: r.path / "selected" for m, r in runs.items()
                if r.summary["status"] == "finished"}}
 

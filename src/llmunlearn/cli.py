@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from .config import PROFILES
+from .harness import SUITE  # light: lm_eval is imported only when tasks run
 
 
 def _profile_arg(p: argparse.ArgumentParser) -> None:
@@ -17,14 +18,11 @@ def _profile_arg(p: argparse.ArgumentParser) -> None:
                    help="sizes to run at (default: cpu)")
 
 
-def _suite():
-    from .harness import SUITE  # light: the module imports lm_eval only when it runs
-    return SUITE
-
-
 def _batch_size(value: str):
-    if value == "auto" or (value.isdigit() and int(value) > 0):
-        return value if value == "auto" else int(value)
+    if value == "auto":
+        return value
+    if value.isdigit() and int(value) > 0:
+        return int(value)
     raise argparse.ArgumentTypeError(f"{value!r} is not a positive integer or 'auto'")
 
 
@@ -81,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
                        "folder or hub id through lm-eval's HF adapter (needs the lmeval "
                        "extra; hub tasks need the network). 'battery' is our held-out "
                        "multiple-choice battery as a local task (offline), 'suite' the "
-                       "downstream suite we chose for real LLMs (" + ", ".join(_suite()) +
+                       "downstream suite we chose for real LLMs (" + ", ".join(SUITE) +
                        "). Prints the JSON path last.")
     _profile_arg(p)
     p.add_argument("--model", required=True, help="a Hugging Face model folder or hub id")

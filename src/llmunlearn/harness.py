@@ -174,20 +174,20 @@ def task_manager(tasks, include_path=None):
 
 
 def run_tasks(model, tokenizer, tasks, *, include_path=None, limit=None, num_fewshot=None,
-              batch_size=16, manager=None) -> dict:
+              batch_size=16) -> dict:
     """Evaluate an in-memory Hugging Face causal LM on lm-eval ``tasks``.
 
     Returns ``{"results": {task: {metric: value}}, "n_samples": {task: n}, "samples":
     {task: [{"doc_id", "target", "loglik": [...]}]}}`` (samples kept for multiple-choice
     tasks of at most 1,000 documents), plus lm-eval's version and the settings used.
     Metric keys drop lm-eval's ``,none`` filter suffix; a standard error lm-eval could not
-    compute is ``None``. ``manager`` is a :func:`task_manager` already built for ``tasks``.
+    compute is ``None``.
     """
     lm_eval = require_lm_eval()
     from lm_eval.models.huggingface import HFLM
 
     tasks = expand_tasks(tasks)
-    manager = manager or task_manager(tasks, include_path)
+    manager = task_manager(tasks, include_path)  # the index is built once per process
     device = str(next(model.parameters()).device)
     lm = HFLM(pretrained=model, tokenizer=tokenizer, device=device, batch_size=batch_size)
     out = lm_eval.simple_evaluate(model=lm, tasks=tasks, task_manager=manager, limit=limit,
@@ -222,10 +222,9 @@ def lm_eval_run(profile: Profile, model, tasks="battery", *, limit=None, num_few
     :mod:`llmunlearn.evaluation` on them."""
     import torch
 
-    from .data import chunk_documents, load_splits
     from .evaluation import multiple_choice_scores, utility_items
     from .models import load_model
-    from .unlearning import fixed_sample
+    from .unlearning import chunked_splits, evaluation_sets
 
     lm_eval = require_lm_eval()
     tasks = expand_tasks(tasks)
@@ -236,23 +235,23 @@ def lm_eval_run(profile: Profile, model, tasks="battery", *, limit=None, num_few
     run = Run.create("lm-eval", f"{profile.name}-{name}", {
         "profile": profile_config(profile), "model": str(model), "tasks": tasks,
         "limit": limit, "num_fewshot": num_fewshot, "lm_eval": lm_eval.__version__,
-        "check": 2})
+        "check": 2})  # version of battery_check's fields: runs with older ones are redone
     if run.done:
         return run
     # the task names are checked before a possibly large model is loaded
     folder = battery_yaml(run.path / "tasks") if BATTERY in tasks else None
-    manager = task_manager(tasks, folder)
+    task_manager(tasks, folder)
     torch.set_num_threads(profile.threads)
     lm, tokenizer = load_model(model)
     lm.to("cuda" if torch.cuda.is_available() else "cpu").eval()
     if BATTERY in tasks:
-        general = chunk_documents(tokenizer, load_splits("general", profile)["evaluation"],
-                                  profile.chunk_len)
-        items = utility_items(profile, fixed_sample(general, profile.eval_chunks, profile.seed))
+        # the held-out general sample every evaluation uses, so the items of `evaluate`
+        general = evaluation_sets(profile, {}, chunked_splits(profile, "general", tokenizer))
+        items = utility_items(profile, general["general"])
         battery_task(items, tokenizer, folder)
         scores = multiple_choice_scores(lm, items)
-    result = run_tasks(lm, tokenizer, tasks, limit=limit, num_fewshot=num_fewshot,
-                       batch_size=batch_size, manager=manager)
+    result = run_tasks(lm, tokenizer, tasks, include_path=folder, limit=limit,
+                       num_fewshot=num_fewshot, batch_size=batch_size)
     check = battery_check(items, tokenizer, scores, result["samples"][BATTERY]) \
         if BATTERY in tasks else None
     run.finish({**result, "battery_check": check})

@@ -32,12 +32,16 @@ def fixed_sample(chunks, n: int, seed: int):
     return chunks.select(sorted(random.Random(seed).sample(range(len(chunks)), n)))
 
 
+def chunked_splits(profile: Profile, domain: str, tokenizer) -> dict:
+    """Every split of ``domain`` (or ``general``), chunked with ``tokenizer``."""
+    return {s: chunk_documents(tokenizer, docs, profile.chunk_len)
+            for s, docs in load_splits(domain, profile).items()}
+
+
 def domain_chunks(profile: Profile, domain: str, tokenizer) -> tuple[dict, dict]:
     """The domain's splits and the general splits, chunked with ``tokenizer``."""
-    def chunked(d):
-        return {s: chunk_documents(tokenizer, docs, profile.chunk_len)
-                for s, docs in load_splits(d, profile).items()}
-    return chunked(domain), chunked("general")
+    return chunked_splits(profile, domain, tokenizer), chunked_splits(profile, "general",
+                                                                      tokenizer)
 
 
 def evaluation_sets(profile: Profile, chunks: dict, general: dict) -> dict:

@@ -4,21 +4,40 @@ import pytest
 import torch
 
 import llmunlearn as ul
-from llmunlearn.sources import PINNED_GROUPS, SOURCES, Document
+from llmunlearn.sources import MATCHED_POOL, SHIFTED_PINS, SOURCES, Document
+
+# the real books design, kept before the fixtures replace it for the fake sources
+REAL_BOOKS_PINS = dict(SHIFTED_PINS["books"])
+REAL_BOOKS_POOL = tuple(MATCHED_POOL["books"])
 
 WORDS = ("the of and to in is that for it as with was on be by this are from at or an "
          "model data token train forget retain loss step learn rate value mean sum list "
          "def return class import self none true false if else for while yield").split()
 
 
-def fake_source(domain: str, n_docs: int = 24):
+def invented_name(rng: random.Random) -> str:
+    """A made-up word of one document, like a character's name or an identifier
+    (``qeltrawo``): a tokenizer that never saw it splits it into short pieces, one
+    trained on its document merges it into tokens of its own."""
+    return "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(8))
+
+
+def fake_source(domain: str, n_docs: int = 36):
     """Documents of made-up text in groups of three, standing in for a real source
-    (tests never download packages)."""
+    (tests never download packages). Each group also repeats a name of its own,
+    as a novel does its characters' names, so a tokenizer trained on it learns them."""
     def source():
         rng = random.Random(domain)
-        return [Document(f"{domain}/{i:03d}", " ".join(rng.choice(WORDS) for _ in range(
-            rng.randint(80, 160))), f"{domain}/g{i // 3}", "test", "CC0")
-            for i in range(n_docs)]
+        names = [invented_name(rng) for _ in range(n_docs // 3 + 1)]
+        docs = []
+        for i in range(n_docs):
+            name = names[i // 3]
+            words = [rng.choice(WORDS) for _ in range(rng.randint(80, 160))]
+            for j in range(0, len(words), 8):
+                words[j] = name
+            docs.append(Document(f"{domain}/{i:03d}", " ".join(words), f"{domain}/g{i // 3}",
+                                 "test", "CC0"))
+        return docs
     source.__name__ = f"fake_{domain}"
     return source
 
@@ -29,8 +48,9 @@ def fake_sources(patch=None):
     setitem = patch.setitem if patch else (lambda d, k, v: d.__setitem__(k, v))
     for domain in SOURCES:
         setitem(SOURCES, domain, (fake_source(domain),))
-    setitem(PINNED_GROUPS, "books", {"forget": ("books/g0", "books/g1"),
-                                     "approximate": ("books/g2", "books/g3")})
+    setitem(SHIFTED_PINS, "books", {"forget": ("books/g0", "books/g1"),
+                                    "approximate": ("books/g2", "books/g3")})
+    setitem(MATCHED_POOL, "books", tuple(f"books/g{i}" for i in range(4, 10)))
 
 
 def tiny_profile():

@@ -38,40 +38,126 @@ def test_tokenizer_round_trips_text(docs):
     assert tok.decode(tok(text, add_special_tokens=False)["input_ids"]) == text
 
 
-BUDGETS = {"forget": 900, "approximate": 900, "retain": 1500}
+def _splits(profile, docs, **kw):
+    return split_documents(docs, profile, "arxiv", **kw)
 
 
-def test_splits_keep_groups_together_drop_duplicates_and_are_deterministic(tiny, docs):
+def test_splits_are_disjoint_deterministic_and_full(tiny, docs):
     dup = Document("copy-of-doc0", docs[0].text, "another-group", "test", "CC0")
-    p = tiny.__class__(**{**tiny.__dict__, "min_doc_chars": 0})
-    a = split_documents(docs + [dup], BUDGETS, p)
-    b = split_documents(list(reversed(docs + [dup])), BUDGETS, p)
+    p = tiny.__class__(**{**tiny.__dict__, "min_doc_chars": 0, "forget_chars": 250,
+                          "approximate_chars": 250, "retain_chars": 500})
+    a = _splits(p, docs + [dup])
+    b = _splits(p, list(reversed(docs + [dup])))
     assert {s: [d.id for d in v] for s, v in a.items()} == \
         {s: [d.id for d in v] for s, v in b.items()}
+    assert set(a) == {"shifted/forget", "shifted/approximate", "matched/forget",
+                      "matched/approximate", "retain"}
     shas = [d.sha256 for v in a.values() for d in v]
     assert len(shas) == len(set(shas))  # no text in two splits
-    groups = {s: {d.group for d in v} for s, v in a.items()}
-    assert not (groups["forget"] & groups["retain"]) and not \
-        (groups["forget"] & groups["approximate"]) and not \
-        (groups["retain"] & groups["approximate"])
-    for split, budget in BUDGETS.items():
-        assert sum(len(d.text) for d in a[split]) >= budget
+    for split, docs_ in a.items():
+        assert sum(len(d.text) for d in docs_) >= getattr(p, f"{split.split('/')[-1]}_chars")
+    # the shifted design keeps groups whole: none of its groups is anywhere else
+    shifted = {d.group for k in ("shifted/forget", "shifted/approximate") for d in a[k]}
+    others = {d.group for k in ("matched/forget", "matched/approximate", "retain")
+              for d in a[k]}
+    assert not shifted & others
+    assert not ({d.group for d in a["shifted/forget"]}
+                & {d.group for d in a["shifted/approximate"]})
 
 
-def test_pinned_groups_feed_only_their_split(tiny, docs):
-    p = tiny.__class__(**{**tiny.__dict__, "min_doc_chars": 0})
-    out = split_documents(docs, {"forget": 300, "approximate": 300, "retain": 600}, p,
-                          pinned={"forget": ("group1",), "approximate": ("group2",)})
-    assert {d.group for d in out["forget"]} == {"group1"}
-    assert {d.group for d in out["approximate"]} == {"group2"}
-    assert not {d.group for d in out["retain"]} & {"group1", "group2"}
+def test_pinned_groups_feed_only_their_shifted_split(tiny, docs):
+    p = tiny.__class__(**{**tiny.__dict__, "min_doc_chars": 0, "forget_chars": 200,
+                          "approximate_chars": 200, "retain_chars": 400})
+    out = _splits(p, docs, shifted_pins={"forget": ("group1",), "approximate": ("group2",)})
+    assert {d.group for d in out["shifted/forget"]} == {"group1"}
+    assert {d.group for d in out["shifted/approximate"]} == {"group2"}
+    rest = {d.group for k in ("matched/forget", "matched/approximate", "retain")
+            for d in out[k]}
+    assert not rest & {"group1", "group2"}
 
 
-def test_split_too_small_names_split_size_and_need(tiny, docs):
-    with pytest.raises(ValueError, match=r"split 'retain' has [\d,]+ characters but profile "
-                                         r"'smoke' needs 100,000"):
-        split_documents(docs, {"forget": 300, "approximate": 300, "retain": 100_000},
-                        tiny.__class__(**{**tiny.__dict__, "min_doc_chars": 0}))
+def test_matched_forget_and_approximate_are_drawn_from_one_pool_of_many_groups(tiny):
+    """Forget and approximate are documents drawn from the same groups (exchangeable),
+    not one group against another."""
+    docs = [Document(f"g{g}/d{i}", f"text {g} {i} " * 20, f"g{g}", "test", "CC0")
+            for g in range(12) for i in range(10)]
+    p = tiny.__class__(**{**tiny.__dict__, "min_doc_chars": 0, "forget_chars": 2_000,
+                          "approximate_chars": 2_000, "retain_chars": 3_000})
+    out = _splits(p, docs)
+    forget = {d.group for d in out["matched/forget"]}
+    approx = {d.group for d in out["matched/approximate"]}
+    assert len(forget) >= 3 and len(forget & approx) >= 2
+
+
+def test_books_retain_is_the_other_austen_novels_first(tiny):
+    """The real books design (sources.py): shifted forget Pride and Prejudice, shifted
+    approximate Sense and Sensibility, and matched sets and retain from the other Austen
+    novels, other books only when those run out."""
+    from conftest import REAL_BOOKS_PINS, REAL_BOOKS_POOL
+    austen = ("Emma", "Mansfield Park", "Northanger Abbey", "Persuasion")
+    books = (*austen, "Pride and Prejudice", "Sense and Sensibility", "Bible: Genesis",
+             "Moby Dick")
+    docs = [Document(f"{b}/{i}", f"{b} passage {i} " * 30, b, "test", "CC0")
+            for b in books for i in range(40)]
+    p = tiny.__class__(**{**tiny.__dict__, "min_doc_chars": 0, "forget_chars": 3_000,
+                          "approximate_chars": 3_000, "retain_chars": 12_000})
+    out = split_documents(docs, p, "books", REAL_BOOKS_PINS, REAL_BOOKS_POOL)
+    assert {d.group for d in out["shifted/forget"]} == {"Pride and Prejudice"}
+    assert {d.group for d in out["shifted/approximate"]} == {"Sense and Sensibility"}
+    for key in ("matched/forget", "matched/approximate", "retain"):
+        assert {d.group for d in out[key]} <= set(austen), key
+
+
+def test_a_split_that_cannot_be_filled_names_domain_design_split_and_sizes(tiny, docs):
+    p = tiny.__class__(**{**tiny.__dict__, "min_doc_chars": 0, "forget_chars": 300,
+                          "approximate_chars": 300, "retain_chars": 100_000})
+    with pytest.raises(ValueError, match=r"domain 'arxiv': split 'retain' has [\d,]+ "
+                                         r"characters in \d+ documents from \d+ groups .* "
+                                         r"needs 100,000"):
+        _splits(p, docs)
+    p = tiny.__class__(**{**tiny.__dict__, "min_doc_chars": 0, "forget_chars": 50_000})
+    with pytest.raises(ValueError, match=r"domain 'arxiv', design 'shifted': split 'forget'"):
+        _splits(p, docs)
+
+
+def test_an_unknown_design_is_an_error_naming_it(tiny):
+    import llmunlearn as ul
+    with pytest.raises(ValueError, match="unknown design 'paired'; valid: matched, shifted"):
+        ul.get_profile("smoke", design="paired")
+    with pytest.raises(ValueError, match="unknown design 'paired'"):
+        load_splits("github", tiny, design="paired")
+
+
+def test_the_tokenizer_never_saw_a_forget_set(tiny, monkeypatch):
+    """What matters: per domain and design, forget text has no more tokens of its own
+    (types that never occur in the retrained model's training text) than unseen
+    approximate text of the same kind. Each fake group repeats a name of its own, as a
+    novel does; a tokenizer trained on all of D (forget included) merges the forget
+    groups' names into tokens that only forget text uses, and fails the same check."""
+    from conftest import fake_source
+    from llmunlearn.data import forget_documents, pretraining_documents
+    from llmunlearn.groundtruth import token_coverage, unseen_token_share
+    from llmunlearn.models import train_tokenizer
+    from llmunlearn.sources import MATCHED_POOL, SHIFTED_PINS, SOURCES
+    for domain in SOURCES:  # larger fake sources: token statistics need some text
+        monkeypatch.setitem(SOURCES, domain, (fake_source(domain, 160),))
+    monkeypatch.setitem(SHIFTED_PINS, "books", {
+        "forget": tuple(f"books/g{i}" for i in range(4)),
+        "approximate": tuple(f"books/g{i}" for i in range(4, 8))})
+    monkeypatch.setitem(MATCHED_POOL, "books", ())
+    p = tiny.__class__(**{**tiny.__dict__, "forget_chars": 6000, "approximate_chars": 6000,
+                          "retain_chars": 12000, "general_retain_chars": 12000})
+    table = token_coverage(p)
+    forget, approx = table["unseen share: forget"], table["unseen share: approximate"]
+    assert (forget <= 2 * approx + 0.005).all(), table
+    leaky = train_tokenizer([d.text for d in pretraining_documents(p)], p.vocab_size)
+    for domain in ("books", "github"):
+        left_out = forget_documents(p, domain, "shifted")
+        seen = [d for d in pretraining_documents(p) if d not in left_out]
+        splits = load_splits(domain, p, "shifted")
+        leaky_forget = unseen_token_share(leaky, splits["forget"], seen)
+        leaky_approx = unseen_token_share(leaky, splits["approximate"], seen)
+        assert leaky_forget > 2 * leaky_approx + 0.005, (domain, leaky_forget, leaky_approx)
 
 
 def test_corpus_manifest_records_every_document(tiny):
@@ -79,7 +165,8 @@ def test_corpus_manifest_records_every_document(tiny):
     manifest = json.loads(path.read_text())
     assert set(manifest["domains"]) == {"arxiv", "github", "books", "general"}
     github = manifest["domains"]["github"]
-    assert set(github["counts"]) == {"forget", "approximate", "retain"}
+    assert set(github["counts"]) == {"shifted/forget", "shifted/approximate",
+                                     "matched/forget", "matched/approximate", "retain"}
     assert len(github["documents"]) == sum(c["documents"] for c in github["counts"].values())
     assert all(len(d["sha256"]) == 64 and d["license"] and d["source"]
                for d in github["documents"])

@@ -12,6 +12,7 @@ The facade chapters import from. Where things live:
 - unlearning methods, one file each: :mod:`llmunlearn.methods`
 - the unlearning runner: :mod:`llmunlearn.unlearning`
 - metrics: :mod:`llmunlearn.metrics`, :mod:`llmunlearn.mia`, :mod:`llmunlearn.evaluation`
+- approximate against exact retraining: :mod:`llmunlearn.groundtruth`
 - downstream tasks (lm-evaluation-harness): :mod:`llmunlearn.harness`
 - results tables and figures: :mod:`llmunlearn.results`, :mod:`llmunlearn.plotting`
 - building the book: :mod:`llmunlearn.book`
@@ -39,12 +40,16 @@ _LAZY = {
     "document_table": "data", "pretraining_tokenizer": "pretraining",
     "plot_document_lengths": "plotting", "plot_loss_curves": "plotting",
     "plot_zoo_perplexity": "plotting", "pretrain_zoo": "pretraining",
+    "full_zoo": "pretraining",
     "zoo_table": "results", "memorisation_gaps": "results", "cost_table": "results",
     "plot_trajectory": "plotting",
     "Run": "runs", "home": "runs", "provenance": "runs", "glue": "book",
     "build_status": "book", "domain_models": "unlearning",
     "plot_harness_agreement": "plotting",
     "lm_eval_run": "harness", "lm_eval_domain": "harness", "lm_eval_frame": "results",
+    "retraining_check": "groundtruth", "ground_truth_table": "groundtruth",
+    "token_coverage": "groundtruth", "plot_ground_truth": "plotting",
+    "domain_splits": "data", "split_groups": "results", "DESIGNS": "config",
 }
 
 

@@ -9,13 +9,18 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .config import PROFILES
+from .config import DESIGNS, PROFILES
 from .harness import SUITE  # light: lm_eval is imported only when tasks run
 
 
-def _profile_arg(p: argparse.ArgumentParser) -> None:
+def _profile_arg(p: argparse.ArgumentParser, design: bool = True) -> None:
     p.add_argument("--profile", default="cpu", choices=list(PROFILES),
                    help="sizes to run at (default: cpu)")
+    if design:
+        p.add_argument("--design", default="matched", choices=list(DESIGNS),
+                       help="split design of the forget and approximate sets: matched "
+                       "(random documents of one pool) or shifted (one novel against "
+                       "another); default: matched")
 
 
 def _batch_size(value: str):
@@ -36,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
                        description="Execute every chapter in _toc.yml with papermill into "
                        "_build/<profile>/ and render it with jupyter-book (warnings are "
                        "errors). Finished chapters are reused while nothing changed.")
-    _profile_arg(p)
+    _profile_arg(p, design=False)
     p.add_argument("--only", metavar="CHAPTER",
                    help="execute and build only this chapter (a notebook's file name "
                         "without .ipynb)")
@@ -106,7 +111,7 @@ def _run(args) -> int:
         print(build(args.profile, args.only))
         return 0
     from .config import get_profile
-    profile = get_profile(args.profile)
+    profile = get_profile(args.profile, design=getattr(args, "design", None))
     if args.command == "data":
         from .data import build_corpus
         print(build_corpus(profile))
@@ -115,7 +120,7 @@ def _run(args) -> int:
         from .pretraining import pretrain_zoo
         from .runs import home
         pretrain_zoo(profile)
-        print(home() / "pretrain" / f"zoo-{profile.name}.json")
+        print(home() / "pretrain" / f"zoo-{profile.name}-{profile.design}.json")
         return 0
     if args.command == "lm-eval":
         from .harness import lm_eval_run

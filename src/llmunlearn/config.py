@@ -29,6 +29,12 @@ SPLITS = ("forget", "retain", "approximate")
 GENERAL_SPLITS = ("retain", "evaluation")
 """``general/retain`` is in pre-training; ``general/evaluation`` is held out."""
 
+DESIGNS = ("matched", "shifted")
+"""How a domain's forget and approximate sets are drawn (see :mod:`llmunlearn.data`).
+``matched``: both are random documents of one pool (exchangeable samples, the paper's
+setting); ``shifted``: whole units against other whole units (one novel against another),
+kept as the contrast. One original model has seen both designs' forget sets."""
+
 
 @dataclass(frozen=True)
 class Profile:
@@ -61,9 +67,21 @@ class Profile:
     threads: int  # torch CPU threads (never more than the machine's cores)
     seed: int = 42  # the official code's seed
     dataset: str = "local"  # "local" (our sources) or a hub id / folder of the paper's data
+    design: str = "matched"  # split design of forget / approximate: see DESIGNS
+    unlearn_micro_batch: int = 8  # chunks per forward pass and process (rest: accumulation)
     # a pre-trained LLM (hub id or folder) serving as the original model: nothing is
     # pre-trained, and there is no exact retrained model (the paper's setting)
     base_model: str | None = None
+    # chunks per optimiser step for some domains, overriding unlearn_batch (the paper's
+    # runs: 8 GPUs x 1 chunk x accumulation 60 on arXiv, 85 on GitHub)
+    unlearn_batch_per_domain: tuple[tuple[str, int], ...] | None = None
+    # unlearning length in passes over the forget set (the paper: one epoch); when set
+    # it replaces unlearn_steps by epochs x forget chunks // batch
+    unlearn_epochs: float | None = None
+
+    def batch_for(self, domain: str) -> int:
+        """Forget chunks per unlearning step on ``domain``."""
+        return dict(self.unlearn_batch_per_domain or ()).get(domain, self.unlearn_batch)
 
 
 PROFILES: dict[str, Profile] = {
@@ -98,15 +116,18 @@ PROFILES: dict[str, Profile] = {
         ),
         Profile(
             # The paper's setting: Yi-6B as the original model (pre-training fields unused)
-            # on its hub dataset, 4k context, batch 60 chunks (8 GPUs x accumulation 60/8).
+            # on its hub dataset, 4k context, one epoch at 8 GPUs x 1 chunk x accumulation
+            # 60 (arXiv) or 85 (GitHub) = 480 / 680 chunks per optimiser step.
             name="paper", forget_chars=0, retain_chars=0, approximate_chars=0,
             general_retain_chars=0, general_eval_chars=0,
             max_doc_chars=10**9, min_doc_chars=0,
             vocab_size=64_000, chunk_len=4096, n_layer=32, d_model=4096, n_head=32,
             pretrain_epochs=0, pretrain_batch=1, pretrain_lr=0.0,
-            unlearn_lr=2e-5, unlearn_steps=8, unlearn_batch=60, eval_every=1,
+            unlearn_lr=2e-5, unlearn_steps=8, unlearn_batch=480, eval_every=1,
             eval_chunks=10**9, threads=8, dataset="llmunlearn/unlearn_dataset",
             base_model="01-ai/Yi-6B",
+            unlearn_batch_per_domain=(("arxiv", 480), ("github", 680)), unlearn_epochs=1.0,
+            unlearn_micro_batch=1,
         ),
     )
 }
@@ -124,13 +145,28 @@ def get_profile(name: str, **overrides) -> Profile:
     unknown = sorted(set(overrides) - fields)
     if unknown:
         raise ValueError(f"unknown profile field(s) {unknown}; valid fields: {sorted(fields)}")
-    return dataclasses.replace(PROFILES[name], **overrides)
+    profile = dataclasses.replace(PROFILES[name], **overrides)
+    check_choice("design", profile.design, DESIGNS)
+    return profile
 
 
 def profile_config(profile: Profile) -> dict:
     """The profile as it enters a run's configuration (and so its hash): every field
     except optional ones left unset, so that adding an optional field keeps earlier runs."""
     return {k: v for k, v in dataclasses.asdict(profile).items() if v is not None}
+
+
+PRETRAIN_FIELDS = ("forget_chars", "retain_chars", "approximate_chars",
+                   "general_retain_chars", "general_eval_chars", "max_doc_chars",
+                   "min_doc_chars", "vocab_size", "chunk_len", "n_layer", "d_model", "n_head",
+                   "pretrain_epochs", "pretrain_batch", "pretrain_lr", "seed", "dataset")
+"""The profile fields a pre-trained model depends on: changing the unlearning budget or
+the split design reuses the zoo (one original model serves both designs)."""
+
+
+def pretrain_config(profile: Profile) -> dict:
+    """The part of the profile that enters a pre-training run's hash."""
+    return {k: getattr(profile, k) for k in PRETRAIN_FIELDS}
 
 
 def check_choice(kind: str, value: str, valid) -> str:

@@ -1,14 +1,21 @@
 """Corpus, splits, tokenisation and chunking.
 
-Each domain is split *by group* (a book, an article, a source file) so that no group and no
-exact-duplicate text sits in two splits:
+Each unlearning domain has five splits, for two *designs* of the forget / approximate pair:
 
-- ``forget``: in pre-training, then unlearned;
-- ``retain``: in pre-training, kept (the in-distribution regulariser);
-- ``approximate``: same domain, never trained on (the approximate-retraining reference and
-  the membership-inference non-members);
-- for the ``general`` domain: ``retain`` (in pre-training, the general regulariser) and
-  ``evaluation`` (held out, for utility).
+- ``retain``: in pre-training, kept (the in-distribution regulariser), shared by both designs;
+- ``matched/forget`` and ``matched/approximate`` (the default design): single documents drawn
+  at random from one pool, so the two are exchangeable samples of one distribution, as the
+  paper's arXiv and GitHub sets were (hundreds of documents on each side). Retain is drawn
+  from the same pool;
+- ``shifted/forget`` and ``shifted/approximate``: whole groups (one novel against another,
+  some articles or packages against others), kept as the contrast.
+
+Forget sets are in pre-training, then unlearned; approximate sets are never trained on (the
+approximate-retraining reference and the membership-inference non-members). One original
+model has seen both designs' forget sets, and each (domain, design) has its own exact
+retrained model. For the ``general`` domain: ``retain`` (in pre-training, the general
+regulariser) and ``evaluation`` (held out, for utility). :func:`load_splits` gives a run's
+view: ``forget``, ``retain``, ``approximate`` of one design.
 
 Sizes are character budgets from the profile: whole documents are taken in a seeded order
 until a split's budget is reached (documents are never truncated).
@@ -27,9 +34,9 @@ import random
 import warnings
 from pathlib import Path
 
-from .config import DOMAINS, GENERAL_SPLITS, IGNORE_INDEX, SPLITS, Profile, check_choice
+from .config import DESIGNS, DOMAINS, GENERAL_SPLITS, IGNORE_INDEX, SPLITS, Profile, check_choice
 from .runs import config_hash, home, write_json
-from .sources import PINNED_GROUPS, SOURCES, Document, SourceUnavailable
+from .sources import MATCHED_POOL, SHIFTED_PINS, SOURCES, Document, SourceUnavailable
 
 MIN_CHUNK_TOKENS = 5
 """Chunks shorter than this are dropped (official code)."""
@@ -96,91 +103,194 @@ def domain_documents(domain: str) -> tuple[list[Document], dict[str, str]]:
 
 # --------------------------------------------------------------------------- splits --
 def split_budgets(domain: str, profile: Profile) -> dict[str, int]:
-    """Characters wanted per split of ``domain``, in the order splits are filled."""
+    """Characters wanted per split of ``domain``, in the order splits are filled: for the
+    unlearning domains, each design's forget and approximate sets and the shared retain
+    set (``"matched/forget"``, ..., ``"retain"``); for general, evaluation and retain."""
     if domain == "general":
         return {"evaluation": profile.general_eval_chars, "retain": profile.general_retain_chars}
-    return {"forget": profile.forget_chars, "approximate": profile.approximate_chars,
-            "retain": profile.retain_chars}
+    return {f"{design}/{split}": getattr(profile, f"{split}_chars")
+            for design in ("shifted", "matched") for split in ("forget", "approximate")} | \
+        {"retain": profile.retain_chars}
 
 
-def split_documents(docs: list[Document], budgets: dict[str, int], profile: Profile,
-                    pinned: dict[str, tuple[str, ...]] | None = None
-                    ) -> dict[str, list[Document]]:
-    """Split ``docs`` by group into character ``budgets`` (filled in the given order).
-
-    Documents outside ``[min_doc_chars, max_doc_chars]`` are not selected; exact
-    duplicates are kept once; a group's documents never span two splits. Groups in
-    ``pinned[split]`` feed only that split and no other. Deterministic given
-    ``profile.seed`` and the documents, whatever their order. A split that cannot reach
-    its budget raises ``ValueError`` naming the split, what it got and what it needs.
-    """
-    pinned = pinned or {}
-    seen, groups = set(), {}
+def _selectable(docs: list[Document], profile: Profile) -> list[Document]:
+    """Documents within the profile's length bounds, exact duplicates kept once, by id."""
+    seen, out = set(), []
     for d in sorted(docs, key=lambda d: d.id):
         if profile.min_doc_chars <= len(d.text) <= profile.max_doc_chars and d.sha256 not in seen:
             seen.add(d.sha256)
-            groups.setdefault(d.group, []).append(d)
-    rng = random.Random(profile.seed)
-    reserved = {g for gs in pinned.values() for g in gs}
-    if missing := sorted(reserved - set(groups)):
-        raise ValueError(f"pinned group(s) {missing} have no selectable documents")
-    free = sorted(g for g in groups if g not in reserved)
-    rng.shuffle(free)
-    out = {}
-    for split, budget in budgets.items():
-        if split in pinned:
-            pool = [d for g in pinned[split] for d in groups.get(g, [])]
-            rng.shuffle(pool)
-            candidates = [[d] for d in pool]
-        else:
-            candidates = []
-            while free:
-                g = free.pop()
-                members = groups[g][:]
-                rng.shuffle(members)
-                candidates.append(members)
-                if sum(len(d.text) for c in candidates for d in c) >= budget:
-                    break
-        taken, size = [], 0
-        for group_docs in candidates:
-            for d in group_docs:
-                if size >= budget:
-                    break
-                taken.append(d)
-                size += len(d.text)
-        if size < budget:
-            raise ValueError(
-                f"split {split!r} has {size:,} characters but profile {profile.name!r} "
-                f"needs {budget:,}; lower {split}_chars or add documents")
-        out[split] = sorted(taken, key=lambda d: d.id)
+            out.append(d)
     return out
 
 
-def load_splits(domain: str, profile: Profile) -> dict[str, list[Document]]:
-    """The splits of ``domain`` for ``profile``: from the paper's hub dataset when the
-    profile says so, else from our sources; cached under ``<home>/data``."""
+def _take(candidates, budget: int) -> list[Document]:
+    """Documents from ``candidates`` (an iterable of documents, consumed) until their
+    characters reach ``budget``."""
+    taken, size = [], 0
+    if budget <= 0:
+        return taken
+    for d in candidates:
+        taken.append(d)
+        size += len(d.text)
+        if size >= budget:
+            break
+    return taken
+
+
+class SplitError(ValueError):
+    """A split cannot be filled from its pool."""
+
+
+def _check_filled(domain, key, taken, budget, pool_size, profile) -> None:
+    size = sum(len(d.text) for d in taken)
+    if size < budget:
+        design, _, split = key.rpartition("/")
+        where = f"domain {domain!r}" + (f", design {design!r}" if design else "")
+        raise SplitError(
+            f"{where}: split {split!r} has {size:,} characters in {len(taken)} documents "
+            f"from {len({d.group for d in taken})} groups (pool: {pool_size} documents) but "
+            f"profile {profile.name!r} needs {budget:,}; lower {split}_chars or add "
+            "documents")
+
+
+def split_documents(docs: list[Document], profile: Profile, domain: str = "",
+                    shifted_pins: dict | None = None, matched_pool=None
+                    ) -> dict[str, list[Document]]:
+    """Assign ``docs`` (one domain's) to the splits of :func:`split_budgets`, disjoint by
+    document and by text, deterministic given ``profile.seed`` whatever the input order.
+
+    - ``shifted/forget`` and ``shifted/approximate``: whole *groups* (a book, an article, a
+      package): the groups of ``shifted_pins[split]`` if given, else groups drawn at random
+      until the budget is reached. Every group they touch is reserved for them.
+    - ``matched/forget``, ``matched/approximate``, ``retain``: single *documents* drawn at
+      random from one pool (every document outside the reserved groups; the groups in
+      ``matched_pool`` first when given), so forget and approximate are exchangeable
+      samples of one distribution and retain comes from the same distribution. Retain
+      then fills up from the rest of the pool.
+    - ``general`` (``domain="general"``): evaluation and retain take whole groups.
+
+    A split that cannot reach its budget raises :class:`SplitError` naming the domain,
+    design, split, what it got and what it needs.
+    """
+    budgets = split_budgets(domain, profile)
+    docs = _selectable(docs, profile)
+    rng = random.Random(profile.seed)
+    groups: dict[str, list[Document]] = {}
+    for d in docs:
+        groups.setdefault(d.group, []).append(d)
+    for members in groups.values():
+        rng.shuffle(members)
+    out: dict[str, list[Document]] = {}
+
+    def whole_groups(key, names):
+        taken, used = [], []
+        for g in names:
+            if sum(len(d.text) for d in taken) >= budgets[key]:
+                break
+            used.append(g)
+            taken += _take(iter(groups[g]), budgets[key] - sum(len(d.text) for d in taken))
+        _check_filled(domain, key, taken, budgets[key], len(docs), profile)
+        out[key] = taken
+        return used
+
+    pins = shifted_pins or {}
+    if missing := sorted({g for gs in pins.values() for g in gs} - set(groups)):
+        raise SplitError(f"domain {domain!r}: pinned group(s) {missing} have no selectable "
+                         "documents")
+    free = sorted(g for g in groups if g not in {g for gs in pins.values() for g in gs})
+    rng.shuffle(free)
+    if domain == "general":
+        for key in budgets:
+            used = whole_groups(key, free)
+            free = [g for g in free if g not in used]
+    else:
+        for split in ("forget", "approximate"):
+            key = f"shifted/{split}"
+            used = whole_groups(key, list(pins.get(split, ())) or free)
+            free = [g for g in free if g not in used]
+        preferred = set(matched_pool or ()) & set(free)
+        first = [d for g in sorted(free) if not preferred or g in preferred for d in groups[g]]
+        rest = [d for g in sorted(free) if preferred and g not in preferred for d in groups[g]]
+        rng.shuffle(first)
+        rng.shuffle(rest)
+        stream = iter(first)
+        for key in ("matched/forget", "matched/approximate"):
+            out[key] = _take(stream, budgets[key])
+            _check_filled(domain, key, out[key], budgets[key], len(first), profile)
+        remaining = list(stream)
+        out["retain"] = _take(iter(remaining + rest), budgets["retain"])
+        _check_filled(domain, "retain", out["retain"], budgets["retain"],
+                      len(remaining) + len(rest), profile)
+    return {k: sorted(out[k], key=lambda d: d.id) for k in budgets}
+
+
+def domain_splits(domain: str, profile: Profile) -> dict[str, list[Document]]:
+    """Every split of ``domain`` under both designs (keys of :func:`split_budgets`), from
+    our sources, cached under ``<home>/data``; or the paper's hub dataset (one design,
+    ``matched``) when the profile says so."""
     check_choice("domain", domain, ALL_DOMAINS)
     if profile.dataset != "local":
-        return {s: hub_documents(domain, s, profile.dataset) for s in splits_of(domain)}
+        hub = {s: hub_documents(domain, s, profile.dataset) for s in splits_of(domain)}
+        if domain == "general":
+            return hub
+        return {"matched/forget": hub["forget"], "matched/approximate": hub["approximate"],
+                "retain": hub["retain"]}
     budgets = split_budgets(domain, profile)
     digests, docs = {s.__name__: _source_digest(s) for s in SOURCES[domain]}, None
     if None in digests.values():
         docs, digests = domain_documents(domain)
     key = config_hash({"domain": domain, "sources": digests, "budgets": budgets,
                        "bounds": [profile.min_doc_chars, profile.max_doc_chars],
-                       "seed": profile.seed})
+                       "seed": profile.seed, "pins": SHIFTED_PINS.get(domain),
+                       "pool": MATCHED_POOL.get(domain)})
     path = home() / "data" / f"{domain}-{key}.json"
     cached = _load_verified(path)
     if cached is not None:
         return {s: [Document(**d) for d in cached[s]] for s in budgets}
     if docs is None:
         docs, _ = domain_documents(domain)
-    try:
-        splits = split_documents(docs, budgets, profile, PINNED_GROUPS.get(domain))
-    except ValueError as e:
-        raise ValueError(f"domain {domain!r}: {e}") from None
+    splits = split_documents(docs, profile, domain, SHIFTED_PINS.get(domain),
+                             MATCHED_POOL.get(domain))
     _save_verified(path, {s: [d.__dict__ for d in v] for s, v in splits.items()})
     return splits
+
+
+def load_splits(domain: str, profile: Profile, design: str | None = None
+                ) -> dict[str, list[Document]]:
+    """The splits of ``domain`` as an unlearning run sees them: ``forget``, ``retain``
+    and ``approximate`` of ``design`` (default: the profile's); for general,
+    ``evaluation`` and ``retain``."""
+    design = check_choice("design", design or profile.design, DESIGNS)
+    joint = domain_splits(domain, profile)
+    if domain == "general":
+        return joint
+    if f"{design}/forget" not in joint:
+        raise ValueError(f"dataset {profile.dataset!r} has one split design ('matched'); "
+                         f"design {design!r} needs dataset='local'")
+    return {"forget": joint[f"{design}/forget"], "retain": joint["retain"],
+            "approximate": joint[f"{design}/approximate"]}
+
+
+def pretraining_documents(profile: Profile) -> list[Document]:
+    """D: every domain's forget sets (both designs) and retain set, plus general/retain.
+    No approximate set and no general/evaluation document is in it."""
+    out = []
+    for domain in (*DOMAINS, "general"):
+        out += [d for key, docs in domain_splits(domain, profile).items()
+                if key == "retain" or key.endswith("/forget") for d in docs]
+    return out
+
+
+def tokenizer_documents(profile: Profile) -> list[Document]:
+    """What the tokenizer is trained on: D minus every forget set (every retain set and
+    general/retain), so no model of the zoo has a token made for forget text."""
+    return [d for domain in (*DOMAINS, "general")
+            for d in domain_splits(domain, profile)["retain"]]
+
+
+def forget_documents(profile: Profile, domain: str, design: str) -> list[Document]:
+    """The forget set that ``domain``'s exact retrained model for ``design`` leaves out."""
+    return load_splits(domain, profile, design)["forget"]
 
 
 def _source_digest(source) -> str | None:
@@ -202,7 +312,7 @@ def build_corpus(profile: Profile, domains=ALL_DOMAINS, progress=print) -> Path:
     for domain in domains:
         t0 = time.perf_counter()
         try:
-            splits = load_splits(domain, profile)
+            splits = domain_splits(domain, profile)
         except SourceUnavailable as e:
             manifest["errors"][domain] = str(e)
             progress(f"{domain:<8} FAILED: {e}")
@@ -277,13 +387,14 @@ def chunk_documents(tokenizer, docs: list[Document], chunk_len: int):
 
 
 def document_table(profile: Profile, tokenizer):
-    """One row per document of every domain and split: domain, split, id, group, source,
-    licence, characters, tokens and chunks (as :func:`chunk_documents` cuts them)."""
+    """One row per document of every domain and split (both designs, keys of
+    :func:`split_budgets`): domain, split, id, group, source, licence, characters, tokens
+    and chunks (as :func:`chunk_documents` cuts them)."""
     import pandas as pd
 
     rows = []
     for domain in ALL_DOMAINS:
-        for split, docs in load_splits(domain, profile).items():
+        for split, docs in domain_splits(domain, profile).items():
             ids = tokenizer([d.text for d in docs], add_special_tokens=False)["input_ids"]
             for d, toks in zip(docs, ids):
                 rows.append({"domain": domain, "split": split, "id": d.id, "group": d.group,

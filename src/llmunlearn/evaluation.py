@@ -152,12 +152,17 @@ def kl_to(model, reference, chunks, batch_size: int = 32) -> float:
     return total / max(weight, 1)
 
 
-def mia_sets(sets: dict):
-    """Members (forget) and non-members (approximate) cut to the same count."""
+def mia_sets(sets: dict, seed: int = 0):
+    """Members (forget) and non-members (approximate) cut to the same count, the larger
+    set by a seeded sample (not its first chunks, which would be the first documents by
+    id)."""
+    from .unlearning import fixed_sample
+
     n = min(len(sets["forget"]), len(sets["approximate"]))
     if n == 0:
-        raise ValueError("membership inference needs forget and approximate chunks")
-    return sets["forget"].select(range(n)), sets["approximate"].select(range(n))
+        raise ValueError(f"membership inference needs forget and approximate chunks; got "
+                         f"{len(sets['forget'])} and {len(sets['approximate'])}")
+    return fixed_sample(sets["forget"], n, seed), fixed_sample(sets["approximate"], n, seed)
 
 
 def evaluate_model(model, tokenizer, sets: dict, references: dict, *, profile,
@@ -168,7 +173,7 @@ def evaluate_model(model, tokenizer, sets: dict, references: dict, *, profile,
     model.eval()
     out = {"perplexity": {s: {k: v for k, v in perplexity(model, c).items() if k != "chunk_nll"}
                           for s, c in sets.items()}}
-    members, non_members = mia_sets(sets)
+    members, non_members = mia_sets(sets, profile.seed)
     texts = {n: tokenizer.batch_decode([[t for t in r if t != tokenizer.pad_token_id]
                                         for r in ds["input_ids"]])
              for n, ds in (("m", members), ("n", non_members))}

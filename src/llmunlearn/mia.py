@@ -11,7 +11,7 @@ folds both failures together; we report both.
 | attack | score of a chunk |
 |---|---|
 | ``loss`` | minus the mean token NLL (Yeom et al. 2018) |
-| ``zlib`` | minus the summed NLL over the zlib-compressed length of the text (Carlini et al. 2021) |
+| ``zlib`` | mean token log-likelihood over the zlib-compressed length of the text in bytes (Carlini et al. 2021; as the Min-K% reference code) |
 | ``min_k`` (k) | mean of the k fraction of lowest token log-probabilities (Shi et al. 2024; the paper's attack) |
 | ``min_k_pp`` (k) | the same on log-probabilities standardised by the model's own next-token mean and spread (Zhang et al. 2024) |
 | ``reference`` | reference model's mean NLL minus the target model's (Carlini et al. 2022) |
@@ -60,7 +60,7 @@ def attack_scores(stats: list[dict], texts: list[str], reference: list[dict] | N
     """Scores of every attack for each chunk (``texts`` are the chunks' decoded text, for
     zlib; ``reference`` the reference model's :func:`chunk_token_stats`)."""
     scores = {"loss": np.array([-s["nll"] for s in stats]),
-              "zlib": np.array([s["logp"].sum() / len(zlib.compress(t.encode()))
+              "zlib": np.array([s["logp"].mean() / len(zlib.compress(t.encode()))
                                 for s, t in zip(stats, texts)])}
     for k in K_VALUES:
         scores[f"min_k@{k}"] = np.array([min_k(s["logp"], k) for s in stats])

@@ -63,18 +63,25 @@ class SophiaG(torch.optim.Optimizer):
         return loss
 
 
-def estimate_hessian(model, batch: dict, optimizer: SophiaG) -> None:
-    """One Gauss-Newton-Bartlett estimate: sample next tokens from the model, back-propagate
-    their mean NLL, fold the squared gradients into ``optimizer``'s Hessian EMA."""
-    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-    with torch.no_grad():
-        sampled = torch.distributions.Categorical(logits=out.logits.float()).sample()
-        # sampled[t] is a draw for token t+1: shift it into label position t+1
-        labels = torch.full_like(batch["labels"], IGNORE_INDEX)
-        labels[:, 1:] = torch.where(batch["labels"][:, 1:] == IGNORE_INDEX,
-                                    IGNORE_INDEX, sampled[:, :-1])
-    nll, mask = token_nll(out.logits, labels)
+def estimate_hessian(model, batches: list[dict], optimizer: SophiaG) -> int:
+    """One Gauss-Newton-Bartlett estimate over every batch of the step's streams (the
+    same tokens as SophiaG's batch-size term B): sample next tokens from the model,
+    back-propagate their mean NLL over all those tokens, and fold the squared gradients
+    into ``optimizer``'s Hessian EMA. Returns the number of tokens the estimate covered."""
+    if isinstance(batches, dict):
+        batches = [batches]
+    scored = sum(int((b["labels"][:, 1:] != IGNORE_INDEX).sum()) for b in batches)
     optimizer.zero_grad()
-    ((nll * mask).sum() / mask.sum().clamp_min(1)).backward()
+    for batch in batches:
+        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        with torch.no_grad():
+            sampled = torch.distributions.Categorical(logits=out.logits.float()).sample()
+            # sampled[t] is a draw for token t+1: shift it into label position t+1
+            labels = torch.full_like(batch["labels"], IGNORE_INDEX)
+            labels[:, 1:] = torch.where(batch["labels"][:, 1:] == IGNORE_INDEX,
+                                        IGNORE_INDEX, sampled[:, :-1])
+        nll, mask = token_nll(out.logits, labels)
+        ((nll * mask).sum() / max(scored, 1)).backward()
     optimizer.update_hessian()
     optimizer.zero_grad()
+    return sum(int(b["attention_mask"].sum()) for b in batches)

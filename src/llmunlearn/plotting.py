@@ -46,11 +46,22 @@ def plot_document_lengths(documents):
     sns.set_theme(style="whitegrid")
     g = sns.displot(documents, x="tokens", hue="split", col="domain", kind="ecdf",
                     log_scale=True, height=2.6, aspect=1.0, facet_kws={"sharex": False},
-                    palette={**SPLIT_COLOURS, "evaluation": "#9467bd"})
+                    palette=_split_palette(documents["split"].unique()))
     g.set_axis_labels("document length (tokens, log scale)", "fraction of documents")
     g.set_titles("{col_name}")
     g.figure.tight_layout()
     return _done(g.figure)
+
+
+def _split_palette(splits) -> dict:
+    """Colours for split names, the designs' ``shifted/forget`` lighter than ``matched``."""
+    base = {**SPLIT_COLOURS, "evaluation": "#9467bd"}
+    out = {}
+    for s in splits:
+        design, _, split = s.rpartition("/")
+        colour = base.get(split, "#444444")
+        out[s] = sns.light_palette(colour, 3)[1] if design == "shifted" else colour
+    return out
 
 
 def plot_loss_curves(zoo):
@@ -71,27 +82,60 @@ def plot_loss_curves(zoo):
 
 
 def plot_zoo_perplexity(zoo):
-    """Forget vs approximate perplexity per domain for the original model, the domain's
-    exact retrained model and the second seed: the memorisation gap and how retraining
-    closes it."""
+    """Forget vs approximate perplexity per domain (columns) and split design (rows) for
+    the original model, that domain and design's exact retrained model and the second
+    seed (``zoo`` from :func:`~llmunlearn.pretraining.full_zoo`): the memorisation gap
+    and how retraining closes it."""
     from .results import zoo_frame
 
     sns.set_theme(style="whitegrid")
     frame = zoo_frame(zoo)
     frame = frame[frame["split"].isin(["forget", "approximate"]) & (frame["domain"] != "general")]
     frame = frame[frame["model"].isin(["original", "original-seed2"]) |
-                  (frame["model"] == "retrained-" + frame["domain"])].copy()
-    frame["model"] = frame["model"].str.replace(r"retrained-\w+", "retrained (this domain)",
-                                                regex=True)
-    g = sns.catplot(frame, x="model", y="ppl", hue="split", col="domain", kind="bar",
-                    height=3.0, aspect=1.0, sharey=False,
+                  (frame["model"] == "retrained-" + frame["domain"] + "-" + frame["design"])
+                  ].copy()
+    frame.loc[frame["model"].str.startswith("retrained"), "model"] = "retrained"
+    g = sns.catplot(frame, x="model", y="ppl", hue="split", col="domain", row="design",
+                    kind="bar", height=2.6, aspect=1.1, sharey=False,
+                    order=["original", "retrained", "original-seed2"],
                     palette={k: SPLIT_COLOURS[k] for k in ("forget", "approximate")})
     g.set_axis_labels("", "perplexity")
-    g.set_titles("{col_name}")
+    g.set_titles("{col_name}, {row_name}")
     for ax in g.axes.flat:
         ax.tick_params(axis="x", rotation=25)
     g.figure.tight_layout()
     return _done(g.figure)
+
+
+def plot_ground_truth(table):
+    """Left: R = exact retrained forget perplexity / original approximate perplexity with
+    its 95 % interval per domain and design (1 = the paper's stand-in is exact; grey band:
+    the rule's 10 % tolerance). Right: the retrained model's Min-K% AUC with its interval
+    (0.5 = membership inference cannot tell two unseen sets apart)."""
+    sns.set_theme(style="whitegrid")
+    t = table.reset_index()
+    labels = t["domain"] + " / " + t["design"]
+    y = range(len(t))
+    fig, axes = plt.subplots(1, 2, figsize=(8.0, 0.5 * len(t) + 1.4), sharey=True)
+    colours = t["design"].map({"matched": "#1f77b4", "shifted": "#ff7f0e"})
+    axes[0].axvspan(0.9, 1.1, color="grey", alpha=0.15, lw=0)
+    axes[0].axvline(1, color="black", lw=1)
+    axes[0].errorbar(t["R"], y, xerr=[t["R"] - t["R low"], t["R high"] - t["R"]], fmt="none",
+                     ecolor=colours, capsize=3)
+    axes[0].scatter(t["R"], y, c=colours, zorder=3)
+    axes[0].scatter(t["seed ratio"], y, marker="x", color="grey", zorder=3,
+                    label="second seed / original (approximate)")
+    axes[0].set_xlabel("R (retrained forget / original approximate)")
+    axes[0].legend(fontsize=7, loc="lower right")
+    a, lo, hi = (t[f"retrained AUC min_k@0.3{s}"] for s in ("", " low", " high"))
+    axes[1].axvline(0.5, color="black", lw=1)
+    axes[1].errorbar(a, y, xerr=[a - lo, hi - a], fmt="none", ecolor=colours, capsize=3)
+    axes[1].scatter(a, y, c=colours, zorder=3)
+    axes[1].set_xlabel("retrained model's Min-K% AUC (k = 0.3)")
+    axes[1].set_yticks(list(y), labels)
+    axes[1].invert_yaxis()
+    fig.tight_layout()
+    return _done(fig)
 
 
 def plot_method_trajectories(frame, retrained: dict | None = None):

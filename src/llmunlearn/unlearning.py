@@ -14,22 +14,30 @@ import dataclasses
 import math
 from pathlib import Path
 
-from .config import DOMAINS, Profile, check_choice, profile_config
+from .config import DOMAINS, Profile, check_choice, pretrain_config, profile_config
 from .data import chunk_documents, load_splits
 from .methods import get_method, resolve_hparams
 from .models import n_params
 from .metrics import perplexity
 from .pretraining import load_original, pretrain
 from .runs import Run
-from .train import OPTIMIZERS, Diverged, TrainConfig, train
+from .train import OPTIMIZERS, Diverged, TrainConfig, train, training_flops
+
+
+def sample_indices(total: int, n: int, seed: int) -> list[int]:
+    """At most ``n`` of ``range(total)``, the same ones every time (seeded), sorted."""
+    import random
+
+    if total <= n:
+        return list(range(total))
+    return sorted(random.Random(seed).sample(range(total), n))
 
 
 def fixed_sample(chunks, n: int, seed: int):
     """At most ``n`` chunks, the same ones every time (seeded), in their original order."""
     if len(chunks) <= n:
         return chunks
-    import random
-    return chunks.select(sorted(random.Random(seed).sample(range(len(chunks)), n)))
+    return chunks.select(sample_indices(len(chunks), n, seed))
 
 
 def chunked_splits(profile: Profile, domain: str, tokenizer) -> dict:
@@ -60,13 +68,21 @@ def evaluation_row(model, sets: dict) -> dict:
     return row
 
 
+def evaluation_config(profile: Profile) -> dict:
+    """What an evaluation depends on: the zoo's data and model sizes, the split design
+    and the evaluation sample (not the unlearning budget)."""
+    return {**pretrain_config(profile), "design": profile.design,
+            "eval_chunks": profile.eval_chunks}
+
+
 def evaluate_reference(profile: Profile, domain: str, model_run: Run) -> dict:
     """:func:`evaluation_row` of a model of the zoo (original, retrained) on ``domain``'s
-    evaluation sets, the same chunks the unlearning runs are evaluated on (cached)."""
+    evaluation sets, the same chunks the unlearning runs are evaluated on (cached). The
+    original model's row is every unlearning run's step 0."""
     import torch
 
     run = Run.create("evaluate", f"{profile.name}-{domain}-{model_run.path.name}",
-                     {"profile": profile_config(profile), "domain": domain,
+                     {"profile": evaluation_config(profile), "domain": domain,
                       "model": model_run.path.name})
     if not run.done:
         torch.set_num_threads(profile.threads)
@@ -92,7 +108,7 @@ def evaluate_run(profile: Profile, domain: str, model_path, zoo: dict | None = N
     check_choice("domain", domain, DOMAINS)
     model_path = Path(model_path).resolve()
     run = Run.create("evaluate", f"{profile.name}-{domain}-{model_path.parent.name}-"
-                     f"{model_path.name}", {"profile": profile_config(profile),
+                     f"{model_path.name}", {"profile": evaluation_config(profile),
                                             "domain": domain, "model": str(model_path),
                                             "intervals": intervals})
     if run.done:
@@ -121,12 +137,17 @@ def unlearn_all(profile: Profile, domain: str, methods=None, **kwargs) -> dict[s
     return {m: unlearn(profile, domain, m, **kwargs) for m in (methods or METHODS)}
 
 
+def reaches_target(row: dict, target: float) -> bool:
+    """Whether an evaluated step's forget perplexity reaches ``target`` (the original
+    model's approximate perplexity, the paper's approximate-retraining reference)."""
+    return row["step"] > 0 and row["ppl_forget"] >= target
+
+
 def select_step(evals: list[dict], target: float) -> dict:
-    """The selection rule, the same for every method: the first evaluated step whose
-    forget perplexity reaches ``target`` (the original model's approximate perplexity,
-    the paper's approximate-retraining reference); if none does, the last step."""
+    """The selection rule, the same for every method: the first evaluated step that
+    :func:`reaches_target`; if none does, the last step."""
     for row in evals:
-        if row["step"] > 0 and row["ppl_forget"] >= target:
+        if reaches_target(row, target):
             return {**row, "reached_target": True}
     return {**evals[-1], "reached_target": False}
 
@@ -138,13 +159,17 @@ def unlearn(profile: Profile, domain: str, method: str, *, lr: float | None = No
     """Run (or reuse) ``method`` on ``domain``'s forget set; returns its :class:`Run`.
 
     ``optimizer`` is ``"adamw"`` (the paper's) or ``"sophia"`` (SophiaG, the survey's
-    second-order claim). ``summary.json`` holds ``status``, ``evals`` (one row per
-    evaluated step),
-    ``target`` (approximate-retraining perplexity), ``selected`` (:func:`select_step`),
-    ``tokens``, ``flops`` and ``wall_s``. FLOPs are 6 N per trained token plus, for methods
-    that hold the frozen original model, 2 N per trained token: an upper bound on what the
-    reference reads (it reads only the retain or forget half, and task vectors read
-    nothing per step), which can only make unlearning look *more* expensive.
+    second-order claim). The batch is ``profile.batch_for(domain)`` forget chunks per step
+    (and as many retain chunks); the length is ``steps``, else ``unlearn_epochs`` passes
+    over the forget set when the profile sets it, else ``unlearn_steps``.
+    ``summary.json`` holds ``status``, ``evals`` (one row per evaluated step; step 0 is
+    the original model's cached :func:`evaluate_reference` row), ``target``
+    (approximate-retraining perplexity), ``selected`` (:func:`select_step`), ``tokens``,
+    ``flops`` (:func:`~llmunlearn.train.training_flops`: the trained tokens, Sophia's
+    Hessian passes, the original model's pass that makes adversarial labels and, for
+    methods that hold the frozen original model, 2 N per trained token, an upper bound on
+    what it reads) and ``wall_s``. A run checkpoints at every evaluation and resumes from
+    its last checkpoint.
     """
     import torch
 
@@ -153,27 +178,36 @@ def unlearn(profile: Profile, domain: str, method: str, *, lr: float | None = No
     hp = resolve_hparams(spec, hparams)
     original = original or pretrain(profile, progress=progress)
     lr = profile.unlearn_lr if lr is None else lr
-    steps = profile.unlearn_steps if steps is None else steps
     if not (lr > 0 and math.isfinite(lr)):
         raise ValueError(f"learning rate must be a positive finite number, got {lr}")
-    if steps < 1:
+    if steps is not None and steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
-    cfg = TrainConfig(steps=steps, lr=lr, batch=profile.unlearn_batch,
-                      micro_batch=profile.unlearn_batch, seed=profile.seed,
-                      optimizer=check_choice("optimizer", optimizer, OPTIMIZERS))
+    batch = profile.batch_for(domain)
+    reference = evaluate_reference(profile, domain, original)  # step 0 of every method
+    target = reference["ppl_approximate"]
+
+    torch.set_num_threads(profile.threads)
+    model, tokenizer = load_original(original)
+    chunks, general = domain_chunks(profile, domain, tokenizer)
+    if steps is None:
+        steps = (max(1, int(profile.unlearn_epochs * len(chunks["forget"])) // batch)
+                 if profile.unlearn_epochs else profile.unlearn_steps)
+    cfg = TrainConfig(steps=steps, lr=lr, batch=batch,
+                      micro_batch=min(batch, profile.unlearn_micro_batch), seed=profile.seed,
+                      optimizer=check_choice("optimizer", optimizer, OPTIMIZERS),
+                      checkpoint_every=profile.eval_every)
     run = Run.create("unlearn", f"{profile.name}-{domain}-{method}", {
         "profile": profile_config(profile), "domain": domain, "method": method,
         "hparams": hp, "original": original.path.name, "train": dataclasses.asdict(cfg)})
     if run.done:
         return run
 
-    torch.set_num_threads(profile.threads)
-    model, tokenizer = load_original(original)
     ref = None
     if spec.needs_reference or spec.prepare is not None:
         ref, _ = load_original(original)
         ref.eval().requires_grad_(False)
-    chunks, general = domain_chunks(profile, domain, tokenizer)
+        from accelerate import PartialState
+        ref.to(PartialState().device)  # where the trained model will be
     forget = chunks["forget"]
     if spec.prepare is not None:
         forget = spec.prepare(forget, ref, tokenizer, profile.seed)
@@ -185,37 +219,43 @@ def unlearn(profile: Profile, domain: str, method: str, *, lr: float | None = No
     def as_evaluated(m):
         return spec.evaluate_as(m, ref, hp) if spec.evaluate_as is not None else m
 
-    target = []  # the original model's approximate perplexity, known after step 0
-
     def on_eval(m, step):
+        if step == 0:  # every method starts from the original model: computed once
+            return {k: v for k, v in reference.items()}
         m = as_evaluated(m)
         row = evaluation_row(m, evaluated)
         if not all(math.isfinite(v) for v in row.values()):
             raise Diverged(f"perplexity overflow at step {step}")
-        if step == 0:
-            target.append(row["ppl_approximate"])
-        elif row["ppl_forget"] >= target[0] and not (run.path / "selected").exists():
+        if reaches_target({**row, "step": step}, target) and \
+                not (run.path / "selected").exists():
             m.save_pretrained(run.path / "selected")  # the model the selection rule picks
             tokenizer.save_pretrained(run.path / "selected")
         return row
 
     result = train(model, lambda m, b: spec.loss(m, b, ref, hp), streams, cfg, run.path,
                    on_eval=on_eval, eval_every=profile.eval_every,
+                   frozen=(ref,) if ref is not None else (),
                    desc=f"{method} on {domain}", progress=progress)
     if not result["is_main_process"]:
         return run  # under `accelerate launch`, the main process writes the results
-    target = result["evals"][0]["ppl_approximate"]
     if result["status"] == "finished":
         as_evaluated(result["model"]).save_pretrained(run.path / "model")
         tokenizer.save_pretrained(run.path / "model")
         if not (run.path / "selected").exists():  # the rule falls back to the last step
             (run.path / "selected").symlink_to("model")
     n = n_params(result["model"])
-    ref_tokens = result["tokens"] if spec.needs_reference else 0
+    # a method whose labels come from the original model pays for that pass once
+    labelled = int(sum(int(sum(r)) for r in chunks["forget"]["attention_mask"])) \
+        if spec.labels_from_model else 0
     run.finish({
         "status": result["status"], "evals": result["evals"], "log": result["log"],
         "target": target, "selected": select_step(result["evals"], target),
-        "tokens": result["tokens"], "flops": 6 * n * result["tokens"] + 2 * n * ref_tokens,
+        "tokens": result["tokens"], "batch": result["batch"],
+        "hessian_tokens": result["hessian_tokens"],
+        "flops": training_flops(n, result["tokens"],
+                                reference_tokens=result["tokens"] if spec.needs_reference
+                                else 0, hessian_tokens=result["hessian_tokens"],
+                                labelling_tokens=labelled),
         "wall_s": result["wall_s"]})
     return run
 

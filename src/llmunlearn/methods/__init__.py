@@ -33,6 +33,7 @@ class Method:
     prepare: Callable | None = None
     evaluate_as: Callable | None = None
     paper: bool = False  # one of the paper's seven methods
+    labels_from_model: bool = False  # ``prepare`` runs the original model (counted in FLOPs)
 
 
 METHODS: dict[str, Method] = {}
@@ -40,7 +41,8 @@ METHODS: dict[str, Method] = {}
 
 def register(name: str, *, retain: str | None = None, needs_reference: bool = False,
              defaults: dict | None = None, prepare: Callable | None = None,
-             evaluate_as: Callable | None = None, paper: bool = False):
+             evaluate_as: Callable | None = None, paper: bool = False,
+             labels_from_model: bool = False):
     """Decorator: register ``loss`` as method ``name`` (its docstring's first line is the
     summary)."""
     def wrap(loss):
@@ -48,7 +50,8 @@ def register(name: str, *, retain: str | None = None, needs_reference: bool = Fa
             raise ValueError(f"method {name!r} is registered twice")
         summary = (loss.__doc__ or name).strip().splitlines()[0]
         METHODS[name] = Method(name, loss, retain, needs_reference, summary,
-                               dict(defaults or {}), prepare, evaluate_as, paper)
+                               dict(defaults or {}), prepare, evaluate_as, paper,
+                               labels_from_model)
         return loss
     return wrap
 

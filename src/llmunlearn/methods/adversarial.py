@@ -37,7 +37,7 @@ def adversarial_targets(forget, model, tokenizer, seed, batch_size: int = 16):
     return out
 
 
-@register("adversarial", prepare=adversarial_targets, paper=True)
+@register("adversarial", prepare=adversarial_targets, paper=True, labels_from_model=True)
 def adversarial(model, batches, ref=None, hp=None):
     """Unlearning with adversarial samples: loss = CE(forget; best wrong token)."""
     b = batches["forget"]

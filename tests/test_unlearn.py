@@ -116,3 +116,13 @@ def test_a_base_model_is_the_original_and_nothing_is_pretrained(tiny):
     assert "to_retrained" not in res and "reference:original" in res["mia"]
     models = ul.domain_models(base, "books", methods=["ga_kl_in"], steps=2)
     assert set(models) == {"original", "ga_kl_in"}
+
+
+def test_the_unlearning_seed_changes_data_order_and_labels_not_the_original(tiny):
+    a = ul.unlearn(tiny, "github", "random_label", steps=2, progress=False)
+    b = ul.unlearn(tiny, "github", "random_label", steps=2, seed=7, progress=False)
+    assert a.path != b.path and a.config["original"] == b.config["original"]
+    assert b.config["train"]["seed"] == 7 and a.config["train"]["seed"] == tiny.seed
+    assert a.summary["log"][0]["loss"] != b.summary["log"][0]["loss"]
+    with pytest.raises(ValueError, match="seed must be a non-negative integer, got -1"):
+        ul.unlearn(tiny, "github", "ga", seed=-1, progress=False)

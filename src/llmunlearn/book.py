@@ -20,7 +20,7 @@ from pathlib import Path
 import yaml
 
 from .config import check_choice, get_profile
-from .runs import PROJECT_ROOT
+from .runs import PROJECT_ROOT, allocator_env
 
 BOOK_FILES = ("_config.yml", "_toc.yml")
 LIBRARY = Path(__file__).resolve().parent
@@ -97,8 +97,10 @@ def execute(src: Path, dst: Path, parameters: dict, key: str) -> bool:
         if meta.get("key") == key:
             return False
     dst.parent.mkdir(parents=True, exist_ok=True)
-    # The kernel runs this interpreter (the venv's), whatever "python" is on PATH.
+    # The kernel runs this interpreter (the venv's), whatever "python" is on PATH, with
+    # the allocator settings of every process the tool starts.
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    os.environ.update(allocator_env())
     try:
         papermill.execute_notebook(str(src), str(dst), parameters=parameters,
                                    kernel_name="python3", cwd=str(dst.parent),

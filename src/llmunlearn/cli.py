@@ -31,6 +31,27 @@ def _batch_size(value: str):
     raise argparse.ArgumentTypeError(f"{value!r} is not a positive integer or 'auto'")
 
 
+def entry() -> int:
+    """The ``llmunlearn`` command: re-executes itself once with the allocator settings of
+    :data:`llmunlearn.runs.ALLOCATOR_ENV` (glibc reads them only at start-up), then runs
+    :func:`main`."""
+    import os
+
+    from .runs import allocator_env
+
+    wanted = allocator_env()
+    if wanted and any(os.environ.get(k) != v for k, v in wanted.items()):
+        os.execve(sys.executable, [sys.executable, "-m", "llmunlearn", *sys.argv[1:]],
+                  {**os.environ, **wanted})
+    return main()
+
+
+def _positive_int(value: str) -> int:
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    raise argparse.ArgumentTypeError(f"{value!r} is not a positive integer")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="llmunlearn",
@@ -69,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, help="optimiser steps (default: the profile's)")
     p.add_argument("--optimizer", default="adamw", choices=["adamw", "sophia"],
                    help="AdamW as the paper, or SophiaG (second-order; default: adamw)")
+    p.add_argument("--seed", type=int, help="unlearning seed: data order and random labels "
+                   "(default: the profile's, 42)")
 
     p = sub.add_parser("evaluate", help="every metric of one model on one domain",
                        description="Evaluate any Hugging Face model folder (ours or yours) "
@@ -97,6 +120,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", default=16, type=_batch_size,
                    help="lm-eval batch size, or 'auto' on a GPU (default: 16)")
 
+    p = sub.add_parser("bench", help="benchmarks: our engine against the peers' and the "
+                       "hardware", description="Measure, side by side in one process: "
+                       "unlearning step throughput against a Hugging Face Trainer subclass "
+                       "(GA, GA+GD, GA+KL), evaluation against a one-chunk loop, "
+                       "pre-training FLOP/s against the measured matmul peak, peak memory, "
+                       "and where an unlearning run's time goes. Asserts nothing. Prints "
+                       "the JSON report's path last.")
+    _profile_arg(p)
+    p.add_argument("--domain", default="github", help="domain whose data is used")
+    p.add_argument("--steps", type=_positive_int, default=20,
+                   help="optimiser steps per measurement (default: 20)")
+    p.add_argument("--repeats", type=_positive_int, default=2,
+                   help="alternating rounds per comparison; the best counts (default: 2)")
+
     args = parser.parse_args(argv)
     try:
         return _run(args)
@@ -122,6 +159,12 @@ def _run(args) -> int:
         pretrain_zoo(profile)
         print(home() / "pretrain" / f"zoo-{profile.name}-{profile.design}.json")
         return 0
+    if args.command == "bench":
+        from .bench import run_bench
+        from .config import DOMAINS, check_choice
+        check_choice("domain", args.domain, DOMAINS)
+        print(run_bench(profile, args.domain, args.steps, args.repeats))
+        return 0
     if args.command == "lm-eval":
         from .harness import lm_eval_run
         run = lm_eval_run(profile, args.model, args.tasks, limit=args.limit,
@@ -141,7 +184,7 @@ def _run(args) -> int:
     check_choice("domain", args.domain, DOMAINS)
     get_method(args.method)
     run = unlearn(profile, args.domain, args.method, lr=args.lr, steps=args.steps,
-                  optimizer=args.optimizer)
+                  optimizer=args.optimizer, seed=args.seed)
     print(f"status: {run.summary['status']}")
     print(run.path / "summary.json")
     return 0

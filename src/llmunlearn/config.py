@@ -64,10 +64,11 @@ class Profile:
     eval_every: int  # evaluate along the trajectory every this many steps
     eval_chunks: int  # chunks per split evaluated along the trajectory (a fixed sample)
     # --- execution ----------------------------------------------------------------------
-    threads: int  # torch CPU threads (never more than the machine's cores)
+    threads: int  # torch CPU threads in all (never more than the machine's cores)
     seed: int = 42  # the official code's seed
     dataset: str = "local"  # "local" (our sources) or a hub id / folder of the paper's data
     design: str = "matched"  # split design of forget / approximate: see DESIGNS
+    jobs: int = 1  # independent runs in parallel processes, threads // jobs threads each
     unlearn_micro_batch: int = 8  # chunks per forward pass and process (rest: accumulation)
     # a pre-trained LLM (hub id or folder) serving as the original model: nothing is
     # pre-trained, and there is no exact retrained model (the paper's setting)
@@ -78,6 +79,9 @@ class Profile:
     # unlearning length in passes over the forget set (the paper: one epoch); when set
     # it replaces unlearn_steps by epochs x forget chunks // batch
     unlearn_epochs: float | None = None
+    # recompute activations in the backward pass (memory for time: a 6B model's
+    # activations at 4k context do not fit beside its weights and optimiser states)
+    gradient_checkpointing: bool | None = None
 
     def batch_for(self, domain: str) -> int:
         """Forget chunks per unlearning step on ``domain``."""
@@ -97,8 +101,8 @@ PROFILES: dict[str, Profile] = {
             threads=2,
         ),
         Profile(
-            name="cpu", forget_chars=60_000, retain_chars=180_000, approximate_chars=60_000,
-            general_retain_chars=180_000, general_eval_chars=60_000,
+            name="cpu", forget_chars=60_000, retain_chars=120_000, approximate_chars=60_000,
+            general_retain_chars=120_000, general_eval_chars=60_000,
             max_doc_chars=12_000, min_doc_chars=500,
             vocab_size=4096, chunk_len=128, n_layer=4, d_model=192, n_head=4,
             pretrain_epochs=3, pretrain_batch=16, pretrain_lr=2e-3,
@@ -127,7 +131,7 @@ PROFILES: dict[str, Profile] = {
             eval_chunks=10**9, threads=8, dataset="llmunlearn/unlearn_dataset",
             base_model="01-ai/Yi-6B",
             unlearn_batch_per_domain=(("arxiv", 480), ("github", 680)), unlearn_epochs=1.0,
-            unlearn_micro_batch=1,
+            unlearn_micro_batch=1, gradient_checkpointing=True,
         ),
     )
 }
@@ -147,13 +151,23 @@ def get_profile(name: str, **overrides) -> Profile:
         raise ValueError(f"unknown profile field(s) {unknown}; valid fields: {sorted(fields)}")
     profile = dataclasses.replace(PROFILES[name], **overrides)
     check_choice("design", profile.design, DESIGNS)
+    for field in ("threads", "jobs"):
+        if not (isinstance(getattr(profile, field), int) and getattr(profile, field) >= 1):
+            raise ValueError(f"{field} must be a positive integer, got "
+                             f"{getattr(profile, field)!r}")
     return profile
+
+
+EXECUTION_FIELDS = ("threads", "jobs")
+"""How a run is executed, not what it computes: left out of run hashes."""
 
 
 def profile_config(profile: Profile) -> dict:
     """The profile as it enters a run's configuration (and so its hash): every field
-    except optional ones left unset, so that adding an optional field keeps earlier runs."""
-    return {k: v for k, v in dataclasses.asdict(profile).items() if v is not None}
+    except optional ones left unset (so that adding an optional field keeps earlier runs)
+    and the execution fields (threads, jobs)."""
+    return {k: v for k, v in dataclasses.asdict(profile).items()
+            if v is not None and k not in EXECUTION_FIELDS}
 
 
 PRETRAIN_FIELDS = ("forget_chars", "retain_chars", "approximate_chars",

@@ -145,12 +145,13 @@ def _check_filled(domain, key, taken, budget, pool_size, profile) -> None:
     size = sum(len(d.text) for d in taken)
     if size < budget:
         design, _, split = key.rpartition("/")
+        field = {"evaluation": "general_eval_chars", "retain": "general_retain_chars"}[split] \
+            if domain == "general" else f"{split}_chars"
         where = f"domain {domain!r}" + (f", design {design!r}" if design else "")
         raise SplitError(
             f"{where}: split {split!r} has {size:,} characters in {len(taken)} documents "
             f"from {len({d.group for d in taken})} groups (pool: {pool_size} documents) but "
-            f"profile {profile.name!r} needs {budget:,}; lower {split}_chars or add "
-            "documents")
+            f"profile {profile.name!r} needs {budget:,}; lower {field} or add documents")
 
 
 def split_documents(docs: list[Document], profile: Profile, domain: str = "",

@@ -165,6 +165,22 @@ def mia_sets(sets: dict, seed: int = 0):
     return fixed_sample(sets["forget"], n, seed), fixed_sample(sets["approximate"], n, seed)
 
 
+_REFERENCE_STATS: dict = {}
+
+
+def reference_token_stats(ref, chunks) -> list[dict]:
+    """:func:`~llmunlearn.mia.chunk_token_stats` of a reference model of the zoo, kept for
+    the process: every model evaluated on a domain is compared with the same references
+    on the same chunks, so each is computed once (keyed by the reference's checkpoint
+    path and the chunks' fingerprint)."""
+    key = (getattr(ref, "name_or_path", None) or id(ref), chunks._fingerprint)
+    if key not in _REFERENCE_STATS:
+        if len(_REFERENCE_STATS) > 64:
+            _REFERENCE_STATS.clear()
+        _REFERENCE_STATS[key] = chunk_token_stats(ref, chunks)
+    return _REFERENCE_STATS[key]
+
+
 def evaluate_model(model, tokenizer, sets: dict, references: dict, *, profile,
                    intervals: bool = True) -> dict:
     """Every metric of ``model`` on a domain's evaluation ``sets`` (forget, approximate,
@@ -180,7 +196,7 @@ def evaluate_model(model, tokenizer, sets: dict, references: dict, *, profile,
     stats = {"m": chunk_token_stats(model, members), "n": chunk_token_stats(model, non_members)}
     out["mia"] = {}
     for ref_name, ref in [(None, None), *references.items()]:
-        ref_stats = {k: chunk_token_stats(ref, ds) for k, ds in
+        ref_stats = {k: reference_token_stats(ref, ds) for k, ds in
                      (("m", members), ("n", non_members))} if ref is not None else \
             {"m": None, "n": None}
         sm = attack_scores(stats["m"], texts["m"], ref_stats["m"])

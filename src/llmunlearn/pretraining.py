@@ -97,7 +97,9 @@ def pretrain(profile: Profile, *, seed: int | None = None, without: str | None =
                       micro_batch=profile.pretrain_batch, warmup_ratio=0.05,
                       weight_decay=0.1, seed=seed, checkpoint_every=max(1, steps // 5))
     result = train(model, lambda m, b: nll_loss(m, b["train"]), {"train": train_set}, cfg,
-                   run.path, orders={"train": order}, desc=f"pre-train {profile.name} {kind}",
+                   run.path, orders={"train": order},
+                   desc=f"pre-train {profile.name} {kind}"
+                   + (f" (seed {seed})" if seed != profile.seed else ""),
                    progress=progress)
     if not result["is_main_process"]:
         return run  # under `accelerate launch`, the main process saves and evaluates
@@ -151,12 +153,21 @@ def pretrain_zoo(profile: Profile, progress: bool = True) -> dict[str, Run]:
     """Every model of the zoo for the profile's split design: the original,
     ``retrained-<domain>`` (each domain's exact retrained model for that design), and
     the original recipe with a second seed (to read differences against seed noise).
-    With a ``base_model``, the zoo is that model alone."""
+    With a ``base_model``, the zoo is that model alone. Once the original exists, the
+    others train in ``profile.jobs`` parallel processes."""
+    from .parallel import run_tasks, with_threads
+
     zoo = {"original": pretrain(profile, progress=progress)}
     if not profile.base_model:
-        for domain in DOMAINS:
-            zoo[f"retrained-{domain}"] = pretrain(profile, without=domain, progress=progress)
-        zoo["original-seed2"] = pretrain(profile, seed=profile.seed + 1, progress=progress)
+        worker = with_threads(profile, profile.jobs)
+        quiet = profile.jobs > 1 or not progress
+        tasks = [(f"retrained-{d}", (worker,), {"without": d, "progress": not quiet})
+                 for d in DOMAINS]
+        tasks.append(("original-seed2", (worker,), {"seed": profile.seed + 1,
+                                                    "progress": not quiet}))
+        runs = run_tasks(pretrain, tasks, profile.jobs, profile.threads,
+                         desc=f"pre-training the {profile.design} zoo")
+        zoo.update({name: run for (name, _, _), run in zip(tasks, runs)})
     write_json(home() / "pretrain" / f"zoo-{profile.name}-{profile.design}.json", {
         name: {"path": run.path, **{k: run.summary[k] for k in
                                     ("ppl", "n_params", "steps", "tokens", "flops", "wall_s")}}

@@ -42,10 +42,15 @@ def split_table(splits: dict) -> pd.DataFrame:
         for split, docs in splits.items()}).T.rename_axis("split")
 
 
-def pretrain_table(run: Run) -> pd.DataFrame:
-    """Perplexity of a pre-trained model on every split: rows domain, columns split.
-    Forget below approximate means the model memorised some of its training data."""
-    return pd.DataFrame(run.summary["ppl"]).T.rename_axis("domain")
+def pretrain_table(run: Run, design: str = "matched") -> pd.DataFrame:
+    """Perplexity of a pre-trained model on every split of ``design``: rows domain,
+    columns split (forget, approximate, retain; general's retain and evaluation). Forget
+    below approximate means the model memorised some of its training data."""
+    rows = {}
+    for domain, splits in run.summary["ppl"].items():
+        rows[domain] = {key.removeprefix(f"{design}/"): v for key, v in splits.items()
+                        if "/" not in key or key.startswith(f"{design}/")}
+    return pd.DataFrame(rows).T.rename_axis("domain")
 
 
 def corpus_table(documents: pd.DataFrame) -> pd.DataFrame:

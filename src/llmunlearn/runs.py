@@ -34,6 +34,19 @@ def home() -> Path:
     return Path.home() / ".cache" / "llmunlearn"
 
 
+ALLOCATOR_ENV = {"MALLOC_TRIM_THRESHOLD_": "1000000000",
+                 "MALLOC_MMAP_THRESHOLD_": "33554432", "MALLOC_TOP_PAD_": "268435456"}
+"""glibc allocator settings for every process the tool starts (the command line
+re-executes itself with them, ``llmunlearn book`` passes them to its kernels): keep freed
+memory instead of returning it to the system and faulting it back in on the next step.
+``llmunlearn bench`` measures the effect; ``LLMUNLEARN_ALLOCATOR=0`` turns them off."""
+
+
+def allocator_env() -> dict:
+    """:data:`ALLOCATOR_ENV` unless ``LLMUNLEARN_ALLOCATOR=0`` (then nothing)."""
+    return {} if os.environ.get("LLMUNLEARN_ALLOCATOR") == "0" else dict(ALLOCATOR_ENV)
+
+
 def _jsonable(obj):
     if dataclasses.is_dataclass(obj):
         return dataclasses.asdict(obj)

@@ -44,6 +44,7 @@ class TrainConfig:
     checkpoint_every: int = 0  # optimiser steps between resumable checkpoints (0: never)
     optimizer: str = "adamw"  # "adamw" (the paper's) or "sophia" (SophiaG, see optim.py)
     hessian_every: int = 10  # Sophia: steps between Hessian estimates (k in its paper)
+    gradient_checkpointing: bool = False  # recompute activations in backward (large models)
 
 
 class Diverged(RuntimeError):
@@ -108,7 +109,8 @@ def train(model, loss_fn: Callable, streams: dict, cfg: TrainConfig, run_dir: Pa
     returns a dict of metrics, recorded at step 0, every ``eval_every`` steps and at the
     end. ``frozen`` modules (the original model of the methods that read it) are moved to
     the training device. Returns ``{"status": "finished" | "diverged", "log": [...],
-    "evals": [...], "tokens": int, "hessian_tokens": int, "batch": int, "wall_s": float}``
+    "evals": [...], "tokens": int, "hessian_tokens": int, "batch": int, "wall_s": float,
+    "eval_s": float}`` (``eval_s``: the part of ``wall_s`` spent in ``on_eval`` after step 0)
     (``batch``: the effective chunks per step, see :func:`plan_batch`);
     ``run_dir/checkpoint`` lets an interrupted run resume where it stopped. The trained
     model is left in ``model`` (unwrapped).
@@ -118,6 +120,11 @@ def train(model, loss_fn: Callable, streams: dict, cfg: TrainConfig, run_dir: Pa
     from tqdm import tqdm
 
     accelerator = Accelerator(mixed_precision="bf16" if torch.cuda.is_available() else "no")
+    if torch.cuda.is_available():  # TF32 for what bf16 autocast leaves in fp32
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
     set_seed(cfg.seed)
     world = accelerator.num_processes
     micro, accum, batch = plan_batch(cfg.batch, world, cfg.micro_batch)
@@ -167,11 +174,13 @@ def train(model, loss_fn: Callable, streams: dict, cfg: TrainConfig, run_dir: Pa
 
     def evaluate(step):
         if on_eval is not None:
+            t_eval = time.perf_counter()
             model.eval()
             row = {"step": step, "tokens": state["tokens"], **on_eval(
                 accelerator.unwrap_model(model), step)}
             model.train()
             state["evals"].append(row)
+            state["eval_s"] = state.get("eval_s", 0.0) + time.perf_counter() - t_eval
 
     if start == 0:
         evaluate(0)
@@ -233,4 +242,4 @@ def train(model, loss_fn: Callable, streams: dict, cfg: TrainConfig, run_dir: Pa
     return {"status": status, "config": asdict(cfg), "model": unwrapped, "batch": batch,
             "is_main_process": accelerator.is_main_process,
             **{k: state.get(k, 0) for k in ("log", "evals", "tokens", "hessian_tokens",
-                                             "wall_s")}}
+                                             "wall_s", "eval_s")}}

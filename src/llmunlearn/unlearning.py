@@ -92,6 +92,20 @@ def evaluate_reference(profile: Profile, domain: str, model_run: Run) -> dict:
     return run.summary
 
 
+_ZOO_MODELS: dict = {}
+
+
+def _zoo_model(run: Run):
+    """A zoo model in evaluation mode, loaded once per process (a domain's evaluations all
+    use the same references); at most four are kept."""
+    if run.path not in _ZOO_MODELS:
+        if len(_ZOO_MODELS) >= 4:
+            _ZOO_MODELS.pop(next(iter(_ZOO_MODELS)))
+        model, tokenizer = load_original(run)
+        _ZOO_MODELS[run.path] = (model.eval().requires_grad_(False), tokenizer)
+    return _ZOO_MODELS[run.path]
+
+
 def evaluate_run(profile: Profile, domain: str, model_path, zoo: dict | None = None,
                  intervals: bool = True) -> Run:
     """Every metric of :mod:`llmunlearn.evaluation` for the model in ``model_path`` (any
@@ -121,20 +135,36 @@ def evaluate_run(profile: Profile, domain: str, model_path, zoo: dict | None = N
     for name, key in (("retrained", f"retrained-{domain}"), ("original", "original")):
         if key not in zoo:  # a base-model profile has no retrained model
             continue
-        ref, ref_tok = load_original(zoo[key])
+        ref, ref_tok = _zoo_model(zoo[key])
         if ref_tok.get_vocab() == tokenizer.get_vocab():
-            references[name] = ref.eval()
+            references[name] = ref
     result = evaluate_model(model, tokenizer, evaluation_sets(profile, chunks, general),
                             references, profile=profile, intervals=intervals)
     run.finish(result)
     return run
 
 
-def unlearn_all(profile: Profile, domain: str, methods=None, **kwargs) -> dict[str, Run]:
-    """:func:`unlearn` for every method (or the ones named), same budget; method -> run."""
+def unlearn_all(profile: Profile, domain: str, methods=None, *, jobs: int | None = None,
+                **kwargs) -> dict[str, Run]:
+    """:func:`unlearn` for every method (or the ones named), same budget; method -> run.
+    Runs that are not cached yet execute in ``jobs`` parallel processes (default: the
+    profile's ``jobs``), each with its share of the profile's threads."""
     from .methods import METHODS
+    from .parallel import run_tasks, with_threads
 
-    return {m: unlearn(profile, domain, m, **kwargs) for m in (methods or METHODS)}
+    methods = list(methods or METHODS)
+    for m in methods:
+        get_method(m)
+    original = kwargs.pop("original", None) or pretrain(profile, progress=False)
+    evaluate_reference(profile, domain, original)  # every run's step 0, computed once
+    jobs = profile.jobs if jobs is None else jobs
+    worker = with_threads(profile, jobs)
+    runs = run_tasks(unlearn, [(m, (worker, domain, m), {**kwargs, "original": original,
+                                                        "progress": jobs == 1 and
+                                                        kwargs.get("progress", True)})
+                               for m in methods], jobs, profile.threads,
+                     desc=f"unlearning {domain}")
+    return dict(zip(methods, runs))
 
 
 def reaches_target(row: dict, target: float) -> bool:
@@ -154,9 +184,12 @@ def select_step(evals: list[dict], target: float) -> dict:
 
 def unlearn(profile: Profile, domain: str, method: str, *, lr: float | None = None,
             steps: int | None = None, hparams: dict | None = None,
-            optimizer: str = "adamw", original: Run | None = None,
+            optimizer: str = "adamw", original: Run | None = None, seed: int | None = None,
             progress: bool = True) -> Run:
     """Run (or reuse) ``method`` on ``domain``'s forget set; returns its :class:`Run`.
+
+    ``seed`` is the unlearning seed (data order, random labels; default the profile's);
+    the original model does not change with it.
 
     ``optimizer`` is ``"adamw"`` (the paper's) or ``"sophia"`` (SophiaG, the survey's
     second-order claim). The batch is ``profile.batch_for(domain)`` forget chunks per step
@@ -186,16 +219,23 @@ def unlearn(profile: Profile, domain: str, method: str, *, lr: float | None = No
     reference = evaluate_reference(profile, domain, original)  # step 0 of every method
     target = reference["ppl_approximate"]
 
+    import time
+
+    t_load = time.perf_counter()
     torch.set_num_threads(profile.threads)
     model, tokenizer = load_original(original)
     chunks, general = domain_chunks(profile, domain, tokenizer)
     if steps is None:
         steps = (max(1, int(profile.unlearn_epochs * len(chunks["forget"])) // batch)
                  if profile.unlearn_epochs else profile.unlearn_steps)
+    seed = profile.seed if seed is None else seed
+    if not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     cfg = TrainConfig(steps=steps, lr=lr, batch=batch,
-                      micro_batch=min(batch, profile.unlearn_micro_batch), seed=profile.seed,
+                      micro_batch=min(batch, profile.unlearn_micro_batch), seed=seed,
                       optimizer=check_choice("optimizer", optimizer, OPTIMIZERS),
-                      checkpoint_every=profile.eval_every)
+                      checkpoint_every=profile.eval_every,
+                      gradient_checkpointing=bool(profile.gradient_checkpointing))
     run = Run.create("unlearn", f"{profile.name}-{domain}-{method}", {
         "profile": profile_config(profile), "domain": domain, "method": method,
         "hparams": hp, "original": original.path.name, "train": dataclasses.asdict(cfg)})
@@ -210,11 +250,12 @@ def unlearn(profile: Profile, domain: str, method: str, *, lr: float | None = No
         ref.to(PartialState().device)  # where the trained model will be
     forget = chunks["forget"]
     if spec.prepare is not None:
-        forget = spec.prepare(forget, ref, tokenizer, profile.seed)
+        forget = spec.prepare(forget, ref, tokenizer, seed)
     streams = {"forget": forget}
     if spec.retain is not None:
         streams["retain"] = chunks["retain"] if spec.retain == "in" else general["retain"]
     evaluated = evaluation_sets(profile, chunks, general)
+    load_s = time.perf_counter() - t_load
 
     def as_evaluated(m):
         return spec.evaluate_as(m, ref, hp) if spec.evaluate_as is not None else m
@@ -256,7 +297,9 @@ def unlearn(profile: Profile, domain: str, method: str, *, lr: float | None = No
                                 reference_tokens=result["tokens"] if spec.needs_reference
                                 else 0, hessian_tokens=result["hessian_tokens"],
                                 labelling_tokens=labelled),
-        "wall_s": result["wall_s"]})
+        "wall_s": result["wall_s"],
+        "timing": {"load_s": load_s, "eval_s": result["eval_s"],
+                   "train_s": result["wall_s"] - result["eval_s"]}})
     return run
 
 

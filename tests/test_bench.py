@@ -1,0 +1,25 @@
+"""The benchmark command runs end to end on a tiny profile and writes its report. It
+asserts what the report holds, never how fast anything was."""
+
+import json
+
+import llmunlearn as ul
+from llmunlearn.bench import BENCH_METHODS, run_bench
+
+
+def test_bench_writes_every_measurement(tiny):
+    path = run_bench(tiny, "github", steps=3, repeats=1, say=lambda msg: None)
+    report = json.loads(path.read_text())
+    assert set(report["unlearning"]) == set(BENCH_METHODS)
+    for method in BENCH_METHODS:
+        r = report["unlearning"][method]
+        assert r["ours_tokens_per_s"] > 0 and r["trainer_tokens_per_s"] > 0
+        assert r["ratio"] == r["ours_tokens_per_s"] / r["trainer_tokens_per_s"]
+        assert r["ours_peak_mb"] > 0
+    assert report["evaluation"]["ratio"] > 0
+    assert 0 < report["pretraining"]["fraction_of_peak"]
+    shares = report["breakdown"]["share"]
+    assert abs(sum(shares.values()) - 1) < 1e-6
+    # the breakdown ran in a scratch folder: the real home holds no unlearning run
+    runs = ul.home() / "unlearn"
+    assert not runs.exists() or not any(runs.iterdir())

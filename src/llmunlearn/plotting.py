@@ -115,22 +115,26 @@ def plot_ground_truth(table):
     sns.set_theme(style="whitegrid")
     t = table.reset_index()
     labels = t["domain"] + " / " + t["design"]
-    y = range(len(t))
-    fig, axes = plt.subplots(1, 2, figsize=(8.0, 0.5 * len(t) + 1.4), sharey=True)
-    colours = t["design"].map({"matched": "#1f77b4", "shifted": "#ff7f0e"})
+    y = list(range(len(t)))
+    fig, axes = plt.subplots(1, 2, figsize=(10.0, 0.5 * len(t) + 1.6), sharey=True)
+    colours = {"matched": "#1f77b4", "shifted": "#ff7f0e"}
+    auc = "retrained AUC min_k@0.3"
     axes[0].axvspan(0.9, 1.1, color="grey", alpha=0.15, lw=0)
     axes[0].axvline(1, color="black", lw=1)
-    axes[0].errorbar(t["R"], y, xerr=[t["R"] - t["R low"], t["R high"] - t["R"]], fmt="none",
-                     ecolor=colours, capsize=3)
-    axes[0].scatter(t["R"], y, c=colours, zorder=3)
-    axes[0].scatter(t["seed ratio"], y, marker="x", color="grey", zorder=3,
-                    label="second seed / original (approximate)")
-    axes[0].set_xlabel("R (retrained forget / original approximate)")
-    axes[0].legend(fontsize=7, loc="lower right")
-    a, lo, hi = (t[f"retrained AUC min_k@0.3{s}"] for s in ("", " low", " high"))
     axes[1].axvline(0.5, color="black", lw=1)
-    axes[1].errorbar(a, y, xerr=[a - lo, hi - a], fmt="none", ecolor=colours, capsize=3)
-    axes[1].scatter(a, y, c=colours, zorder=3)
+    for i, row in t.iterrows():
+        c = colours.get(row["design"], "black")
+        axes[0].errorbar(row["R"], i, xerr=[[row["R"] - row["R low"]], [row["R high"] - row["R"]]],
+                         fmt="o", color=c, capsize=3)
+        axes[1].errorbar(row[auc], i, xerr=[[row[auc] - row[f"{auc} low"]],
+                                            [row[f"{auc} high"] - row[auc]]],
+                         fmt="o", color=c, capsize=3)
+    axes[0].scatter(t["seed ratio"], y, marker="x", color="grey", zorder=3,
+                    label="second seed / original,\napproximate set")
+    for design, c in colours.items():
+        axes[0].plot([], [], "o", color=c, label=f"{design} design")
+    axes[0].set_xlabel("R = retrained forget ppl / original approximate ppl")
+    axes[0].legend(fontsize=7, loc="best")
     axes[1].set_xlabel("retrained model's Min-K% AUC (k = 0.3)")
     axes[1].set_yticks(list(y), labels)
     axes[1].invert_yaxis()

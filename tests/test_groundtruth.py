@@ -167,3 +167,14 @@ def test_verdict_follows_the_stated_rule():
     assert "misses" in miss and "90% above" in miss and "away from 0.5" in miss
     hold = verdict({**base, "R": 1.05, "R_low": 1.01, "R_high": 1.09})
     assert "holds" in hold
+
+
+def test_r_factors_into_set_difference_times_lost_training_data():
+    from llmunlearn.groundtruth import factors
+    check = {"ppl": {"retrained": {"forget": 30.0, "approximate": 24.0},
+                     "original": {"approximate": 20.0}}}
+    f = factors(check)
+    assert f["retrained_forget_over_approximate"] == pytest.approx(1.25)
+    assert f["retrained_over_original_approximate"] == pytest.approx(1.2)
+    assert f["retrained_forget_over_approximate"] * f["retrained_over_original_approximate"] \
+        == pytest.approx(30.0 / 20.0)

@@ -6,7 +6,11 @@ retrained model would have. We pre-train our own zoo and can check that per doma
 split design:
 
 - **R** = retrained model's forget perplexity / original model's approximate perplexity,
-  with a bootstrap interval over chunks. R = 1 means the stand-in is exact.
+  with a bootstrap interval over documents. R = 1 means the stand-in is exact. It factors
+  into (retrained model: forget / approximate), which is 1 when the two sets are alike,
+  times (approximate set: retrained / original), which is above 1 when losing the forget
+  set makes the model worse on the whole domain (the paper assumes this is negligible, as
+  it is when the forget set is a tiny part of the pre-training data).
 - **the retrained model's membership-inference AUC** (members: forget, non-members:
   approximate): a model that never saw either set should score 0.5 up to noise. Far from
   0.5, membership inference measures the difference between two texts, not membership.
@@ -69,17 +73,25 @@ def token_coverage(profile: Profile, tokenizer=None):
     return pd.DataFrame(rows).set_index(["domain", "design"])
 
 
-def _ratio_interval(numerator_nll, denominator_nll, seed: int, n_resamples: int = 2000):
-    """Percentile bootstrap interval of exp(mean(a) - mean(b)): a ratio of two
-    chunk-averaged perplexities measured on independent sets of chunks."""
-    from scipy.stats import bootstrap
+def _ratio_interval(num_nll, num_docs, den_nll, den_docs, seed: int,
+                    n_resamples: int = 2000) -> tuple[float, float]:
+    """95 % percentile bootstrap interval of exp(mean chunk NLL of the numerator set -
+    mean chunk NLL of the denominator set), a ratio of two chunk-averaged perplexities on
+    independent sets, resampling whole *documents* of each set (a document's chunks are
+    correlated, so resampling chunks would give too narrow an interval). Written with
+    numpy because ``scipy.stats.bootstrap`` resamples single observations."""
+    rng = np.random.default_rng(seed)
 
-    res = bootstrap((np.asarray(numerator_nll), np.asarray(denominator_nll)),
-                    lambda a, b, axis=-1: np.exp(a.mean(axis) - b.mean(axis)),
-                    vectorized=True, paired=False, n_resamples=n_resamples,
-                    confidence_level=0.95, method="percentile",
-                    rng=np.random.default_rng(seed))
-    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+    def draws(nll, docs):
+        index = {d: i for i, d in enumerate(dict.fromkeys(docs))}
+        which = np.array([index[d] for d in docs])
+        sums = np.bincount(which, weights=np.asarray(nll, float))
+        counts = np.bincount(which).astype(float)
+        pick = rng.integers(0, len(sums), (n_resamples, len(sums)))
+        return sums[pick].sum(1) / counts[pick].sum(1)
+
+    ratios = np.exp(draws(num_nll, num_docs) - draws(den_nll, den_docs))
+    return float(np.quantile(ratios, 0.025)), float(np.quantile(ratios, 0.975))
 
 
 def retraining_check(profile: Profile, domain: str, design: str | None = None) -> dict:
@@ -111,9 +123,9 @@ def retraining_check(profile: Profile, domain: str, design: str | None = None) -
     run = Run.create("groundtruth", f"{profile.name}-{domain}-{design}",
                      {"profile": evaluation_config(profile), "domain": domain,
                       "models": {k: r.path.name for k, r in models.items()},
-                      "attacks": ATTACKS})
+                      "attacks": ATTACKS, "interval": "documents"})
     if run.done:
-        return run.summary
+        return {**run.summary, "verdict": verdict(run.summary)}
     torch.set_num_threads(profile.threads)
     out = {"domain": domain, "design": design, "ppl": {}, "chunk_nll": {}, "auc": {}}
     for name, model_run in models.items():
@@ -123,6 +135,7 @@ def retraining_check(profile: Profile, domain: str, design: str | None = None) -
         sets = {s: chunks[s] for s in ("forget", "approximate")}
         stats = {s: chunk_token_stats(model, c) for s, c in sets.items()}
         out["chunk_nll"][name] = {s: [x["nll"] for x in st] for s, st in stats.items()}
+        out["chunk_doc"] = {s: list(c["doc_id"]) for s, c in sets.items()}
         out["ppl"][name] = {s: math.exp(float(np.mean(v)))
                             for s, v in out["chunk_nll"][name].items()}
         # members and non-members: equally many, the larger set cut by a seeded sample
@@ -139,15 +152,24 @@ def retraining_check(profile: Profile, domain: str, design: str | None = None) -
     nll = out["chunk_nll"]
     out["n_chunks"] = {s: len(v) for s, v in nll["original"].items()}
     out["R"] = out["ppl"]["retrained"]["forget"] / out["ppl"]["original"]["approximate"]
-    out["R_low"], out["R_high"] = _ratio_interval(nll["retrained"]["forget"],
-                                                  nll["original"]["approximate"], profile.seed)
+    out["R_low"], out["R_high"] = _ratio_interval(
+        nll["retrained"]["forget"], out["chunk_doc"]["forget"],
+        nll["original"]["approximate"], out["chunk_doc"]["approximate"], profile.seed)
     out["R_seed"] = (out["ppl"]["original-seed2"]["approximate"]
                      / out["ppl"]["original"]["approximate"])
-    out["retrained_forget_over_approximate"] = (out["ppl"]["retrained"]["forget"]
-                                                / out["ppl"]["retrained"]["approximate"])
-    out["verdict"] = verdict(out)
+    out.update(factors(out))
     run.finish(out)
-    return run.summary
+    return {**run.summary, "verdict": verdict(run.summary)}
+
+
+def factors(check: dict) -> dict:
+    """R = (retrained model: forget / approximate perplexity) x (approximate set:
+    retrained / original perplexity), from the perplexities of :func:`retraining_check`."""
+    ppl = check["ppl"]
+    return {"retrained_forget_over_approximate":
+            ppl["retrained"]["forget"] / ppl["retrained"]["approximate"],
+            "retrained_over_original_approximate":
+            ppl["retrained"]["approximate"] / ppl["original"]["approximate"]}
 
 
 def verdict(check: dict, attack: str = "min_k@0.3") -> str:
@@ -164,17 +186,28 @@ def verdict(check: dict, attack: str = "min_k@0.3") -> str:
         first = (f"{where} the stand-in misses: the exact retrained model's forget "
                  f"perplexity is {abs(r - 1):.0%} {direction} the approximate target "
                  f"(R = {r:.2f}, 95 % interval {lo:.2f} to {hi:.2f})")
-    seed = f", against {abs(check['R_seed'] - 1):.0%} that a second seed alone moves it"
+    noise = abs(check["R_seed"] - 1)
+    parts = [f"{first}."]
+    if check.get("ppl"):
+        sets, model = factors(check).values()
+        parts.append(f"R = {sets:.2f} x {model:.2f}: forget against approximate under the "
+                     "retrained model, times retrained against original on the approximate "
+                     "set.")
+    held = lo <= 1 <= hi or abs(r - 1) <= TOLERANCE
+    parts.append(f"A second seed alone moves the approximate perplexity by {noise:.0%}"
+                 + ("." if held else ", so the miss is within seed-to-seed noise."
+                    if abs(r - 1) <= noise else
+                    ", so the miss is larger than seed-to-seed noise."))
     a = check["auc"]["retrained"][attack]
     if a["ci_low"] <= 0.5 <= a["ci_high"]:
-        second = (f"the retrained model's Min-K% AUC is {a['auc']:.2f} ({a['ci_low']:.2f} "
+        second = (f"The retrained model's Min-K% AUC is {a['auc']:.2f} ({a['ci_low']:.2f} "
                   f"to {a['ci_high']:.2f}), consistent with 0.5, so membership inference "
                   "measures membership here")
     else:
-        second = (f"the retrained model's Min-K% AUC is {a['auc']:.2f} ({a['ci_low']:.2f} "
+        second = (f"The retrained model's Min-K% AUC is {a['auc']:.2f} ({a['ci_low']:.2f} "
                   f"to {a['ci_high']:.2f}), away from 0.5 without ever seeing either set, "
                   "so membership inference here partly measures how the two sets differ")
-    return f"{first}{seed}; {second}."
+    return " ".join([*parts, f"{second}."])
 
 
 def ground_truth_table(profile: Profile):
@@ -192,6 +225,8 @@ def ground_truth_table(profile: Profile):
                    "retrained forget ppl": c["ppl"]["retrained"]["forget"],
                    "retrained approximate ppl": c["ppl"]["retrained"]["approximate"],
                    "R": c["R"], "R low": c["R_low"], "R high": c["R_high"],
+                   **dict(zip(("retrained forget / approximate",
+                               "approximate: retrained / original"), factors(c).values())),
                    "seed ratio": c["R_seed"]}
             for model in ("retrained", "original", "original-seed2"):
                 for attack in ATTACKS:

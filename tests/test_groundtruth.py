@@ -178,3 +178,13 @@ def test_r_factors_into_set_difference_times_lost_training_data():
     assert f["retrained_over_original_approximate"] == pytest.approx(1.2)
     assert f["retrained_forget_over_approximate"] * f["retrained_over_original_approximate"] \
         == pytest.approx(30.0 / 20.0)
+
+
+def test_an_epoch_of_unlearning_is_the_forget_chunks_over_the_batch(tiny):
+    import dataclasses
+    from llmunlearn.data import chunk_documents, load_splits
+    p = dataclasses.replace(tiny, unlearn_epochs=1.0, unlearn_batch=4)
+    run = ul.unlearn(p, "github", "ga", progress=False)
+    tok = ul.load_original(ul.pretrain(p, progress=False))[1]
+    n = len(chunk_documents(tok, load_splits("github", p)["forget"], p.chunk_len))
+    assert run.config["train"]["steps"] == max(1, n // 4)

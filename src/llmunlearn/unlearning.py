@@ -223,11 +223,17 @@ def unlearn(profile: Profile, domain: str, method: str, *, lr: float | None = No
 
     t_load = time.perf_counter()
     torch.set_num_threads(profile.threads)
-    model, tokenizer = load_original(original)
-    chunks, general = domain_chunks(profile, domain, tokenizer)
-    if steps is None:
-        steps = (max(1, int(profile.unlearn_epochs * len(chunks["forget"])) // batch)
-                 if profile.unlearn_epochs else profile.unlearn_steps)
+
+    def load():
+        model, tokenizer = load_original(original)
+        return model, tokenizer, *domain_chunks(profile, domain, tokenizer)
+
+    loaded = None
+    if steps is None and profile.unlearn_epochs:  # the length depends on the forget set
+        loaded = load()
+        steps = max(1, int(profile.unlearn_epochs * len(loaded[2]["forget"]) // batch))
+    elif steps is None:
+        steps = profile.unlearn_steps
     seed = profile.seed if seed is None else seed
     if not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
@@ -241,6 +247,7 @@ def unlearn(profile: Profile, domain: str, method: str, *, lr: float | None = No
         "hparams": hp, "original": original.path.name, "train": dataclasses.asdict(cfg)})
     if run.done:
         return run
+    model, tokenizer, chunks, general = loaded or load()
 
     ref = None
     if spec.needs_reference or spec.prepare is not None:

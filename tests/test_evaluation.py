@@ -10,7 +10,8 @@ from sklearn.metrics import roc_auc_score
 
 import llmunlearn as ul
 from llmunlearn.evaluation import (exact_match_length, kl_to, multiple_choice_items,
-                                   rouge_l_f1, verbatim_memorisation)
+                                   multiple_choice_scores, rouge_l_f1,
+                                   verbatim_memorisation)
 from llmunlearn.mia import attack_scores, auc, auc_interval, chunk_token_stats, min_k
 from llmunlearn.models import build_model
 
@@ -102,6 +103,67 @@ def test_kl_of_a_model_to_itself_is_zero(tiny):
     assert kl_to(model, model, ds) == pytest.approx(0.0, abs=1e-6)
     other = build_model(tiny, 30, seed=1).eval()
     assert kl_to(model, other, ds) > 0
+
+
+def test_kl_equals_the_textbook_formula_with_padding_masked(tiny):
+    model, other = (build_model(tiny, 30, seed=s).eval() for s in (0, 1))
+    ids = torch.randint(2, 30, (3, 10), generator=torch.Generator().manual_seed(2))
+    mask = torch.ones_like(ids)
+    mask[1, 6:] = 0  # a right-padded chunk: its last positions are not scored
+    labels = ids.masked_fill(mask == 0, -100)
+    ds = datasets.Dataset.from_dict({"input_ids": ids.tolist(), "attention_mask":
+                                     mask.tolist(), "labels": labels.tolist()})
+    with torch.no_grad():
+        lp = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits[:, :-1], -1)
+        lq = torch.log_softmax(other(input_ids=ids, attention_mask=mask).logits[:, :-1], -1)
+    per_position = (lq.exp() * (lq - lp)).sum(-1)  # KL(other || model)
+    scored = labels[:, 1:] != -100
+    expected = float(per_position[scored].mean())
+    assert kl_to(model, other, ds, batch_size=2) == pytest.approx(expected, rel=1e-5)
+    assert kl_to(model, other, ds, batch_size=2) == pytest.approx(expected, rel=1e-5)  # cached
+
+
+def test_multiple_choice_scores_equal_scoring_each_whole_sequence(tiny):
+    model = build_model(tiny, 30, seed=0).eval()
+    g = torch.Generator().manual_seed(3)
+    items = [(torch.randint(2, 30, (n_ctx,), generator=g),
+              [torch.randint(2, 30, (n_opt,), generator=g) for _ in range(4)], 0)
+             for n_ctx, n_opt in ((6, 3), (6, 3), (5, 1), (7, 4))]
+    scores = multiple_choice_scores(model, items, batch_size=1)
+    for i, (ctx, options, _) in enumerate(items):
+        for j, o in enumerate(options):
+            seq = torch.cat([ctx, o])[None]
+            with torch.no_grad():
+                lp = torch.log_softmax(model(input_ids=seq).logits[0, :-1], -1)
+            expected = sum(float(lp[len(ctx) - 1 + t, o[t]]) for t in range(len(o)))
+            assert float(scores[i, j]) == pytest.approx(expected, abs=1e-4)
+
+
+def test_the_full_evaluation_equals_a_fresh_one_where_it_reuses_the_run(tiny):
+    # evaluate_domain takes retain and general perplexity from the run's selected step
+    # and forget / approximate from the pass that also feeds MIA: every number must be
+    # what a from-scratch evaluation of the same folder gives
+    from llmunlearn.evaluation import evaluate_model
+    from llmunlearn.models import load_model
+    from llmunlearn.unlearning import _zoo_model, domain_chunks, evaluation_sets
+
+    zoo = ul.pretrain_zoo(tiny, progress=False)
+    runs = ul.evaluate_domain(tiny, "books", zoo, methods=["ga"], steps=2, progress=False)
+    unlearned = ul.unlearn(tiny, "books", "ga", steps=2, original=zoo["original"],
+                           progress=False)
+    assert "perplexity" in unlearned.summary["selected"]
+    model, tok = load_model(unlearned.path / "selected")
+    sets = evaluation_sets(tiny, *domain_chunks(tiny, "books", tok))
+    refs = {"retrained": _zoo_model(zoo["retrained-books"])[0],
+            "original": _zoo_model(zoo["original"])[0]}
+    fresh = evaluate_model(model, tok, sets, refs, profile=tiny)
+    reused = runs["ga"].summary
+    for split, values in fresh["perplexity"].items():
+        assert reused["perplexity"][split] == pytest.approx(values, rel=1e-6)
+    for attack in ("loss", "min_k@0.3", "reference:retrained"):
+        assert reused["mia"][attack]["auc"] == pytest.approx(fresh["mia"][attack]["auc"])
+    assert reused["to_retrained"]["kl"] == pytest.approx(fresh["to_retrained"]["kl"],
+                                                         rel=1e-5)
 
 
 def test_evaluate_run_gives_every_metric(tiny):

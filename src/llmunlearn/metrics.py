@@ -17,17 +17,22 @@ from .train import TENSOR_COLUMNS
 
 
 @torch.inference_mode()
-def perplexity(model, chunks, batch_size: int = 32) -> dict:
+def perplexity(model, chunks, batch_size: int = 32, token_stats: bool = False) -> dict:
     """Perplexity and next-token accuracy of ``model`` on a chunked dataset.
 
     Returns ``ppl`` (paper: exp of mean per-chunk NLL), ``ppl_token`` (exp of the
     token-weighted NLL), ``acc`` (next-token accuracy), ``chunk_nll`` (list, one per
-    chunk), ``n_chunks`` and ``n_tokens`` (scored positions).
+    chunk), ``n_chunks`` and ``n_tokens`` (scored positions). With ``token_stats``, also
+    ``token_stats``: :func:`llmunlearn.mia.chunk_token_stats` of the same forward pass
+    (membership inference reads the chunks whose perplexity is measured: one pass serves
+    both).
     """
     if len(chunks) == 0:
         raise ValueError("cannot compute perplexity of an empty set of chunks")
+    from .mia import batch_token_stats
+
     device = next(model.parameters()).device
-    per_chunk, nll_sum, n_tok, n_correct = [], 0.0, 0, 0
+    per_chunk, nll_sum, n_tok, n_correct, stats = [], 0.0, 0, 0, []
     ds = chunks.with_format("torch", columns=TENSOR_COLUMNS)
     for start in range(0, len(ds), batch_size):
         b = {k: v.to(device) for k, v in ds[start:start + batch_size].items()}
@@ -38,11 +43,14 @@ def perplexity(model, chunks, batch_size: int = 32) -> dict:
         n_tok += int(mask.sum())
         pred = logits[:, :-1].argmax(-1)
         n_correct += int(((pred == b["labels"][:, 1:]) & mask).sum())
+        if token_stats:
+            stats += batch_token_stats(logits, b["labels"])
     mean_chunk = sum(per_chunk) / len(per_chunk)
     return {
         "ppl": _safe_exp(mean_chunk), "ppl_token": _safe_exp(nll_sum / n_tok),
         "acc": n_correct / n_tok, "chunk_nll": per_chunk,
         "n_chunks": len(per_chunk), "n_tokens": n_tok,
+        **({"token_stats": stats} if token_stats else {}),
     }
 
 

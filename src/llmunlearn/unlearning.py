@@ -60,12 +60,21 @@ def evaluation_sets(profile: Profile, chunks: dict, general: dict) -> dict:
 
 
 def evaluation_row(model, sets: dict) -> dict:
-    """``ppl_<split>`` and ``acc_<split>`` of ``model`` on each evaluation set."""
-    row = {}
+    """``ppl_<split>`` and ``acc_<split>`` of ``model`` on each evaluation set, and under
+    ``perplexity`` everything :func:`~llmunlearn.metrics.perplexity` gives per split but
+    the per-chunk values (so that the full evaluation of the same model on the same sets
+    can take it instead of computing it again)."""
+    row = {"perplexity": {}}
     for split, c in sets.items():
         res = perplexity(model, c)
         row[f"ppl_{split}"], row[f"acc_{split}"] = res["ppl"], res["acc"]
+        row["perplexity"][split] = {k: v for k, v in res.items() if k != "chunk_nll"}
     return row
+
+
+def finite_row(row: dict) -> bool:
+    """Whether every perplexity and accuracy of an :func:`evaluation_row` is finite."""
+    return all(math.isfinite(v) for k, v in row.items() if k.startswith(("ppl_", "acc_")))
 
 
 def evaluation_config(profile: Profile) -> dict:
@@ -107,12 +116,15 @@ def _zoo_model(run: Run):
 
 
 def evaluate_run(profile: Profile, domain: str, model_path, zoo: dict | None = None,
-                 intervals: bool = True) -> Run:
+                 intervals: bool = True, known: dict | None = None) -> Run:
     """Every metric of :mod:`llmunlearn.evaluation` for the model in ``model_path`` (any
     Hugging Face folder) on ``domain``, cached next to the model's folder name. The zoo's
     retrained model for the domain and the original model serve as MIA references and
-    as the target of the distance metrics when their tokenizer is the model's. Returns the
-    evaluation :class:`Run`; its ``summary`` holds the metrics."""
+    as the target of the distance metrics when their tokenizer is the model's. ``known``:
+    an :func:`evaluation_row` of this very model on these sets (an unlearning run's
+    selected step, a zoo model's :func:`evaluate_reference`), whose perplexities are taken
+    instead of computed again. Returns the evaluation :class:`Run`; its ``summary`` holds
+    the metrics."""
     import torch
 
     from .evaluation import evaluate_model
@@ -139,7 +151,8 @@ def evaluate_run(profile: Profile, domain: str, model_path, zoo: dict | None = N
         if ref_tok.get_vocab() == tokenizer.get_vocab():
             references[name] = ref
     result = evaluate_model(model, tokenizer, evaluation_sets(profile, chunks, general),
-                            references, profile=profile, intervals=intervals)
+                            references, profile=profile, intervals=intervals,
+                            known_perplexity=(known or {}).get("perplexity"))
     run.finish(result)
     return run
 
@@ -272,7 +285,7 @@ def unlearn(profile: Profile, domain: str, method: str, *, lr: float | None = No
             return {k: v for k, v in reference.items()}
         m = as_evaluated(m)
         row = evaluation_row(m, evaluated)
-        if not all(math.isfinite(v) for v in row.values()):
+        if not finite_row(row):
             raise Diverged(f"perplexity overflow at step {step}")
         if reaches_target({**row, "step": step}, target) and \
                 not (run.path / "selected").exists():
@@ -315,22 +328,32 @@ def domain_models(profile: Profile, domain: str, zoo: dict | None = None, method
     """The models compared on ``domain``: the original, the domain's exact retrained model
     (when the profile pre-trains one) and the selected model of every method that
     finished (runs are cached): name -> folder."""
+    return {name: path for name, (path, _) in
+            _measured_models(profile, domain, zoo, methods, **unlearn_kwargs).items()}
+
+
+def _measured_models(profile: Profile, domain: str, zoo: dict | None, methods,
+                     **unlearn_kwargs) -> dict[str, tuple[Path, dict]]:
+    """:func:`domain_models` with, for each model, the :func:`evaluation_row` the runs
+    already measured of it on the domain's evaluation sets (all cached)."""
     from .pretraining import pretrain_zoo
 
     zoo = zoo if zoo is not None else pretrain_zoo(profile, progress=False)
     runs = unlearn_all(profile, domain, methods, original=zoo["original"], **unlearn_kwargs)
-    retrained = zoo.get(f"retrained-{domain}")  # none for a base-model profile
-    return {"original": zoo["original"].path / "model",
-            **({"retrained": retrained.path / "model"} if retrained else {}),
-            **{m: r.path / "selected" for m, r in runs.items()
-               if r.summary["status"] == "finished"}}
+    out = {name: (zoo[key].path / "model", evaluate_reference(profile, domain, zoo[key]))
+           for name, key in (("original", "original"), ("retrained", f"retrained-{domain}"))
+           if key in zoo}  # a base-model profile has no retrained model
+    out.update({m: (r.path / "selected", r.summary["selected"]) for m, r in runs.items()
+                if r.summary["status"] == "finished"})
+    return out
 
 
 def evaluate_domain(profile: Profile, domain: str, zoo: dict | None = None, methods=None,
                     **unlearn_kwargs) -> dict[str, Run]:
-    """Evaluation runs of :func:`domain_models` (all cached): name -> :class:`Run`."""
+    """Evaluation runs of :func:`domain_models` (all cached): name -> :class:`Run`. What
+    the runs already measured of a model on the same sets is not measured again."""
     from .pretraining import pretrain_zoo
 
     zoo = zoo if zoo is not None else pretrain_zoo(profile, progress=False)
-    models = domain_models(profile, domain, zoo, methods, **unlearn_kwargs)
-    return {name: evaluate_run(profile, domain, path, zoo) for name, path in models.items()}
+    return {name: evaluate_run(profile, domain, path, zoo, known=row) for name, (path, row)
+            in _measured_models(profile, domain, zoo, methods, **unlearn_kwargs).items()}

@@ -5,13 +5,14 @@ VENV    ?= .venv
 PROFILE ?= cpu
 BIN     := $(VENV)/bin
 
-.PHONY: book test lab clean
+.PHONY: book test lint check-pages lab clean
 .DEFAULT_GOAL := book
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	$(BIN)/llmunlearn mathjax || echo "warning: no MathJax for offline equations (needs npm)"
 	touch $@
 
 ## book: set up, execute every chapter on PROFILE (default cpu) and build the HTML
@@ -21,6 +22,16 @@ book: $(BIN)/.installed
 ## test: set up and run the test suite (CPU, offline)
 test: $(BIN)/.installed
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest
+
+## lint: check the code with ruff (configured in pyproject.toml)
+lint: $(BIN)/.installed
+	$(BIN)/ruff check src tests
+
+## check-pages: the built smoke book in headless Chromium (needs `make book PROFILE=smoke`
+## and a chromium on PATH); screenshots go to _build/smoke/_build/screenshots/
+check-pages: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,browser]'
+	$(BIN)/python -m pytest -q tests/browser/check_pages.py
 
 ## lab: add JupyterLab to the environment and open it on the book
 lab: $(BIN)/.installed

@@ -17,6 +17,7 @@ def test_bench_writes_every_measurement(tiny):
         assert r["ratio"] == r["ours_tokens_per_s"] / r["trainer_tokens_per_s"]
         assert r["ours_peak_mb"] > 0
     assert report["evaluation"]["ratio"] > 0
+    assert report["full_evaluation"]["later_model_s"] > 0
     assert 0 < report["pretraining"]["fraction_of_peak"]
     shares = report["breakdown"]["share"]
     assert abs(sum(shares.values()) - 1) < 1e-6

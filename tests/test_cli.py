@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-SUBCOMMANDS = ["book", "data", "pretrain", "unlearn", "evaluate", "lm-eval", "bench"]
+SUBCOMMANDS = ["book", "mathjax", "data", "pretrain", "unlearn", "evaluate", "lm-eval", "bench"]
 
 
 def cli(*args):

@@ -145,7 +145,8 @@ def test_the_full_evaluation_equals_a_fresh_one_where_it_reuses_the_run(tiny):
     # what a from-scratch evaluation of the same folder gives
     from llmunlearn.evaluation import evaluate_model
     from llmunlearn.models import load_model
-    from llmunlearn.unlearning import _zoo_model, domain_chunks, evaluation_sets
+    from llmunlearn.data import domain_chunks
+    from llmunlearn.evaluation import _zoo_model, evaluation_sets
 
     zoo = ul.pretrain_zoo(tiny, progress=False)
     runs = ul.evaluate_domain(tiny, "books", zoo, methods=["ga"], steps=2, progress=False)
@@ -166,10 +167,10 @@ def test_the_full_evaluation_equals_a_fresh_one_where_it_reuses_the_run(tiny):
                                                          rel=1e-5)
 
 
-def test_evaluate_run_gives_every_metric(tiny):
+def test_evaluate_folder_gives_every_metric(tiny):
     zoo = ul.pretrain_zoo(tiny, progress=False)
     run = ul.unlearn(tiny, "books", "ga", steps=2, original=zoo["original"], progress=False)
-    res = ul.evaluate_run(tiny, "books", run.path / "selected", zoo, intervals=False).summary
+    res = ul.evaluate_folder(tiny, "books", run.path / "selected", zoo, intervals=False).summary
     assert set(res) == {"perplexity", "mia", "verbatim", "utility", "to_retrained"}
     assert {"loss", "zlib", "min_k@0.3", "min_k_pp@0.3", "reference:retrained",
             "reference:original"} <= set(res["mia"])

@@ -10,7 +10,7 @@ import torch
 import llmunlearn as ul
 from llmunlearn.core import nll_loss
 from llmunlearn.evaluation import mia_sets
-from llmunlearn.models import build_model, n_params
+from llmunlearn.models import build_model
 from llmunlearn.train import TrainConfig, lr_factor, plan_batch, train, training_flops
 
 

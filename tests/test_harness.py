@@ -58,7 +58,7 @@ def test_lm_eval_run_uses_the_utility_items_of_evaluate(tiny, monkeypatch, capsy
     run = ul.lm_eval_run(tiny, path, "battery", batch_size=4)
     check = run.summary["battery_check"]
     assert check["lm_eval"] == run.summary["results"][BATTERY]["acc"]
-    utility = ul.evaluate_run(tiny, "books", path, zoo, intervals=False).summary["utility"]
+    utility = ul.evaluate_folder(tiny, "books", path, zoo, intervals=False).summary["utility"]
     assert check["n"] == utility["n"] and check["ours"] == pytest.approx(utility["accuracy"])
     assert 0 <= check["same_choice"] <= 1 and 0 <= check["n_same_tokens"] <= check["n"]
     # where lm-eval scores exactly our tokens, it must pick what we pick

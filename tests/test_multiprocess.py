@@ -29,7 +29,7 @@ def test_two_processes_match_one(tiny, isolated_home, tmp_path, method):
          "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
          str(script), method], capture_output=True, text=True, env=env, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
-    line = next(l for l in res.stdout.splitlines() if l.startswith("RESULT "))
+    line = next(x for x in res.stdout.splitlines() if x.startswith("RESULT "))
     double = json.loads(line.removeprefix("RESULT "))
     assert [e["step"] for e in double] == [e["step"] for e in single]
     for a, b in zip(single, double):

@@ -24,5 +24,5 @@ def test_bad_jobs_is_named(tiny):
         run_tasks(operator.pow, [("a", (1, 1), {})], jobs=0)
     assert with_threads(tiny, 2).threads == 1 and with_threads(tiny, 1).threads == 2
     import llmunlearn as ul
-    with pytest.raises(ValueError, match="jobs must be a positive integer, got 0"):
+    with pytest.raises(ValueError, match="jobs must be an integer >= 1, got 0"):
         ul.get_profile("smoke", jobs=0)

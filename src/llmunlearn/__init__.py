@@ -10,8 +10,9 @@ The facade chapters import from. Where things live:
 - the training loop (accelerate): :mod:`llmunlearn.train`
 - pre-training the original model: :mod:`llmunlearn.pretraining`
 - unlearning methods, one file each: :mod:`llmunlearn.methods`
-- the unlearning runner: :mod:`llmunlearn.unlearning`
-- metrics: :mod:`llmunlearn.metrics`, :mod:`llmunlearn.mia`, :mod:`llmunlearn.evaluation`
+- the unlearning runner and its selection rule: :mod:`llmunlearn.unlearning`
+- metrics: :mod:`llmunlearn.metrics`, :mod:`llmunlearn.mia`
+- evaluating a model, a run or a domain (every metric, cached): :mod:`llmunlearn.evaluation`
 - approximate against exact retraining: :mod:`llmunlearn.groundtruth`
 - downstream tasks (lm-evaluation-harness): :mod:`llmunlearn.harness`
 - results tables and figures: :mod:`llmunlearn.results`, :mod:`llmunlearn.plotting`
@@ -29,8 +30,8 @@ _LAZY = {
     "load_splits": "data", "build_corpus": "data", "chunk_documents": "data",
     "pretrain": "pretraining", "load_original": "pretraining",
     "unlearn": "unlearning", "select_step": "unlearning", "unlearn_all": "unlearning",
-    "evaluate_reference": "unlearning", "unlearning_table": "results",
-    "evaluate_run": "unlearning", "evaluate_domain": "unlearning",
+    "evaluate_reference": "evaluation", "unlearning_table": "results",
+    "evaluate_folder": "evaluation", "evaluate_domain": "evaluation",
     "evaluation_frame": "results", "mia_table": "results", "plot_mia_auc": "plotting",
     "plot_roc": "plotting", "plot_k_sensitivity": "plotting", "plot_cost": "plotting",
     "cost_frame": "results", "cost_ratios": "results",
@@ -44,7 +45,7 @@ _LAZY = {
     "zoo_table": "results", "memorisation_gaps": "results", "cost_table": "results",
     "plot_trajectory": "plotting",
     "Run": "runs", "home": "runs", "provenance": "runs", "glue": "book",
-    "build_status": "book", "domain_models": "unlearning",
+    "build_status": "book", "domain_models": "evaluation",
     "plot_harness_agreement": "plotting",
     "lm_eval_run": "harness", "lm_eval_domain": "harness", "lm_eval_frame": "results",
     "retraining_check": "groundtruth", "ground_truth_table": "groundtruth",

@@ -9,7 +9,8 @@ round of each. What is measured:
   open-unlearning): same model, data, batch, optimiser, precision; GA, GA+GD and GA+KL.
   Throughput is read between the first and last optimiser step (warm-up excluded);
 - **evaluation throughput** of :func:`llmunlearn.metrics.perplexity` against a plain
-  one-chunk-at-a-time loop with the model's own loss;
+  one-chunk-at-a-time loop with the model's own loss, and the seconds of one **full
+  evaluation** (every metric of the privacy and utility chapters);
 - **pre-training** tokens/s and achieved FLOP/s (6 N per token) as a fraction of the
   machine's fp32 peak, measured on the spot with a large matmul on the same threads;
 - **peak memory** of each (resident set size sampled while it runs on CPU,
@@ -80,7 +81,7 @@ def _setup(profile: Profile, original, domain: str, method: str):
     the frozen reference model (if the method reads one) and its hyper-parameters."""
     from .methods import get_method, resolve_hparams
     from .pretraining import load_original
-    from .unlearning import domain_chunks
+    from .data import domain_chunks
 
     model, tokenizer = load_original(original)
     spec = get_method(method)
@@ -116,7 +117,7 @@ def trainer_unlearn(profile, original, domain, method, steps) -> dict:
     the method's loss, on the same chunks in the same batch."""
     from transformers import Trainer, TrainerCallback, TrainingArguments
 
-    from .train import TENSOR_COLUMNS
+    from .config import TENSOR_COLUMNS
 
     model, spec, streams, ref, hp = _setup(profile, original, domain, method)
     n = steps * profile.unlearn_batch
@@ -173,8 +174,9 @@ def eval_throughput(profile, original, domain) -> dict:
     the domain's evaluation sets."""
     from .metrics import perplexity
     from .pretraining import load_original
-    from .train import TENSOR_COLUMNS
-    from .unlearning import domain_chunks, evaluation_sets
+    from .config import TENSOR_COLUMNS
+    from .data import domain_chunks
+    from .evaluation import evaluation_sets
 
     model, tokenizer = load_original(original)
     model.eval()
@@ -199,6 +201,30 @@ def eval_throughput(profile, original, domain) -> dict:
             fn()
             rec["tokens_per_s"] = tokens / (time.perf_counter() - t0)
         out[name] = rec
+    return out
+
+
+def full_evaluation(profile, original, domain) -> dict:
+    """Seconds of one full evaluation (:func:`llmunlearn.evaluation.evaluate_model`: every
+    metric of the privacy and utility chapters) of the original model, with the original
+    as both references: the first call computes the references' statistics, the second
+    reads them from the process's cache, as every later model of a domain does."""
+    from .evaluation import evaluate_model
+    from .pretraining import load_original
+    from .data import domain_chunks
+    from .evaluation import evaluation_sets
+
+    model, tokenizer = load_original(original)
+    model.eval()
+    ref, _ = load_original(original)
+    ref.eval()
+    sets = evaluation_sets(profile, *domain_chunks(profile, domain, tokenizer))
+    out = {}
+    for name in ("first_model_s", "later_model_s"):
+        t0 = time.perf_counter()
+        evaluate_model(model, tokenizer, sets, {"retrained": ref, "original": ref},
+                       profile=profile)
+        out[name] = time.perf_counter() - t0
     return out
 
 
@@ -307,6 +333,10 @@ def run_bench(profile: Profile, domain: str = "github", steps: int = 20, repeats
                             **{f"{k}_tokens_per_s": v for k, v in best.items()}}
     say(f"evaluation ours {best['ours']:,.0f} tok/s, one-chunk loop "
         f"{best['one_chunk_loop']:,.0f} tok/s: {report['evaluation']['ratio']:.2f}x")
+    report["full_evaluation"] = min((full_evaluation(profile, original, domain)
+                                     for _ in range(repeats)), key=lambda r: r["later_model_s"])
+    say(f"full evaluation of one model: {report['full_evaluation']['first_model_s']:.1f} s "
+        f"(first of a domain), {report['full_evaluation']['later_model_s']:.1f} s (later)")
     peak = matmul_peak(profile.threads)
     pre = pretrain_throughput(profile, steps)
     report["pretraining"] = {**pre, "matmul_peak_flops_per_s": peak,

@@ -45,6 +45,21 @@ def toc_files(root: Path) -> list[str]:
     return out
 
 
+def toc_titles(root: Path) -> dict[str, str]:
+    """Entries of ``_toc.yml`` that set a ``title``: file -> title."""
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    out = {}
+
+    def walk(node):
+        for key in ("parts", "chapters", "sections"):
+            for child in node.get(key, []) or []:
+                if "file" in child and "title" in child:
+                    out[child["file"]] = child["title"]
+                walk(child)
+    walk(toc)
+    return out
+
+
 def variants(root: Path) -> dict[str, dict]:
     """``book/variants.yml``: toc entry -> {"source": notebook, **extra parameters}."""
     path = root / "book" / "variants.yml"
@@ -83,8 +98,23 @@ def _copy_if_changed(src: Path, dst: Path) -> None:
     shutil.copy2(src, dst)
 
 
-def execute(src: Path, dst: Path, parameters: dict, key: str) -> bool:
+def kernel_env(interactive: bool) -> dict:
+    """Environment of the chapters' kernels: the library's progress bars refresh every 2 s
+    on a terminal and every 30 s in a log (CI); third-party bars (weights loading and
+    saving, dataset preparation), accelerate's warning on tied weights and tqdm's wish
+    for ipywidgets stay out of the chapters."""
+    return {"TQDM_MININTERVAL": "2" if interactive else "30",
+            "HF_HUB_DISABLE_PROGRESS_BARS": "1", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
+            "ACCELERATE_LOG_LEVEL": "ERROR",
+            # tqdm.auto, imported by dependencies, wants ipywidgets in a kernel
+            "PYTHONWARNINGS": "ignore:IProgress not found"}
+
+
+def execute(src: Path, dst: Path, parameters: dict, key: str, title: str | None = None
+            ) -> bool:
     """Execute ``src`` into ``dst`` with papermill unless ``dst`` was executed with ``key``.
+    ``title`` replaces the notebook's first heading (a chapter executed once per domain
+    gets its own page title, the one ``_toc.yml`` gives it).
 
     Returns True if it ran, False if reused. Raises :class:`ChapterFailed` on a failing
     cell (papermill stops there; the failed notebook is kept at ``dst`` to inspect).
@@ -97,15 +127,22 @@ def execute(src: Path, dst: Path, parameters: dict, key: str) -> bool:
         if meta.get("key") == key:
             return False
     dst.parent.mkdir(parents=True, exist_ok=True)
+    from traitlets.config import Config
+
     # The kernel runs this interpreter (the venv's), whatever "python" is on PATH, with
-    # the allocator settings of every process the tool starts.
+    # the allocator settings of every process the tool starts and KERNEL_ENV.
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
     os.environ.update(allocator_env())
+    os.environ.update(kernel_env(sys.stderr.isatty()))
     try:
+        # What the library reports inside a cell (its progress bars: pre-training step
+        # and tokens/s, method and domain, evaluations) goes to this terminal as it
+        # happens. The kernel talks over local sockets (IPC), not TCP: nothing to encrypt,
+        # and no warning about it at every chapter.
         papermill.execute_notebook(str(src), str(dst), parameters=parameters,
                                    kernel_name="python3", cwd=str(dst.parent),
-                                   progress_bar={"desc": f"  {dst.stem} cells",
-                                                 "leave": False})
+                                   progress_bar=False, stderr_file=sys.stderr,
+                                   config=Config({"KernelManager": {"transport": "ipc"}}))
     except papermill.PapermillExecutionError as e:
         cell = next((c.source for c in nbformat.read(dst, as_version=4).cells
                      if c.get("execution_count") == e.exec_count), "")
@@ -114,6 +151,11 @@ def execute(src: Path, dst: Path, parameters: dict, key: str) -> bool:
             f"{src.name} failed in code cell [{e.exec_count}]:\n{code}\n"
             f"  {e.ename}: {e.evalue}\n  executed notebook kept at {dst}") from None
     nb = nbformat.read(dst, as_version=4)
+    if title:
+        for cell in nb.cells:
+            if cell.cell_type == "markdown" and cell.source.startswith("# "):
+                cell.source = f"# {title}" + cell.source[len(cell.source.split("\n")[0]):]
+                break
     nb.metadata["llmunlearn"] = {"key": key, "parameters": parameters}
     nbformat.write(nb, dst)
     return True
@@ -149,19 +191,20 @@ def build(profile: str = "cpu", only: str | None = None, root: Path = PROJECT_RO
             _copy_if_changed(extra, stage / extra.relative_to(root))
 
     lib = _library_digest()
-    extra = variants(root)
+    extra, titles = variants(root), toc_titles(root)
     todo = [e for e in entries if source_of(root, e).suffix == ".ipynb"]
     t_all = time.perf_counter()
     for i, entry in enumerate(todo, 1):
         src = source_of(root, entry)
         parameters = {"profile": profile,
                       **{k: v for k, v in extra.get(entry, {}).items() if k != "source"}}
-        key = hashlib.sha256(src.read_bytes() + repr(parameters).encode() + lib.encode()
-                             ).hexdigest()
+        title = titles.get(entry) if entry in extra else None
+        key = hashlib.sha256(src.read_bytes() + repr((parameters, title)).encode()
+                             + lib.encode()).hexdigest()
         t0 = time.perf_counter()
         _say(f"[{i}/{len(todo)}] {Path(entry).name:<24} running ...")
         try:
-            ran = execute(src, stage / f"{entry}.ipynb", parameters, key)
+            ran = execute(src, stage / f"{entry}.ipynb", parameters, key, title)
         except ChapterFailed:
             _say(f"[{i}/{len(todo)}] {Path(entry).name:<24} FAILED after "
                 f"{time.perf_counter() - t0:.1f} s")
@@ -169,6 +212,7 @@ def build(profile: str = "cpu", only: str | None = None, root: Path = PROJECT_RO
         _say(f"[{i}/{len(todo)}] {Path(entry).name:<24} {'executed' if ran else 'reused'} "
             f"in {time.perf_counter() - t0:.1f} s")
     _say(f"chapters done in {time.perf_counter() - t_all:.1f} s; rendering with jupyter-book")
+    _serve_mathjax(stage)
     cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(stage),
            "--path-output", str(stage), "-W", "-n", "--keep-going", "--quiet"]
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -179,6 +223,79 @@ def build(profile: str = "cpu", only: str | None = None, root: Path = PROJECT_RO
     if not index.exists():
         raise RuntimeError(f"jupyter-book reported success but {index} does not exist")
     return index
+
+
+MATHJAX = "mathjax@3.2.2"
+"""The MathJax release the built pages load: fetched once from the npm registry (never
+committed), served from the build, so equations render without a network."""
+
+
+def mathjax(fetch: bool = False) -> Path | None:
+    """MathJax's browser bundle (its ``es5`` folder) in the environment
+    (``<venv>/share/llmunlearn/``). Set-up (``make``, ``llmunlearn mathjax``) fetches it
+    with ``npm pack`` and records the tarball's sha256 beside it; a build only reads it.
+    None, with a warning (the pages then load MathJax from its CDN), when it is not
+    there, or with ``fetch`` when npm is missing or the registry cannot be reached."""
+    import tarfile
+    import tempfile
+    import warnings
+
+    from .runs import write_json
+
+    target = Path(sys.prefix) / "share" / "llmunlearn" / MATHJAX.replace("@", "-")
+    if (target / "es5" / "tex-chtml.js").exists():
+        return target / "es5"
+    if not fetch:
+        warnings.warn(f"MathJax is not in this environment ({target}); the pages will load "
+                      "it from its CDN. `llmunlearn mathjax` fetches it from npm")
+        return None
+    npm = shutil.which("npm")
+    try:
+        if npm is None:
+            raise OSError("npm is not installed")
+        with tempfile.TemporaryDirectory() as tmp:
+            subprocess.run([npm, "pack", MATHJAX, "--silent"], cwd=tmp, check=True,
+                           capture_output=True, text=True, timeout=300)
+            tarball = next(Path(tmp).glob("mathjax-*.tgz"))
+            partial = target.with_name(target.name + ".partial")
+            shutil.rmtree(partial, ignore_errors=True)
+            with tarfile.open(tarball) as tar:
+                members = [m for m in tar.getmembers() if m.name.startswith("package/es5/")
+                           and (m.isfile() or m.isdir())]
+                tar.extractall(partial, members=members, filter="data")
+            (partial / "package" / "es5").rename(partial / "es5")
+            shutil.rmtree(partial / "package")
+            write_json(partial / "source.json", {
+                "package": MATHJAX, "registry": "npm", "licence": "Apache-2.0",
+                "sha256": hashlib.sha256(tarball.read_bytes()).hexdigest()})
+            shutil.rmtree(target, ignore_errors=True)
+            partial.rename(target)
+    except (OSError, subprocess.SubprocessError, StopIteration) as e:
+        warnings.warn(f"MathJax could not be fetched from npm ({e}); the pages will load "
+                      "it from its CDN, so equations need a network to render")
+        return None
+    return target / "es5"
+
+
+def _serve_mathjax(stage: Path) -> None:
+    """Make the staged book serve MathJax from its own build: the bundle goes to
+    ``_static/mathjax/`` of the HTML output through ``html_extra_path`` (not the source
+    ``_static``, whose every .js Jupyter Book would add to every page), and the staged
+    ``_config.yml`` points ``mathjax_path`` at it (relative to ``_static``)."""
+    bundle = mathjax()
+    if bundle is None:
+        return
+    extra = stage / "_offline" / "_static" / "mathjax"
+    if not (extra / "tex-chtml.js").exists():
+        shutil.rmtree(extra, ignore_errors=True)
+        shutil.copytree(bundle, extra)
+    config = yaml.safe_load((stage / "_config.yml").read_text())
+    sphinx = config.setdefault("sphinx", {}).setdefault("config", {})
+    sphinx["mathjax_path"] = "mathjax/tex-chtml.js"
+    sphinx["html_extra_path"] = ["_offline"]
+    text = yaml.safe_dump(config, sort_keys=False)
+    if (stage / "_config.yml").read_text() != text:
+        (stage / "_config.yml").write_text(text)
 
 
 def glue(name: str, value) -> None:

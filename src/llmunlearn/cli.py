@@ -46,6 +46,16 @@ def entry() -> int:
     return main()
 
 
+def _hparam(value: str) -> tuple[str, float | int]:
+    name, sep, number = value.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"{value!r} is not NAME=VALUE (e.g. beta=0.2)")
+    try:
+        return name, int(number) if number.lstrip("-").isdigit() else float(number)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r}: {number!r} is not a number") from None
+
+
 def _positive_int(value: str) -> int:
     if value.isdigit() and int(value) > 0:
         return int(value)
@@ -66,6 +76,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", metavar="CHAPTER",
                    help="execute and build only this chapter (a notebook's file name "
                         "without .ipynb)")
+
+    sub.add_parser("mathjax", help="fetch MathJax from npm for offline equations (set-up)",
+                   description="Fetch MathJax 3 with `npm pack` into the environment, so "
+                   "that the built book serves it and equations render offline (make does "
+                   "this at set-up). Prints the bundle's folder last.")
 
     p = sub.add_parser("data", help="fetch the corpus and split every domain",
                        description="Fetch real text for arxiv, github, books and general "
@@ -92,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="AdamW as the paper, or SophiaG (second-order; default: adamw)")
     p.add_argument("--seed", type=int, help="unlearning seed: data order and random labels "
                    "(default: the profile's, 42)")
+    p.add_argument("--hparam", action="append", default=[], type=_hparam, metavar="NAME=VALUE",
+                   help="a hyper-parameter of the method, e.g. --hparam beta=0.2 for npo or "
+                   "--hparam lambda=2 (repeatable; default: the method's own)")
 
     p = sub.add_parser("evaluate", help="every metric of one model on one domain",
                        description="Evaluate any Hugging Face model folder (ours or yours) "
@@ -137,8 +155,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return _run(args)
-    except (ValueError, FileNotFoundError, RuntimeError, ModuleNotFoundError) as e:
+    except (ValueError, OSError, RuntimeError, ModuleNotFoundError) as e:
+        # bad values, missing or corrupt files, unwritable folders, a full disk: one line,
+        # no traceback (OSError's message names the path)
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:  # safetensors' SafetensorError: a corrupt weights file
+        if type(e).__name__ != "SafetensorError":
+            raise
+        print(f"error: corrupt safetensors file: {e}", file=sys.stderr)
         return 2
 
 
@@ -146,6 +171,13 @@ def _run(args) -> int:
     if args.command == "book":
         from .book import build
         print(build(args.profile, args.only))
+        return 0
+    if args.command == "mathjax":
+        from .book import mathjax
+        bundle = mathjax(fetch=True)
+        if bundle is None:
+            raise RuntimeError("MathJax could not be fetched (see the warning above)")
+        print(bundle)
         return 0
     from .config import get_profile
     profile = get_profile(args.profile, design=getattr(args, "design", None))
@@ -175,8 +207,8 @@ def _run(args) -> int:
         print(run.path / "summary.json")
         return 0
     if args.command == "evaluate":
-        from .unlearning import evaluate_run
-        print(evaluate_run(profile, args.domain, args.model).path / "summary.json")
+        from .evaluation import evaluate_folder
+        print(evaluate_folder(profile, args.domain, args.model).path / "summary.json")
         return 0
     from .config import DOMAINS, check_choice
     from .methods import get_method
@@ -184,7 +216,7 @@ def _run(args) -> int:
     check_choice("domain", args.domain, DOMAINS)
     get_method(args.method)
     run = unlearn(profile, args.domain, args.method, lr=args.lr, steps=args.steps,
-                  optimizer=args.optimizer, seed=args.seed)
+                  optimizer=args.optimizer, seed=args.seed, hparams=dict(args.hparam))
     print(f"status: {run.summary['status']}")
     print(run.path / "summary.json")
     return 0

@@ -20,6 +20,9 @@ from dataclasses import dataclass
 IGNORE_INDEX = -100
 """Label value that marks a position as not scored (right padding)."""
 
+TENSOR_COLUMNS = ["input_ids", "attention_mask", "labels"]
+"""The columns of a chunked dataset that go into the model."""
+
 DOMAINS = ("arxiv", "github", "books")
 """The paper's three unlearning domains (the forget data come from one of them)."""
 
@@ -150,12 +153,45 @@ def get_profile(name: str, **overrides) -> Profile:
     if unknown:
         raise ValueError(f"unknown profile field(s) {unknown}; valid fields: {sorted(fields)}")
     profile = dataclasses.replace(PROFILES[name], **overrides)
-    check_choice("design", profile.design, DESIGNS)
-    for field in ("threads", "jobs"):
-        if not (isinstance(getattr(profile, field), int) and getattr(profile, field) >= 1):
-            raise ValueError(f"{field} must be a positive integer, got "
-                             f"{getattr(profile, field)!r}")
+    check_profile(profile)
     return profile
+
+
+POSITIVE_INT_FIELDS = ("vocab_size", "chunk_len", "n_layer", "d_model", "n_head",
+                       "pretrain_batch", "unlearn_steps", "unlearn_batch", "eval_every",
+                       "eval_chunks", "threads", "jobs", "unlearn_micro_batch")
+NON_NEGATIVE_INT_FIELDS = ("forget_chars", "retain_chars", "approximate_chars",
+                           "general_retain_chars", "general_eval_chars", "max_doc_chars",
+                           "min_doc_chars", "pretrain_epochs", "seed")
+
+
+def check_profile(profile: Profile) -> Profile:
+    """``profile`` if every field holds an allowed value, else a ``ValueError`` naming the
+    field, the value and what is allowed."""
+    check_choice("design", profile.design, DESIGNS)
+    for field in POSITIVE_INT_FIELDS + NON_NEGATIVE_INT_FIELDS:
+        value, low = getattr(profile, field), int(field in POSITIVE_INT_FIELDS)
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{field} must be an integer >= {low}, got {value!r}")
+    check_positive("unlearn_lr", profile.unlearn_lr)
+    if not profile.base_model:
+        check_positive("pretrain_lr", profile.pretrain_lr)
+    if profile.d_model % profile.n_head:
+        raise ValueError(f"d_model ({profile.d_model}) must be a multiple of n_head "
+                         f"({profile.n_head})")
+    if profile.unlearn_epochs is not None:
+        check_positive("unlearn_epochs", profile.unlearn_epochs)
+    return profile
+
+
+def check_positive(name: str, value) -> float:
+    """``value`` if it is a finite number above 0, else a ``ValueError`` naming it."""
+    import math
+
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+            not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return value
 
 
 EXECUTION_FIELDS = ("threads", "jobs")

@@ -403,3 +403,29 @@ def document_table(profile: Profile, tokenizer):
                              "characters": len(d.text), "tokens": len(toks),
                              "chunks": len(chunk_token_ids(toks, profile.chunk_len))})
     return pd.DataFrame(rows)
+
+
+def sample_indices(total: int, n: int, seed: int) -> list[int]:
+    """At most ``n`` of ``range(total)``, the same ones every time (seeded), sorted."""
+    if total <= n:
+        return list(range(total))
+    return sorted(random.Random(seed).sample(range(total), n))
+
+
+def fixed_sample(chunks, n: int, seed: int):
+    """At most ``n`` chunks, the same ones every time (seeded), in their original order."""
+    if len(chunks) <= n:
+        return chunks
+    return chunks.select(sample_indices(len(chunks), n, seed))
+
+
+def chunked_splits(profile: Profile, domain: str, tokenizer) -> dict:
+    """Every split of ``domain`` (or ``general``), chunked with ``tokenizer``."""
+    return {s: chunk_documents(tokenizer, docs, profile.chunk_len)
+            for s, docs in load_splits(domain, profile).items()}
+
+
+def domain_chunks(profile: Profile, domain: str, tokenizer) -> tuple[dict, dict]:
+    """The domain's splits and the general splits, chunked with ``tokenizer``."""
+    return chunked_splits(profile, domain, tokenizer), chunked_splits(profile, "general",
+                                                                      tokenizer)

@@ -22,15 +22,20 @@ in the tests against an independent computation.
 
 from __future__ import annotations
 
+import math
 import random
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from .core import IGNORE_INDEX, token_nll
 from .metrics import perplexity
+from .pretraining import load_original
 from .mia import attack_scores, chunk_token_stats, mia_report, roc_points
-from .train import TENSOR_COLUMNS
+from .config import DOMAINS, TENSOR_COLUMNS, Profile, check_choice, pretrain_config
+from .data import domain_chunks, fixed_sample, sample_indices
+from .runs import Run
 
 
 ROC_ATTACK = "min_k@0.3"
@@ -89,7 +94,8 @@ def verbatim_memorisation(model, chunks, prefix: int, suffix: int, limit: int = 
 def multiple_choice_items(chunks, context: int, continuation: int, n_items: int, seed: int):
     """Items from held-out chunks: (context ids, [4 continuations], index of the true one)."""
     ds = chunks.with_format("torch", columns=TENSOR_COLUMNS)
-    usable = [r["input_ids"] for r in ds if int(r["attention_mask"].sum()) >= context + continuation]
+    usable = [r["input_ids"] for r in ds
+              if int(r["attention_mask"].sum()) >= context + continuation]
     if len(usable) < 4:
         raise ValueError(f"need at least 4 chunks of {context + continuation} tokens for the "
                          f"multiple-choice battery, found {len(usable)}")
@@ -219,8 +225,6 @@ def mia_indices(n_forget: int, n_approximate: int, seed: int = 0):
     """Which forget chunks are members and which approximate chunks non-members: both
     cut to the same count, the larger set by a seeded sample (not its first chunks, which
     would be the first documents by id)."""
-    from .unlearning import sample_indices
-
     n = min(n_forget, n_approximate)
     if n == 0:
         raise ValueError(f"membership inference needs forget and approximate chunks; got "
@@ -299,4 +303,157 @@ def evaluate_model(model, tokenizer, sets: dict, references: dict, *, profile,
         from datasets import concatenate_datasets
         held_out = concatenate_datasets([sets["approximate"], sets["general"]])
         out["to_retrained"] = {"kl": kl_to(model, references["retrained"], held_out)}
+    return out
+
+
+# --- evaluating models of the zoo and of the runs, cached ---------------------------
+
+def evaluation_sets(profile: Profile, chunks: dict, general: dict) -> dict:
+    """What every model is evaluated on: forget / approximate / retain of the domain and
+    general/evaluation (as ``general``), each a fixed sample of ``eval_chunks`` chunks."""
+    return {s: fixed_sample(c, profile.eval_chunks, profile.seed) for s, c in
+            [*chunks.items(), ("general", general["evaluation"])]}
+
+
+def evaluation_row(model, sets: dict) -> dict:
+    """``ppl_<split>`` and ``acc_<split>`` of ``model`` on each evaluation set, and under
+    ``perplexity`` everything :func:`~llmunlearn.metrics.perplexity` gives per split but
+    the per-chunk values (so that the full evaluation of the same model on the same sets
+    can take it instead of computing it again)."""
+    row = {"perplexity": {}}
+    for split, c in sets.items():
+        res = perplexity(model, c)
+        row[f"ppl_{split}"], row[f"acc_{split}"] = res["ppl"], res["acc"]
+        row["perplexity"][split] = {k: v for k, v in res.items() if k != "chunk_nll"}
+    return row
+
+
+def finite_row(row: dict) -> bool:
+    """Whether every perplexity and accuracy of an :func:`evaluation_row` is finite."""
+    return all(math.isfinite(v) for k, v in row.items() if k.startswith(("ppl_", "acc_")))
+
+
+def evaluation_config(profile: Profile) -> dict:
+    """What an evaluation depends on: the zoo's data and model sizes, the split design
+    and the evaluation sample (not the unlearning budget)."""
+    return {**pretrain_config(profile), "design": profile.design,
+            "eval_chunks": profile.eval_chunks}
+
+
+def evaluate_reference(profile: Profile, domain: str, model_run: Run) -> dict:
+    """:func:`evaluation_row` of a model of the zoo (original, retrained) on ``domain``'s
+    evaluation sets, the same chunks the unlearning runs are evaluated on (cached). The
+    original model's row is every unlearning run's step 0."""
+    import torch
+
+    run = Run.create("evaluate", f"{profile.name}-{domain}-{model_run.path.name}",
+                     {"profile": evaluation_config(profile), "domain": domain,
+                      "model": model_run.path.name})
+    if not run.done:
+        torch.set_num_threads(profile.threads)
+        model, tokenizer = load_original(model_run)
+        chunks, general = domain_chunks(profile, domain, tokenizer)
+        run.finish(evaluation_row(model.eval(), evaluation_sets(profile, chunks, general)))
+    return run.summary
+
+
+_ZOO_MODELS: dict = {}
+
+
+def _zoo_model(run: Run):
+    """A zoo model in evaluation mode, loaded once per process (a domain's evaluations all
+    use the same references); at most four are kept."""
+    if run.path not in _ZOO_MODELS:
+        if len(_ZOO_MODELS) >= 4:
+            _ZOO_MODELS.pop(next(iter(_ZOO_MODELS)))
+        model, tokenizer = load_original(run)
+        _ZOO_MODELS[run.path] = (model.eval().requires_grad_(False), tokenizer)
+    return _ZOO_MODELS[run.path]
+
+
+def evaluate_folder(profile: Profile, domain: str, model_path, zoo: dict | None = None,
+                    intervals: bool = True, known: dict | None = None) -> Run:
+    """Every metric of :mod:`llmunlearn.evaluation` for the model in ``model_path`` (any
+    Hugging Face folder) on ``domain``, cached next to the model's folder name. The zoo's
+    retrained model for the domain and the original model serve as MIA references and
+    as the target of the distance metrics when their tokenizer is the model's. ``known``:
+    an :func:`evaluation_row` of this very model on these sets (an unlearning run's
+    selected step, a zoo model's :func:`evaluate_reference`), whose perplexities are taken
+    instead of computed again. Returns the evaluation :class:`Run`; its ``summary`` holds
+    the metrics."""
+    import torch
+
+    from .models import check_context, load_model
+    from .pretraining import pretrain_zoo
+
+    check_choice("domain", domain, DOMAINS)
+    model_path = Path(model_path).resolve()
+    run = Run.create("evaluate", f"{profile.name}-{domain}-{model_path.parent.name}-"
+                     f"{model_path.name}", {"profile": evaluation_config(profile),
+                                            "domain": domain, "model": str(model_path),
+                                            "intervals": intervals})
+    if run.done:
+        return run
+    torch.set_num_threads(profile.threads)
+    model, tokenizer = load_model(model_path)
+    check_context(model, profile.chunk_len)
+    chunks, general = domain_chunks(profile, domain, tokenizer)
+    zoo = zoo if zoo is not None else pretrain_zoo(profile, progress=False)
+    references = {}
+    for name, key in (("retrained", f"retrained-{domain}"), ("original", "original")):
+        if key not in zoo:  # a base-model profile has no retrained model
+            continue
+        ref, ref_tok = _zoo_model(zoo[key])
+        if ref_tok.get_vocab() == tokenizer.get_vocab():
+            references[name] = ref
+    result = evaluate_model(model, tokenizer, evaluation_sets(profile, chunks, general),
+                            references, profile=profile, intervals=intervals,
+                            known_perplexity=(known or {}).get("perplexity"))
+    run.finish(result)
+    return run
+
+
+def domain_models(profile: Profile, domain: str, zoo: dict | None = None, methods=None,
+                  **unlearn_kwargs) -> dict[str, Path]:
+    """The models compared on ``domain``: the original, the domain's exact retrained model
+    (when the profile pre-trains one) and the selected model of every method that
+    finished (runs are cached): name -> folder."""
+    return {name: path for name, (path, _) in
+            _measured_models(profile, domain, zoo, methods, **unlearn_kwargs).items()}
+
+
+def _measured_models(profile: Profile, domain: str, zoo: dict | None, methods,
+                     **unlearn_kwargs) -> dict[str, tuple[Path, dict]]:
+    """:func:`domain_models` with, for each model, the :func:`evaluation_row` the runs
+    already measured of it on the domain's evaluation sets (all cached)."""
+    from .pretraining import pretrain_zoo
+
+    zoo = zoo if zoo is not None else pretrain_zoo(profile, progress=False)
+    from .unlearning import unlearn_all  # the runs whose selected models are compared
+
+    runs = unlearn_all(profile, domain, methods, original=zoo["original"], **unlearn_kwargs)
+    out = {name: (zoo[key].path / "model", evaluate_reference(profile, domain, zoo[key]))
+           for name, key in (("original", "original"), ("retrained", f"retrained-{domain}"))
+           if key in zoo}  # a base-model profile has no retrained model
+    out.update({m: (r.path / "selected", r.summary["selected"]) for m, r in runs.items()
+                if r.summary["status"] == "finished"})
+    return out
+
+
+def evaluate_domain(profile: Profile, domain: str, zoo: dict | None = None, methods=None,
+                    **unlearn_kwargs) -> dict[str, Run]:
+    """Evaluation runs of :func:`domain_models` (all cached): name -> :class:`Run`. What
+    the runs already measured of a model on the same sets is not measured again."""
+    from .pretraining import pretrain_zoo
+
+    from tqdm import tqdm
+
+    zoo = zoo if zoo is not None else pretrain_zoo(profile, progress=False)
+    models = _measured_models(profile, domain, zoo, methods, **unlearn_kwargs)
+    out = {}
+    with tqdm(models.items(), desc=f"evaluating {domain}", unit="model",
+              disable=not unlearn_kwargs.get("progress", True)) as bar:
+        for name, (path, row) in bar:
+            bar.set_postfix_str(name)
+            out[name] = evaluate_folder(profile, domain, path, zoo, known=row)
     return out

@@ -109,7 +109,8 @@ def retraining_check(profile: Profile, domain: str, design: str | None = None) -
 
     from .mia import attack_scores, chunk_token_stats, mia_report
     from .pretraining import load_original, pretrain_zoo
-    from .unlearning import chunked_splits, evaluation_config, sample_indices
+    from .data import chunked_splits, sample_indices
+    from .evaluation import evaluation_config
 
     check_choice("domain", domain, DOMAINS)
     design = check_choice("design", design or profile.design, DESIGNS)

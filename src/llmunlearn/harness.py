@@ -214,7 +214,7 @@ def run_tasks(model, tokenizer, tasks, *, include_path=None, limit=None, num_few
 
 
 def lm_eval_run(profile: Profile, model, tasks="battery", *, limit=None, num_fewshot=None,
-                batch_size=16) -> Run:
+                batch_size=16, quiet: bool = False) -> Run:
     """:func:`run_tasks` for the model in a folder (or a hub id), cached as a run of kind
     ``lm-eval``. With the battery, the profile's utility items are built with the model's
     own tokenizer from held-out general text (the items of ``llmunlearn evaluate``), and
@@ -224,7 +224,8 @@ def lm_eval_run(profile: Profile, model, tasks="battery", *, limit=None, num_few
 
     from .evaluation import multiple_choice_scores, utility_items
     from .models import load_model
-    from .unlearning import chunked_splits, evaluation_sets
+    from .data import chunked_splits
+    from .evaluation import evaluation_sets
 
     lm_eval = require_lm_eval()
     tasks = expand_tasks(tasks)
@@ -250,8 +251,14 @@ def lm_eval_run(profile: Profile, model, tasks="battery", *, limit=None, num_few
         items = utility_items(profile, general["general"])
         battery_task(items, tokenizer, folder)
         scores = multiple_choice_scores(lm, items)
-    result = run_tasks(lm, tokenizer, tasks, include_path=folder, limit=limit,
-                       num_fewshot=num_fewshot, batch_size=batch_size)
+    import contextlib
+    import io
+
+    # quiet: lm-eval's own bars and notices stay out of a chapter's output (the caller
+    # shows one bar over the models)
+    with contextlib.redirect_stderr(io.StringIO()) if quiet else contextlib.nullcontext():
+        result = run_tasks(lm, tokenizer, tasks, include_path=folder, limit=limit,
+                           num_fewshot=num_fewshot, batch_size=batch_size)
     check = battery_check(items, tokenizer, scores, result["samples"][BATTERY]) \
         if BATTERY in tasks else None
     run.finish({**result, "battery_check": check})
@@ -261,8 +268,15 @@ def lm_eval_run(profile: Profile, model, tasks="battery", *, limit=None, num_few
 def lm_eval_domain(profile: Profile, domain: str, zoo: dict | None = None, tasks="battery",
                    **kwargs) -> dict[str, Run]:
     """:func:`lm_eval_run` for every model of
-    :func:`llmunlearn.unlearning.domain_models` (cached): name -> :class:`Run`."""
-    from .unlearning import domain_models
+    :func:`llmunlearn.evaluation.domain_models` (cached): name -> :class:`Run`."""
+    from tqdm import tqdm
 
-    return {name: lm_eval_run(profile, path, tasks)
-            for name, path in domain_models(profile, domain, zoo, **kwargs).items()}
+    from .evaluation import domain_models
+
+    out = {}
+    with tqdm(domain_models(profile, domain, zoo, **kwargs).items(), unit="model",
+              desc=f"lm-eval on {domain}'s models") as bar:
+        for name, path in bar:
+            bar.set_postfix_str(name)
+            out[name] = lm_eval_run(profile, path, tasks, quiet=True)
+    return out

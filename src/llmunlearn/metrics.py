@@ -13,7 +13,7 @@ import math
 import torch
 
 from .core import chunk_mean, token_nll
-from .train import TENSOR_COLUMNS
+from .config import TENSOR_COLUMNS
 
 
 @torch.inference_mode()

@@ -48,9 +48,10 @@ def load_model(path: str | Path, *, dtype=None, trust_remote_code: bool = False,
 
     ``dtype`` defaults to the checkpoint's own (bf16 for Yi-6B). ``attn_implementation``
     defaults to SDPA, or FlashAttention-2 when it is installed and a GPU is present.
-    Remote code runs only if ``trust_remote_code`` asks for it. A local folder must hold a
-    complete checkpoint (config, weights, tokenizer); an incomplete one raises
-    ``FileNotFoundError`` naming what is missing.
+    Remote code runs only if ``trust_remote_code`` asks for it, and weights load only from
+    safetensors. A local folder must hold a complete checkpoint (config, weights,
+    tokenizer); an incomplete one raises ``FileNotFoundError`` naming what is missing, one
+    with pickled weights only a ``ValueError``.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -59,6 +60,7 @@ def load_model(path: str | Path, *, dtype=None, trust_remote_code: bool = False,
     tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
     model = AutoModelForCausalLM.from_pretrained(
         str(path), dtype=dtype or "auto", trust_remote_code=trust_remote_code,
+        use_safetensors=True,  # never unpickle weights, local or from the hub
         attn_implementation=attn_implementation or _best_attention())
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -69,12 +71,29 @@ def load_model(path: str | Path, *, dtype=None, trust_remote_code: bool = False,
     return model, tokenizer
 
 
+def check_context(model, chunk_len: int) -> None:
+    """A ``ValueError`` if chunks of ``chunk_len`` tokens do not fit the model's context."""
+    context = getattr(model.config, "max_position_embeddings", None)
+    if context is not None and chunk_len > context:
+        raise ValueError(f"chunk length {chunk_len} exceeds the model's context of {context} "
+                         "tokens: choose chunk_len <= the context")
+
+
 def check_checkpoint(path: str | Path) -> Path:
-    """``path`` if it is a folder with a complete checkpoint (config, tokenizer, weights),
-    else ``FileNotFoundError`` naming what is missing."""
+    """``path`` if it is a folder with a complete checkpoint (config, tokenizer, weights in
+    safetensors), else ``FileNotFoundError`` naming what is missing. Weights only as
+    pickles (``*.bin``, ``*.pt``, ``*.pth``, ``*.pkl``) are refused with a ``ValueError``:
+    unpickling runs code that whoever made the file chose."""
     p = Path(path)
     missing = [n for n in ("config.json", "tokenizer.json") if not (p / n).exists()]
-    if not any(p.glob("*.safetensors")) and not any(p.glob("*.bin")):
+    if not any(p.glob("*.safetensors")):
+        pickles = sorted(f.name for ext in ("bin", "pt", "pth", "pkl")
+                         for f in p.glob(f"*.{ext}"))
+        if pickles:
+            raise ValueError(f"checkpoint {p} holds its weights only as pickles "
+                             f"({', '.join(pickles)}): refusing to unpickle them; convert "
+                             "them to safetensors "
+                             "(model.save_pretrained(folder) writes safetensors)")
         missing.append("weights (*.safetensors)")
     if missing:
         raise FileNotFoundError(f"incomplete checkpoint {p}: missing {', '.join(missing)}")

@@ -19,7 +19,8 @@ def trajectory_frame(runs: list[Run]) -> pd.DataFrame:
                 "run": run.path.name, "method": cfg["method"], "domain": cfg["domain"],
                 "lr": cfg["train"]["lr"], "steps": cfg["train"]["steps"],
                 "status": summ["status"], "target": summ["target"],
-                "selected": ev["step"] == summ["selected"]["step"], **ev})
+                "selected": ev["step"] == summ["selected"]["step"],
+                **{k: v for k, v in ev.items() if k != "perplexity"}})  # flat columns only
     return pd.DataFrame(rows)
 
 
@@ -165,7 +166,7 @@ def unlearning_table(runs: dict[str, Run], original: dict, retrained: dict) -> p
 
 
 def evaluation_frame(evaluations: dict[str, dict[str, Run]]) -> pd.DataFrame:
-    """One row per (domain, model) from :func:`llmunlearn.unlearning.evaluate_domain`
+    """One row per (domain, model) from :func:`llmunlearn.evaluation.evaluate_domain`
     results (``{domain: {model: run}}``): perplexities, every MIA AUC (unfolded, folded,
     interval), verbatim memorisation, utility and the KL to the retrained model."""
     rows = []

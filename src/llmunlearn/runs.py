@@ -66,15 +66,25 @@ def write_json(path: Path, obj) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=1, sort_keys=True, default=_jsonable)
-    os.chmod(tmp, 0o644)  # mkstemp creates 0600
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=1, sort_keys=True, default=_jsonable)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600
+        os.replace(tmp, path)
+    except BaseException:  # a full disk, an interrupt: the old file stays as it was
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def read_json(path: Path):
+    """The JSON in ``path``; a file that does not parse is a ``ValueError`` that names it
+    and its run folder (delete the folder and the run is recomputed)."""
     with open(path) as f:
-        return json.load(f)
+        try:
+            return json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"corrupt JSON file {path} ({e}); delete {Path(path).parent} "
+                             "to recompute what it held") from None
 
 
 def provenance() -> dict:
@@ -92,17 +102,31 @@ def provenance() -> dict:
         ).stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         rev = None
+    try:
+        dirty = bool(subprocess.run(
+            ["git", "-C", str(PROJECT_ROOT), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, timeout=10).stdout.strip()) if rev else None
+    except (OSError, subprocess.SubprocessError):
+        dirty = None
+    import numpy
+
+    cuda = torch.cuda.is_available()
     return {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "processor": platform.machine(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
-        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "device": "cuda" if cuda else "cpu",
+        "cuda": torch.cuda.get_device_name(0) if cuda else None,
+        # what the training loop computes in (train.py: bf16 autocast on a GPU only)
+        "compute_dtype": "bf16 autocast, fp32 weights" if cuda else "fp32",
+        "processes": int(os.environ.get("WORLD_SIZE", "1")),
         "git_revision": rev,
+        "git_dirty": dirty,  # uncommitted changes to tracked files when the run finished
         "versions": {
             m.__name__: m.__version__
-            for m in (torch, transformers, tokenizers, datasets, accelerate)
+            for m in (torch, transformers, tokenizers, datasets, accelerate, numpy)
         },
     }
 
@@ -132,7 +156,8 @@ class Run:
         write_json(self.path / "provenance.json", provenance())
         (self.path / "DONE").touch()
         # resumable training state is only needed until the run is complete
-        shutil.rmtree(self.path / "checkpoint", ignore_errors=True)
+        for name in ("checkpoint", "checkpoint.new", "checkpoint.old"):
+            shutil.rmtree(self.path / name, ignore_errors=True)
 
     @property
     def config(self) -> dict:

@@ -20,13 +20,11 @@ from typing import Callable
 
 import torch
 
-from .config import check_choice
+from .config import TENSOR_COLUMNS, check_choice
 from .optim import SophiaG, estimate_hessian
 from .runs import read_json, write_json
 
 OPTIMIZERS = ("adamw", "sophia")
-
-TENSOR_COLUMNS = ["input_ids", "attention_mask", "labels"]
 
 
 @dataclass(frozen=True)
@@ -84,6 +82,42 @@ def lr_factor(step: int, steps: int, warmup: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+STATE = "train_state.json"
+"""The loop's state (step, log, evaluations), kept inside the checkpoint it belongs to."""
+
+
+def save_checkpoint(accelerator, run_dir: Path, state: dict) -> None:
+    """Write a resumable checkpoint so that a kill at any moment leaves a complete one:
+    the new checkpoint is written in full under ``checkpoint.new`` (weights, optimiser and
+    :data:`STATE`), then takes the place of ``checkpoint`` by two renames, the previous
+    one kept as ``checkpoint.old`` in between (:func:`last_checkpoint` reads it if the
+    kill fell between the renames)."""
+    import shutil
+
+    new, cur, old = (run_dir / f"checkpoint{s}" for s in (".new", "", ".old"))
+    if accelerator.is_main_process:
+        shutil.rmtree(new, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(new))
+    if accelerator.is_main_process:
+        write_json(new / STATE, state)  # last: a checkpoint without it is incomplete
+        shutil.rmtree(old, ignore_errors=True)
+        if cur.exists():
+            cur.rename(old)
+        new.rename(cur)
+        shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+
+
+def last_checkpoint(run_dir: Path) -> Path | None:
+    """The complete checkpoint of an interrupted run (``checkpoint``, else
+    ``checkpoint.old``), or None; ``checkpoint.new`` may be partial and is never read."""
+    for name in ("checkpoint", "checkpoint.old"):
+        if (run_dir / name / STATE).exists():
+            return run_dir / name
+    return None
+
+
 def plan_batch(batch: int, world: int, micro_batch: int) -> tuple[int, int, int]:
     """Split ``batch`` chunks per optimiser step over ``world`` processes: returns
     ``(micro, accumulation, effective batch)``. A batch that does not divide evenly is
@@ -137,8 +171,8 @@ def train(model, loss_fn: Callable, streams: dict, cfg: TrainConfig, run_dir: Pa
     for module in frozen:
         module.to(accelerator.device)
 
-    state_path, ckpt = Path(run_dir) / "train_state.json", Path(run_dir) / "checkpoint"
-    state = read_json(state_path) if state_path.exists() and ckpt.exists() else \
+    ckpt = last_checkpoint(Path(run_dir))
+    state = read_json(ckpt / STATE) if ckpt else \
         {"step": 0, "log": [], "evals": [], "tokens": 0, "hessian_tokens": 0, "wall_s": 0.0}
     start = state["step"]
 
@@ -162,15 +196,19 @@ def train(model, loss_fn: Callable, streams: dict, cfg: TrainConfig, run_dir: Pa
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.betas,
                                       eps=cfg.eps, weight_decay=cfg.weight_decay)
     warmup = max(1, math.ceil(cfg.warmup_ratio * cfg.steps))
+    # The scheduler is a function of the step alone, rebuilt at the resumed step rather
+    # than saved: accelerate saves registered objects as pickles and reads them back with
+    # weights_only=False, and a checkpoint folder is nothing to unpickle. It is stepped
+    # by hand once per optimiser step: accelerate's wrapper would step it once per
+    # process, which suits per-process step counts, not our global ones.
+    for group in optimizer.param_groups:
+        group.setdefault("initial_lr", group["lr"])
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: lr_factor(s, cfg.steps, warmup))
-    # The scheduler is stepped by hand once per optimiser step: accelerate's wrapper would
-    # step it once per process, which suits per-process step counts, not our global ones.
+        optimizer, lambda s: lr_factor(s, cfg.steps, warmup), last_epoch=start - 1)
     model, optimizer, *prepared = accelerator.prepare(model, optimizer, *loaders.values())
-    accelerator.register_for_checkpointing(scheduler)
     iters = {name: iter(dl) for name, dl in zip(loaders, prepared)}
     if start:
-        accelerator.load_state(str(ckpt))
+        accelerator.load_state(str(ckpt))  # tensors only: torch.load(weights_only=True)
 
     def evaluate(step):
         if on_eval is not None:
@@ -232,9 +270,7 @@ def train(model, loss_fn: Callable, streams: dict, cfg: TrainConfig, run_dir: Pa
                 break
         state["step"], state["wall_s"] = step, time.perf_counter() - t0
         if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < cfg.steps:
-            accelerator.save_state(str(ckpt))
-            if accelerator.is_main_process:
-                write_json(state_path, state)
+            save_checkpoint(accelerator, Path(run_dir), state)
     bar.close()
     state["wall_s"] = time.perf_counter() - t0
     accelerator.wait_for_everyone()

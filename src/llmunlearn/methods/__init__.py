@@ -61,16 +61,49 @@ def get_method(name: str) -> Method:
     return METHODS[check_choice("method", name, METHODS)]
 
 
+HPARAM_RANGES = {"lambda": (0.0, True), "alpha": (0.0, True), "steer": (0.0, True),
+                 "beta": (0.0, False), "seed": (0, True)}
+"""Allowed values of the hyper-parameters by name: ``(bound, bound allowed)``, a finite
+number above (or at) the bound. ``layer`` is any integer (Python indexing)."""
+
+
 def resolve_hparams(method: Method, overrides: dict | None) -> dict:
-    """The method's defaults with ``overrides`` applied; unknown names are an error."""
+    """The method's defaults with ``overrides`` applied; an unknown name or a value out of
+    :data:`HPARAM_RANGES` is a ``ValueError`` naming it."""
+    import math
+
     overrides = dict(overrides or {})
     unknown = sorted(set(overrides) - set(method.defaults))
     if unknown:
         raise ValueError(f"method {method.name!r} has no hyper-parameter(s) {unknown}; "
                          f"it has {sorted(method.defaults) or 'none'}")
+    for name, value in overrides.items():
+        kind = type(method.defaults[name])
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                (kind is int and not isinstance(value, int)):
+            raise ValueError(f"{method.name} hyper-parameter {name} must be "
+                             f"{'an integer' if kind is int else 'a number'}, got {value!r}")
+        if name in HPARAM_RANGES:
+            bound, closed = HPARAM_RANGES[name]
+            if not math.isfinite(value) or value < bound or (value == bound and not closed):
+                raise ValueError(f"{method.name} hyper-parameter {name} must be a finite "
+                                 f"number {'>=' if closed else '>'} {bound:g}, got {value!r}")
+        overrides[name] = kind(value)  # 2 and 2.0 are one run, not two
     return {**method.defaults, **overrides}
 
 
-# Registration happens on import; the paper's seven first, in its order.
-from . import ga, random_label, adversarial, ga_gd, ga_kl  # noqa: E402,F401
-from . import npo, rmu, task_vector  # noqa: E402,F401
+def _import_all() -> None:
+    """Import every module of this package, which registers its methods: a new file is a
+    new method. The paper's seven come first, in its order, then the survey's, then any
+    other file by name."""
+    import pkgutil
+    from importlib import import_module
+
+    order = ("ga", "random_label", "adversarial", "ga_gd", "ga_kl", "npo", "rmu",
+             "task_vector")
+    names = [m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")]
+    for name in sorted(names, key=lambda n: (order.index(n) if n in order else len(order), n)):
+        import_module(f"{__name__}.{name}")
+
+
+_import_all()

@@ -23,6 +23,15 @@ from llmunlearn.runs import PROJECT_ROOT
 
 HTML = Path(os.environ.get("BOOK_HTML", PROJECT_ROOT / "_build" / "smoke" / "_build" / "html"))
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+KNOWN_THEME_ERRORS = (
+    # Jupyter Book 1.x writes sphinx-thebe's inline configuration twice into every page
+    # (togglebutton's too): the second `const` declaration fails, the first one stands
+    "Identifier 'THEBE_JS_URL' has already been declared",
+    # pydata-sphinx-theme, on a browser that has never stored a light/dark choice
+    "Got invalid theme mode: . Resetting to auto.",
+)
+"""Console errors of the themes Jupyter Book 1.x ships, not of this book's content: named
+here one by one, so that any other error still fails."""
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -33,13 +42,22 @@ def pages() -> list[Path]:
                                 "(or set BOOK_HTML)")
     skip = {"genindex.html", "search.html"}
     return sorted(p for p in HTML.rglob("*.html")
-                  if p.name not in skip and "_static" not in p.parts)
+                  if p.name not in skip and "_static" not in p.parts
+                  and 'http-equiv="Refresh"' not in p.read_text()[:2000])  # redirects
+
+
+def test_the_front_page_leads_to_the_book():
+    redirect = re.search(r'url=([^"]+)"', (HTML / "index.html").read_text())
+    target = HTML / redirect.group(1) if redirect else HTML / "index.html"
+    assert target.exists(), f"index.html points to {target}, which was not built"
 
 
 @pytest.fixture(scope="module")
 def site():
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(HTML))
-    handler.log_message = lambda *a: None
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+    handler = functools.partial(Quiet, directory=str(HTML))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}/"
@@ -63,8 +81,11 @@ def test_page_renders_offline(page_path, site, browser):
     url = urljoin(site, page_path.relative_to(HTML).as_posix())
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     errors, off_host = [], []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    def error(text):
+        if not any(known in text for known in KNOWN_THEME_ERRORS):
+            errors.append(text)
+    page.on("console", lambda m: error(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: error(str(e)))
 
     def route(r):  # the book must not need the network: anything off this host fails
         if urlparse(r.request.url).hostname not in ("127.0.0.1", "localhost"):

@@ -14,6 +14,7 @@ import llmunlearn as ul
 from llmunlearn import cli
 from llmunlearn.book import build
 from llmunlearn.config import get_profile
+from llmunlearn.data import hub_documents
 from llmunlearn.methods import get_method, resolve_hparams
 from llmunlearn.metrics import perplexity
 from llmunlearn.mia import auc
@@ -76,6 +77,8 @@ LIBRARY = [  # (case, call, message the error must match)
     ("a bad hyper-parameter among the methods'",
      lambda: ul.unlearn_all(get_profile("smoke"), "books", hparams={"npo": {"beta": -1.0}}),
      "npo hyper-parameter beta must be a finite number > 0"),
+    ("unknown split", lambda: hub_documents("arxiv", "validation", "some/dataset"),
+     "unknown split of arxiv 'validation'; valid: forget"),
     ("unknown chapter", lambda: build("smoke", only="conclusions"),
      "unknown chapter 'conclusions'; valid: quickstart"),
 ]

@@ -258,7 +258,8 @@ def train(model, loss_fn: Callable, streams: dict, cfg: TrainConfig, run_dir: Pa
         state["log"].append({"step": step, "loss": step_loss, "lr": step_lr,
                              "tokens": state["tokens"], "wall_s": wall})
         bar.update(1)
-        bar.set_postfix(loss=f"{step_loss:.3f}", tok_s=f"{state['tokens'] / max(wall, 1e-9):.0f}")
+        bar.set_postfix(loss=f"{step_loss:.3f}", refresh=False,  # redrawn at the bar's rate
+                        tok_s=f"{state['tokens'] / max(wall, 1e-9):.0f}")
         if not math.isfinite(step_loss):
             status = "diverged"
             break

@@ -124,7 +124,7 @@ def test_the_unlearning_seed_changes_data_order_and_labels_not_the_original(tiny
     assert a.path != b.path and a.config["original"] == b.config["original"]
     assert b.config["train"]["seed"] == 7 and a.config["train"]["seed"] == tiny.seed
     assert a.summary["log"][0]["loss"] != b.summary["log"][0]["loss"]
-    with pytest.raises(ValueError, match="seed must be a non-negative integer, got -1"):
+    with pytest.raises(ValueError, match="seed must be an integer >= 0, got -1"):
         ul.unlearn(tiny, "github", "ga", seed=-1, progress=False)
 
 

@@ -170,9 +170,7 @@ def check_profile(profile: Profile) -> Profile:
     field, the value and what is allowed."""
     check_choice("design", profile.design, DESIGNS)
     for field in POSITIVE_INT_FIELDS + NON_NEGATIVE_INT_FIELDS:
-        value, low = getattr(profile, field), int(field in POSITIVE_INT_FIELDS)
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"{field} must be an integer >= {low}, got {value!r}")
+        check_int(field, getattr(profile, field), int(field in POSITIVE_INT_FIELDS))
     check_positive("unlearn_lr", profile.unlearn_lr)
     if not profile.base_model:
         check_positive("pretrain_lr", profile.pretrain_lr)
@@ -182,6 +180,13 @@ def check_profile(profile: Profile) -> Profile:
     if profile.unlearn_epochs is not None:
         check_positive("unlearn_epochs", profile.unlearn_epochs)
     return profile
+
+
+def check_int(name: str, value, low: int) -> int:
+    """``value`` if it is an integer >= ``low``, else a ``ValueError`` naming it."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return value
 
 
 def check_positive(name: str, value) -> float:

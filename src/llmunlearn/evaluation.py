@@ -29,12 +29,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .core import IGNORE_INDEX, token_nll
-from .metrics import perplexity
-from .pretraining import load_original
-from .mia import attack_scores, chunk_token_stats, mia_report, roc_points
 from .config import DOMAINS, TENSOR_COLUMNS, Profile, check_choice, pretrain_config
+from .core import IGNORE_INDEX, token_nll
 from .data import domain_chunks, fixed_sample, sample_indices
+from .metrics import perplexity
+from .mia import attack_scores, chunk_token_stats, mia_report, roc_points
+from .pretraining import load_original
 from .runs import Run
 
 
@@ -274,7 +274,7 @@ def evaluate_model(model, tokenizer, sets: dict, references: dict, *, profile,
         out["perplexity"][s] = {k: v for k, v in res.items() if k != "chunk_nll"}
     idx = dict(zip("mn", mia_indices(len(sets["forget"]), len(sets["approximate"]),
                                      profile.seed)))
-    members, non_members = mia_sets(sets, profile.seed)
+    members, non_members = sets["forget"].select(idx["m"]), sets["approximate"].select(idx["n"])
     texts = {n: tokenizer.batch_decode([[t for t in r if t != tokenizer.pad_token_id]
                                         for r in ds["input_ids"]])
              for n, ds in (("m", members), ("n", non_members))}

@@ -11,10 +11,10 @@ recorded with status ``diverged``: kept in the results, never presented as a res
 from __future__ import annotations
 
 import dataclasses
-import math
 import shutil
 
-from .config import DOMAINS, Profile, check_choice, profile_config
+from .config import (DOMAINS, Profile, check_choice, check_int, check_positive,
+                     profile_config)
 from .data import domain_chunks
 from .evaluation import evaluate_reference, evaluation_row, evaluation_sets, finite_row
 from .methods import get_method, resolve_hparams
@@ -97,14 +97,11 @@ def unlearn(profile: Profile, domain: str, method: str, *, lr: float | None = No
     spec = get_method(method)
     hp = resolve_hparams(spec, hparams)
     lr = profile.unlearn_lr if lr is None else lr
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or \
-            not (lr > 0 and math.isfinite(lr)):
-        raise ValueError(f"learning rate must be a positive finite number, got {lr!r}")
-    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int)
-                              or steps < 1):
-        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    check_positive("learning rate", lr)
+    if steps is not None:
+        check_int("steps", steps, 1)
+    if seed is not None:
+        check_int("seed", seed, 0)
     check_choice("optimizer", optimizer, OPTIMIZERS)
     original = original or pretrain(profile, progress=progress)
     batch = profile.batch_for(domain)
@@ -130,7 +127,7 @@ def unlearn(profile: Profile, domain: str, method: str, *, lr: float | None = No
     seed = profile.seed if seed is None else seed
     cfg = TrainConfig(steps=steps, lr=lr, batch=batch,
                       micro_batch=min(batch, profile.unlearn_micro_batch), seed=seed,
-                      optimizer=check_choice("optimizer", optimizer, OPTIMIZERS),
+                      optimizer=optimizer,
                       checkpoint_every=profile.eval_every,
                       gradient_checkpointing=bool(profile.gradient_checkpointing))
     run = Run.create("unlearn", f"{profile.name}-{domain}-{method}", {

@@ -100,11 +100,11 @@ def test_an_interrupted_unlearning_run_resumes_without_step_0(tiny, monkeypatch)
     straight = ul.unlearn(tiny, "github", "ga", lr=5e-3, steps=4, progress=False).summary
     real, calls = unlearning.evaluation_row, []
 
-    def crash_at_step_4(model, sets):
+    def crash_at_step_4(model, sets, seed):
         calls.append(1)
         if len(calls) == 2:  # evaluations: step 2, then step 4
             raise KeyboardInterrupt
-        return real(model, sets)
+        return real(model, sets, seed)
     other = dict(hparams=None)
     monkeypatch.setattr(unlearning, "evaluation_row", crash_at_step_4)
     with pytest.raises(KeyboardInterrupt):

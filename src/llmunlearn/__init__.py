@@ -14,6 +14,8 @@ The facade chapters import from. Where things live:
 - metrics: :mod:`llmunlearn.metrics`, :mod:`llmunlearn.mia`
 - evaluating a model, a run or a domain (every metric, cached): :mod:`llmunlearn.evaluation`
 - approximate against exact retraining: :mod:`llmunlearn.groundtruth`
+- the hyper-parameter grid, robustness and tuning guidelines: :mod:`llmunlearn.grid`
+- the paper's claims with verdicts: :mod:`llmunlearn.claims`
 - downstream tasks (lm-evaluation-harness): :mod:`llmunlearn.harness`
 - results tables and figures: :mod:`llmunlearn.results`, :mod:`llmunlearn.plotting`
 - building the book: :mod:`llmunlearn.book`
@@ -51,6 +53,9 @@ _LAZY = {
     "retraining_check": "groundtruth", "ground_truth_table": "groundtruth",
     "token_coverage": "groundtruth", "plot_ground_truth": "plotting",
     "domain_splits": "data", "split_groups": "results", "DESIGNS": "config",
+    "run_grid": "grid", "grid_frame": "grid", "robustness": "grid", "ranking": "grid",
+    "best_lr": "grid", "guidelines": "grid", "plot_grid": "plotting",
+    "plot_robustness": "plotting", "claims_table": "claims",
 }
 
 

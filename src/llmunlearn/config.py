@@ -85,6 +85,14 @@ class Profile:
     # recompute activations in the backward pass (memory for time: a 6B model's
     # activations at 4k context do not fit beside its weights and optimiser states)
     gradient_checkpointing: bool | None = None
+    # --- the hyper-parameter grid (robustness chapter; see llmunlearn.grid) -------------
+    # every method x learning rate is one run evaluated every eval_every steps (the steps
+    # axis), at the first seed; the methods named in grid_seed_methods (None: all) also
+    # at the other seeds, and those in grid_sophia_methods also with SophiaG (first seed)
+    grid_lrs: tuple[float, ...] = ()
+    grid_seeds: tuple[int, ...] = (42, 43)
+    grid_seed_methods: tuple[str, ...] | None = None
+    grid_sophia_methods: tuple[str, ...] = ("ga", "ga_gd_in")
 
     def batch_for(self, domain: str) -> int:
         """Forget chunks per unlearning step on ``domain``."""
@@ -101,7 +109,8 @@ PROFILES: dict[str, Profile] = {
             vocab_size=1024, chunk_len=64, n_layer=2, d_model=64, n_head=2,
             pretrain_epochs=3, pretrain_batch=8, pretrain_lr=3e-3,
             unlearn_lr=1e-3, unlearn_steps=6, unlearn_batch=4, eval_every=2, eval_chunks=32,
-            threads=2,
+            threads=2, grid_lrs=(1e-3, 1e-2), grid_seed_methods=("ga",),
+            grid_sophia_methods=("ga",),
         ),
         Profile(
             name="cpu", forget_chars=60_000, retain_chars=120_000, approximate_chars=60_000,
@@ -109,8 +118,12 @@ PROFILES: dict[str, Profile] = {
             max_doc_chars=12_000, min_doc_chars=500,
             vocab_size=4096, chunk_len=128, n_layer=4, d_model=192, n_head=4,
             pretrain_epochs=3, pretrain_batch=16, pretrain_lr=2e-3,
-            unlearn_lr=2e-4, unlearn_steps=30, unlearn_batch=8, eval_every=5,
+            # 30 steps x 4 chunks: about one pass over a forget set (the paper's epoch)
+            unlearn_lr=2e-4, unlearn_steps=30, unlearn_batch=4, eval_every=10,
             eval_chunks=64, threads=2,
+            # 2e-4 x 10^(k/2), k = -2..1: from barely moving the forget set to breaking
+            # the model (measured); the second seed for the paper's claim (GA, GA+GD in)
+            grid_lrs=(2e-5, 6.3e-5, 2e-4, 6.3e-4), grid_seed_methods=("ga", "ga_gd_in"),
         ),
         Profile(
             name="gpu", forget_chars=400_000, retain_chars=1_600_000,
@@ -120,6 +133,7 @@ PROFILES: dict[str, Profile] = {
             pretrain_epochs=10, pretrain_batch=32, pretrain_lr=1e-3,
             unlearn_lr=1e-4, unlearn_steps=60, unlearn_batch=16, eval_every=5,
             eval_chunks=512, threads=8,
+            grid_lrs=(1e-5, 3.2e-5, 1e-4, 3.2e-4, 1e-3), grid_seeds=(42, 43, 44),
         ),
         Profile(
             # The paper's setting: Yi-6B as the original model (pre-training fields unused)
@@ -135,6 +149,8 @@ PROFILES: dict[str, Profile] = {
             base_model="01-ai/Yi-6B",
             unlearn_batch_per_domain=(("arxiv", 480), ("github", 680)), unlearn_epochs=1.0,
             unlearn_micro_batch=1, gradient_checkpointing=True,
+            grid_lrs=(5e-6, 1e-5, 2e-5, 5e-5), grid_seeds=(42,),
+            grid_seed_methods=("ga", "ga_gd_in"),
         ),
     )
 }
@@ -179,7 +195,35 @@ def check_profile(profile: Profile) -> Profile:
                          f"({profile.n_head})")
     if profile.unlearn_epochs is not None:
         check_positive("unlearn_epochs", profile.unlearn_epochs)
+    check_grid(profile)
     return profile
+
+
+def check_grid(profile: Profile) -> Profile:
+    """``profile`` if its grid is valid (see :mod:`llmunlearn.grid`), else a ``ValueError``
+    naming the field and the value: at least one learning rate, each positive and finite,
+    no learning rate or seed twice, seeds non-negative integers, known method names."""
+    lrs, seeds = tuple(profile.grid_lrs), tuple(profile.grid_seeds)
+    for lr in lrs:
+        check_positive("grid_lrs entry", lr)
+    if len(set(lrs)) != len(lrs):
+        raise ValueError(f"grid_lrs has a learning rate twice: {lrs!r}")
+    if not seeds:
+        raise ValueError("grid_seeds must name at least one seed, got ()")
+    for seed in seeds:
+        check_int("grid_seeds entry", seed, 0)
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"grid_seeds has a seed twice: {seeds!r}")
+    return profile
+
+
+def check_grid_methods(profile: Profile) -> None:
+    """The grid's method names are methods (needs the method registry, so it is checked
+    where the grid is run, not when a profile is made)."""
+    from .methods import get_method
+
+    for m in (*(profile.grid_seed_methods or ()), *profile.grid_sophia_methods):
+        get_method(m)
 
 
 def check_int(name: str, value, low: int) -> int:
@@ -199,8 +243,10 @@ def check_positive(name: str, value) -> float:
     return value
 
 
-EXECUTION_FIELDS = ("threads", "jobs")
-"""How a run is executed, not what it computes: left out of run hashes."""
+EXECUTION_FIELDS = ("threads", "jobs", "grid_lrs", "grid_seeds", "grid_seed_methods",
+                    "grid_sophia_methods")
+"""How runs are executed or which runs a chapter asks for, not what one run computes:
+left out of run hashes."""
 
 
 def profile_config(profile: Profile) -> dict:

@@ -33,7 +33,7 @@ from .config import DOMAINS, TENSOR_COLUMNS, Profile, check_choice, pretrain_con
 from .core import IGNORE_INDEX, token_nll
 from .data import domain_chunks, fixed_sample, sample_indices
 from .metrics import perplexity
-from .mia import attack_scores, chunk_token_stats, mia_report, roc_points
+from .mia import attack_scores, auc, chunk_token_stats, min_k, mia_report, roc_points
 from .pretraining import load_original
 from .runs import Run
 
@@ -315,17 +315,34 @@ def evaluation_sets(profile: Profile, chunks: dict, general: dict) -> dict:
             [*chunks.items(), ("general", general["evaluation"])]}
 
 
-def evaluation_row(model, sets: dict) -> dict:
-    """``ppl_<split>`` and ``acc_<split>`` of ``model`` on each evaluation set, and under
-    ``perplexity`` everything :func:`~llmunlearn.metrics.perplexity` gives per split but
-    the per-chunk values (so that the full evaluation of the same model on the same sets
-    can take it instead of computing it again)."""
-    row = {"perplexity": {}}
+def evaluation_row(model, sets: dict, seed: int) -> dict:
+    """``ppl_<split>`` and ``acc_<split>`` of ``model`` on each evaluation set, the
+    membership-inference AUC of forget (members) against approximate (non-members) chunks
+    of :func:`mia_indices` (``seed``) for the paper's attack (``auc``: Min-K% with
+    k = 0.3) and the loss attack (``auc_loss``), and under ``perplexity`` everything
+    :func:`~llmunlearn.metrics.perplexity` gives per split but the per-chunk values (so
+    that the full evaluation of the same model on the same sets can take it instead of
+    computing it again). One forward pass per set gives all of it."""
+    row, stats = {"perplexity": {}}, {}
     for split, c in sets.items():
-        res = perplexity(model, c)
+        res = perplexity(model, c, token_stats=split in ("forget", "approximate"))
+        stats[split] = res.pop("token_stats", None)
         row[f"ppl_{split}"], row[f"acc_{split}"] = res["ppl"], res["acc"]
         row["perplexity"][split] = {k: v for k, v in res.items() if k != "chunk_nll"}
+    if "forget" in sets and "approximate" in sets:
+        m, n = mia_indices(len(sets["forget"]), len(sets["approximate"]), seed)
+        for key, attack in (("auc", ROC_ATTACK), ("auc_loss", "loss")):
+            score = {s: [_score(stats[s][i], attack) for i in idx]
+                     for s, idx in (("forget", m), ("approximate", n))}
+            row[key] = auc(np.array(score["forget"]), np.array(score["approximate"]))
     return row
+
+
+def _score(chunk_stats: dict, attack: str) -> float:
+    """One chunk's score under ``attack`` ("loss" or "min_k@K"; see :mod:`llmunlearn.mia`)."""
+    if attack == "loss":
+        return -chunk_stats["nll"]
+    return min_k(chunk_stats["logp"], float(attack.split("@")[1]))
 
 
 def finite_row(row: dict) -> bool:
@@ -337,7 +354,7 @@ def evaluation_config(profile: Profile) -> dict:
     """What an evaluation depends on: the zoo's data and model sizes, the split design
     and the evaluation sample (not the unlearning budget)."""
     return {**pretrain_config(profile), "design": profile.design,
-            "eval_chunks": profile.eval_chunks}
+            "eval_chunks": profile.eval_chunks, "row": 2}  # row 2: rows hold the AUC
 
 
 def evaluate_reference(profile: Profile, domain: str, model_run: Run) -> dict:
@@ -353,7 +370,8 @@ def evaluate_reference(profile: Profile, domain: str, model_run: Run) -> dict:
         torch.set_num_threads(profile.threads)
         model, tokenizer = load_original(model_run)
         chunks, general = domain_chunks(profile, domain, tokenizer)
-        run.finish(evaluation_row(model.eval(), evaluation_sets(profile, chunks, general)))
+        run.finish(evaluation_row(model.eval(), evaluation_sets(profile, chunks, general),
+                                  profile.seed))
     return run.summary
 
 

@@ -267,3 +267,103 @@ def plot_harness_agreement(battery):
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     return _done(fig)
+
+
+GRID_STATES = {"good": "#2ca02c", "target not reached": "#c7d7e8",
+               "utility broken": "#ff9f40", "target missed, utility broken": "#d62728",
+               "diverged": "#000000"}
+"""What a grid cell can be (:func:`llmunlearn.grid.good` and its failures), and its colour."""
+
+
+def grid_states(frame):
+    """The :data:`GRID_STATES` name of every row of a :func:`llmunlearn.grid.grid_frame`."""
+    import numpy as np
+
+    from .grid import TOLERANCE
+
+    reached = (frame["forget_rel"] >= 1).fillna(False)
+    kept = ((frame["retain_rel"] <= 1 + TOLERANCE)
+            & (frame["general_rel"] <= 1 + TOLERANCE)).fillna(False)
+    return np.select([frame["status"] == "diverged", reached & kept, ~reached & kept,
+                      reached & ~kept],
+                     ["diverged", "good", "target not reached", "utility broken"],
+                     "target missed, utility broken")
+
+
+def plot_grid(frame, domain: str, seed: int | None = None):
+    """Small multiples, one per method (and optimiser): learning rate (rows) by evaluated
+    step (columns) on ``domain`` at ``seed`` (default: the first), each cell coloured by
+    its state (one shared legend); the number in a cell is its forget perplexity over the
+    approximate-retraining target."""
+    import numpy as np
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    f = frame[frame["domain"] == domain]
+    f = f[f["seed"] == (f["seed"].min() if seed is None else seed)].copy()
+    f["state"] = list(grid_states(f))
+    f["panel"] = np.where(f["optimizer"] == "adamw", f["method"],
+                          f["method"] + " (" + f["optimizer"] + ")")
+    panels = list(dict.fromkeys(f["panel"]))
+    codes = {s: i for i, s in enumerate(GRID_STATES)}
+    cols = 4
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols, 2.2 * rows), squeeze=False)
+    cmap = ListedColormap(list(GRID_STATES.values()))
+    for ax, panel in zip(axes.flat, panels):
+        g = f[f["panel"] == panel]
+        code = g.pivot_table(index="lr", columns="step", values="state",
+                             aggfunc=lambda s: codes[s.iloc[0]]).sort_index(ascending=False)
+        rel = g.pivot_table(index="lr", columns="step", values="forget_rel",
+                            aggfunc="first").reindex_like(code)
+        ax.imshow(code.to_numpy(float), cmap=cmap, vmin=-0.5, vmax=len(GRID_STATES) - 0.5,
+                  aspect="auto")
+        for (i, j), v in np.ndenumerate(rel.to_numpy(float)):
+            if np.isfinite(v):
+                ax.text(j, i, f"{v:.1f}" if v < 10 else f"{v:.0f}", ha="center",
+                        va="center", fontsize=7,
+                        color="white" if code.iloc[i, j] in (3, 4) else "black")
+        ax.set_xticks(range(code.shape[1]), code.columns)
+        ax.set_yticks(range(code.shape[0]), [f"{lr:.1e}" for lr in code.index])
+        ax.set_title(panel, fontsize=9)
+        ax.grid(False)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("learning rate")
+    for ax in axes[-1, :]:
+        ax.set_xlabel("step")
+    fig.legend(handles=[Patch(color=c, label=s) for s, c in GRID_STATES.items()],
+               loc="lower center", ncol=len(GRID_STATES), frameon=False, fontsize=8,
+               bbox_to_anchor=(0.5, -0.02))
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    return _done(fig)
+
+
+def plot_robustness(scores):
+    """Robustness score (share of good grid cells) per method and domain: the mean over
+    seeds (bar) and the range over seeds (black line, methods run at several seeds)."""
+    sns.set_theme(style="whitegrid")
+    s = scores.reset_index()
+    s["label"] = s["method"].where(s["optimizer"] == "adamw",
+                                   s["method"] + " (" + s["optimizer"] + ")")
+    domains = list(dict.fromkeys(s["domain"]))
+    fig, axes = plt.subplots(1, len(domains), figsize=(3.4 * len(domains), 0.28 * s["label"]
+                                                       .nunique() + 1.4), sharey=True,
+                             squeeze=False)
+    order = list(dict.fromkeys(s["label"]))
+    for ax, d in zip(axes[0], domains):
+        g = s[s["domain"] == d].set_index("label").reindex(order)
+        y = range(len(order))
+        ax.barh(list(y), g["score"], color=["#1f77b4" if p else "#9467bd"
+                                            for p in g["paper method"]])
+        several = g["seeds"] > 1
+        ax.hlines([i for i, k in zip(y, several) if k], g["score_min"][several],
+                  g["score_max"][several], color="black", lw=2)
+        ax.set_yticks(list(y), order)
+        ax.set_xlim(0, max(0.05, float(s["score_max"].max()) * 1.1))
+        ax.set_title(d)
+        ax.set_xlabel("share of good cells")
+    axes[0][0].invert_yaxis()
+    fig.tight_layout()
+    return _done(fig)

@@ -16,7 +16,8 @@ import shutil
 from .config import (DOMAINS, Profile, check_choice, check_int, check_positive,
                      profile_config)
 from .data import domain_chunks
-from .evaluation import evaluate_reference, evaluation_row, evaluation_sets, finite_row
+from .evaluation import (evaluate_reference, evaluation_config, evaluation_row,
+                         evaluation_sets, finite_row)
 from .methods import get_method, resolve_hparams
 from .models import check_context, n_params
 from .pretraining import load_original, pretrain
@@ -71,7 +72,7 @@ def select_step(evals: list[dict], target: float) -> dict:
 def unlearn(profile: Profile, domain: str, method: str, *, lr: float | None = None,
             steps: int | None = None, hparams: dict | None = None,
             optimizer: str = "adamw", original: Run | None = None, seed: int | None = None,
-            progress: bool = True) -> Run:
+            keep_model: bool = True, progress: bool = True) -> Run:
     """Run (or reuse) ``method`` on ``domain``'s forget set; returns its :class:`Run`.
 
     ``seed`` is the unlearning seed (data order, random labels; default the profile's);
@@ -89,6 +90,10 @@ def unlearn(profile: Profile, domain: str, method: str, *, lr: float | None = No
     methods that hold the frozen original model, 2 N per trained token, an upper bound on
     what it reads) and ``wall_s``. A run checkpoints at every evaluation and resumes from
     its last checkpoint.
+
+    ``keep_model=False`` (the hyper-parameter grid's runs) keeps the numbers and not the
+    weights: no ``model`` and ``selected`` folders (13 MB each on ``cpu``). A finished
+    run kept that way is run again when its model is asked for.
     """
     import torch
 
@@ -130,9 +135,15 @@ def unlearn(profile: Profile, domain: str, method: str, *, lr: float | None = No
                       optimizer=optimizer,
                       checkpoint_every=profile.eval_every,
                       gradient_checkpointing=bool(profile.gradient_checkpointing))
-    run = Run.create("unlearn", f"{profile.name}-{domain}-{method}", {
+    name, config = f"{profile.name}-{domain}-{method}", {
         "profile": profile_config(profile), "domain": domain, "method": method,
-        "hparams": hp, "original": original.path.name, "train": dataclasses.asdict(cfg)})
+        "hparams": hp, "original": original.path.name, "train": dataclasses.asdict(cfg),
+        "evaluation": evaluation_config(profile)["row"]}  # what an evaluated row holds
+    run = Run.create("unlearn", name, config)
+    if run.done and keep_model and run.summary["status"] == "finished" and \
+            not (run.path / "selected").exists():  # a grid run, now wanted with its model
+        shutil.rmtree(run.path)
+        run = Run.create("unlearn", name, config)
     if run.done:
         return run
     model, tokenizer, chunks, general = loaded or load()
@@ -159,10 +170,10 @@ def unlearn(profile: Profile, domain: str, method: str, *, lr: float | None = No
         if step == 0:  # every method starts from the original model: computed once
             return {k: v for k, v in reference.items()}
         m = as_evaluated(m)
-        row = evaluation_row(m, evaluated)
+        row = evaluation_row(m, evaluated, profile.seed)
         if not finite_row(row):
             raise Diverged(f"perplexity overflow at step {step}")
-        if reaches_target({**row, "step": step}, target) and \
+        if keep_model and reaches_target({**row, "step": step}, target) and \
                 not (run.path / "selected").exists():
             # the model the selection rule picks, written whole before it takes its name
             partial = run.path / "selected.partial"
@@ -178,7 +189,7 @@ def unlearn(profile: Profile, domain: str, method: str, *, lr: float | None = No
                    desc=f"{method} on {domain}", progress=progress)
     if not result["is_main_process"]:
         return run  # under `accelerate launch`, the main process writes the results
-    if result["status"] == "finished":
+    if result["status"] == "finished" and keep_model:
         as_evaluated(result["model"]).save_pretrained(run.path / "model")
         tokenizer.save_pretrained(run.path / "model")
         if not (run.path / "selected").exists():  # the rule falls back to the last step

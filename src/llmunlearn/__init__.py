@@ -15,6 +15,8 @@ The facade chapters import from. Where things live:
 - evaluating a model, a run or a domain (every metric, cached): :mod:`llmunlearn.evaluation`
 - approximate against exact retraining: :mod:`llmunlearn.groundtruth`
 - the hyper-parameter grid, robustness and tuning guidelines: :mod:`llmunlearn.grid`
+- relearning attacks against the unlearned and the exact retrained models:
+  :mod:`llmunlearn.relearn`
 - the paper's claims with verdicts: :mod:`llmunlearn.claims`
 - downstream tasks (lm-evaluation-harness): :mod:`llmunlearn.harness`
 - results tables and figures: :mod:`llmunlearn.results`, :mod:`llmunlearn.plotting`
@@ -56,6 +58,9 @@ _LAZY = {
     "run_grid": "grid", "grid_frame": "grid", "robustness": "grid", "ranking": "grid",
     "best_lr": "grid", "guidelines": "grid", "plot_grid": "plotting",
     "plot_robustness": "plotting", "claims_table": "claims",
+    "relearn_model": "relearn", "relearn_domain": "relearn", "relearn_split": "relearn",
+    "steps_to_recover": "relearn",
+    "plot_relearning": "plotting",
 }
 
 

@@ -65,13 +65,15 @@ def claims_table(profile: Profile, grid: pd.DataFrame, zoo: dict | None = None
 
     # 3. GA + GD in-distribution most robust
     rank = ranking(scores, paper_only=True)
-    top = [d for d in domains if rank.loc["ga_gd_in", d] == 1]
+    top = [d for d in domains if rank.loc["ga_gd_in", d] == 1
+           and adam.loc[(d, "ga_gd_in"), "score"] > 0]  # first with good cells, not a tie at 0
     nums = ", ".join(f"{d}: rank {int(rank.loc['ga_gd_in', d])}, score "
                      f"{adam.loc[(d, 'ga_gd_in'), 'score']:.2f} (best "
                      f"{adam.loc[d]['score'].max():.2f})" for d in domains)
     add("3. GA + GD on in-distribution data is the most robust to hyper-parameters",
         "ga_gd_in ranks first among the paper's seven methods by robustness score (share "
-        "of good grid cells); holds if on every domain, partly if on some",
+        "of good grid cells), with a score above 0; holds if on every domain, partly if "
+        "on some",
         nums, _verdict(len(top), len(domains)), "robustness")
 
     # 4. approximate retraining stands in for retraining
@@ -149,8 +151,20 @@ def claims_table(profile: Profile, grid: pd.DataFrame, zoo: dict | None = None
             ", ".join(f"{d} {m}: {r['sophia']:.2f} vs {r['adamw']:.2f}"
                       for (d, m), r in pairs.iterrows()),
             _verdict(better, len(pairs)), "robustness")
-    for claim in ("Survey: relearning brings unlearned knowledge back (relearning attack)",
-                  "The paper's setting on a real pre-trained LLM (SmolLM2-135M)"):
-        add(claim, "needs the relearning and real-LLM chapters", "-",
-            "not testable here", "open work")
+    from .relearn import relearn_domain, steps_to_recover
+
+    rel = pd.concat([relearn_domain(profile, d, zoo, progress=False) for d in domains])
+    after = steps_to_recover(rel).groupby(["domain", "model"]).mean()
+    after = after.drop(index=["original", "retrained"], level="model", errors="ignore")
+    ratio = after["ppl after / retrained's"]
+    back = after[ratio < 0.95]
+    add("Survey: a few relearning steps bring unlearned knowledge back",
+        "after the same relearning (a quarter of the forget documents), a method's held-out "
+        "forget perplexity ends more than 5 % below the exact retrained model's; holds if "
+        "for every (method, domain)",
+        f"{len(back)} of {len(after)} (method, domain) pairs; median ratio to the retrained "
+        f"model {ratio.median():.2f}",
+        _verdict(len(back), len(after)), "relearning")
+    add("The paper's setting on a real pre-trained LLM (SmolLM2-135M)",
+        "needs the real-LLM chapter", "-", "not testable here", "open work")
     return pd.DataFrame(rows)

@@ -325,7 +325,8 @@ def evaluation_row(model, sets: dict, seed: int) -> dict:
     computing it again). One forward pass per set gives all of it."""
     row, stats = {"perplexity": {}}, {}
     for split, c in sets.items():
-        res = perplexity(model, c, token_stats=split in ("forget", "approximate"))
+        res = perplexity(model, c, token_stats="logp" if split in ("forget", "approximate")
+                         else False)
         stats[split] = res.pop("token_stats", None)
         row[f"ppl_{split}"], row[f"acc_{split}"] = res["ppl"], res["acc"]
         row["perplexity"][split] = {k: v for k, v in res.items() if k != "chunk_nll"}

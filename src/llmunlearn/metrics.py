@@ -17,7 +17,7 @@ from .config import TENSOR_COLUMNS
 
 
 @torch.inference_mode()
-def perplexity(model, chunks, batch_size: int = 32, token_stats: bool = False) -> dict:
+def perplexity(model, chunks, batch_size: int = 32, token_stats: bool | str = False) -> dict:
     """Perplexity and next-token accuracy of ``model`` on a chunked dataset.
 
     Returns ``ppl`` (paper: exp of mean per-chunk NLL), ``ppl_token`` (exp of the
@@ -25,7 +25,8 @@ def perplexity(model, chunks, batch_size: int = 32, token_stats: bool = False) -
     chunk), ``n_chunks`` and ``n_tokens`` (scored positions). With ``token_stats``, also
     ``token_stats``: :func:`llmunlearn.mia.chunk_token_stats` of the same forward pass
     (membership inference reads the chunks whose perplexity is measured: one pass serves
-    both).
+    both). ``token_stats="logp"`` keeps only what the loss and Min-K% attacks read
+    (``logp`` and ``nll`` per chunk), without the full-vocabulary passes of Min-K%++.
     """
     if len(chunks) == 0:
         raise ValueError("cannot compute perplexity of an empty set of chunks")
@@ -43,7 +44,10 @@ def perplexity(model, chunks, batch_size: int = 32, token_stats: bool = False) -
         n_tok += int(mask.sum())
         pred = logits[:, :-1].argmax(-1)
         n_correct += int(((pred == b["labels"][:, 1:]) & mask).sum())
-        if token_stats:
+        if token_stats == "logp":
+            stats += [{"logp": (-nll[i][mask[i]]).cpu().numpy(),
+                       "nll": float(nll[i][mask[i]].mean())} for i in range(len(nll))]
+        elif token_stats:
             stats += batch_token_stats(logits, b["labels"])
     mean_chunk = sum(per_chunk) / len(per_chunk)
     return {

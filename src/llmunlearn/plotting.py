@@ -367,3 +367,36 @@ def plot_robustness(scores):
     axes[0][0].invert_yaxis()
     fig.tight_layout()
     return _done(fig)
+
+
+def plot_relearning(frame):
+    """Held-out forget perplexity over the original model's (log scale) against
+    relearning steps, one line per model (mean over seeds, band: range), per domain. The
+    original model (grey) is the level "back"; the exact retrained model (thick red) is
+    how fast a model that never saw the data relearns."""
+    sns.set_theme(style="whitegrid")
+    domains = list(dict.fromkeys(frame["domain"]))
+    fig, axes = plt.subplots(1, len(domains), figsize=(3.8 * len(domains), 3.6), sharey=True,
+                             squeeze=False)
+    models = list(dict.fromkeys(frame["model"]))
+    palette = dict(zip(models, sns.color_palette("tab20", len(models))))
+    palette.update({"original": "#7f7f7f", "retrained": "#d62728"})
+    for ax, d in zip(axes[0], domains):
+        f = frame[frame["domain"] == d]
+        for m in models:
+            g = f[f["model"] == m].groupby("step")["ppl_rel"].agg(["mean", "min", "max"])
+            if not len(g):
+                continue
+            ref = m in ("original", "retrained")
+            ax.plot(g.index, g["mean"], color=palette[m], lw=2.5 if ref else 1.2,
+                    label=m, zorder=3 if ref else 2)
+            if (g["max"] > g["min"]).any():
+                ax.fill_between(g.index, g["min"], g["max"], color=palette[m], alpha=0.15)
+        ax.axhline(1, color="black", lw=0.8, ls="--")
+        ax.set_yscale("log")
+        ax.set_title(d)
+        ax.set_xlabel("relearning step")
+    axes[0][0].set_ylabel("held-out forget ppl / original's")
+    axes[0][-1].legend(fontsize=7, loc="upper right", ncol=2)
+    fig.tight_layout()
+    return _done(fig)

@@ -133,11 +133,14 @@ def unlearn(profile: Profile, domain: str, method: str, *, lr: float | None = No
     cfg = TrainConfig(steps=steps, lr=lr, batch=batch,
                       micro_batch=min(batch, profile.unlearn_micro_batch), seed=seed,
                       optimizer=optimizer,
-                      checkpoint_every=profile.eval_every,
+                      # a run without its weights is short: rerun, not resumed
+                      checkpoint_every=profile.eval_every if keep_model else 0,
                       gradient_checkpointing=bool(profile.gradient_checkpointing))
     name, config = f"{profile.name}-{domain}-{method}", {
         "profile": profile_config(profile), "domain": domain, "method": method,
-        "hparams": hp, "original": original.path.name, "train": dataclasses.asdict(cfg),
+        "hparams": hp, "original": original.path.name,
+        "train": {k: v for k, v in dataclasses.asdict(cfg).items()
+                  if k != "checkpoint_every"},  # how a run is kept, not what it computes
         "evaluation": evaluation_config(profile)["row"]}  # what an evaluated row holds
     run = Run.create("unlearn", name, config)
     if run.done and keep_model and run.summary["status"] == "finished" and \

@@ -1,0 +1,45 @@
+"""Relearning: the split by documents, bad input, and a run on the tiny profile."""
+
+import pytest
+
+import llmunlearn as ul
+from llmunlearn.relearn import relearn_split, steps_to_recover
+
+
+def test_relearned_and_measured_chunks_share_no_document():
+    docs = [f"d{i // 3}" for i in range(30)] + ["long"] * 12  # 11 documents, 42 chunks
+    part, held = relearn_split(docs, 0.25, seed=42)
+    assert set(part).isdisjoint(held) and sorted(part + held) == list(range(len(docs)))
+    assert {docs[i] for i in part}.isdisjoint({docs[i] for i in held})
+    assert len(part) >= 0.25 * len(docs)
+    assert relearn_split(docs, 0.25, seed=42) == (part, held)  # fixed by the seed
+    assert relearn_split(docs, 0.25, seed=7) != (part, held)
+
+
+@pytest.mark.parametrize("fraction", [0, 1, 1.5, -0.1, True, "0.5"])
+def test_a_fraction_outside_0_1_is_named(fraction):
+    with pytest.raises(ValueError, match="fraction must be in"):
+        relearn_split(["a", "b", "c"], fraction, 0)
+
+
+def test_a_forget_set_too_small_to_split_is_named():
+    with pytest.raises(ValueError, match="too small to split"):
+        relearn_split(["only"] * 5, 0.25, 0)
+
+
+def test_relearning_measures_only_held_out_documents(tiny):
+    zoo = ul.pretrain_zoo(tiny, progress=False)
+    path = zoo["retrained-github"].path / "model"
+    run = ul.relearn_model(tiny, "github", path, fraction=0.5, steps=4, lr=1e-3, eval_every=2)
+    s = run.summary
+    assert s["status"] == "finished"
+    assert set(s["relearn_docs"]).isdisjoint(s["heldout_docs"])
+    assert [e["step"] for e in s["evals"]] == [0, 2, 4]
+    assert all(0 <= e["auc"] <= 1 for e in s["evals"])
+    assert s["evals"][-1]["ppl_heldout"] != s["evals"][0]["ppl_heldout"]  # it trained
+    frame = ul.relearn_domain(tiny, "github", zoo, methods=["ga"], seeds=[42],
+                              fraction=0.5, steps=4, lr=1e-3, eval_every=2, progress=False)
+    assert set(frame["model"]) == {"original", "retrained", "ga"}
+    t = steps_to_recover(frame)
+    assert t.loc[("github", "original", 42), "steps to recover"] == 0
+    assert t.loc[("github", "retrained", 42), "ppl after / retrained's"] == pytest.approx(1)

@@ -11,8 +11,10 @@ BIN     := $(VENV)/bin
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,lab]'
 	$(BIN)/llmunlearn mathjax || echo "warning: no MathJax for offline equations (needs npm)"
+	$(BIN)/python -m ipykernel install --sys-prefix --name llmunlearn \
+	    --display-name "Python (llmunlearn)" >/dev/null
 	touch $@
 
 ## book: set up, execute every chapter on PROFILE (default cpu) and build the HTML
@@ -31,12 +33,15 @@ lint: $(BIN)/.installed
 ## and a chromium on PATH); screenshots go to _build/smoke/_build/screenshots/
 check-pages: $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,browser]'
-	$(BIN)/python -m pytest -q tests/browser/check_pages.py
+	$(BIN)/python -m pytest -q tests/browser/check_pages.py tests/browser/check_lab.py
 
-## lab: add JupyterLab to the environment and open it on the book
+## lab: JupyterLab (MyST rendering, widgets; the set-up installs them) on the book's
+## chapters with the project's kernel; as root (a container) it adds --allow-root
+## and opens no browser: open the printed URL yourself
+LAB_PORT ?= 8888
 lab: $(BIN)/.installed
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,lab]'
-	$(BIN)/jupyter lab book/
+	$(BIN)/jupyter lab --ServerApp.root_dir=book --port=$(LAB_PORT) \
+	    $(if $(filter 0,$(shell id -u)),--allow-root --no-browser,)
 
 ## clean: remove the built book (keeps the environment, data and trained models)
 clean:

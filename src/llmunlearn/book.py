@@ -106,6 +106,7 @@ def kernel_env(interactive: bool) -> dict:
     return {"TQDM_MININTERVAL": "2" if interactive else "30",
             "HF_HUB_DISABLE_PROGRESS_BARS": "1", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
             "ACCELERATE_LOG_LEVEL": "ERROR",
+            "LLMUNLEARN_PROGRESS": "console",  # text bars to the terminal, not widgets
             # tqdm.auto, imported by dependencies, wants ipywidgets in a kernel
             "PYTHONWARNINGS": "ignore:IProgress not found"}
 

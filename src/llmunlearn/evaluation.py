@@ -465,7 +465,7 @@ def evaluate_domain(profile: Profile, domain: str, zoo: dict | None = None, meth
     the runs already measured of a model on the same sets is not measured again."""
     from .pretraining import pretrain_zoo
 
-    from tqdm import tqdm
+    from .progress import progress_bar as tqdm
 
     zoo = zoo if zoo is not None else pretrain_zoo(profile, progress=False)
     models = _measured_models(profile, domain, zoo, methods, **unlearn_kwargs)

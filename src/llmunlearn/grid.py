@@ -75,7 +75,7 @@ def run_grid(profile: Profile, domain: str, original: Run | None = None, methods
     """Run (or reuse) every cell of the grid on ``domain``: a list of (cell, run). Runs
     are cached one by one, so an interrupted grid resumes where it stopped. Only the
     chapters' own runs keep their weights."""
-    from tqdm import tqdm
+    from .progress import progress_bar as tqdm
 
     from .pretraining import pretrain
     from .unlearning import unlearn

@@ -269,7 +269,7 @@ def lm_eval_domain(profile: Profile, domain: str, zoo: dict | None = None, tasks
                    **kwargs) -> dict[str, Run]:
     """:func:`lm_eval_run` for every model of
     :func:`llmunlearn.evaluation.domain_models` (cached): name -> :class:`Run`."""
-    from tqdm import tqdm
+    from .progress import progress_bar as tqdm
 
     from .evaluation import domain_models
 

@@ -27,7 +27,7 @@ def run_tasks(fn: Callable, tasks: list[tuple[str, tuple, dict]], jobs: int = 1,
     """``[fn(*args, **kwargs) for name, args, kwargs in tasks]``, in ``jobs`` worker
     processes of ``threads // jobs`` torch threads each (in this process when ``jobs`` is
     1). ``fn`` must be importable (a module-level function)."""
-    from tqdm.auto import tqdm
+    from .progress import progress_bar as tqdm
 
     if jobs < 1:
         raise ValueError(f"jobs must be at least 1, got {jobs}")

@@ -120,7 +120,7 @@ def relearn_domain(profile: Profile, domain: str, zoo: dict | None = None, metho
     ``seeds`` (default: the profile's grid seeds) and, for ``seed_models``, at every seed.
     Returns a tidy frame: domain, model, seed, step, ppl_heldout, auc, and
     ``ppl_rel`` (over the original model's held-out perplexity before relearning)."""
-    from tqdm import tqdm
+    from .progress import progress_bar as tqdm
 
     from .evaluation import domain_models
 

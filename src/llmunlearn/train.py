@@ -151,7 +151,7 @@ def train(model, loss_fn: Callable, streams: dict, cfg: TrainConfig, run_dir: Pa
     """
     from accelerate import Accelerator
     from accelerate.utils import set_seed
-    from tqdm import tqdm
+    from .progress import progress_bar as tqdm
 
     accelerator = Accelerator(mixed_precision="bf16" if torch.cuda.is_available() else "no")
     if torch.cuda.is_available():  # TF32 for what bf16 autocast leaves in fp32

@@ -12,7 +12,6 @@ import functools
 import http.server
 import os
 import re
-import shutil
 import threading
 from pathlib import Path
 from urllib.parse import urldefrag, urljoin, urlparse
@@ -22,7 +21,6 @@ import pytest
 from llmunlearn.runs import PROJECT_ROOT
 
 HTML = Path(os.environ.get("BOOK_HTML", PROJECT_ROOT / "_build" / "smoke" / "_build" / "html"))
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 KNOWN_THEME_ERRORS = (
     # Jupyter Book 1.x writes sphinx-thebe's inline configuration twice into every page
     # (togglebutton's too): the second `const` declaration fails, the first one stands
@@ -32,8 +30,6 @@ KNOWN_THEME_ERRORS = (
 )
 """Console errors of the themes Jupyter Book 1.x ships, not of this book's content: named
 here one by one, so that any other error still fails."""
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 def pages() -> list[Path]:
@@ -62,18 +58,6 @@ def site():
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}/"
     server.shutdown()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    if CHROMIUM is None:
-        raise FileNotFoundError("chromium is not installed (Debian: apt-get install chromium)")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield b
-        b.close()
 
 
 @pytest.mark.parametrize("page_path", pages(), ids=lambda p: str(p.relative_to(HTML)))

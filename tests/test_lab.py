@@ -104,7 +104,7 @@ def test_a_chapters_first_cells_run_through_the_projects_kernel(tmp_path):
              "import sys, llmunlearn, tqdm.notebook\n"
              "from llmunlearn.progress import progress_bar\n"
              "widget = isinstance(progress_bar(total=2), tqdm.notebook.tqdm_notebook)\n"
-             "print(p.name, sys.executable, llmunlearn.__file__, widget)"]
+             "print('RESULT', p.name, sys.executable, llmunlearn.__file__, widget)"]
     km, kc = start_new_kernel(kernel_name="llmunlearn", cwd=str(tmp_path),
                               env={**os.environ, "LLMUNLEARN_HOME": str(tmp_path / "home")})
     try:
@@ -112,12 +112,15 @@ def test_a_chapters_first_cells_run_through_the_projects_kernel(tmp_path):
         for src in cells:
             reply = kc.execute_interactive(
                 src, timeout=120,
-                output_hook=lambda m: printed.append(m["content"].get("text", "")))
+                output_hook=lambda m: printed.append(m["content"].get("text", "")
+                                                     if m["content"].get("name") == "stdout"
+                                                     else ""))
             assert reply["content"]["status"] == "ok", reply["content"]
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
-    name, python, package, bar = "".join(printed).split()[-4:]
+    result = next(x for x in "".join(printed).splitlines() if x.startswith("RESULT "))
+    name, python, package, bar = result.split()[1:]
     assert name == "smoke"
     assert Path(python).parent.resolve() == BIN.resolve()
     assert Path(package).resolve().is_relative_to(PROJECT_ROOT / "src")

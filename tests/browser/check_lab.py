@@ -12,12 +12,15 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from llmunlearn.runs import PROJECT_ROOT
 
 sys.path.insert(0, str(PROJECT_ROOT / "tests"))
+sys.path.insert(0, str(Path(__file__).parent))
+from chromium import browser  # noqa: E402,F401  (the fixture)
 from test_lab import TOKEN, free_port, get, lab_command  # noqa: E402
 
 SHOTS = PROJECT_ROOT / "_build" / "lab-screenshots"
@@ -40,7 +43,7 @@ def lab(tmp_path_factory):
     proc = subprocess.Popen(lab_command(port, root), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
-    for _ in range(180):
+    for _ in range(360):
         try:
             if get(f"{base}/api/status?token={TOKEN}")[0] == 200:
                 break
@@ -57,7 +60,7 @@ def open_notebook(browser, lab, name):
     workspace = name.replace(".", "-")
     page.goto(f"{lab}/lab/workspaces/{workspace}/tree/{name}?token={TOKEN}&reset",
               wait_until="domcontentloaded")
-    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
     return page
 
 
@@ -81,7 +84,7 @@ def test_a_running_cell_shows_a_widget_progress_bar(browser, lab):
     page.locator(".jp-InputArea-editor >> visible=true").first.click()
     page.keyboard.press("Shift+Enter")
     bar = page.wait_for_selector(".jp-OutputArea-output .widget-hprogress, "
-                                 ".jp-OutputArea-output progress", timeout=90_000)
+                                 ".jp-OutputArea-output progress", timeout=120_000)
     page.screenshot(path=str(SHOTS / "progress-widget.png"))
     assert bar.is_visible()
     text = page.inner_text(".jp-OutputArea")

@@ -12,6 +12,7 @@ import functools
 import http.server
 import os
 import re
+import sys
 import threading
 from pathlib import Path
 from urllib.parse import urldefrag, urljoin, urlparse
@@ -19,6 +20,9 @@ from urllib.parse import urldefrag, urljoin, urlparse
 import pytest
 
 from llmunlearn.runs import PROJECT_ROOT
+
+sys.path.insert(0, str(Path(__file__).parent))
+from chromium import browser  # noqa: E402,F401  (the fixture)
 
 HTML = Path(os.environ.get("BOOK_HTML", PROJECT_ROOT / "_build" / "smoke" / "_build" / "html"))
 KNOWN_THEME_ERRORS = (

@@ -1,4 +1,5 @@
-"""Headless Chromium (Debian's ``chromium``) through Playwright, for the browser checks."""
+"""Headless Chromium (Debian's ``chromium``) through Playwright, for the browser checks
+(a helper module, not a conftest: ``tests/conftest.py`` is imported as ``conftest``)."""
 
 import shutil
 

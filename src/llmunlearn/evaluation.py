@@ -390,6 +390,19 @@ def _zoo_model(run: Run):
     return _ZOO_MODELS[run.path]
 
 
+def load_folder(profile: Profile, domain: str, model_path):
+    """The model and tokenizer in ``model_path`` (checked against the profile's context)
+    and ``domain``'s splits and the general splits chunked with that tokenizer."""
+    import torch
+
+    from .models import check_context, load_model
+
+    torch.set_num_threads(profile.threads)
+    model, tokenizer = load_model(model_path)
+    check_context(model, profile.chunk_len)
+    return model, tokenizer, *domain_chunks(profile, domain, tokenizer)
+
+
 def evaluate_folder(profile: Profile, domain: str, model_path, zoo: dict | None = None,
                     intervals: bool = True, known: dict | None = None) -> Run:
     """Every metric of :mod:`llmunlearn.evaluation` for the model in ``model_path`` (any
@@ -400,9 +413,7 @@ def evaluate_folder(profile: Profile, domain: str, model_path, zoo: dict | None 
     selected step, a zoo model's :func:`evaluate_reference`), whose perplexities are taken
     instead of computed again. Returns the evaluation :class:`Run`; its ``summary`` holds
     the metrics."""
-    import torch
 
-    from .models import check_context, load_model
     from .pretraining import pretrain_zoo
 
     check_choice("domain", domain, DOMAINS)
@@ -413,10 +424,7 @@ def evaluate_folder(profile: Profile, domain: str, model_path, zoo: dict | None 
                                             "intervals": intervals})
     if run.done:
         return run
-    torch.set_num_threads(profile.threads)
-    model, tokenizer = load_model(model_path)
-    check_context(model, profile.chunk_len)
-    chunks, general = domain_chunks(profile, domain, tokenizer)
+    model, tokenizer, chunks, general = load_folder(profile, domain, model_path)
     zoo = zoo if zoo is not None else pretrain_zoo(profile, progress=False)
     references = {}
     for name, key in (("retrained", f"retrained-{domain}"), ("original", "original")):

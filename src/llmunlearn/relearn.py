@@ -59,12 +59,10 @@ def relearn_model(profile: Profile, domain: str, model_path, *, fraction: float 
     import dataclasses
     from pathlib import Path
 
-    import torch
 
     from .core import nll_loss
-    from .data import domain_chunks, fixed_sample
-    from .evaluation import evaluation_row
-    from .models import check_context, load_model
+    from .data import fixed_sample
+    from .evaluation import evaluation_config, evaluation_row, load_folder
     from .runs import Run
     from .train import TrainConfig, train
 
@@ -79,16 +77,12 @@ def relearn_model(profile: Profile, domain: str, model_path, *, fraction: float 
                       micro_batch=min(profile.unlearn_batch, profile.unlearn_micro_batch),
                       seed=seed)
     run = Run.create("relearn", f"{profile.name}-{domain}-{model_path.parent.name}", {
-        "profile": {k: getattr(profile, k) for k in ("name", "design", "eval_chunks",
-                                                       "chunk_len", "seed")},
+        "profile": evaluation_config(profile),
         "domain": domain, "model": str(model_path), "fraction": fraction,
         "eval_every": eval_every, "train": dataclasses.asdict(cfg)})
     if run.done:
         return run
-    torch.set_num_threads(profile.threads)
-    model, tokenizer = load_model(model_path)
-    check_context(model, profile.chunk_len)
-    chunks, _ = domain_chunks(profile, domain, tokenizer)
+    model, tokenizer, chunks, _ = load_folder(profile, domain, model_path)
     forget = chunks["forget"]
     part, held = relearn_split(list(forget["doc_id"]), fraction, profile.seed)
     sets = {"forget": fixed_sample(forget.select(held), profile.eval_chunks, profile.seed),

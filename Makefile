@@ -5,7 +5,7 @@ VENV    ?= .venv
 PROFILE ?= cpu
 BIN     := $(VENV)/bin
 
-.PHONY: book test lint check-pages check-lab lab clean
+.PHONY: book test lint format check-pages check-lab lab clean
 .DEFAULT_GOAL := book
 
 $(BIN)/.installed: pyproject.toml constraints.txt
@@ -25,9 +25,15 @@ book: $(BIN)/.installed
 test: $(BIN)/.installed
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest
 
-## lint: check the code with ruff (configured in pyproject.toml)
+## lint: check the code with ruff, lint and format (configured in pyproject.toml; the
+## same checks run before each commit with pre-commit: .pre-commit-config.yaml)
 lint: $(BIN)/.installed
 	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+
+## format: rewrite the code in ruff's format
+format: $(BIN)/.installed
+	$(BIN)/ruff format src tests
 
 ## check-pages: the built smoke book in headless Chromium (needs `make book PROFILE=smoke`
 ## and a chromium on PATH); screenshots go to _build/smoke/_build/screenshots/
@@ -36,7 +42,7 @@ check-pages: $(BIN)/.installed
 	$(BIN)/python -m pytest -q tests/browser/check_pages.py
 
 ## check-lab: a running JupyterLab in headless Chromium (admonition rendered, widget bar);
-## passes here, timed out on the widget in a fresh CI clone, so not yet part of CI
+## screenshots go to _build/lab-screenshots/
 check-lab: $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,browser]'
 	$(BIN)/python -m pytest -q tests/browser/check_lab.py

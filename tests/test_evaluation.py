@@ -184,3 +184,34 @@ def test_bootstrap_statistic_is_the_auc():
     m, n = np.arange(10.0, 20.0), np.arange(0.0, 10.0)
     assert auc_interval(m, n, n_resamples=50) == (1.0, 1.0)
     assert auc(m, n) == 1.0
+
+
+def test_every_metric_a_run_or_an_evaluation_reports_is_registered_with_a_direction(tiny):
+    from llmunlearn.metrics import METRICS, metric
+
+    zoo = ul.pretrain_zoo(tiny, progress=False)
+    run = ul.unlearn(tiny, "books", "ga", steps=2, original=zoo["original"], progress=False)
+    row = run.summary["evals"][-1]
+    keys = [k for k in row if k.startswith(("ppl_", "acc_", "auc"))]
+    assert {"ppl_forget", "acc_retain", "auc", "auc_loss"} <= set(keys)
+    frame = ul.evaluation_frame({"books": {"ga": ul.evaluate_folder(
+        tiny, "books", run.path / "selected", zoo, intervals=False)}})
+    keys += [c for c in frame.columns if c.startswith(("ppl_", "verbatim_", "utility", "kl_"))
+             or c.endswith(("|auc", "|auc_folded"))]
+    for k in keys:
+        m = metric(k)
+        assert m.higher_is_better is not None or m.ideal, k
+    guide = ul.metric_guide(frame.columns)
+    assert "domain" not in guide.index and "min_k@0.3|auc" in guide.index
+    assert METRICS["utility_accuracy"].direction == "higher is better"
+
+
+def test_the_metric_registry_refuses_duplicates_and_directionless_metrics():
+    from llmunlearn.metrics import metric, register_metric
+
+    with pytest.raises(ValueError, match="'ppl_forget' is already registered"):
+        register_metric("ppl_forget", "again", False)
+    with pytest.raises(ValueError, match="needs a direction"):
+        register_metric("new_metric", "a metric", None)
+    with pytest.raises(KeyError, match="no registered metric 'nonsense'"):
+        metric("nonsense")

@@ -3,9 +3,10 @@ the `gguf` package, as llama.cpp's converter lays it out, and convert it back.""
 
 import gguf
 import numpy as np
+import pytest
 import torch
 
-from llmunlearn.models import build_model, gguf_to_hf, load_model, train_tokenizer
+from llmunlearn.models import build_model, gguf_to_hf, load_model, read_gguf, train_tokenizer
 
 
 def permute_for_gguf(w: np.ndarray, n_head: int) -> np.ndarray:
@@ -68,3 +69,37 @@ def test_gguf_round_trip_gives_the_same_model(tiny, docs, tmp_path):
     assert loaded_tok(text, add_special_tokens=False)["input_ids"][:32] == ids[0].tolist()
     with torch.no_grad():
         torch.testing.assert_close(loaded(ids).logits, model(ids).logits, rtol=1e-4, atol=1e-4)
+
+
+@pytest.fixture
+def gguf_file(tiny, docs, tmp_path):
+    tok = train_tokenizer([d.text for d in docs], 300)
+    (tmp_path / "g").mkdir()
+    write_gguf(build_model(tiny, len(tok), seed=0), tok, tmp_path / "g" / "tiny.gguf")
+    return tmp_path / "g" / "tiny.gguf"
+
+
+def test_a_truncated_gguf_file_is_named(gguf_file):
+    data = gguf_file.read_bytes()
+    gguf_file.write_bytes(data[: len(data) - 1000])
+    with pytest.raises(ValueError, match=r"tiny\.gguf.*(truncated|corrupt)"):
+        read_gguf(gguf_file)
+
+
+def test_a_file_that_is_not_gguf_is_named(tmp_path):
+    bad = tmp_path / "model.gguf"
+    bad.write_bytes(b"PK\x03\x04 not a gguf file at all" * 10)
+    with pytest.raises(ValueError, match=r"model\.gguf is not a readable GGUF file"):
+        read_gguf(bad)
+
+
+def test_another_architecture_is_refused(tmp_path):
+    w = gguf.GGUFWriter(str(tmp_path / "qwen.gguf"), "qwen2")
+    w.add_tensor("token_embd.weight", np.zeros((4, 8), dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    with pytest.raises(ValueError, match=r"qwen\.gguf: GGUF architecture 'qwen2'; only 'llama'"):
+        gguf_to_hf(tmp_path / "qwen.gguf", tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -17,6 +17,7 @@ The facade chapters import from. Where things live:
 - the hyper-parameter grid, robustness and tuning guidelines: :mod:`llmunlearn.grid`
 - relearning attacks against the unlearned and the exact retrained models:
   :mod:`llmunlearn.relearn`
+- the paper's setting on a real pre-trained LLM (SmolLM2): :mod:`llmunlearn.realllm`
 - the paper's claims with verdicts: :mod:`llmunlearn.claims`
 - downstream tasks (lm-evaluation-harness): :mod:`llmunlearn.harness`
 - results tables and figures: :mod:`llmunlearn.results`, :mod:`llmunlearn.plotting`
@@ -61,6 +62,10 @@ _LAZY = {
     "relearn_model": "relearn", "relearn_domain": "relearn", "relearn_split": "relearn",
     "steps_to_recover": "relearn",
     "plot_relearning": "plotting",
+    "smollm2": "models", "smollm2_gguf": "models", "real_llm_dataset": "realllm",
+    "logit_check": "realllm",
+    "METRICS": "metrics", "metric": "metrics", "register_metric": "metrics",
+    "metric_guide": "results",
 }
 
 

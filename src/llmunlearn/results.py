@@ -238,3 +238,19 @@ def cost_ratios(costs: pd.DataFrame) -> pd.DataFrame:
     out["FLOPs ratio"] = pre.loc[retrain, "flops"].to_numpy() / out["flops"].to_numpy()
     out["wall-time ratio"] = pre.loc[retrain, "wall_s"].to_numpy() / out["wall_s"].to_numpy()
     return out.set_index(["domain", "name"])[["FLOPs ratio", "wall-time ratio"]]
+
+
+def metric_guide(columns) -> pd.DataFrame:
+    """For the metric columns among ``columns`` (a frame's, or names): each one's label and
+    which direction is better, from the registry (:data:`llmunlearn.metrics.METRICS`).
+    Columns that are not metrics (domain, model, step, interval bounds) are left out."""
+    from .metrics import metric
+
+    rows = []
+    for c in columns:
+        try:
+            m = metric(c)
+        except KeyError:
+            continue
+        rows.append({"column": c, "metric": m.label, "better": m.direction})
+    return pd.DataFrame(rows).set_index("column")

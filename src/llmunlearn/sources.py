@@ -388,6 +388,55 @@ def lee_news() -> list[Document]:
             for i, line in enumerate(lines) if line.strip()]
 
 
+# ------------------------------------------------------ code a model cannot have seen --
+POST_RELEASE_PYTHON = ("openai-agents==0.0.6", "a2a-sdk==0.2.4")
+"""Pure-Python packages whose *first* release on PyPI (2025-03-04 and 2025-05-15) came
+after SmolLM2 was released (2024-11): code the real-LLM chapter's model cannot have been
+trained on. MIT and Apache-2.0."""
+
+PYPI_JSON = "https://pypi.org/pypi/{name}/json"
+"""PyPI's JSON API: upload dates of every file of every release of a project."""
+
+
+def pypi_dates(name: str, version: str) -> dict[str, str]:
+    """Upload dates (ISO, UTC) from PyPI: the project's first file ever (``first_release``)
+    and the first file of ``version`` (``version_release``)."""
+    import json
+    import urllib.request
+
+    url = PYPI_JSON.format(name=name)
+    try:
+        with urllib.request.urlopen(url, timeout=30) as r:
+            releases = json.load(r)["releases"]
+    except (OSError, ValueError, KeyError) as e:
+        raise SourceUnavailable(f"could not read the release dates of {name!r} from {url}: "
+                                f"{e}; the dates prove the code is newer than the model, "
+                                "so the source needs PyPI") from e
+    first = {v: min(f["upload_time_iso_8601"] for f in files)
+             for v, files in releases.items() if files}
+    if version not in first:
+        raise SourceUnavailable(f"PyPI lists no files for {name}=={version} ({url})")
+    return {"first_release": min(first.values())[:10], "version_release": first[version][:10]}
+
+
+def post_release_python(packages=POST_RELEASE_PYTHON) -> list[Document]:
+    """One document per module of :data:`POST_RELEASE_PYTHON` (their wheels from PyPI);
+    each document's ``source`` carries the package, version and both PyPI dates."""
+    docs = []
+    for spec in packages:
+        root, version = pypi_package(spec, binary=True)
+        dates = pypi_dates(*spec.split("=="))
+        meta = next(root.glob("*.dist-info/METADATA")).read_text(errors="replace")
+        licence = re.search(r"^License-Expression: (.+)$", meta, re.M) or \
+            re.search(r"^Classifier: License :: OSI Approved :: (.+)$", meta, re.M)
+        source = (f"{version} (first release {dates['first_release']}, this version "
+                  f"{dates['version_release']})")
+        docs += _code_files(root, "*.py", {"__pycache__"}, source,
+                            licence.group(1).strip() if licence else "see METADATA",
+                            spec.split("==")[0])
+    return docs
+
+
 SOURCES = {
     "github": (python_stdlib, go_stdlib, rust_stdlib),
     "arxiv": (r_vignettes,),

@@ -2,8 +2,8 @@
 from a running lab shows its MyST admonition rendered (not ``:::{admonition}`` as text),
 and a cell that runs the library's progress bar shows a widget, not text lines.
 
-Not part of ``make test`` (it needs Chromium); ``.ci/run`` runs it with the page check
-(``make check-pages``). Screenshots go to ``_build/lab-screenshots/`` (build artefacts,
+Not part of ``make test`` (it needs Chromium); ``.ci/run`` runs it after the page check
+(``make check-lab``). Screenshots go to ``_build/lab-screenshots/`` (build artefacts,
 never committed).
 """
 
@@ -64,6 +64,19 @@ def open_notebook(browser, lab, name):
     return page
 
 
+def wait_for_idle_kernel(lab, name, timeout=300):
+    """Wait until the server lists a session for notebook ``name`` whose kernel is idle."""
+    state = None
+    for _ in range(timeout):
+        sessions = get(f"{lab}/api/sessions?token={TOKEN}")[1]
+        state = next((s["kernel"]["execution_state"] for s in sessions
+                      if s["path"].endswith(name)), None)
+        if state == "idle":
+            return
+        time.sleep(1)
+    raise AssertionError(f"the kernel of {name} is not idle after {timeout} s ({state})")
+
+
 def test_a_chapter_shows_its_admonition_rendered(browser, lab):
     SHOTS.mkdir(parents=True, exist_ok=True)
     page = open_notebook(browser, lab, "quickstart.ipynb")
@@ -79,12 +92,13 @@ def test_a_chapter_shows_its_admonition_rendered(browser, lab):
 def test_a_running_cell_shows_a_widget_progress_bar(browser, lab):
     SHOTS.mkdir(parents=True, exist_ok=True)
     page = open_notebook(browser, lab, "progress-demo.ipynb")
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator, .jp-KernelStatus",
-                           timeout=60_000)
+    # a cold kernel (a fresh environment compiles its imports) can take long to start: run
+    # the cell only once the server reports the notebook's kernel idle
+    wait_for_idle_kernel(lab, "progress-demo.ipynb")
     page.locator(".jp-InputArea-editor >> visible=true").first.click()
     page.keyboard.press("Shift+Enter")
     bar = page.wait_for_selector(".jp-OutputArea-output .widget-hprogress, "
-                                 ".jp-OutputArea-output progress", timeout=120_000)
+                                 ".jp-OutputArea-output progress", timeout=180_000)
     page.screenshot(path=str(SHOTS / "progress-widget.png"))
     assert bar.is_visible()
     text = page.inner_text(".jp-OutputArea")

@@ -35,9 +35,9 @@ def _unlearn(domain="books", method="ga", **kw):
 
 
 def _chunks(n):
-    return datasets.Dataset.from_dict({"input_ids": [[1, 2, 3]] * n,
-                                       "attention_mask": [[1, 1, 1]] * n,
-                                       "labels": [[1, 2, 3]] * n})
+    return datasets.Dataset.from_dict(
+        {"input_ids": [[1, 2, 3]] * n, "attention_mask": [[1, 1, 1]] * n, "labels": [[1, 2, 3]] * n}
+    )
 
 
 LIBRARY = [  # (case, call, message the error must match)
@@ -49,14 +49,23 @@ LIBRARY = [  # (case, call, message the error must match)
     ("zero eval_every", _smoke(eval_every=0), "eval_every must be an integer >= 1, got 0"),
     ("zero threads", _smoke(threads=0), "threads must be an integer >= 1, got 0"),
     ("fractional steps", _smoke(unlearn_steps=2.5), "unlearn_steps must be an integer"),
-    ("NaN learning rate", _smoke(unlearn_lr=math.nan),
-     "unlearn_lr must be a positive finite number, got nan"),
+    (
+        "NaN learning rate",
+        _smoke(unlearn_lr=math.nan),
+        "unlearn_lr must be a positive finite number, got nan",
+    ),
     ("negative learning rate", _smoke(unlearn_lr=-1e-3), "unlearn_lr must be a positive"),
     ("width not divisible by heads", _smoke(d_model=65), r"d_model \(65\) must be a multiple"),
-    ("unknown method", lambda: get_method("gradient_ascent"),
-     "unknown method 'gradient_ascent'; valid: ga"),
-    ("unknown hyper-parameter", _hp("ga_gd_in", lamda=1.0),
-     r"'ga_gd_in' has no hyper-parameter\(s\) \['lamda'\]; it has \['lambda'\]"),
+    (
+        "unknown method",
+        lambda: get_method("gradient_ascent"),
+        "unknown method 'gradient_ascent'; valid: ga",
+    ),
+    (
+        "unknown hyper-parameter",
+        _hp("ga_gd_in", lamda=1.0),
+        r"'ga_gd_in' has no hyper-parameter\(s\) \['lamda'\]; it has \['lambda'\]",
+    ),
     ("negative lambda", _hp("ga_gd_in", **{"lambda": -1.0}), "lambda must be a finite number >= 0"),
     ("zero beta", _hp("npo", beta=0.0), "beta must be a finite number > 0, got 0.0"),
     ("negative alpha", _hp("rmu", alpha=-5.0), "alpha must be a finite number >= 0"),
@@ -68,19 +77,32 @@ LIBRARY = [  # (case, call, message the error must match)
     ("negative seed", _unlearn(seed=-1), "seed must be an integer >= 0, got -1"),
     ("unknown optimiser", _unlearn(optimizer="lion"), "unknown optimizer 'lion'; valid: adamw"),
     ("no members", lambda: auc([], [0.1, 0.2]), "members and non-members; got 0 and 2"),
-    ("unequal member sets", lambda: auc([0.1], [0.1, 0.2]),
-     r"members \(1\) and non-members \(2\) must be equally many"),
+    (
+        "unequal member sets",
+        lambda: auc([0.1], [0.1, 0.2]),
+        r"members \(1\) and non-members \(2\) must be equally many",
+    ),
     ("empty evaluation set", lambda: perplexity(None, _chunks(0)), "empty set of chunks"),
-    ("hyper-parameters of an unknown method",
-     lambda: ul.unlearn_all(get_profile("smoke"), "books", hparams={"nop": {"beta": 1.0}}),
-     "unknown method 'nop'"),
-    ("a bad hyper-parameter among the methods'",
-     lambda: ul.unlearn_all(get_profile("smoke"), "books", hparams={"npo": {"beta": -1.0}}),
-     "npo hyper-parameter beta must be a finite number > 0"),
-    ("unknown split", lambda: hub_documents("arxiv", "validation", "some/dataset"),
-     "unknown split of arxiv 'validation'; valid: forget"),
-    ("unknown chapter", lambda: build("smoke", only="conclusions"),
-     "unknown chapter 'conclusions'; valid: quickstart"),
+    (
+        "hyper-parameters of an unknown method",
+        lambda: ul.unlearn_all(get_profile("smoke"), "books", hparams={"nop": {"beta": 1.0}}),
+        "unknown method 'nop'",
+    ),
+    (
+        "a bad hyper-parameter among the methods'",
+        lambda: ul.unlearn_all(get_profile("smoke"), "books", hparams={"npo": {"beta": -1.0}}),
+        "npo hyper-parameter beta must be a finite number > 0",
+    ),
+    (
+        "unknown split",
+        lambda: hub_documents("arxiv", "validation", "some/dataset"),
+        "unknown split of arxiv 'validation'; valid: forget",
+    ),
+    (
+        "unknown chapter",
+        lambda: build("smoke", only="conclusions"),
+        "unknown chapter 'conclusions'; valid: quickstart",
+    ),
 ]
 
 
@@ -107,8 +129,9 @@ def test_checkpoint_problems_are_named(tiny, tmp_path):
     folder, tok = _saved_model(tmp_path, tiny)
     load_model(folder)  # the complete folder loads
     (folder / "model.safetensors").rename(tmp_path / "weights")
-    with pytest.raises(FileNotFoundError,
-                       match=r"incomplete checkpoint .*weights \(\*\.safetensors\)"):
+    with pytest.raises(
+        FileNotFoundError, match=r"incomplete checkpoint .*weights \(\*\.safetensors\)"
+    ):
         load_model(folder)
     (tmp_path / "weights").write_bytes(b"not safetensors")
     (tmp_path / "weights").rename(folder / "model.safetensors")
@@ -119,8 +142,9 @@ def test_checkpoint_problems_are_named(tiny, tmp_path):
 def test_a_tokenizer_that_does_not_belong_to_the_model_is_named(tiny, tmp_path):
     folder, _ = _saved_model(tmp_path, tiny)
     build_model(tiny, 30, seed=0).save_pretrained(folder)  # a 30-token embedding
-    with pytest.raises(ValueError, match="tokenizer has .* tokens but the model's embedding "
-                                         "has 30"):
+    with pytest.raises(
+        ValueError, match="tokenizer has .* tokens but the model's embedding has 30"
+    ):
         load_model(folder)
 
 
@@ -145,6 +169,7 @@ def test_a_full_disk_leaves_the_previous_file_whole(tmp_path, monkeypatch):
     def full(obj, f, **kw):
         f.write('{"step": ')
         raise OSError(errno.ENOSPC, "No space left on device")
+
     monkeypatch.setattr(json, "dump", full)
     with pytest.raises(OSError, match="No space left"):
         write_json(path, {"step": 2})
@@ -162,18 +187,26 @@ CLI = [  # (arguments, message on stderr); exit status 2, no traceback
     (["unlearn", "--profile", "laptop"], "invalid choice: 'laptop'"),
     (["unlearn", "--profile", "smoke", "--optimizer", "lion"], "invalid choice: 'lion'"),
     (["unlearn", "--profile", "smoke", "--design", "paired"], "invalid choice: 'paired'"),
-    (["evaluate", "--profile", "smoke", "--domain", "poetry", "--model", "x"],
-     "unknown domain 'poetry'"),
+    (
+        ["evaluate", "--profile", "smoke", "--domain", "poetry", "--model", "x"],
+        "unknown domain 'poetry'",
+    ),
     (["bench", "--profile", "smoke", "--steps", "0"], "'0' is not a positive integer"),
     (["book", "--profile", "smoke", "--only", "conclusions"], "unknown chapter 'conclusions'"),
     (["lm-eval", "--model", "x", "--batch-size", "-2"], "'-2' is not a positive integer"),
-    (["unlearn", "--profile", "smoke", "--method", "npo", "--hparam", "beta=0"],
-     "npo hyper-parameter beta must be a finite number > 0, got 0"),
-    (["unlearn", "--profile", "smoke", "--method", "npo", "--hparam", "gamma=1"],
-     "method 'npo' has no hyper-parameter(s) ['gamma']; it has ['beta']"),
+    (
+        ["unlearn", "--profile", "smoke", "--method", "npo", "--hparam", "beta=0"],
+        "npo hyper-parameter beta must be a finite number > 0, got 0",
+    ),
+    (
+        ["unlearn", "--profile", "smoke", "--method", "npo", "--hparam", "gamma=1"],
+        "method 'npo' has no hyper-parameter(s) ['gamma']; it has ['beta']",
+    ),
     (["unlearn", "--profile", "smoke", "--hparam", "beta"], "'beta' is not NAME=VALUE"),
-    (["unlearn", "--profile", "smoke", "--method", "npo", "--hparam", "beta=x"],
-     "'x' is not a number"),
+    (
+        ["unlearn", "--profile", "smoke", "--method", "npo", "--hparam", "beta=x"],
+        "'x' is not a number",
+    ),
 ]
 
 
@@ -191,13 +224,13 @@ def test_cli_rejects_bad_input_in_one_line(args, message, capsys):
     assert code == 2 and message in err and "Traceback" not in err
 
 
-def test_cli_names_a_pickled_checkpoint_and_an_unwritable_home(tiny, tmp_path, capsys,
-                                                              monkeypatch):
+def test_cli_names_a_pickled_checkpoint_and_an_unwritable_home(tiny, tmp_path, capsys, monkeypatch):
     folder, _ = _saved_model(tmp_path, tiny)
     (folder / "model.safetensors").unlink()
     torch.save({"weight": torch.zeros(1)}, folder / "pytorch_model.bin")
-    code, err = _main(["evaluate", "--profile", "smoke", "--domain", "books", "--model",
-                       str(folder)], capsys)
+    code, err = _main(
+        ["evaluate", "--profile", "smoke", "--domain", "books", "--model", str(folder)], capsys
+    )
     assert code == 2 and "refusing to unpickle" in err and "Traceback" not in err
     blocker = tmp_path / "a-file"
     blocker.write_text("")

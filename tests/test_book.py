@@ -15,15 +15,22 @@ def make_book(root: Path, cells: list[str]) -> Path:
     (root / "book").mkdir(parents=True)
     shutil.copy(ROOT / "_config.yml", root / "_config.yml")
     (root / "_toc.yml").write_text(
-        "format: jb-book\nroot: book/intro\nchapters:\n  - file: book/ch\n")
+        "format: jb-book\nroot: book/intro\nchapters:\n  - file: book/ch\n"
+    )
     (root / "book" / "intro.md").write_text("# Test book\n\n```{tableofcontents}\n```\n")
     nb = nbformat.v4.new_notebook()
     params = nbformat.v4.new_code_cell('profile = "cpu"')
     params.metadata["tags"] = ["parameters"]
-    nb.cells = [nbformat.v4.new_markdown_cell("# Chapter"), params,
-                *map(nbformat.v4.new_code_cell, cells)]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# Chapter"),
+        params,
+        *map(nbformat.v4.new_code_cell, cells),
+    ]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nbformat.write(nb, root / "book" / "ch.ipynb")
     return root
 
@@ -43,8 +50,11 @@ def test_build_executes_with_the_profile_then_reuses(tmp_path, capsys):
 
 def test_failing_cell_names_notebook_and_cell(tmp_path):
     root = make_book(tmp_path / "b", ["x = 1", 'raise ValueError("boom")'])
-    with pytest.raises(ChapterFailed, match=r"(?s)ch.ipynb failed in code cell \[4\]"
-                                            r".*raise ValueError.*ValueError: boom"):
+    with pytest.raises(
+        ChapterFailed,
+        match=r"(?s)ch.ipynb failed in code cell \[4\]"
+        r".*raise ValueError.*ValueError: boom",
+    ):
         build("smoke", root=root)
     assert not (root / "_build" / "smoke" / "_build" / "html" / "index.html").exists()
 
@@ -58,9 +68,10 @@ def test_unknown_chapter_and_profile_list_the_valid_ones(tmp_path):
 
 
 def test_library_progress_reaches_the_terminal_and_the_kernel_stays_quiet(tmp_path, capfd):
-    root = make_book(tmp_path / "b", ['from tqdm import tqdm\n'
-                                      'for _ in tqdm(range(3), desc="library work"):\n'
-                                      '    pass'])
+    root = make_book(
+        tmp_path / "b",
+        ['from tqdm import tqdm\nfor _ in tqdm(range(3), desc="library work"):\n    pass'],
+    )
     build("smoke", root=root)
     err = capfd.readouterr().err
     assert "library work" in err  # a bar inside a cell shows while the chapter runs
@@ -68,13 +79,15 @@ def test_library_progress_reaches_the_terminal_and_the_kernel_stays_quiet(tmp_pa
 
 
 def test_each_variant_page_has_its_own_title(tmp_path):
-    root = make_book(tmp_path / "b", ['print(profile)'])
+    root = make_book(tmp_path / "b", ["print(profile)"])
     (root / "_toc.yml").write_text(
         "format: jb-book\nroot: book/intro\nchapters:\n"
         "  - file: book/ch-a\n    title: Chapter on apples\n"
-        "  - file: book/ch-b\n    title: Chapter on pears\n")
+        "  - file: book/ch-b\n    title: Chapter on pears\n"
+    )
     (root / "book" / "variants.yml").write_text(
-        "book/ch-a: {source: book/ch}\nbook/ch-b: {source: book/ch}\n")
+        "book/ch-a: {source: book/ch}\nbook/ch-b: {source: book/ch}\n"
+    )
     index = build("smoke", root=root)
     for name, title in (("ch-a", "Chapter on apples"), ("ch-b", "Chapter on pears")):
         staged = nbformat.read(root / "_build" / "smoke" / "book" / f"{name}.ipynb", 4)

@@ -7,8 +7,9 @@ SUBCOMMANDS = ["book", "mathjax", "data", "pretrain", "unlearn", "evaluate", "lm
 
 
 def cli(*args):
-    return subprocess.run([sys.executable, "-m", "llmunlearn", *args],
-                          capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "llmunlearn", *args], capture_output=True, text=True
+    )
 
 
 @pytest.mark.parametrize("sub", [[], *([s] for s in SUBCOMMANDS)])

@@ -38,7 +38,7 @@ def test_padded_chunks_match_the_model_loss_chunk_by_chunk(model):
     b = padded_batch([16, 9, 5])
     ours = model_chunk_nll(model, b)
     for i in range(3):
-        one = {k: v[i:i + 1] for k, v in b.items()}
+        one = {k: v[i : i + 1] for k, v in b.items()}
         torch.testing.assert_close(ours[i], model(**one).loss, rtol=1e-5, atol=1e-6)
 
 
@@ -63,8 +63,9 @@ def test_evaluation_and_training_share_the_core(model):
     ds = datasets.Dataset.from_dict({k: v.tolist() for k, v in b.items()})
     res = perplexity(model, ds, batch_size=3)
     per_chunk = model_chunk_nll(model, b)
-    torch.testing.assert_close(torch.tensor(res["chunk_nll"]), per_chunk.detach(),
-                               rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(
+        torch.tensor(res["chunk_nll"]), per_chunk.detach(), rtol=1e-5, atol=1e-6
+    )
     assert math.isclose(res["ppl"], math.exp(per_chunk.mean().item()), rel_tol=1e-5)
     # token-weighted perplexity weighs long chunks more
     n = b["attention_mask"].sum(1) - 1

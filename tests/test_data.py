@@ -3,8 +3,13 @@ import json
 import pytest
 
 from llmunlearn.config import IGNORE_INDEX
-from llmunlearn.data import (build_corpus, chunk_documents, chunk_token_ids, load_splits,
-                             split_documents)
+from llmunlearn.data import (
+    build_corpus,
+    chunk_documents,
+    chunk_token_ids,
+    load_splits,
+    split_documents,
+)
 from llmunlearn.models import train_tokenizer
 from llmunlearn.sources import Document, SourceUnavailable, SOURCES
 
@@ -29,7 +34,7 @@ def test_chunk_documents_follows_the_paper(docs):
         assert int((~pad).sum()) >= 5
     doc0 = [r for r in ds if r["doc_id"] == "doc0"]  # chunks tile the document in order
     joined = sum((r["input_ids"][r["attention_mask"] == 1].tolist() for r in doc0), [])
-    assert joined == first[:len(joined)] and len(first) - len(joined) < 5
+    assert joined == first[: len(joined)] and len(first) - len(joined) < 5
 
 
 def test_tokenizer_round_trips_text(docs):
@@ -44,45 +49,74 @@ def _splits(profile, docs, **kw):
 
 def test_splits_are_disjoint_deterministic_and_full(tiny, docs):
     dup = Document("copy-of-doc0", docs[0].text, "another-group", "test", "CC0")
-    p = tiny.__class__(**{**tiny.__dict__, "min_doc_chars": 0, "forget_chars": 250,
-                          "approximate_chars": 250, "retain_chars": 500})
+    p = tiny.__class__(
+        **{
+            **tiny.__dict__,
+            "min_doc_chars": 0,
+            "forget_chars": 250,
+            "approximate_chars": 250,
+            "retain_chars": 500,
+        }
+    )
     a = _splits(p, docs + [dup])
     b = _splits(p, list(reversed(docs + [dup])))
-    assert {s: [d.id for d in v] for s, v in a.items()} == \
-        {s: [d.id for d in v] for s, v in b.items()}
-    assert set(a) == {"shifted/forget", "shifted/approximate", "matched/forget",
-                      "matched/approximate", "retain"}
+    assert {s: [d.id for d in v] for s, v in a.items()} == {
+        s: [d.id for d in v] for s, v in b.items()
+    }
+    assert set(a) == {
+        "shifted/forget",
+        "shifted/approximate",
+        "matched/forget",
+        "matched/approximate",
+        "retain",
+    }
     shas = [d.sha256 for v in a.values() for d in v]
     assert len(shas) == len(set(shas))  # no text in two splits
     for split, docs_ in a.items():
         assert sum(len(d.text) for d in docs_) >= getattr(p, f"{split.split('/')[-1]}_chars")
     # the shifted design keeps groups whole: none of its groups is anywhere else
     shifted = {d.group for k in ("shifted/forget", "shifted/approximate") for d in a[k]}
-    others = {d.group for k in ("matched/forget", "matched/approximate", "retain")
-              for d in a[k]}
+    others = {d.group for k in ("matched/forget", "matched/approximate", "retain") for d in a[k]}
     assert not shifted & others
-    assert not ({d.group for d in a["shifted/forget"]}
-                & {d.group for d in a["shifted/approximate"]})
+    assert not (
+        {d.group for d in a["shifted/forget"]} & {d.group for d in a["shifted/approximate"]}
+    )
 
 
 def test_pinned_groups_feed_only_their_shifted_split(tiny, docs):
-    p = tiny.__class__(**{**tiny.__dict__, "min_doc_chars": 0, "forget_chars": 200,
-                          "approximate_chars": 200, "retain_chars": 400})
+    p = tiny.__class__(
+        **{
+            **tiny.__dict__,
+            "min_doc_chars": 0,
+            "forget_chars": 200,
+            "approximate_chars": 200,
+            "retain_chars": 400,
+        }
+    )
     out = _splits(p, docs, shifted_pins={"forget": ("group1",), "approximate": ("group2",)})
     assert {d.group for d in out["shifted/forget"]} == {"group1"}
     assert {d.group for d in out["shifted/approximate"]} == {"group2"}
-    rest = {d.group for k in ("matched/forget", "matched/approximate", "retain")
-            for d in out[k]}
+    rest = {d.group for k in ("matched/forget", "matched/approximate", "retain") for d in out[k]}
     assert not rest & {"group1", "group2"}
 
 
 def test_matched_forget_and_approximate_are_drawn_from_one_pool_of_many_groups(tiny):
     """Forget and approximate are documents drawn from the same groups (exchangeable),
     not one group against another."""
-    docs = [Document(f"g{g}/d{i}", f"text {g} {i} " * 20, f"g{g}", "test", "CC0")
-            for g in range(12) for i in range(10)]
-    p = tiny.__class__(**{**tiny.__dict__, "min_doc_chars": 0, "forget_chars": 2_000,
-                          "approximate_chars": 2_000, "retain_chars": 3_000})
+    docs = [
+        Document(f"g{g}/d{i}", f"text {g} {i} " * 20, f"g{g}", "test", "CC0")
+        for g in range(12)
+        for i in range(10)
+    ]
+    p = tiny.__class__(
+        **{
+            **tiny.__dict__,
+            "min_doc_chars": 0,
+            "forget_chars": 2_000,
+            "approximate_chars": 2_000,
+            "retain_chars": 3_000,
+        }
+    )
     out = _splits(p, docs)
     forget = {d.group for d in out["matched/forget"]}
     approx = {d.group for d in out["matched/approximate"]}
@@ -94,13 +128,23 @@ def test_books_retain_is_the_other_austen_novels_first(tiny):
     approximate Sense and Sensibility, and matched sets and retain from the other Austen
     novels, other books only when those run out."""
     from conftest import REAL_BOOKS_PINS, REAL_BOOKS_POOL
+
     austen = ("Emma", "Mansfield Park", "Northanger Abbey", "Persuasion")
-    books = (*austen, "Pride and Prejudice", "Sense and Sensibility", "Bible: Genesis",
-             "Moby Dick")
-    docs = [Document(f"{b}/{i}", f"{b} passage {i} " * 30, b, "test", "CC0")
-            for b in books for i in range(40)]
-    p = tiny.__class__(**{**tiny.__dict__, "min_doc_chars": 0, "forget_chars": 3_000,
-                          "approximate_chars": 3_000, "retain_chars": 12_000})
+    books = (*austen, "Pride and Prejudice", "Sense and Sensibility", "Bible: Genesis", "Moby Dick")
+    docs = [
+        Document(f"{b}/{i}", f"{b} passage {i} " * 30, b, "test", "CC0")
+        for b in books
+        for i in range(40)
+    ]
+    p = tiny.__class__(
+        **{
+            **tiny.__dict__,
+            "min_doc_chars": 0,
+            "forget_chars": 3_000,
+            "approximate_chars": 3_000,
+            "retain_chars": 12_000,
+        }
+    )
     out = split_documents(docs, p, "books", REAL_BOOKS_PINS, REAL_BOOKS_POOL)
     assert {d.group for d in out["shifted/forget"]} == {"Pride and Prejudice"}
     assert {d.group for d in out["shifted/approximate"]} == {"Sense and Sensibility"}
@@ -109,11 +153,21 @@ def test_books_retain_is_the_other_austen_novels_first(tiny):
 
 
 def test_a_split_that_cannot_be_filled_names_domain_design_split_and_sizes(tiny, docs):
-    p = tiny.__class__(**{**tiny.__dict__, "min_doc_chars": 0, "forget_chars": 300,
-                          "approximate_chars": 300, "retain_chars": 100_000})
-    with pytest.raises(ValueError, match=r"domain 'arxiv': split 'retain' has [\d,]+ "
-                                         r"characters in \d+ documents from \d+ groups .* "
-                                         r"needs 100,000"):
+    p = tiny.__class__(
+        **{
+            **tiny.__dict__,
+            "min_doc_chars": 0,
+            "forget_chars": 300,
+            "approximate_chars": 300,
+            "retain_chars": 100_000,
+        }
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"domain 'arxiv': split 'retain' has [\d,]+ "
+        r"characters in \d+ documents from \d+ groups .* "
+        r"needs 100,000",
+    ):
         _splits(p, docs)
     p = tiny.__class__(**{**tiny.__dict__, "min_doc_chars": 0, "forget_chars": 50_000})
     with pytest.raises(ValueError, match=r"domain 'arxiv', design 'shifted': split 'forget'"):
@@ -122,6 +176,7 @@ def test_a_split_that_cannot_be_filled_names_domain_design_split_and_sizes(tiny,
 
 def test_an_unknown_design_is_an_error_naming_it(tiny):
     import llmunlearn as ul
+
     with pytest.raises(ValueError, match="unknown design 'paired'; valid: matched, shifted"):
         ul.get_profile("smoke", design="paired")
     with pytest.raises(ValueError, match="unknown design 'paired'"):
@@ -139,14 +194,27 @@ def test_the_tokenizer_never_saw_a_forget_set(tiny, monkeypatch):
     from llmunlearn.groundtruth import token_coverage, unseen_token_share
     from llmunlearn.models import train_tokenizer
     from llmunlearn.sources import MATCHED_POOL, SHIFTED_PINS, SOURCES
+
     for domain in SOURCES:  # larger fake sources: token statistics need some text
         monkeypatch.setitem(SOURCES, domain, (fake_source(domain, 160),))
-    monkeypatch.setitem(SHIFTED_PINS, "books", {
-        "forget": tuple(f"books/g{i}" for i in range(4)),
-        "approximate": tuple(f"books/g{i}" for i in range(4, 8))})
+    monkeypatch.setitem(
+        SHIFTED_PINS,
+        "books",
+        {
+            "forget": tuple(f"books/g{i}" for i in range(4)),
+            "approximate": tuple(f"books/g{i}" for i in range(4, 8)),
+        },
+    )
     monkeypatch.setitem(MATCHED_POOL, "books", ())
-    p = tiny.__class__(**{**tiny.__dict__, "forget_chars": 6000, "approximate_chars": 6000,
-                          "retain_chars": 12000, "general_retain_chars": 12000})
+    p = tiny.__class__(
+        **{
+            **tiny.__dict__,
+            "forget_chars": 6000,
+            "approximate_chars": 6000,
+            "retain_chars": 12000,
+            "general_retain_chars": 12000,
+        }
+    )
     table = token_coverage(p)
     forget, approx = table["unseen share: forget"], table["unseen share: approximate"]
     assert (forget <= 2 * approx + 0.005).all(), table
@@ -165,29 +233,40 @@ def test_corpus_manifest_records_every_document(tiny):
     manifest = json.loads(path.read_text())
     assert set(manifest["domains"]) == {"arxiv", "github", "books", "general"}
     github = manifest["domains"]["github"]
-    assert set(github["counts"]) == {"shifted/forget", "shifted/approximate",
-                                     "matched/forget", "matched/approximate", "retain"}
+    assert set(github["counts"]) == {
+        "shifted/forget",
+        "shifted/approximate",
+        "matched/forget",
+        "matched/approximate",
+        "retain",
+    }
     assert len(github["documents"]) == sum(c["documents"] for c in github["counts"].values())
-    assert all(len(d["sha256"]) == 64 and d["license"] and d["source"]
-               for d in github["documents"])
+    assert all(len(d["sha256"]) == 64 and d["license"] and d["source"] for d in github["documents"])
     assert set(manifest["domains"]["general"]["counts"]) == {"evaluation", "retain"}
 
 
 def test_a_failing_source_is_named_and_the_other_domains_still_build(tiny, monkeypatch):
     def broken():
-        raise SourceUnavailable("could not download Debian package 'r-cran-zoo'; "
-                                "fetch it by hand with: apt-get download r-cran-zoo")
+        raise SourceUnavailable(
+            "could not download Debian package 'r-cran-zoo'; "
+            "fetch it by hand with: apt-get download r-cran-zoo"
+        )
+
     monkeypatch.setitem(SOURCES, "arxiv", (broken,))
     with pytest.raises(SourceUnavailable, match="r-cran-zoo"):
         build_corpus(tiny, progress=lambda msg: None)
-    manifest = json.loads(next((tiny and __import__("llmunlearn").home() / "data")
-                               .glob("manifest-*.json")).read_text())
+    manifest = json.loads(
+        next(
+            (tiny and __import__("llmunlearn").home() / "data").glob("manifest-*.json")
+        ).read_text()
+    )
     assert "arxiv" in manifest["errors"] and "github" in manifest["domains"]
 
 
 def test_a_corrupted_cache_file_is_rebuilt_not_used(tiny):
     first = load_splits("github", tiny)
     from llmunlearn.runs import home
+
     cache = next((home() / "data").glob("github-*.json"))
     cache.write_text(cache.read_text().replace("github/", "tampered/"))
     with pytest.warns(UserWarning, match="does not match its sha256"):

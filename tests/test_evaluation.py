@@ -9,9 +9,14 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 import llmunlearn as ul
-from llmunlearn.evaluation import (exact_match_length, kl_to, multiple_choice_items,
-                                   multiple_choice_scores, rouge_l_f1,
-                                   verbatim_memorisation)
+from llmunlearn.evaluation import (
+    exact_match_length,
+    kl_to,
+    multiple_choice_items,
+    multiple_choice_scores,
+    rouge_l_f1,
+    verbatim_memorisation,
+)
 from llmunlearn.mia import attack_scores, auc, auc_interval, chunk_token_stats, min_k
 from llmunlearn.models import build_model
 
@@ -43,8 +48,9 @@ def test_min_k_by_hand():
 def test_attack_scores_by_hand(tiny):
     model = build_model(tiny, 30, seed=0).eval()
     ids = torch.randint(2, 30, (2, 10), generator=torch.Generator().manual_seed(0))
-    ds = datasets.Dataset.from_dict({"input_ids": ids.tolist(),
-                                     "attention_mask": [[1] * 10] * 2, "labels": ids.tolist()})
+    ds = datasets.Dataset.from_dict(
+        {"input_ids": ids.tolist(), "attention_mask": [[1] * 10] * 2, "labels": ids.tolist()}
+    )
     stats = chunk_token_stats(model, ds)
     logits = model(input_ids=ids).logits[0].detach()
     lp = torch.log_softmax(logits, -1)
@@ -56,8 +62,9 @@ def test_attack_scores_by_hand(tiny):
     scores = attack_scores(stats, ["some text", "other text"], reference=stats[::-1])
     assert scores["loss"][0] == pytest.approx(float(logp.mean()), rel=1e-5)
     # Carlini et al. 2021 and the Min-K% reference code: mean log-likelihood / zlib bytes
-    assert scores["zlib"][0] == pytest.approx(float(logp.mean())
-                                              / len(zlib.compress(b"some text")), rel=1e-5)
+    assert scores["zlib"][0] == pytest.approx(
+        float(logp.mean()) / len(zlib.compress(b"some text")), rel=1e-5
+    )
     assert scores["reference"][0] == pytest.approx(stats[1]["nll"] - stats[0]["nll"])
 
 
@@ -72,8 +79,9 @@ def test_rouge_l_and_exact_match_by_hand():
 def test_verbatim_memorisation_matches_a_manual_greedy_loop(tiny):
     model = build_model(tiny, 30, seed=0).eval()
     ids = torch.randint(2, 30, (3, 12), generator=torch.Generator().manual_seed(1))
-    ds = datasets.Dataset.from_dict({"input_ids": ids.tolist(),
-                                     "attention_mask": [[1] * 12] * 3, "labels": ids.tolist()})
+    ds = datasets.Dataset.from_dict(
+        {"input_ids": ids.tolist(), "attention_mask": [[1] * 12] * 3, "labels": ids.tolist()}
+    )
     res = verbatim_memorisation(model, ds, prefix=6, suffix=4)
     em, rl = [], []
     for row in ids:
@@ -88,8 +96,9 @@ def test_verbatim_memorisation_matches_a_manual_greedy_loop(tiny):
 
 def test_multiple_choice_items_hold_the_true_continuation():
     ids = [[i * 100 + j for j in range(20)] for i in range(6)]
-    ds = datasets.Dataset.from_dict({"input_ids": ids, "attention_mask": [[1] * 20] * 6,
-                                     "labels": ids})
+    ds = datasets.Dataset.from_dict(
+        {"input_ids": ids, "attention_mask": [[1] * 20] * 6, "labels": ids}
+    )
     for ctx, options, answer in multiple_choice_items(ds, 8, 4, n_items=6, seed=0):
         assert options[answer].tolist() == list(range(int(ctx[0]) + 8, int(ctx[0]) + 12))
         assert len(options) == 4 and len({int(o[0]) for o in options}) == 4
@@ -98,8 +107,9 @@ def test_multiple_choice_items_hold_the_true_continuation():
 def test_kl_of_a_model_to_itself_is_zero(tiny):
     model = build_model(tiny, 30, seed=0).eval()
     ids = torch.randint(2, 30, (2, 10)).tolist()
-    ds = datasets.Dataset.from_dict({"input_ids": ids, "attention_mask": [[1] * 10] * 2,
-                                     "labels": ids})
+    ds = datasets.Dataset.from_dict(
+        {"input_ids": ids, "attention_mask": [[1] * 10] * 2, "labels": ids}
+    )
     assert kl_to(model, model, ds) == pytest.approx(0.0, abs=1e-6)
     other = build_model(tiny, 30, seed=1).eval()
     assert kl_to(model, other, ds) > 0
@@ -111,8 +121,9 @@ def test_kl_equals_the_textbook_formula_with_padding_masked(tiny):
     mask = torch.ones_like(ids)
     mask[1, 6:] = 0  # a right-padded chunk: its last positions are not scored
     labels = ids.masked_fill(mask == 0, -100)
-    ds = datasets.Dataset.from_dict({"input_ids": ids.tolist(), "attention_mask":
-                                     mask.tolist(), "labels": labels.tolist()})
+    ds = datasets.Dataset.from_dict(
+        {"input_ids": ids.tolist(), "attention_mask": mask.tolist(), "labels": labels.tolist()}
+    )
     with torch.no_grad():
         lp = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits[:, :-1], -1)
         lq = torch.log_softmax(other(input_ids=ids, attention_mask=mask).logits[:, :-1], -1)
@@ -126,9 +137,14 @@ def test_kl_equals_the_textbook_formula_with_padding_masked(tiny):
 def test_multiple_choice_scores_equal_scoring_each_whole_sequence(tiny):
     model = build_model(tiny, 30, seed=0).eval()
     g = torch.Generator().manual_seed(3)
-    items = [(torch.randint(2, 30, (n_ctx,), generator=g),
-              [torch.randint(2, 30, (n_opt,), generator=g) for _ in range(4)], 0)
-             for n_ctx, n_opt in ((6, 3), (6, 3), (5, 1), (7, 4))]
+    items = [
+        (
+            torch.randint(2, 30, (n_ctx,), generator=g),
+            [torch.randint(2, 30, (n_opt,), generator=g) for _ in range(4)],
+            0,
+        )
+        for n_ctx, n_opt in ((6, 3), (6, 3), (5, 1), (7, 4))
+    ]
     scores = multiple_choice_scores(model, items, batch_size=1)
     for i, (ctx, options, _) in enumerate(items):
         for j, o in enumerate(options):
@@ -150,21 +166,21 @@ def test_the_full_evaluation_equals_a_fresh_one_where_it_reuses_the_run(tiny):
 
     zoo = ul.pretrain_zoo(tiny, progress=False)
     runs = ul.evaluate_domain(tiny, "books", zoo, methods=["ga"], steps=2, progress=False)
-    unlearned = ul.unlearn(tiny, "books", "ga", steps=2, original=zoo["original"],
-                           progress=False)
+    unlearned = ul.unlearn(tiny, "books", "ga", steps=2, original=zoo["original"], progress=False)
     assert "perplexity" in unlearned.summary["selected"]
     model, tok = load_model(unlearned.path / "selected")
     sets = evaluation_sets(tiny, *domain_chunks(tiny, "books", tok))
-    refs = {"retrained": _zoo_model(zoo["retrained-books"])[0],
-            "original": _zoo_model(zoo["original"])[0]}
+    refs = {
+        "retrained": _zoo_model(zoo["retrained-books"])[0],
+        "original": _zoo_model(zoo["original"])[0],
+    }
     fresh = evaluate_model(model, tok, sets, refs, profile=tiny)
     reused = runs["ga"].summary
     for split, values in fresh["perplexity"].items():
         assert reused["perplexity"][split] == pytest.approx(values, rel=1e-6)
     for attack in ("loss", "min_k@0.3", "reference:retrained"):
         assert reused["mia"][attack]["auc"] == pytest.approx(fresh["mia"][attack]["auc"])
-    assert reused["to_retrained"]["kl"] == pytest.approx(fresh["to_retrained"]["kl"],
-                                                         rel=1e-5)
+    assert reused["to_retrained"]["kl"] == pytest.approx(fresh["to_retrained"]["kl"], rel=1e-5)
 
 
 def test_evaluate_folder_gives_every_metric(tiny):
@@ -172,8 +188,14 @@ def test_evaluate_folder_gives_every_metric(tiny):
     run = ul.unlearn(tiny, "books", "ga", steps=2, original=zoo["original"], progress=False)
     res = ul.evaluate_folder(tiny, "books", run.path / "selected", zoo, intervals=False).summary
     assert set(res) == {"perplexity", "mia", "verbatim", "utility", "to_retrained"}
-    assert {"loss", "zlib", "min_k@0.3", "min_k_pp@0.3", "reference:retrained",
-            "reference:original"} <= set(res["mia"])
+    assert {
+        "loss",
+        "zlib",
+        "min_k@0.3",
+        "min_k_pp@0.3",
+        "reference:retrained",
+        "reference:original",
+    } <= set(res["mia"])
     assert 0 <= res["utility"]["accuracy"] <= 1 and res["utility"]["chance"] == 0.25
 
 
@@ -194,10 +216,19 @@ def test_every_metric_a_run_or_an_evaluation_reports_is_registered_with_a_direct
     row = run.summary["evals"][-1]
     keys = [k for k in row if k.startswith(("ppl_", "acc_", "auc"))]
     assert {"ppl_forget", "acc_retain", "auc", "auc_loss"} <= set(keys)
-    frame = ul.evaluation_frame({"books": {"ga": ul.evaluate_folder(
-        tiny, "books", run.path / "selected", zoo, intervals=False)}})
-    keys += [c for c in frame.columns if c.startswith(("ppl_", "verbatim_", "utility", "kl_"))
-             or c.endswith(("|auc", "|auc_folded"))]
+    frame = ul.evaluation_frame(
+        {
+            "books": {
+                "ga": ul.evaluate_folder(tiny, "books", run.path / "selected", zoo, intervals=False)
+            }
+        }
+    )
+    keys += [
+        c
+        for c in frame.columns
+        if c.startswith(("ppl_", "verbatim_", "utility", "kl_"))
+        or c.endswith(("|auc", "|auc_folded"))
+    ]
     for k in keys:
         m = metric(k)
         assert m.higher_is_better is not None or m.ideal, k

@@ -11,8 +11,11 @@ from llmunlearn.models import build_model, gguf_to_hf, load_model, read_gguf, tr
 
 def permute_for_gguf(w: np.ndarray, n_head: int) -> np.ndarray:
     """llama.cpp stores q/k rows interleaved for its rotary layout."""
-    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2) \
+    return (
+        w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:])
+        .swapaxes(1, 2)
         .reshape(w.shape)
+    )
 
 
 def write_gguf(model, tokenizer, path):
@@ -24,17 +27,25 @@ def write_gguf(model, tokenizer, path):
     w.add_feed_forward_length(cfg.intermediate_size)
     w.add_head_count(cfg.num_attention_heads)
     w.add_head_count_kv(cfg.num_key_value_heads)
-    w.add_rope_freq_base(cfg.rope_parameters["rope_theta"] if getattr(cfg, "rope_parameters", None)
-                         else cfg.rope_theta)
+    w.add_rope_freq_base(
+        cfg.rope_parameters["rope_theta"]
+        if getattr(cfg, "rope_parameters", None)
+        else cfg.rope_theta
+    )
     w.add_layer_norm_rms_eps(cfg.rms_norm_eps)
     w.add_vocab_size(cfg.vocab_size)
     vocab = sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])
     w.add_tokenizer_model("gpt2")
     w.add_tokenizer_pre("default")
     w.add_token_list([t for t, _ in vocab])
-    w.add_token_types([gguf.TokenType.CONTROL if t in tokenizer.all_special_tokens
-                       else gguf.TokenType.NORMAL for t, _ in vocab])
+    w.add_token_types(
+        [
+            gguf.TokenType.CONTROL if t in tokenizer.all_special_tokens else gguf.TokenType.NORMAL
+            for t, _ in vocab
+        ]
+    )
     import json
+
     merges = json.loads(tokenizer.backend_tokenizer.to_str())["model"]["merges"]
     w.add_token_merges([m if isinstance(m, str) else " ".join(m) for m in merges])
     w.add_eos_token_id(tokenizer.eos_token_id)

@@ -6,21 +6,31 @@ import pandas as pd
 import pytest
 
 import llmunlearn as ul
-from llmunlearn.grid import (TOLERANCE, best_lr, grid_cells, guidelines, is_default,
-                             ranking, robustness)
+from llmunlearn.grid import (
+    TOLERANCE,
+    best_lr,
+    grid_cells,
+    guidelines,
+    is_default,
+    ranking,
+    robustness,
+)
 
 
-@pytest.mark.parametrize("field, value, named", [
-    ("grid_lrs", (1e-3, -1e-3), "grid_lrs entry"),
-    ("grid_lrs", (1e-3, math.nan), "grid_lrs entry"),
-    ("grid_lrs", (1e-3, math.inf), "grid_lrs entry"),
-    ("grid_lrs", (1e-3, 0.0), "grid_lrs entry"),
-    ("grid_lrs", (1e-3, 1e-3), "twice"),
-    ("grid_seeds", (42, 42), "twice"),
-    ("grid_seeds", (), "at least one seed"),
-    ("grid_seeds", (42, -1), "grid_seeds entry"),
-    ("grid_seeds", (42, 1.5), "grid_seeds entry"),
-])
+@pytest.mark.parametrize(
+    "field, value, named",
+    [
+        ("grid_lrs", (1e-3, -1e-3), "grid_lrs entry"),
+        ("grid_lrs", (1e-3, math.nan), "grid_lrs entry"),
+        ("grid_lrs", (1e-3, math.inf), "grid_lrs entry"),
+        ("grid_lrs", (1e-3, 0.0), "grid_lrs entry"),
+        ("grid_lrs", (1e-3, 1e-3), "twice"),
+        ("grid_seeds", (42, 42), "twice"),
+        ("grid_seeds", (), "at least one seed"),
+        ("grid_seeds", (42, -1), "grid_seeds entry"),
+        ("grid_seeds", (42, 1.5), "grid_seeds entry"),
+    ],
+)
 def test_a_bad_grid_is_named_before_anything_runs(field, value, named):
     with pytest.raises(ValueError, match=named):
         ul.get_profile("smoke", **{field: value})
@@ -38,25 +48,44 @@ def test_an_empty_grid_or_an_unknown_method_is_named():
 
 
 def test_grid_cells_cover_every_method_lr_and_the_declared_seeds_once():
-    p = ul.get_profile("smoke", grid_lrs=(1e-4, 1e-3, 1e-2), grid_seeds=(42, 43, 44),
-                       grid_seed_methods=("ga",), grid_sophia_methods=("ga", "ga_gd_in"))
+    p = ul.get_profile(
+        "smoke",
+        grid_lrs=(1e-4, 1e-3, 1e-2),
+        grid_seeds=(42, 43, 44),
+        grid_seed_methods=("ga",),
+        grid_sophia_methods=("ga", "ga_gd_in"),
+    )
     cells = grid_cells(p)
     keys = [(c["method"], c["optimizer"], c["lr"], c["seed"]) for c in cells]
     assert len(keys) == len(set(keys))
     n = len(ul.METHODS)
     assert len(cells) == 3 * n + 3 * 2 + 3 * 2  # every method; ga at 2 more seeds; Sophia
     assert {c["seed"] for c in cells if c["method"] != "ga"} == {42}
-    assert {(c["method"], c["optimizer"]) for c in cells if c["optimizer"] == "sophia"} == \
-        {("ga", "sophia"), ("ga_gd_in", "sophia")}
+    assert {(c["method"], c["optimizer"]) for c in cells if c["optimizer"] == "sophia"} == {
+        ("ga", "sophia"),
+        ("ga_gd_in", "sophia"),
+    }
     defaults = [c for c in cells if is_default(p, c)]
     assert len(defaults) == n and all(c["lr"] == p.unlearn_lr for c in defaults)
 
 
 def frame_of(cells):
     """A grid frame from (domain, method, lr, seed, step, forget, retain, general, status)."""
-    rows = [dict(domain=d, method=m, optimizer="adamw", lr=lr, seed=s, step=st,
-                 forget_rel=f, retain_rel=r, general_rel=g, status=status)
-            for d, m, lr, s, st, f, r, g, status in cells]
+    rows = [
+        dict(
+            domain=d,
+            method=m,
+            optimizer="adamw",
+            lr=lr,
+            seed=s,
+            step=st,
+            forget_rel=f,
+            retain_rel=r,
+            general_rel=g,
+            status=status,
+        )
+        for d, m, lr, s, st, f, r, g, status in cells
+    ]
     f = pd.DataFrame(rows)
     f["good"] = ul.grid.good(f)
     return f
@@ -64,25 +93,39 @@ def frame_of(cells):
 
 def test_good_cells_scores_and_ranking():
     ok, hi = 1 + TOLERANCE / 2, 1 + 2 * TOLERANCE
-    f = frame_of([
-        # ga_gd_in: 2 of 4 cells good (one misses the target, one breaks retain)
-        ("arxiv", "ga_gd_in", 1e-4, 42, 5, 0.9, 1.0, 1.0, "finished"),
-        ("arxiv", "ga_gd_in", 1e-4, 42, 10, 1.2, ok, ok, "finished"),
-        ("arxiv", "ga_gd_in", 1e-3, 42, 5, 1.5, ok, 1.0, "finished"),
-        ("arxiv", "ga_gd_in", 1e-3, 42, 10, 3.0, hi, 1.0, "finished"),
-        # ga: one good cell, one diverged
-        ("arxiv", "ga", 1e-4, 42, 5, 1.1, 1.0, ok, "finished"),
-        ("arxiv", "ga", 1e-4, 42, 10, 5.0, hi, hi, "finished"),
-        ("arxiv", "ga", 1e-3, 42, 5, 9.0, hi, hi, "finished"),
-        ("arxiv", "ga", 1e-3, 42, 10, math.nan, math.nan, math.nan, "diverged"),
-        # ga at a second seed: nothing good
-        ("arxiv", "ga", 1e-4, 43, 5, 0.5, 1.0, 1.0, "finished"),
-        ("arxiv", "ga", 1e-4, 43, 10, 0.8, 1.0, 1.0, "finished"),
-        ("arxiv", "ga", 1e-3, 43, 5, 2.0, hi, 1.0, "finished"),
-        ("arxiv", "ga", 1e-3, 43, 10, 4.0, hi, 1.0, "finished"),
-    ])
-    assert f["good"].tolist() == [False, True, True, False, True, False, False, False,
-                                  False, False, False, False]
+    f = frame_of(
+        [
+            # ga_gd_in: 2 of 4 cells good (one misses the target, one breaks retain)
+            ("arxiv", "ga_gd_in", 1e-4, 42, 5, 0.9, 1.0, 1.0, "finished"),
+            ("arxiv", "ga_gd_in", 1e-4, 42, 10, 1.2, ok, ok, "finished"),
+            ("arxiv", "ga_gd_in", 1e-3, 42, 5, 1.5, ok, 1.0, "finished"),
+            ("arxiv", "ga_gd_in", 1e-3, 42, 10, 3.0, hi, 1.0, "finished"),
+            # ga: one good cell, one diverged
+            ("arxiv", "ga", 1e-4, 42, 5, 1.1, 1.0, ok, "finished"),
+            ("arxiv", "ga", 1e-4, 42, 10, 5.0, hi, hi, "finished"),
+            ("arxiv", "ga", 1e-3, 42, 5, 9.0, hi, hi, "finished"),
+            ("arxiv", "ga", 1e-3, 42, 10, math.nan, math.nan, math.nan, "diverged"),
+            # ga at a second seed: nothing good
+            ("arxiv", "ga", 1e-4, 43, 5, 0.5, 1.0, 1.0, "finished"),
+            ("arxiv", "ga", 1e-4, 43, 10, 0.8, 1.0, 1.0, "finished"),
+            ("arxiv", "ga", 1e-3, 43, 5, 2.0, hi, 1.0, "finished"),
+            ("arxiv", "ga", 1e-3, 43, 10, 4.0, hi, 1.0, "finished"),
+        ]
+    )
+    assert f["good"].tolist() == [
+        False,
+        True,
+        True,
+        False,
+        True,
+        False,
+        False,
+        False,
+        False,
+        False,
+        False,
+        False,
+    ]
     s = robustness(f).loc[("arxiv", "ga_gd_in", "adamw")]
     assert s["score"] == 0.5 and s["seeds"] == 1
     g = robustness(f).loc[("arxiv", "ga", "adamw")]
@@ -93,20 +136,22 @@ def test_good_cells_scores_and_ranking():
 
 def test_best_lr_is_the_cheapest_selected_step_among_lrs_that_reach_the_target():
     p = ul.get_profile("smoke", grid_seeds=(42, 43))
-    f = frame_of([
-        # lr 1e-4 reaches the target at step 10 at low cost; 1e-3 at step 5 at a higher one
-        ("books", "npo", 1e-4, 42, 5, 0.9, 1.0, 1.0, "finished"),
-        ("books", "npo", 1e-4, 42, 10, 1.1, 1.02, 1.03, "finished"),
-        ("books", "npo", 1e-3, 42, 5, 1.3, 1.08, 1.01, "finished"),
-        ("books", "npo", 1e-3, 42, 10, 3.0, 2.0, 1.5, "finished"),
-        # rmu never reaches it: the lr that came closest, at its last step
-        ("books", "rmu", 1e-4, 42, 5, 0.5, 1.0, 1.0, "finished"),
-        ("books", "rmu", 1e-4, 42, 10, 0.6, 1.0, 1.0, "finished"),
-        ("books", "rmu", 1e-3, 42, 5, 0.7, 1.0, 1.0, "finished"),
-        ("books", "rmu", 1e-3, 42, 10, 0.8, 1.0, 1.0, "finished"),
-        # another seed does not count
-        ("books", "npo", 1e-2, 43, 5, 1.0, 1.0, 1.0, "finished"),
-    ])
+    f = frame_of(
+        [
+            # lr 1e-4 reaches the target at step 10 at low cost; 1e-3 at step 5 at a higher one
+            ("books", "npo", 1e-4, 42, 5, 0.9, 1.0, 1.0, "finished"),
+            ("books", "npo", 1e-4, 42, 10, 1.1, 1.02, 1.03, "finished"),
+            ("books", "npo", 1e-3, 42, 5, 1.3, 1.08, 1.01, "finished"),
+            ("books", "npo", 1e-3, 42, 10, 3.0, 2.0, 1.5, "finished"),
+            # rmu never reaches it: the lr that came closest, at its last step
+            ("books", "rmu", 1e-4, 42, 5, 0.5, 1.0, 1.0, "finished"),
+            ("books", "rmu", 1e-4, 42, 10, 0.6, 1.0, 1.0, "finished"),
+            ("books", "rmu", 1e-3, 42, 5, 0.7, 1.0, 1.0, "finished"),
+            ("books", "rmu", 1e-3, 42, 10, 0.8, 1.0, 1.0, "finished"),
+            # another seed does not count
+            ("books", "npo", 1e-2, 43, 5, 1.0, 1.0, 1.0, "finished"),
+        ]
+    )
     b = best_lr(f, p)
     assert b.loc[("books", "npo"), "lr"] == 1e-4 and b.loc[("books", "npo"), "step"] == 10
     assert b.loc[("books", "npo"), "reached"] and b.loc[("books", "npo"), "good"]
@@ -131,19 +176,42 @@ def test_guidelines_are_checked_on_the_held_out_domain():
     fails = g.xs("what fails first", level="guideline")
     assert fails["derived"].str.startswith("retain first").all() and fails["holds"].all()
     # a held-out domain where the rule breaks: make books' ga_gd_in never good
-    broken = frame_of([c if not (c[0] == "books" and c[1] == "ga_gd_in")
-                       else (*c[:5], 0.5, *c[6:]) for c in cells])
+    broken = frame_of(
+        [
+            c if not (c[0] == "books" and c[1] == "ga_gd_in") else (*c[:5], 0.5, *c[6:])
+            for c in cells
+        ]
+    )
     gb = guidelines(broken)
     assert not gb.loc[("method", "books"), "holds"]
 
 
 def test_grid_runs_keep_numbers_and_only_the_default_keeps_weights(tiny):
-    p = ul.get_profile("smoke", **{k: getattr(tiny, k) for k in (
-        "forget_chars", "retain_chars", "approximate_chars", "general_retain_chars",
-        "general_eval_chars", "min_doc_chars", "vocab_size", "chunk_len", "d_model",
-        "n_layer", "pretrain_epochs", "unlearn_steps", "eval_every")},
-        grid_lrs=(1e-3, 3e-2), grid_seeds=(42, 43), grid_seed_methods=("ga",),
-        grid_sophia_methods=())
+    p = ul.get_profile(
+        "smoke",
+        **{
+            k: getattr(tiny, k)
+            for k in (
+                "forget_chars",
+                "retain_chars",
+                "approximate_chars",
+                "general_retain_chars",
+                "general_eval_chars",
+                "min_doc_chars",
+                "vocab_size",
+                "chunk_len",
+                "d_model",
+                "n_layer",
+                "pretrain_epochs",
+                "unlearn_steps",
+                "eval_every",
+            )
+        },
+        grid_lrs=(1e-3, 3e-2),
+        grid_seeds=(42, 43),
+        grid_seed_methods=("ga",),
+        grid_sophia_methods=(),
+    )
     zoo = ul.pretrain_zoo(p, progress=False)
     out = ul.run_grid(p, "arxiv", zoo["original"], methods=["ga"], progress=False)
     assert len(out) == 4
@@ -156,8 +224,9 @@ def test_grid_runs_keep_numbers_and_only_the_default_keeps_weights(tiny):
     # a grid run asked for again with its model is run again and keeps it
     cell, run = next((c, r) for c, r in out if not is_default(p, c))
     before = run.summary["evals"]
-    again = ul.unlearn(p, "arxiv", "ga", lr=cell["lr"], seed=cell["seed"],
-                       original=zoo["original"], progress=False)
+    again = ul.unlearn(
+        p, "arxiv", "ga", lr=cell["lr"], seed=cell["seed"], original=zoo["original"], progress=False
+    )
     assert (again.path / "selected").exists()
     assert again.summary["evals"] == before  # the same numbers: runs are deterministic
     frame = ul.grid_frame(p, ["arxiv"], zoo=zoo, progress=False)

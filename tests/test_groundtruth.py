@@ -16,8 +16,9 @@ from llmunlearn.train import TrainConfig, lr_factor, plan_batch, train, training
 
 def _chunks(n: int):
     ids = [[i + 2] * 8 for i in range(n)]
-    return datasets.Dataset.from_dict({"input_ids": ids, "attention_mask": [[1] * 8] * n,
-                                       "labels": ids})
+    return datasets.Dataset.from_dict(
+        {"input_ids": ids, "attention_mask": [[1] * 8] * n, "labels": ids}
+    )
 
 
 def test_members_and_non_members_are_cut_by_a_seeded_sample_not_by_position():
@@ -43,13 +44,20 @@ def test_every_optimiser_step_trains():
 def test_the_first_step_changes_the_weights_and_the_log_shows_its_rate(tiny, docs, tmp_path):
     from llmunlearn.data import chunk_documents
     from llmunlearn.models import train_tokenizer
+
     tok = train_tokenizer([d.text for d in docs], 200)
     ds = chunk_documents(tok, docs, 16)
     model = build_model(tiny, len(tok), 0)
     before = [p.detach().clone() for p in model.parameters()]
     cfg = TrainConfig(steps=1, lr=1e-2, batch=4, micro_batch=4)
-    out = train(model, lambda m, b: nll_loss(m, b["train"]), {"train": ds}, cfg,
-                tmp_path / "run", progress=False)
+    out = train(
+        model,
+        lambda m, b: nll_loss(m, b["train"]),
+        {"train": ds},
+        cfg,
+        tmp_path / "run",
+        progress=False,
+    )
     assert out["log"][0]["lr"] == pytest.approx(1e-2)
     assert any(not torch.equal(a, b) for a, b in zip(before, out["model"].parameters()))
 
@@ -77,19 +85,20 @@ def test_flops_count_adversarial_labelling_and_sophia_hessian_passes(tiny):
     n = original.summary["n_params"]
     assert adv["tokens"] == ga["tokens"]
     assert adv["flops"] > ga["flops"] == 6 * n * ga["tokens"]  # the labelling pass counts
-    sophia = ul.unlearn(tiny, "github", "ga", steps=2, optimizer="sophia",
-                        progress=False).summary
+    sophia = ul.unlearn(tiny, "github", "ga", steps=2, optimizer="sophia", progress=False).summary
     assert sophia["hessian_tokens"] > 0
-    assert sophia["flops"] == training_flops(n, sophia["tokens"],
-                                             hessian_tokens=sophia["hessian_tokens"])
+    assert sophia["flops"] == training_flops(
+        n, sophia["tokens"], hessian_tokens=sophia["hessian_tokens"]
+    )
     assert sophia["flops"] > ga["flops"]
 
 
 def test_sophia_hessian_covers_every_stream_of_the_step(tiny):
     """SophiaG's batch-size term counts forget and retain tokens: the Hessian estimate
     must cover the same tokens (it covered the forget stream alone)."""
-    run = ul.unlearn(tiny, "github", "ga_gd_in", steps=2, optimizer="sophia",
-                     progress=False).summary
+    run = ul.unlearn(
+        tiny, "github", "ga_gd_in", steps=2, optimizer="sophia", progress=False
+    ).summary
     first_step_tokens = run["log"][0]["tokens"]  # forget + retain chunks of step 1
     assert run["hessian_tokens"] == first_step_tokens  # one estimate, at step 1
 
@@ -97,6 +106,7 @@ def test_sophia_hessian_covers_every_stream_of_the_step(tiny):
 def test_an_interrupted_unlearning_run_resumes_without_step_0(tiny, monkeypatch):
     """Resuming must not depend on step 0 having run in the same process."""
     import llmunlearn.unlearning as unlearning
+
     straight = ul.unlearn(tiny, "github", "ga", lr=5e-3, steps=4, progress=False).summary
     real, calls = unlearning.evaluation_row, []
 
@@ -105,6 +115,7 @@ def test_an_interrupted_unlearning_run_resumes_without_step_0(tiny, monkeypatch)
         if len(calls) == 2:  # evaluations: step 2, then step 4
             raise KeyboardInterrupt
         return real(model, sets, seed)
+
     other = dict(hparams=None)
     monkeypatch.setattr(unlearning, "evaluation_row", crash_at_step_4)
     with pytest.raises(KeyboardInterrupt):
@@ -124,20 +135,26 @@ def test_the_retrained_model_never_trains_on_a_forget_token_of_its_design(tiny, 
 
     import llmunlearn.pretraining as pretraining
     from llmunlearn.data import chunk_documents, forget_documents
+
     fed = {}
     real_train = pretraining.train
 
     def spy(model, loss, streams, cfg, run_dir, *, orders, **kw):
-        used = orders["train"][:cfg.steps * cfg.batch]
+        used = orders["train"][: cfg.steps * cfg.batch]
         fed[run_dir.name] = {tuple(streams["train"][i]["input_ids"].tolist()) for i in used}
         return real_train(model, loss, streams, cfg, run_dir, orders=orders, **kw)
+
     monkeypatch.setattr(pretraining, "train", spy)
     original = ul.pretrain(tiny, progress=False)
     tok = pretraining.pretraining_tokenizer(tiny)
     for design in ul.DESIGNS:
         p = dataclasses.replace(tiny, design=design)
-        forget = {tuple(r.tolist()) for r in chunk_documents(
-            tok, forget_documents(p, "books", design), p.chunk_len)["input_ids"]}
+        forget = {
+            tuple(r.tolist())
+            for r in chunk_documents(tok, forget_documents(p, "books", design), p.chunk_len)[
+                "input_ids"
+            ]
+        }
         retrained = ul.pretrain(p, without="books", progress=False)
         assert not fed[retrained.path.name] & forget
         assert forget <= fed[original.path.name]
@@ -146,8 +163,9 @@ def test_the_retrained_model_never_trains_on_a_forget_token_of_its_design(tiny, 
 
 def test_retraining_check_reports_r_auc_and_seed_noise(tiny):
     check = ul.retraining_check(tiny, "books", "matched")
-    assert check["R"] == pytest.approx(check["ppl"]["retrained"]["forget"]
-                                       / check["ppl"]["original"]["approximate"])
+    assert check["R"] == pytest.approx(
+        check["ppl"]["retrained"]["forget"] / check["ppl"]["original"]["approximate"]
+    )
     assert check["R_low"] <= check["R"] <= check["R_high"]
     for model in ("original", "retrained", "original-seed2"):
         for attack in ("loss", "min_k@0.3"):
@@ -155,14 +173,18 @@ def test_retraining_check_reports_r_auc_and_seed_noise(tiny):
             assert 0 <= a["ci_low"] <= a["auc"] <= a["ci_high"] <= 1
     assert check["verdict"].startswith("On books (matched design) the stand-in")
     table = ul.ground_truth_table(tiny)
-    assert len(table) == 6 and set(table.index.get_level_values("design")) == {"matched",
-                                                                              "shifted"}
+    assert len(table) == 6 and set(table.index.get_level_values("design")) == {"matched", "shifted"}
 
 
 def test_verdict_follows_the_stated_rule():
     from llmunlearn.groundtruth import verdict
-    base = {"domain": "books", "design": "shifted", "R_seed": 1.02,
-            "auc": {"retrained": {"min_k@0.3": {"auc": 0.2, "ci_low": 0.1, "ci_high": 0.3}}}}
+
+    base = {
+        "domain": "books",
+        "design": "shifted",
+        "R_seed": 1.02,
+        "auc": {"retrained": {"min_k@0.3": {"auc": 0.2, "ci_low": 0.1, "ci_high": 0.3}}},
+    }
     miss = verdict({**base, "R": 1.9, "R_low": 1.7, "R_high": 2.1})
     assert "misses" in miss and "90% above" in miss and "away from 0.5" in miss
     hold = verdict({**base, "R": 1.05, "R_low": 1.01, "R_high": 1.09})
@@ -171,18 +193,25 @@ def test_verdict_follows_the_stated_rule():
 
 def test_r_factors_into_set_difference_times_lost_training_data():
     from llmunlearn.groundtruth import factors
-    check = {"ppl": {"retrained": {"forget": 30.0, "approximate": 24.0},
-                     "original": {"approximate": 20.0}}}
+
+    check = {
+        "ppl": {
+            "retrained": {"forget": 30.0, "approximate": 24.0},
+            "original": {"approximate": 20.0},
+        }
+    }
     f = factors(check)
     assert f["retrained_forget_over_approximate"] == pytest.approx(1.25)
     assert f["retrained_over_original_approximate"] == pytest.approx(1.2)
-    assert f["retrained_forget_over_approximate"] * f["retrained_over_original_approximate"] \
-        == pytest.approx(30.0 / 20.0)
+    assert f["retrained_forget_over_approximate"] * f[
+        "retrained_over_original_approximate"
+    ] == pytest.approx(30.0 / 20.0)
 
 
 def test_an_epoch_of_unlearning_is_the_forget_chunks_over_the_batch(tiny):
     import dataclasses
     from llmunlearn.data import chunk_documents, load_splits
+
     p = dataclasses.replace(tiny, unlearn_epochs=1.0, unlearn_batch=4)
     run = ul.unlearn(p, "github", "ga", progress=False)
     tok = ul.load_original(ul.pretrain(p, progress=False))[1]

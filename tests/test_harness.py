@@ -9,8 +9,15 @@ from llmunlearn.cli import main
 from llmunlearn.config import PROFILES
 from llmunlearn.data import chunk_documents, load_splits
 from llmunlearn.evaluation import utility_items
-from llmunlearn.harness import (BATTERY, SUITE, battery_task, expand_tasks, request_tokens,
-                                run_tasks, task_manager)
+from llmunlearn.harness import (
+    BATTERY,
+    SUITE,
+    battery_task,
+    expand_tasks,
+    request_tokens,
+    run_tasks,
+    task_manager,
+)
 from llmunlearn.models import load_model
 
 
@@ -67,14 +74,25 @@ def test_lm_eval_run_uses_the_utility_items_of_evaluate(tiny, monkeypatch, capsy
     assert frame.loc[0, "ours"] == check["ours"] and frame.loc[0, "task"] == BATTERY
     # the command line reuses the finished run and prints its JSON last
     monkeypatch.setitem(PROFILES, "smoke", tiny)
-    assert main(["lm-eval", "--profile", "smoke", "--model", str(path),
-                 "--batch-size", "4"]) == 0
+    assert main(["lm-eval", "--profile", "smoke", "--model", str(path), "--batch-size", "4"]) == 0
     out = capsys.readouterr().out.strip().splitlines()
     assert out[-1] == str(run.path / "summary.json") and out[0].startswith(BATTERY + ": acc ")
 
 
 def test_unknown_task_is_an_error_before_the_model_loads(tiny, capsys):
-    assert main(["lm-eval", "--profile", "smoke", "--model", "/nowhere/model",
-                 "--tasks", "battery,arc_chalenge"]) == 2
+    assert (
+        main(
+            [
+                "lm-eval",
+                "--profile",
+                "smoke",
+                "--model",
+                "/nowhere/model",
+                "--tasks",
+                "battery,arc_chalenge",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "unknown lm-eval task(s): 'arc_chalenge' (close: arc_challenge" in err

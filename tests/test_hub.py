@@ -9,9 +9,11 @@ import pytest
 import llmunlearn as ul
 from llmunlearn.data import hub_documents, load_splits
 
-LAYOUT = {"arxiv": ("forget", "approximate", "retain"),
-          "github": ("forget", "approximate", "retain"),
-          "general": ("evaluation", "retain")}
+LAYOUT = {
+    "arxiv": ("forget", "approximate", "retain"),
+    "github": ("forget", "approximate", "retain"),
+    "general": ("evaluation", "retain"),
+}
 
 
 @pytest.fixture

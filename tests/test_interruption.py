@@ -19,16 +19,24 @@ SCRIPT = Path(__file__).parent / "interrupted_stage.py"
 
 def _start(home, *args):
     env = {**os.environ, "LLMUNLEARN_HOME": str(home), "OMP_NUM_THREADS": "2"}
-    return subprocess.Popen([sys.executable, str(SCRIPT), *map(str, args)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, str(SCRIPT), *map(str, args)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _finish(home, *args) -> dict:
     proc = _start(home, *args)
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err[-3000:]
-    return json.loads(next(line for line in out.splitlines()
-                           if line.startswith("RESULT ")).removeprefix("RESULT "))
+    return json.loads(
+        next(line for line in out.splitlines() if line.startswith("RESULT ")).removeprefix(
+            "RESULT "
+        )
+    )
 
 
 def _kill_when(home, pattern, *args, timeout=300, root=None):
@@ -51,8 +59,9 @@ def _kill_when(home, pattern, *args, timeout=300, root=None):
 
 def _flat(obj, prefix="") -> dict:
     """Nested dicts and lists as one flat dict of numbers (pytest.approx compares flat)."""
-    items = obj.items() if isinstance(obj, dict) else \
-        enumerate(obj) if isinstance(obj, list) else None
+    items = (
+        obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, list) else None
+    )
     if items is None:
         return {prefix: obj} if isinstance(obj, (int, float)) else {}
     return {k: v for key, value in items for k, v in _flat(value, f"{prefix}/{key}").items()}
@@ -62,10 +71,13 @@ def _done(home, kind):
     return sorted(p.parent.name for p in Path(home).glob(f"{kind}/*/DONE"))
 
 
-@pytest.mark.parametrize("stage,pattern,kind", [
-    ("pretrain", "pretrain/*/checkpoint/train_state.json", "pretrain"),
-    ("unlearn", "unlearn/*/checkpoint/train_state.json", "unlearn"),
-])
+@pytest.mark.parametrize(
+    "stage,pattern,kind",
+    [
+        ("pretrain", "pretrain/*/checkpoint/train_state.json", "pretrain"),
+        ("unlearn", "unlearn/*/checkpoint/train_state.json", "unlearn"),
+    ],
+)
 def test_killed_training_resumes_to_the_same_numbers(stage, pattern, kind, tmp_path):
     straight = _finish(tmp_path / "straight", stage)
     home = tmp_path / "killed"
@@ -102,10 +114,15 @@ def test_killed_data_build_completes_the_same(tmp_path):
 
 def test_killed_chapter_is_executed_again_not_reused(tmp_path):
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell("seconds = 0.0", metadata={"tags": ["parameters"]}),
-                nbformat.v4.new_code_cell("import time\ntime.sleep(seconds)\nprint('slept')")]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
+    nb.cells = [
+        nbformat.v4.new_code_cell("seconds = 0.0", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("import time\ntime.sleep(seconds)\nprint('slept')"),
+    ]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     src, dst = tmp_path / "chapter.ipynb", tmp_path / "stage" / "chapter.ipynb"
     nbformat.write(nb, src)
     home = tmp_path / "home"

@@ -29,16 +29,24 @@ def free_port() -> int:
 
 def lab_command(port: int, root: Path) -> list[str]:
     """``jupyter lab`` as ``make lab`` starts it, on ``port``, without a browser."""
-    cmd = [str(BIN / "jupyter"), "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-           f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}"]
+    cmd = [
+        str(BIN / "jupyter"),
+        "lab",
+        "--no-browser",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        f"--IdentityProvider.token={TOKEN}",
+        f"--ServerApp.root_dir={root}",
+    ]
     return cmd + (["--allow-root"] if os.geteuid() == 0 else [])
 
 
 def get(url: str):
     with urllib.request.urlopen(url, timeout=10) as r:
         body = r.read()
-        return r.status, (json.loads(body) if "json" in r.headers.get("Content-Type", "")
-                          else body.decode())
+        return r.status, (
+            json.loads(body) if "json" in r.headers.get("Content-Type", "") else body.decode()
+        )
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +55,13 @@ def lab(tmp_path_factory):
     port = free_port()
     runtime = tmp_path_factory.mktemp("jupyter-runtime")
     env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(runtime)}
-    proc = subprocess.Popen(lab_command(port, PROJECT_ROOT / "book"), env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        lab_command(port, PROJECT_ROOT / "book"),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.time() + 90
     while True:
@@ -85,8 +98,9 @@ def test_lab_lists_the_chapters_and_the_projects_kernel(lab):
 
 
 def test_the_myst_renderer_and_widgets_are_enabled_in_the_lab():
-    out = subprocess.run([str(BIN / "jupyter"), "labextension", "list"], capture_output=True,
-                         text=True, timeout=120)
+    out = subprocess.run(
+        [str(BIN / "jupyter"), "labextension", "list"], capture_output=True, text=True, timeout=120
+    )
     lines = (out.stdout + out.stderr).splitlines()
     for ext in ("jupyterlab-myst", "@jupyter-widgets/jupyterlab-manager"):
         line = next((x for x in lines if ext in x), "")
@@ -100,24 +114,33 @@ def test_a_chapters_first_cells_run_through_the_projects_kernel(tmp_path):
     nb = json.loads((PROJECT_ROOT / "book" / "quickstart.ipynb").read_text())
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
     assert "parameters" in code[0]["metadata"].get("tags", [])
-    cells = ["".join(code[0]["source"]), 'profile = "smoke"', "".join(code[1]["source"]),
-             "import sys, llmunlearn, tqdm.notebook\n"
-             "from llmunlearn.progress import progress_bar\n"
-             "widget = isinstance(progress_bar(total=2), tqdm.notebook.tqdm_notebook)\n"
-             "print('RESULT', p.name, sys.executable, llmunlearn.__file__, widget)"]
+    cells = [
+        "".join(code[0]["source"]),
+        'profile = "smoke"',
+        "".join(code[1]["source"]),
+        "import sys, llmunlearn, tqdm.notebook\n"
+        "from llmunlearn.progress import progress_bar\n"
+        "widget = isinstance(progress_bar(total=2), tqdm.notebook.tqdm_notebook)\n"
+        "print('RESULT', p.name, sys.executable, llmunlearn.__file__, widget)",
+    ]
     # as JupyterLab starts it: without the book build's settings (an earlier test that
     # built a chapter in this process left LLMUNLEARN_PROGRESS=console in os.environ)
     env = {k: v for k, v in os.environ.items() if k != "LLMUNLEARN_PROGRESS"}
-    km, kc = start_new_kernel(kernel_name="llmunlearn", cwd=str(tmp_path),
-                              env={**env, "LLMUNLEARN_HOME": str(tmp_path / "home")})
+    km, kc = start_new_kernel(
+        kernel_name="llmunlearn",
+        cwd=str(tmp_path),
+        env={**env, "LLMUNLEARN_HOME": str(tmp_path / "home")},
+    )
     try:
         printed = []
         for src in cells:
             reply = kc.execute_interactive(
-                src, timeout=120,
-                output_hook=lambda m: printed.append(m["content"].get("text", "")
-                                                     if m["content"].get("name") == "stdout"
-                                                     else ""))
+                src,
+                timeout=120,
+                output_hook=lambda m: printed.append(
+                    m["content"].get("text", "") if m["content"].get("name") == "stdout" else ""
+                ),
+            )
             assert reply["content"]["status"] == "ok", reply["content"]
     finally:
         kc.stop_channels()

@@ -39,8 +39,11 @@ def reference_chunk_nll(model, b, labels=None):
     logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
     out = []
     for i in range(len(labels)):
-        terms = [-torch.log_softmax(logits[i, t], -1)[labels[i, t + 1]]
-                 for t in range(labels.size(1) - 1) if labels[i, t + 1] != IGNORE_INDEX]
+        terms = [
+            -torch.log_softmax(logits[i, t], -1)[labels[i, t + 1]]
+            for t in range(labels.size(1) - 1)
+            if labels[i, t + 1] != IGNORE_INDEX
+        ]
         out.append(torch.stack(terms).mean())
     return torch.stack(out)
 
@@ -64,8 +67,14 @@ def loss_of(name, model, ref, batches, **hp):
 
 def test_the_paper_has_seven_methods_and_the_survey_four_more():
     assert [m for m in METHODS if METHODS[m].paper] == [
-        "ga", "random_label", "adversarial", "ga_gd_in", "ga_gd_general", "ga_kl_in",
-        "ga_kl_general"]
+        "ga",
+        "random_label",
+        "adversarial",
+        "ga_gd_in",
+        "ga_gd_general",
+        "ga_kl_in",
+        "ga_kl_general",
+    ]
     assert {"npo", "npo_gd", "rmu", "task_vector"} <= set(METHODS)
 
 
@@ -74,8 +83,9 @@ def test_ga_gd_against_reference(models, name):
     model, ref = models
     f, r = batch(1), batch(2)
     expected = -reference_chunk_nll(model, f).mean() + 0.5 * reference_chunk_nll(model, r).mean()
-    torch.testing.assert_close(loss_of(name, model, ref, {"forget": f, "retain": r},
-                                       **{"lambda": 0.5}), expected)
+    torch.testing.assert_close(
+        loss_of(name, model, ref, {"forget": f, "retain": r}, **{"lambda": 0.5}), expected
+    )
 
 
 @pytest.mark.parametrize("name", ["ga_kl_in", "ga_kl_general"])
@@ -83,8 +93,9 @@ def test_ga_kl_against_reference(models, name):
     model, ref = models
     f, r = batch(1), batch(2)
     expected = -reference_chunk_nll(model, f).mean() + reference_kl(model, ref, r)
-    torch.testing.assert_close(loss_of(name, model, ref, {"forget": f, "retain": r}),
-                               expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        loss_of(name, model, ref, {"forget": f, "retain": r}), expected, rtol=1e-5, atol=1e-5
+    )
 
 
 def test_kl_of_a_model_to_itself_is_zero(models):
@@ -123,8 +134,9 @@ def test_adversarial_labels_never_equal_the_true_token_and_follow_the_paper(mode
     scored = labels[:, 1:] != IGNORE_INDEX
     assert (target[:, 1:][scored] != labels[:, 1:][scored]).all()
     # a_i = argmax_{a != y_i} P(a | y_<i): the prediction made at position i - 1
-    logits = ref(input_ids=torch.tensor(out["input_ids"]),
-                 attention_mask=torch.tensor(out["attention_mask"])).logits
+    logits = ref(
+        input_ids=torch.tensor(out["input_ids"]), attention_mask=torch.tensor(out["attention_mask"])
+    ).logits
     i = 4
     probs = logits[0, i - 1].clone()
     probs[labels[0, i]] = float("-inf")
@@ -164,26 +176,30 @@ def test_npo_against_reference(models):
     logp = -reference_chunk_nll(model, f) * n
     ref_logp = -reference_chunk_nll(ref, f) * n
     expected = (2 / 0.5 * torch.log1p(torch.exp(0.5 * (logp - ref_logp)))).mean()
-    torch.testing.assert_close(loss_of("npo", model, ref, {"forget": f}, beta=0.5), expected,
-                               rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        loss_of("npo", model, ref, {"forget": f}, beta=0.5), expected, rtol=1e-5, atol=1e-5
+    )
 
 
 def test_rmu_against_reference(models):
     model, ref = models
     f, r = batch(1), batch(2)
-    hf = model(**{k: f[k] for k in ("input_ids", "attention_mask")},
-               output_hidden_states=True).hidden_states[-1]
-    hr = model(**{k: r[k] for k in ("input_ids", "attention_mask")},
-               output_hidden_states=True).hidden_states[-1]
-    hr0 = ref(**{k: r[k] for k in ("input_ids", "attention_mask")},
-              output_hidden_states=True).hidden_states[-1]
+    hf = model(
+        **{k: f[k] for k in ("input_ids", "attention_mask")}, output_hidden_states=True
+    ).hidden_states[-1]
+    hr = model(
+        **{k: r[k] for k in ("input_ids", "attention_mask")}, output_hidden_states=True
+    ).hidden_states[-1]
+    hr0 = ref(
+        **{k: r[k] for k in ("input_ids", "attention_mask")}, output_hidden_states=True
+    ).hidden_states[-1]
     u = torch.rand(hf.size(-1), generator=torch.Generator().manual_seed(0))
     u = u / u.norm()
     mf, mr = f["attention_mask"].bool(), r["attention_mask"].bool()
-    expected = ((hf - 5.0 * u) ** 2).mean(-1)[mf].mean() + \
-        2.0 * ((hr - hr0) ** 2).mean(-1)[mr].mean()
-    got = loss_of("rmu", model, ref, {"forget": f, "retain": r}, steer=5.0, alpha=2.0,
-                  layer=-1)
+    expected = ((hf - 5.0 * u) ** 2).mean(-1)[mf].mean() + 2.0 * ((hr - hr0) ** 2).mean(-1)[
+        mr
+    ].mean()
+    got = loss_of("rmu", model, ref, {"forget": f, "retain": r}, steer=5.0, alpha=2.0, layer=-1)
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
 
 

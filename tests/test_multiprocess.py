@@ -25,9 +25,27 @@ def test_two_processes_match_one(tiny, isolated_home, tmp_path, method):
     env = {**os.environ, "LLMUNLEARN_HOME": str(other_home), "OMP_NUM_THREADS": "1"}
     script = Path(__file__).parent / "two_process_unlearn.py"
     res = subprocess.run(
-        [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--cpu",
-         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-         str(script), method], capture_output=True, text=True, env=env, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "accelerate.commands.launch",
+            "--num_processes",
+            "2",
+            "--cpu",
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            str(script),
+            method,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     line = next(x for x in res.stdout.splitlines() if x.startswith("RESULT "))
     double = json.loads(line.removeprefix("RESULT "))

@@ -19,9 +19,17 @@ from conftest import fake_source
 def new_code(first_release="2025-03-04"):
     def post_release_python():
         docs = fake_source("newcode", 24)()
-        return [Document(d.id, d.text + " async await", d.group,
-                         f"newpkg 1.0 (first release {first_release}, this version "
-                         f"{first_release})", "MIT") for d in docs]
+        return [
+            Document(
+                d.id,
+                d.text + " async await",
+                d.group,
+                f"newpkg 1.0 (first release {first_release}, this version {first_release})",
+                "MIT",
+            )
+            for d in docs
+        ]
+
     return post_release_python
 
 
@@ -59,20 +67,28 @@ def test_code_older_than_the_model_is_refused(tiny, real_sources, monkeypatch):
 
 
 def test_pypi_dates_read_the_first_upload(monkeypatch):
-    payload = {"releases": {"0.1": [{"upload_time_iso_8601": "2025-03-04T18:16:20Z"}],
-                            "0.2": [{"upload_time_iso_8601": "2025-04-01T10:00:00Z"},
-                                    {"upload_time_iso_8601": "2025-03-30T10:00:00Z"}],
-                            "0.3": []}}
-    monkeypatch.setattr("urllib.request.urlopen",
-                        lambda url, timeout: io.BytesIO(json.dumps(payload).encode()))
-    assert sources.pypi_dates("pkg", "0.2") == {"first_release": "2025-03-04",
-                                                 "version_release": "2025-03-30"}
+    payload = {
+        "releases": {
+            "0.1": [{"upload_time_iso_8601": "2025-03-04T18:16:20Z"}],
+            "0.2": [
+                {"upload_time_iso_8601": "2025-04-01T10:00:00Z"},
+                {"upload_time_iso_8601": "2025-03-30T10:00:00Z"},
+            ],
+            "0.3": [],
+        }
+    }
+    monkeypatch.setattr(
+        "urllib.request.urlopen", lambda url, timeout: io.BytesIO(json.dumps(payload).encode())
+    )
+    assert sources.pypi_dates("pkg", "0.2") == {
+        "first_release": "2025-03-04",
+        "version_release": "2025-03-30",
+    }
     with pytest.raises(SourceUnavailable, match="no files for pkg==0.3"):
         sources.pypi_dates("pkg", "0.3")
 
 
-def test_the_chapter_path_on_a_tiny_base_model(tiny, real_sources, docs, tmp_path,
-                                                monkeypatch):
+def test_the_chapter_path_on_a_tiny_base_model(tiny, real_sources, docs, tmp_path, monkeypatch):
     tok = train_tokenizer([d.text for d in docs], 300)
     model = build_model(tiny, len(tok), seed=0)
     model.save_pretrained(tmp_path / "base")

@@ -37,8 +37,18 @@ def test_relearning_measures_only_held_out_documents(tiny):
     assert [e["step"] for e in s["evals"]] == [0, 2, 4]
     assert all(0 <= e["auc"] <= 1 for e in s["evals"])
     assert s["evals"][-1]["ppl_heldout"] != s["evals"][0]["ppl_heldout"]  # it trained
-    frame = ul.relearn_domain(tiny, "github", zoo, methods=["ga"], seeds=[42],
-                              fraction=0.5, steps=4, lr=1e-3, eval_every=2, progress=False)
+    frame = ul.relearn_domain(
+        tiny,
+        "github",
+        zoo,
+        methods=["ga"],
+        seeds=[42],
+        fraction=0.5,
+        steps=4,
+        lr=1e-3,
+        eval_every=2,
+        progress=False,
+    )
     assert set(frame["model"]) == {"original", "retrained", "ga"}
     t = steps_to_recover(frame)
     assert t.loc[("github", "original", 42), "steps to recover"] == 0

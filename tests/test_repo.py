@@ -12,8 +12,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def tracked_notebooks():
-    out = subprocess.run(["git", "-C", str(ROOT), "ls-files", "*.ipynb"],
-                         capture_output=True, text=True).stdout.split()
+    out = subprocess.run(
+        ["git", "-C", str(ROOT), "ls-files", "*.ipynb"], capture_output=True, text=True
+    ).stdout.split()
     return [ROOT / f for f in out] or list((ROOT / "book").rglob("*.ipynb"))
 
 
@@ -25,8 +26,9 @@ def test_committed_notebooks_have_no_outputs_or_execution_counts():
         for i, cell in enumerate(nb["cells"]):
             if cell["cell_type"] == "code":
                 assert not cell.get("outputs"), f"{nb_path.name} cell {i} has outputs"
-                assert cell.get("execution_count") is None, \
+                assert cell.get("execution_count") is None, (
                     f"{nb_path.name} cell {i} has an execution count"
+                )
 
 
 def test_every_chapter_has_a_parameters_cell_with_profile():
@@ -48,10 +50,12 @@ def test_one_dependency_list_drives_conda_and_pip():
     assert "-c constraints.txt" in pip_section
     assert any(line.startswith("-e .") for line in pip_section)
     import tomllib
+
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     assert "torch==2.13.0" in deps  # a looser pin pulls a multi-GB CUDA build on CPU
-    pins = dict(line.split("==") for line in (ROOT / "constraints.txt").read_text().split()
-                if "==" in line)
+    pins = dict(
+        line.split("==") for line in (ROOT / "constraints.txt").read_text().split() if "==" in line
+    )
     assert pins["torch"] == "2.13.0"
     for dep in deps:  # every direct dependency is pinned exactly
         name = dep.split("[")[0].split("=")[0].split("<")[0].split(">")[0].strip()
@@ -60,4 +64,5 @@ def test_one_dependency_list_drives_conda_and_pip():
 
 def test_jupyter_book_is_1x():
     import jupyter_book
+
     assert jupyter_book.__version__.startswith("1.")

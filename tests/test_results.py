@@ -13,17 +13,37 @@ from llmunlearn.runs import Run
 
 
 def row(step, forget, approximate=100.0, retain=50.0, general=200.0, auc=0.6):
-    return {"step": step, "tokens": 10 * step, "ppl_forget": forget,
-            "ppl_approximate": approximate, "ppl_retain": retain, "ppl_general": general,
-            "acc_forget": 0.1, "auc": auc, "perplexity": {"forget": {"ppl": forget}}}
+    return {
+        "step": step,
+        "tokens": 10 * step,
+        "ppl_forget": forget,
+        "ppl_approximate": approximate,
+        "ppl_retain": retain,
+        "ppl_general": general,
+        "acc_forget": 0.1,
+        "auc": auc,
+        "perplexity": {"forget": {"ppl": forget}},
+    }
 
 
 def unlearning_run(method, evals, target=100.0, status="finished", flops=1e9, wall=2.0):
-    run = Run.create("unlearn", f"test-{method}", {"method": method, "domain": "books",
-                                                    "train": {"lr": 1e-4, "steps": 4}})
+    run = Run.create(
+        "unlearn",
+        f"test-{method}",
+        {"method": method, "domain": "books", "train": {"lr": 1e-4, "steps": 4}},
+    )
     selected = ul.select_step(evals, target)
-    run.finish({"status": status, "evals": evals, "target": target, "selected": selected,
-                "tokens": 100, "flops": flops, "wall_s": wall})
+    run.finish(
+        {
+            "status": status,
+            "evals": evals,
+            "target": target,
+            "selected": selected,
+            "tokens": 100,
+            "flops": flops,
+            "wall_s": wall,
+        }
+    )
     return run
 
 
@@ -54,33 +74,51 @@ def test_cost_ratios_divide_retraining_by_unlearning():
     for name, flops, wall in (("original", 8e12, 100.0), ("retrained-books", 6e12, 90.0)):
         zoo[name] = Run.create("pretrain", f"test-{name}", {"n": name})
         zoo[name].finish({"tokens": 1, "flops": flops, "wall_s": wall})
-    runs = {"books": {"ga": unlearning_run("ga", [row(0, 60), row(2, 90)], flops=3e9,
-                                           wall=3.0)}}
+    runs = {"books": {"ga": unlearning_run("ga", [row(0, 60), row(2, 90)], flops=3e9, wall=3.0)}}
     r = cost_ratios(cost_frame(zoo, runs))
     assert r.loc[("books", "ga"), "FLOPs ratio"] == pytest.approx(2000)
     assert r.loc[("books", "ga"), "wall-time ratio"] == pytest.approx(30)
 
 
 def test_figures_draw_one_panel_per_method_domain_or_model():
-    runs = [unlearning_run(m, [row(0, 60), row(2, 90 + i), row(4, 130 + i)])
-            for i, m in enumerate(("ga", "npo", "rmu"))]
+    runs = [
+        unlearning_run(m, [row(0, 60), row(2, 90 + i), row(4, 130 + i)])
+        for i, m in enumerate(("ga", "npo", "rmu"))
+    ]
     fig = ul.plot_method_trajectories(trajectory_frame(runs), row(0, 95))
     assert len([ax for ax in fig.axes if ax.has_data()]) == 3
-    grid = pd.DataFrame([dict(domain=d, method=m, optimizer=o, lr=lr, seed=42, step=s,
-                              forget_rel=1.2, retain_rel=1.05, general_rel=1.0,
-                              status="finished")
-                         for d in ("arxiv", "books") for m, o in (("ga", "adamw"),
-                                                                  ("ga", "sophia"),
-                                                                  ("npo", "adamw"))
-                         for lr in (1e-4, 1e-3) for s in (5, 10)])
+    grid = pd.DataFrame(
+        [
+            dict(
+                domain=d,
+                method=m,
+                optimizer=o,
+                lr=lr,
+                seed=42,
+                step=s,
+                forget_rel=1.2,
+                retain_rel=1.05,
+                general_rel=1.0,
+                status="finished",
+            )
+            for d in ("arxiv", "books")
+            for m, o in (("ga", "adamw"), ("ga", "sophia"), ("npo", "adamw"))
+            for lr in (1e-4, 1e-3)
+            for s in (5, 10)
+        ]
+    )
     grid.loc[0, ["forget_rel", "status"]] = [math.nan, "diverged"]
     grid["good"] = good(grid)
     fig = ul.plot_grid(grid, "arxiv")
     assert len([ax for ax in fig.axes if ax.images]) == 3  # ga, ga (sophia), npo
     fig = ul.plot_robustness(ul.robustness(grid))
     assert len(fig.axes) == 2  # one per domain
-    rel = pd.DataFrame([dict(domain="books", model=m, seed=42, step=s, ppl_rel=r, auc=0.5)
-                        for m, r in (("original", 1.0), ("retrained", 2.0), ("ga", 1.5))
-                        for s in (0, 5)])
+    rel = pd.DataFrame(
+        [
+            dict(domain="books", model=m, seed=42, step=s, ppl_rel=r, auc=0.5)
+            for m, r in (("original", 1.0), ("retrained", 2.0), ("ga", 1.5))
+            for s in (0, 5)
+        ]
+    )
     fig = ul.plot_relearning(rel)
     assert len(fig.axes[0].lines) == 4  # three models and the level "back"

@@ -32,8 +32,9 @@ def test_a_pickled_weights_file_is_refused_unopened(tiny, tmp_path):
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("planted", ["optimizer.bin", "random_states_0.pkl",
-                                     "custom_checkpoint_0.pkl"])
+@pytest.mark.parametrize(
+    "planted", ["optimizer.bin", "random_states_0.pkl", "custom_checkpoint_0.pkl"]
+)
 def test_a_training_checkpoint_never_unpickles_code(tiny, docs, tmp_path, planted):
     from llmunlearn.data import chunk_documents
 
@@ -46,14 +47,29 @@ def test_a_training_checkpoint_never_unpickles_code(tiny, docs, tmp_path, plante
         if step == 3:
             raise KeyboardInterrupt
         return {}
+
     with pytest.raises(KeyboardInterrupt):
-        train(build_model(tiny, len(tok), 0), loss, {"train": ds}, cfg, tmp_path / "run",
-              on_eval=crash, eval_every=3, progress=False)
+        train(
+            build_model(tiny, len(tok), 0),
+            loss,
+            {"train": ds},
+            cfg,
+            tmp_path / "run",
+            on_eval=crash,
+            eval_every=3,
+            progress=False,
+        )
     marker = tmp_path / "pwned"
     (tmp_path / "run" / "checkpoint" / planted).write_bytes(pickle.dumps(Payload(marker)))
     try:  # refusing to resume is fine; running the file's code is not
-        train(build_model(tiny, len(tok), 0), loss, {"train": ds}, cfg, tmp_path / "run",
-              progress=False)
+        train(
+            build_model(tiny, len(tok), 0),
+            loss,
+            {"train": ds},
+            cfg,
+            tmp_path / "run",
+            progress=False,
+        )
     except Exception:
         pass
     assert not marker.exists()

@@ -18,8 +18,7 @@ def test_ga_loss_is_minus_the_models_own_loss(tiny):
     model = build_model(tiny, 40, seed=0)
     ids = torch.randint(2, 40, (2, 12))
     b = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids}
-    torch.testing.assert_close(ul.get_method("ga").loss(model, {"forget": b}),
-                               -model(**b).loss)
+    torch.testing.assert_close(ul.get_method("ga").loss(model, {"forget": b}), -model(**b).loss)
 
 
 def test_pretrain_then_gradient_ascent_raises_forget_perplexity(tiny):
@@ -42,8 +41,12 @@ def test_pretrain_then_gradient_ascent_raises_forget_perplexity(tiny):
 
 
 def test_selection_rule():
-    evals = [{"step": 0, "ppl_forget": 10}, {"step": 2, "ppl_forget": 15},
-             {"step": 4, "ppl_forget": 25}, {"step": 6, "ppl_forget": 40}]
+    evals = [
+        {"step": 0, "ppl_forget": 10},
+        {"step": 2, "ppl_forget": 15},
+        {"step": 4, "ppl_forget": 25},
+        {"step": 6, "ppl_forget": 40},
+    ]
     assert ul.select_step(evals, 20) == {**evals[2], "reached_target": True}
     assert ul.select_step(evals, 99) == {**evals[3], "reached_target": False}
 
@@ -53,6 +56,7 @@ def test_a_diverging_method_is_recorded_as_diverged(tiny):
     def nan_loss(model, batches, ref=None, hp=None):
         """Returns NaN: a stand-in for a method that blows up."""
         return nll_loss(model, batches["forget"]) * float("nan")
+
     try:
         run = ul.unlearn(tiny, "github", "nan_for_test", progress=False)
     finally:
@@ -70,6 +74,7 @@ def test_bad_learning_rate_is_named(tiny):
 def _stream(tiny, docs):
     from llmunlearn.data import chunk_documents
     from llmunlearn.models import train_tokenizer
+
     tok = train_tokenizer([d.text for d in docs], 200)
     return len(tok), chunk_documents(tok, docs, 16)
 
@@ -79,23 +84,35 @@ def test_interrupted_training_resumes_to_the_same_weights(tiny, docs, tmp_path):
     cfg = TrainConfig(steps=6, lr=1e-2, batch=4, micro_batch=2, checkpoint_every=2)
     loss = lambda m, b: nll_loss(m, b["train"])  # noqa: E731
 
-    straight = train(build_model(tiny, vocab, 0), loss, {"train": ds}, cfg, tmp_path / "a",
-                     progress=False)
+    straight = train(
+        build_model(tiny, vocab, 0), loss, {"train": ds}, cfg, tmp_path / "a", progress=False
+    )
 
     def crash(model, step):
         if step == 5:
             raise KeyboardInterrupt
         return {}
+
     with pytest.raises(KeyboardInterrupt):
-        train(build_model(tiny, vocab, 0), loss, {"train": ds}, cfg, tmp_path / "b",
-              on_eval=crash, eval_every=5, progress=False)
-    resumed = train(build_model(tiny, vocab, 0), loss, {"train": ds}, cfg, tmp_path / "b",
-                    progress=False)
+        train(
+            build_model(tiny, vocab, 0),
+            loss,
+            {"train": ds},
+            cfg,
+            tmp_path / "b",
+            on_eval=crash,
+            eval_every=5,
+            progress=False,
+        )
+    resumed = train(
+        build_model(tiny, vocab, 0), loss, {"train": ds}, cfg, tmp_path / "b", progress=False
+    )
     assert resumed["log"][0]["step"] == 1 and len(resumed["log"]) == 6
     for (n, p), q in zip(straight["model"].named_parameters(), resumed["model"].parameters()):
         torch.testing.assert_close(p, q, msg=n)
     assert [r["loss"] for r in straight["log"]] == pytest.approx(
-        [r["loss"] for r in resumed["log"]], rel=1e-5)
+        [r["loss"] for r in resumed["log"]], rel=1e-5
+    )
 
 
 def test_a_base_model_is_the_original_and_nothing_is_pretrained(tiny):
@@ -144,8 +161,14 @@ def test_the_same_profile_and_seed_give_bitwise_identical_numbers(tiny, tmp_path
         assert a == b
     record = second[3].provenance
     assert second[3].config["train"]["seed"] == tiny.seed
-    assert {"device", "compute_dtype", "processes", "torch_threads", "git_revision",
-            "versions"} <= set(record)
+    assert {
+        "device",
+        "compute_dtype",
+        "processes",
+        "torch_threads",
+        "git_revision",
+        "versions",
+    } <= set(record)
 
 
 LARGEST_LR = 1.0
@@ -156,8 +179,7 @@ or saturates here."""
 @pytest.mark.parametrize("domain", ul.DOMAINS)
 def test_every_method_at_a_huge_learning_rate_ends_finished_or_diverged(tiny, domain):
     zoo = ul.pretrain_zoo(tiny, progress=False)
-    runs = ul.unlearn_all(tiny, domain, lr=LARGEST_LR, original=zoo["original"],
-                          progress=False)
+    runs = ul.unlearn_all(tiny, domain, lr=LARGEST_LR, original=zoo["original"], progress=False)
     for method, run in runs.items():
         s = run.summary
         assert run.done and s["status"] in ("finished", "diverged"), method
@@ -165,16 +187,32 @@ def test_every_method_at_a_huge_learning_rate_ends_finished_or_diverged(tiny, do
             assert not (run.path / "model").exists(), method
     # the evaluation of the domain takes the finished ones and leaves the diverged out
     models = ul.domain_models(tiny, domain, zoo, lr=LARGEST_LR, progress=False)
-    assert {m for m, r in runs.items() if r.summary["status"] == "finished"} == \
-        set(models) - {"original", "retrained"}
+    assert {m for m, r in runs.items() if r.summary["status"] == "finished"} == set(models) - {
+        "original",
+        "retrained",
+    }
 
 
 def test_per_method_hyper_parameters_reach_only_their_method(tiny):
     zoo = ul.pretrain_zoo(tiny, progress=False)
-    runs = ul.unlearn_all(tiny, "books", ["npo", "ga_gd_in"], steps=2, original=zoo["original"],
-                          hparams={"npo": {"beta": 0.5}}, progress=False)
+    runs = ul.unlearn_all(
+        tiny,
+        "books",
+        ["npo", "ga_gd_in"],
+        steps=2,
+        original=zoo["original"],
+        hparams={"npo": {"beta": 0.5}},
+        progress=False,
+    )
     assert runs["npo"].config["hparams"] == {"beta": 0.5}
     assert runs["ga_gd_in"].config["hparams"] == {"lambda": 1.0}
-    again = ul.unlearn(tiny, "books", "ga_gd_in", steps=2, original=zoo["original"],
-                       hparams={"lambda": 1}, progress=False)  # 1 and 1.0: the same run
+    again = ul.unlearn(
+        tiny,
+        "books",
+        "ga_gd_in",
+        steps=2,
+        original=zoo["original"],
+        hparams={"lambda": 1},
+        progress=False,
+    )  # 1 and 1.0: the same run
     assert again.path == runs["ga_gd_in"].path

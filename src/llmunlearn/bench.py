@@ -57,6 +57,7 @@ def peak_memory(out: dict):
             with open("/proc/self/statm") as f:
                 peak[0] = max(peak[0], int(f.read().split()[1]) * page)
             time.sleep(0.005)
+
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
     try:
@@ -101,12 +102,24 @@ def ours_unlearn(profile, original, domain, method, steps) -> dict:
     from .train import TrainConfig, train
 
     model, spec, streams, ref, hp = _setup(profile, original, domain, method)
-    cfg = TrainConfig(steps=steps, lr=profile.unlearn_lr, batch=profile.unlearn_batch,
-                      micro_batch=profile.unlearn_batch, seed=profile.seed)
+    cfg = TrainConfig(
+        steps=steps,
+        lr=profile.unlearn_lr,
+        batch=profile.unlearn_batch,
+        micro_batch=profile.unlearn_batch,
+        seed=profile.seed,
+    )
     out = {}
     with tempfile.TemporaryDirectory() as tmp, peak_memory(out):
-        res = train(model, lambda m, b: spec.loss(m, b, ref, hp), streams, cfg, Path(tmp),
-                    frozen=(ref,) if ref is not None else (), progress=False)
+        res = train(
+            model,
+            lambda m, b: spec.loss(m, b, ref, hp),
+            streams,
+            cfg,
+            Path(tmp),
+            frozen=(ref,) if ref is not None else (),
+            progress=False,
+        )
     log = res["log"]
     out["tokens_per_s"] = _steady_rate([r["wall_s"] for r in log], [r["tokens"] for r in log])
     return out
@@ -121,8 +134,7 @@ def trainer_unlearn(profile, original, domain, method, steps) -> dict:
 
     model, spec, streams, ref, hp = _setup(profile, original, domain, method)
     n = steps * profile.unlearn_batch
-    rows = {name: ds.with_format("torch", columns=TENSOR_COLUMNS) for name, ds in
-            streams.items()}
+    rows = {name: ds.with_format("torch", columns=TENSOR_COLUMNS) for name, ds in streams.items()}
 
     class Paired(torch.utils.data.Dataset):  # item i: chunk i of every stream
         def __len__(self):
@@ -132,8 +144,10 @@ def trainer_unlearn(profile, original, domain, method, steps) -> dict:
             return {name: ds[i % len(ds)] for name, ds in rows.items()}
 
     def collate(items):
-        return {name: {k: torch.stack([it[name][k] for it in items]) for k in TENSOR_COLUMNS}
-                for name in rows}
+        return {
+            name: {k: torch.stack([it[name][k] for it in items]) for k in TENSOR_COLUMNS}
+            for name in rows
+        }
 
     class MethodTrainer(Trainer):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -149,22 +163,39 @@ def trainer_unlearn(profile, original, domain, method, steps) -> dict:
     out = {}
     with tempfile.TemporaryDirectory() as tmp, peak_memory(out):
         args = TrainingArguments(
-            output_dir=tmp, per_device_train_batch_size=profile.unlearn_batch,
-            max_steps=steps, learning_rate=profile.unlearn_lr, lr_scheduler_type="cosine",
-            warmup_steps=max(1, round(0.03 * steps)), max_grad_norm=1.0, weight_decay=0.0,
-            logging_strategy="no", save_strategy="no", report_to=[], seed=profile.seed,
-            disable_tqdm=True, dataloader_num_workers=0, remove_unused_columns=False,
-            bf16=torch.cuda.is_available(), use_cpu=not torch.cuda.is_available())
-        trainer = MethodTrainer(model=model, args=args, train_dataset=Paired(),
-                                data_collator=collate, callbacks=[Stamp()])
+            output_dir=tmp,
+            per_device_train_batch_size=profile.unlearn_batch,
+            max_steps=steps,
+            learning_rate=profile.unlearn_lr,
+            lr_scheduler_type="cosine",
+            warmup_steps=max(1, round(0.03 * steps)),
+            max_grad_norm=1.0,
+            weight_decay=0.0,
+            logging_strategy="no",
+            save_strategy="no",
+            report_to=[],
+            seed=profile.seed,
+            disable_tqdm=True,
+            dataloader_num_workers=0,
+            remove_unused_columns=False,
+            bf16=torch.cuda.is_available(),
+            use_cpu=not torch.cuda.is_available(),
+        )
+        trainer = MethodTrainer(
+            model=model,
+            args=args,
+            train_dataset=Paired(),
+            data_collator=collate,
+            callbacks=[Stamp()],
+        )
         if ref is not None:
             ref.to(trainer.args.device)
         trainer.train()
     # tokens per step: the streams' mean real tokens per chunk (the Trainer's sampler
     # draws chunks at random), times the chunks of one step
     tokens_per_step = profile.unlearn_batch * sum(
-        sum(map(sum, ds.with_format(None)["attention_mask"])) / len(ds)
-        for ds in streams.values())
+        sum(map(sum, ds.with_format(None)["attention_mask"])) / len(ds) for ds in streams.values()
+    )
     out["tokens_per_s"] = tokens_per_step * (len(stamps) - 1) / (stamps[-1] - stamps[0])
     return out
 
@@ -222,8 +253,7 @@ def full_evaluation(profile, original, domain) -> dict:
     out = {}
     for name in ("first_model_s", "later_model_s"):
         t0 = time.perf_counter()
-        evaluate_model(model, tokenizer, sets, {"retrained": ref, "original": ref},
-                       profile=profile)
+        evaluate_model(model, tokenizer, sets, {"retrained": ref, "original": ref}, profile=profile)
         out[name] = time.perf_counter() - t0
     return out
 
@@ -259,12 +289,24 @@ def pretrain_throughput(profile, steps: int) -> dict:
     tokenizer = pretraining_tokenizer(profile)
     train_set = chunk_documents(tokenizer, pretraining_documents(profile), profile.chunk_len)
     model = build_model(profile, len(tokenizer), profile.seed)
-    cfg = TrainConfig(steps=steps, lr=profile.pretrain_lr, batch=profile.pretrain_batch,
-                      micro_batch=profile.pretrain_batch, warmup_ratio=0.05, seed=profile.seed)
+    cfg = TrainConfig(
+        steps=steps,
+        lr=profile.pretrain_lr,
+        batch=profile.pretrain_batch,
+        micro_batch=profile.pretrain_batch,
+        warmup_ratio=0.05,
+        seed=profile.seed,
+    )
     out = {}
     with tempfile.TemporaryDirectory() as tmp, peak_memory(out):
-        res = train(model, lambda m, b: nll_loss(m, b["train"]), {"train": train_set}, cfg,
-                    Path(tmp), progress=False)
+        res = train(
+            model,
+            lambda m, b: nll_loss(m, b["train"]),
+            {"train": train_set},
+            cfg,
+            Path(tmp),
+            progress=False,
+        )
     log = res["log"]
     out["tokens_per_s"] = _steady_rate([r["wall_s"] for r in log], [r["tokens"] for r in log])
     out["flops_per_s"] = 6 * n_params(model) * out["tokens_per_s"]
@@ -295,25 +337,41 @@ def unlearning_breakdown(profile, domain: str, method: str = "ga") -> dict:
             else:
                 os.environ["LLMUNLEARN_HOME"] = old
     reference = total - timing["load_s"] - timing["train_s"] - timing["eval_s"]
-    return {"method": method, "total_s": total, **timing,
-            "step_0_reference_and_saving_s": reference,
-            "share": {k: v / total for k, v in (("load", timing["load_s"]),
-                                                ("training steps", timing["train_s"]),
-                                                ("evaluations", timing["eval_s"]),
-                                                ("step 0, saving, rest", reference))}}
+    return {
+        "method": method,
+        "total_s": total,
+        **timing,
+        "step_0_reference_and_saving_s": reference,
+        "share": {
+            k: v / total
+            for k, v in (
+                ("load", timing["load_s"]),
+                ("training steps", timing["train_s"]),
+                ("evaluations", timing["eval_s"]),
+                ("step 0, saving, rest", reference),
+            )
+        },
+    }
 
 
-def run_bench(profile: Profile, domain: str = "github", steps: int = 20, repeats: int = 2,
-              say=print) -> Path:
+def run_bench(
+    profile: Profile, domain: str = "github", steps: int = 20, repeats: int = 2, say=print
+) -> Path:
     """Every benchmark above; returns the path of the JSON report."""
     from .pretraining import pretrain
     from .runs import home, provenance, write_json
 
     torch.set_num_threads(profile.threads)
     original = pretrain(profile)
-    report = {"profile": profile.name, "domain": domain, "steps": steps, "repeats": repeats,
-              "threads": profile.threads, "device": "cuda" if torch.cuda.is_available()
-              else f"cpu x {profile.threads} threads", "unlearning": {}}
+    report = {
+        "profile": profile.name,
+        "domain": domain,
+        "steps": steps,
+        "repeats": repeats,
+        "threads": profile.threads,
+        "device": "cuda" if torch.cuda.is_available() else f"cpu x {profile.threads} threads",
+        "unlearning": {},
+    }
     for method in BENCH_METHODS:
         rounds = {"ours": [], "trainer": []}
         for _ in range(repeats):
@@ -321,32 +379,53 @@ def run_bench(profile: Profile, domain: str = "github", steps: int = 20, repeats
             rounds["trainer"].append(trainer_unlearn(profile, original, domain, method, steps))
         best = {k: max(r["tokens_per_s"] for r in v) for k, v in rounds.items()}
         report["unlearning"][method] = {
-            "rounds": rounds, "ours_tokens_per_s": best["ours"],
-            "trainer_tokens_per_s": best["trainer"], "ratio": best["ours"] / best["trainer"],
+            "rounds": rounds,
+            "ours_tokens_per_s": best["ours"],
+            "trainer_tokens_per_s": best["trainer"],
+            "ratio": best["ours"] / best["trainer"],
             "ours_peak_mb": max(r["peak_mb"] for r in rounds["ours"]),
-            "trainer_peak_mb": max(r["peak_mb"] for r in rounds["trainer"])}
-        say(f"unlearning {method:<9} ours {best['ours']:,.0f} tok/s, Trainer "
-            f"{best['trainer']:,.0f} tok/s: {best['ours'] / best['trainer']:.2f}x")
+            "trainer_peak_mb": max(r["peak_mb"] for r in rounds["trainer"]),
+        }
+        say(
+            f"unlearning {method:<9} ours {best['ours']:,.0f} tok/s, Trainer "
+            f"{best['trainer']:,.0f} tok/s: {best['ours'] / best['trainer']:.2f}x"
+        )
     rounds = [eval_throughput(profile, original, domain) for _ in range(repeats)]
     best = {k: max(r[k]["tokens_per_s"] for r in rounds) for k in ("ours", "one_chunk_loop")}
-    report["evaluation"] = {"rounds": rounds, "ratio": best["ours"] / best["one_chunk_loop"],
-                            **{f"{k}_tokens_per_s": v for k, v in best.items()}}
-    say(f"evaluation ours {best['ours']:,.0f} tok/s, one-chunk loop "
-        f"{best['one_chunk_loop']:,.0f} tok/s: {report['evaluation']['ratio']:.2f}x")
-    report["full_evaluation"] = min((full_evaluation(profile, original, domain)
-                                     for _ in range(repeats)), key=lambda r: r["later_model_s"])
-    say(f"full evaluation of one model: {report['full_evaluation']['first_model_s']:.1f} s "
-        f"(first of a domain), {report['full_evaluation']['later_model_s']:.1f} s (later)")
+    report["evaluation"] = {
+        "rounds": rounds,
+        "ratio": best["ours"] / best["one_chunk_loop"],
+        **{f"{k}_tokens_per_s": v for k, v in best.items()},
+    }
+    say(
+        f"evaluation ours {best['ours']:,.0f} tok/s, one-chunk loop "
+        f"{best['one_chunk_loop']:,.0f} tok/s: {report['evaluation']['ratio']:.2f}x"
+    )
+    report["full_evaluation"] = min(
+        (full_evaluation(profile, original, domain) for _ in range(repeats)),
+        key=lambda r: r["later_model_s"],
+    )
+    say(
+        f"full evaluation of one model: {report['full_evaluation']['first_model_s']:.1f} s "
+        f"(first of a domain), {report['full_evaluation']['later_model_s']:.1f} s (later)"
+    )
     peak = matmul_peak(profile.threads)
     pre = pretrain_throughput(profile, steps)
-    report["pretraining"] = {**pre, "matmul_peak_flops_per_s": peak,
-                             "fraction_of_peak": pre["flops_per_s"] / peak}
-    say(f"pre-training {pre['tokens_per_s']:,.0f} tok/s = {pre['flops_per_s'] / 1e9:.1f} "
+    report["pretraining"] = {
+        **pre,
+        "matmul_peak_flops_per_s": peak,
+        "fraction_of_peak": pre["flops_per_s"] / peak,
+    }
+    say(
+        f"pre-training {pre['tokens_per_s']:,.0f} tok/s = {pre['flops_per_s'] / 1e9:.1f} "
         f"GFLOP/s, {pre['flops_per_s'] / peak:.0%} of the measured fp32 peak "
-        f"({peak / 1e9:.1f} GFLOP/s)")
+        f"({peak / 1e9:.1f} GFLOP/s)"
+    )
     report["breakdown"] = unlearning_breakdown(profile, domain)
-    say("an unlearning run's wall time: " + ", ".join(
-        f"{k} {v:.0%}" for k, v in report["breakdown"]["share"].items()))
+    say(
+        "an unlearning run's wall time: "
+        + ", ".join(f"{k} {v:.0%}" for k, v in report["breakdown"]["share"].items())
+    )
     report["provenance"] = provenance()
     path = home() / "bench" / f"bench-{profile.name}-{time.strftime('%Y%m%d-%H%M%S')}.json"
     write_json(path, report)

@@ -41,6 +41,7 @@ def toc_files(root: Path) -> list[str]:
                 if "file" in child:
                     out.append(child["file"])
                 walk(child)
+
     walk(toc)
     return out
 
@@ -56,6 +57,7 @@ def toc_titles(root: Path) -> dict[str, str]:
                 if "file" in child and "title" in child:
                     out[child["file"]] = child["title"]
                 walk(child)
+
     walk(toc)
     return out
 
@@ -72,14 +74,16 @@ def source_of(root: Path, entry: str) -> Path:
     for suffix in (".ipynb", ".md"):
         if (root / f"{entry}{suffix}").exists():
             return root / f"{entry}{suffix}"
-    raise FileNotFoundError(f"_toc.yml lists {entry!r} but neither {entry}.ipynb nor "
-                            f"{entry}.md exists under {root}")
+    raise FileNotFoundError(
+        f"_toc.yml lists {entry!r} but neither {entry}.ipynb nor {entry}.md exists under {root}"
+    )
 
 
 def chapters(root: Path = PROJECT_ROOT) -> dict[str, Path]:
     """Executable chapters: name (file stem) -> notebook path, in book order."""
-    return {Path(e).name: p for e in toc_files(root)
-            if (p := source_of(root, e)).suffix == ".ipynb"}
+    return {
+        Path(e).name: p for e in toc_files(root) if (p := source_of(root, e)).suffix == ".ipynb"
+    }
 
 
 def _library_digest() -> str:
@@ -103,16 +107,18 @@ def kernel_env(interactive: bool) -> dict:
     on a terminal and every 30 s in a log (CI); third-party bars (weights loading and
     saving, dataset preparation), accelerate's warning on tied weights and tqdm's wish
     for ipywidgets stay out of the chapters."""
-    return {"TQDM_MININTERVAL": "2" if interactive else "30",
-            "HF_HUB_DISABLE_PROGRESS_BARS": "1", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
-            "ACCELERATE_LOG_LEVEL": "ERROR",
-            "LLMUNLEARN_PROGRESS": "console",  # text bars to the terminal, not widgets
-            # tqdm.auto, imported by dependencies, wants ipywidgets in a kernel
-            "PYTHONWARNINGS": "ignore:IProgress not found"}
+    return {
+        "TQDM_MININTERVAL": "2" if interactive else "30",
+        "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+        "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
+        "ACCELERATE_LOG_LEVEL": "ERROR",
+        "LLMUNLEARN_PROGRESS": "console",  # text bars to the terminal, not widgets
+        # tqdm.auto, imported by dependencies, wants ipywidgets in a kernel
+        "PYTHONWARNINGS": "ignore:IProgress not found",
+    }
 
 
-def execute(src: Path, dst: Path, parameters: dict, key: str, title: str | None = None
-            ) -> bool:
+def execute(src: Path, dst: Path, parameters: dict, key: str, title: str | None = None) -> bool:
     """Execute ``src`` into ``dst`` with papermill unless ``dst`` was executed with ``key``.
     ``title`` replaces the notebook's first heading (a chapter executed once per domain
     gets its own page title, the one ``_toc.yml`` gives it).
@@ -140,22 +146,35 @@ def execute(src: Path, dst: Path, parameters: dict, key: str, title: str | None 
         # and tokens/s, method and domain, evaluations) goes to this terminal as it
         # happens. The kernel talks over local sockets (IPC), not TCP: nothing to encrypt,
         # and no warning about it at every chapter.
-        papermill.execute_notebook(str(src), str(dst), parameters=parameters,
-                                   kernel_name="python3", cwd=str(dst.parent),
-                                   progress_bar=False, stderr_file=sys.stderr,
-                                   config=Config({"KernelManager": {"transport": "ipc"}}))
+        papermill.execute_notebook(
+            str(src),
+            str(dst),
+            parameters=parameters,
+            kernel_name="python3",
+            cwd=str(dst.parent),
+            progress_bar=False,
+            stderr_file=sys.stderr,
+            config=Config({"KernelManager": {"transport": "ipc"}}),
+        )
     except papermill.PapermillExecutionError as e:
-        cell = next((c.source for c in nbformat.read(dst, as_version=4).cells
-                     if c.get("execution_count") == e.exec_count), "")
+        cell = next(
+            (
+                c.source
+                for c in nbformat.read(dst, as_version=4).cells
+                if c.get("execution_count") == e.exec_count
+            ),
+            "",
+        )
         code = "\n".join(f"    | {line}" for line in cell.splitlines()[:8])
         raise ChapterFailed(
             f"{src.name} failed in code cell [{e.exec_count}]:\n{code}\n"
-            f"  {e.ename}: {e.evalue}\n  executed notebook kept at {dst}") from None
+            f"  {e.ename}: {e.evalue}\n  executed notebook kept at {dst}"
+        ) from None
     nb = nbformat.read(dst, as_version=4)
     if title:
         for cell in nb.cells:
             if cell.cell_type == "markdown" and cell.source.startswith("# "):
-                cell.source = f"# {title}" + cell.source[len(cell.source.split("\n")[0]):]
+                cell.source = f"# {title}" + cell.source[len(cell.source.split("\n")[0]) :]
                 break
     nb.metadata["llmunlearn"] = {"key": key, "parameters": parameters}
     nbformat.write(nb, dst)
@@ -197,29 +216,47 @@ def build(profile: str = "cpu", only: str | None = None, root: Path = PROJECT_RO
     t_all = time.perf_counter()
     for i, entry in enumerate(todo, 1):
         src = source_of(root, entry)
-        parameters = {"profile": profile,
-                      **{k: v for k, v in extra.get(entry, {}).items() if k != "source"}}
+        parameters = {
+            "profile": profile,
+            **{k: v for k, v in extra.get(entry, {}).items() if k != "source"},
+        }
         title = titles.get(entry) if entry in extra else None
-        key = hashlib.sha256(src.read_bytes() + repr((parameters, title)).encode()
-                             + lib.encode()).hexdigest()
+        key = hashlib.sha256(
+            src.read_bytes() + repr((parameters, title)).encode() + lib.encode()
+        ).hexdigest()
         t0 = time.perf_counter()
         _say(f"[{i}/{len(todo)}] {Path(entry).name:<24} running ...")
         try:
             ran = execute(src, stage / f"{entry}.ipynb", parameters, key, title)
         except ChapterFailed:
-            _say(f"[{i}/{len(todo)}] {Path(entry).name:<24} FAILED after "
-                f"{time.perf_counter() - t0:.1f} s")
+            _say(
+                f"[{i}/{len(todo)}] {Path(entry).name:<24} FAILED after "
+                f"{time.perf_counter() - t0:.1f} s"
+            )
             raise
-        _say(f"[{i}/{len(todo)}] {Path(entry).name:<24} {'executed' if ran else 'reused'} "
-            f"in {time.perf_counter() - t0:.1f} s")
+        _say(
+            f"[{i}/{len(todo)}] {Path(entry).name:<24} {'executed' if ran else 'reused'} "
+            f"in {time.perf_counter() - t0:.1f} s"
+        )
     _say(f"chapters done in {time.perf_counter() - t_all:.1f} s; rendering with jupyter-book")
     _serve_mathjax(stage)
-    cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(stage),
-           "--path-output", str(stage), "-W", "-n", "--keep-going", "--quiet"]
+    cmd = [
+        str(Path(sys.executable).parent / "jupyter-book"),
+        "build",
+        str(stage),
+        "--path-output",
+        str(stage),
+        "-W",
+        "-n",
+        "--keep-going",
+        "--quiet",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
-        raise RuntimeError(f"jupyter-book build failed (exit {proc.returncode}):\n"
-                           f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+        raise RuntimeError(
+            f"jupyter-book build failed (exit {proc.returncode}):\n"
+            f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+        )
     index = stage / "_build" / "html" / "index.html"
     if not index.exists():
         raise RuntimeError(f"jupyter-book reported success but {index} does not exist")
@@ -247,33 +284,52 @@ def mathjax(fetch: bool = False) -> Path | None:
     if (target / "es5" / "tex-chtml.js").exists():
         return target / "es5"
     if not fetch:
-        warnings.warn(f"MathJax is not in this environment ({target}); the pages will load "
-                      "it from its CDN. `llmunlearn mathjax` fetches it from npm")
+        warnings.warn(
+            f"MathJax is not in this environment ({target}); the pages will load "
+            "it from its CDN. `llmunlearn mathjax` fetches it from npm"
+        )
         return None
     npm = shutil.which("npm")
     try:
         if npm is None:
             raise OSError("npm is not installed")
         with tempfile.TemporaryDirectory() as tmp:
-            subprocess.run([npm, "pack", MATHJAX, "--silent"], cwd=tmp, check=True,
-                           capture_output=True, text=True, timeout=300)
+            subprocess.run(
+                [npm, "pack", MATHJAX, "--silent"],
+                cwd=tmp,
+                check=True,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
             tarball = next(Path(tmp).glob("mathjax-*.tgz"))
             partial = target.with_name(target.name + ".partial")
             shutil.rmtree(partial, ignore_errors=True)
             with tarfile.open(tarball) as tar:
-                members = [m for m in tar.getmembers() if m.name.startswith("package/es5/")
-                           and (m.isfile() or m.isdir())]
+                members = [
+                    m
+                    for m in tar.getmembers()
+                    if m.name.startswith("package/es5/") and (m.isfile() or m.isdir())
+                ]
                 tar.extractall(partial, members=members, filter="data")
             (partial / "package" / "es5").rename(partial / "es5")
             shutil.rmtree(partial / "package")
-            write_json(partial / "source.json", {
-                "package": MATHJAX, "registry": "npm", "licence": "Apache-2.0",
-                "sha256": hashlib.sha256(tarball.read_bytes()).hexdigest()})
+            write_json(
+                partial / "source.json",
+                {
+                    "package": MATHJAX,
+                    "registry": "npm",
+                    "licence": "Apache-2.0",
+                    "sha256": hashlib.sha256(tarball.read_bytes()).hexdigest(),
+                },
+            )
             shutil.rmtree(target, ignore_errors=True)
             partial.rename(target)
     except (OSError, subprocess.SubprocessError, StopIteration) as e:
-        warnings.warn(f"MathJax could not be fetched from npm ({e}); the pages will load "
-                      "it from its CDN, so equations need a network to render")
+        warnings.warn(
+            f"MathJax could not be fetched from npm ({e}); the pages will load "
+            "it from its CDN, so equations need a network to render"
+        )
         return None
     return target / "es5"
 
@@ -322,7 +378,13 @@ def build_status(profile: str, root: Path = PROJECT_ROOT):
         if not path.exists():
             continue
         meta = nbformat.read(path, as_version=4).metadata.get("papermill", {})
-        rows.append({"chapter": Path(entry).name, "parameters": meta.get("parameters"),
-                     "started": meta.get("start_time"), "seconds": meta.get("duration"),
-                     "status": "failed" if meta.get("exception") else "ok"})
+        rows.append(
+            {
+                "chapter": Path(entry).name,
+                "parameters": meta.get("parameters"),
+                "started": meta.get("start_time"),
+                "seconds": meta.get("duration"),
+                "status": "failed" if meta.get("exception") else "ok",
+            }
+        )
     return pd.DataFrame(rows).set_index("chapter") if rows else pd.DataFrame()

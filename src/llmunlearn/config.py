@@ -103,54 +103,122 @@ PROFILES: dict[str, Profile] = {
     p.name: p
     for p in (
         Profile(
-            name="smoke", forget_chars=12_000, retain_chars=24_000, approximate_chars=12_000,
-            general_retain_chars=24_000, general_eval_chars=12_000,
-            max_doc_chars=16_000, min_doc_chars=300,
-            vocab_size=1024, chunk_len=64, n_layer=2, d_model=64, n_head=2,
-            pretrain_epochs=3, pretrain_batch=8, pretrain_lr=3e-3,
-            unlearn_lr=1e-3, unlearn_steps=6, unlearn_batch=4, eval_every=2, eval_chunks=32,
-            threads=2, grid_lrs=(1e-3, 1e-2), grid_seed_methods=("ga",),
+            name="smoke",
+            forget_chars=12_000,
+            retain_chars=24_000,
+            approximate_chars=12_000,
+            general_retain_chars=24_000,
+            general_eval_chars=12_000,
+            max_doc_chars=16_000,
+            min_doc_chars=300,
+            vocab_size=1024,
+            chunk_len=64,
+            n_layer=2,
+            d_model=64,
+            n_head=2,
+            pretrain_epochs=3,
+            pretrain_batch=8,
+            pretrain_lr=3e-3,
+            unlearn_lr=1e-3,
+            unlearn_steps=6,
+            unlearn_batch=4,
+            eval_every=2,
+            eval_chunks=32,
+            threads=2,
+            grid_lrs=(1e-3, 1e-2),
+            grid_seed_methods=("ga",),
             grid_sophia_methods=("ga",),
         ),
         Profile(
             # sizes chosen for the 60-minute budget on 2 cores with the grid (180 runs)
-            name="cpu", forget_chars=40_000, retain_chars=80_000, approximate_chars=40_000,
-            general_retain_chars=80_000, general_eval_chars=40_000,
-            max_doc_chars=12_000, min_doc_chars=500,
-            vocab_size=4096, chunk_len=128, n_layer=4, d_model=192, n_head=4,
-            pretrain_epochs=3, pretrain_batch=16, pretrain_lr=2e-3,
+            name="cpu",
+            forget_chars=40_000,
+            retain_chars=80_000,
+            approximate_chars=40_000,
+            general_retain_chars=80_000,
+            general_eval_chars=40_000,
+            max_doc_chars=12_000,
+            min_doc_chars=500,
+            vocab_size=4096,
+            chunk_len=128,
+            n_layer=4,
+            d_model=192,
+            n_head=4,
+            pretrain_epochs=3,
+            pretrain_batch=16,
+            pretrain_lr=2e-3,
             # 20 steps x 4 chunks: about one pass over a forget set (the paper's epoch)
-            unlearn_lr=2e-4, unlearn_steps=20, unlearn_batch=4, eval_every=10,
-            eval_chunks=32, threads=2,
+            unlearn_lr=2e-4,
+            unlearn_steps=20,
+            unlearn_batch=4,
+            eval_every=10,
+            eval_chunks=32,
+            threads=2,
             # 2e-4 x 10^(k/2), k = -2..1: from barely moving the forget set to breaking
             # the model (measured); the second seed for the paper's claim (GA, GA+GD in)
-            grid_lrs=(2e-5, 6.3e-5, 2e-4, 6.3e-4), grid_seed_methods=("ga", "ga_gd_in"),
+            grid_lrs=(2e-5, 6.3e-5, 2e-4, 6.3e-4),
+            grid_seed_methods=("ga", "ga_gd_in"),
         ),
         Profile(
-            name="gpu", forget_chars=400_000, retain_chars=1_600_000,
-            approximate_chars=400_000, general_retain_chars=1_600_000,
-            general_eval_chars=400_000, max_doc_chars=40_000, min_doc_chars=500,
-            vocab_size=16_384, chunk_len=512, n_layer=8, d_model=512, n_head=8,
-            pretrain_epochs=10, pretrain_batch=32, pretrain_lr=1e-3,
-            unlearn_lr=1e-4, unlearn_steps=60, unlearn_batch=16, eval_every=5,
-            eval_chunks=512, threads=8,
-            grid_lrs=(1e-5, 3.2e-5, 1e-4, 3.2e-4, 1e-3), grid_seeds=(42, 43, 44),
+            name="gpu",
+            forget_chars=400_000,
+            retain_chars=1_600_000,
+            approximate_chars=400_000,
+            general_retain_chars=1_600_000,
+            general_eval_chars=400_000,
+            max_doc_chars=40_000,
+            min_doc_chars=500,
+            vocab_size=16_384,
+            chunk_len=512,
+            n_layer=8,
+            d_model=512,
+            n_head=8,
+            pretrain_epochs=10,
+            pretrain_batch=32,
+            pretrain_lr=1e-3,
+            unlearn_lr=1e-4,
+            unlearn_steps=60,
+            unlearn_batch=16,
+            eval_every=5,
+            eval_chunks=512,
+            threads=8,
+            grid_lrs=(1e-5, 3.2e-5, 1e-4, 3.2e-4, 1e-3),
+            grid_seeds=(42, 43, 44),
         ),
         Profile(
             # The paper's setting: Yi-6B as the original model (pre-training fields unused)
             # on its hub dataset, 4k context, one epoch at 8 GPUs x 1 chunk x accumulation
             # 60 (arXiv) or 85 (GitHub) = 480 / 680 chunks per optimiser step.
-            name="paper", forget_chars=0, retain_chars=0, approximate_chars=0,
-            general_retain_chars=0, general_eval_chars=0,
-            max_doc_chars=10**9, min_doc_chars=0,
-            vocab_size=64_000, chunk_len=4096, n_layer=32, d_model=4096, n_head=32,
-            pretrain_epochs=0, pretrain_batch=1, pretrain_lr=0.0,
-            unlearn_lr=2e-5, unlearn_steps=8, unlearn_batch=480, eval_every=1,
-            eval_chunks=10**9, threads=8, dataset="llmunlearn/unlearn_dataset",
+            name="paper",
+            forget_chars=0,
+            retain_chars=0,
+            approximate_chars=0,
+            general_retain_chars=0,
+            general_eval_chars=0,
+            max_doc_chars=10**9,
+            min_doc_chars=0,
+            vocab_size=64_000,
+            chunk_len=4096,
+            n_layer=32,
+            d_model=4096,
+            n_head=32,
+            pretrain_epochs=0,
+            pretrain_batch=1,
+            pretrain_lr=0.0,
+            unlearn_lr=2e-5,
+            unlearn_steps=8,
+            unlearn_batch=480,
+            eval_every=1,
+            eval_chunks=10**9,
+            threads=8,
+            dataset="llmunlearn/unlearn_dataset",
             base_model="01-ai/Yi-6B",
-            unlearn_batch_per_domain=(("arxiv", 480), ("github", 680)), unlearn_epochs=1.0,
-            unlearn_micro_batch=1, gradient_checkpointing=True,
-            grid_lrs=(5e-6, 1e-5, 2e-5, 5e-5), grid_seeds=(42,),
+            unlearn_batch_per_domain=(("arxiv", 480), ("github", 680)),
+            unlearn_epochs=1.0,
+            unlearn_micro_batch=1,
+            gradient_checkpointing=True,
+            grid_lrs=(5e-6, 1e-5, 2e-5, 5e-5),
+            grid_seeds=(42,),
             grid_seed_methods=("ga", "ga_gd_in"),
         ),
     )
@@ -174,12 +242,32 @@ def get_profile(name: str, **overrides) -> Profile:
     return profile
 
 
-POSITIVE_INT_FIELDS = ("vocab_size", "chunk_len", "n_layer", "d_model", "n_head",
-                       "pretrain_batch", "unlearn_steps", "unlearn_batch", "eval_every",
-                       "eval_chunks", "threads", "jobs", "unlearn_micro_batch")
-NON_NEGATIVE_INT_FIELDS = ("forget_chars", "retain_chars", "approximate_chars",
-                           "general_retain_chars", "general_eval_chars", "max_doc_chars",
-                           "min_doc_chars", "pretrain_epochs", "seed")
+POSITIVE_INT_FIELDS = (
+    "vocab_size",
+    "chunk_len",
+    "n_layer",
+    "d_model",
+    "n_head",
+    "pretrain_batch",
+    "unlearn_steps",
+    "unlearn_batch",
+    "eval_every",
+    "eval_chunks",
+    "threads",
+    "jobs",
+    "unlearn_micro_batch",
+)
+NON_NEGATIVE_INT_FIELDS = (
+    "forget_chars",
+    "retain_chars",
+    "approximate_chars",
+    "general_retain_chars",
+    "general_eval_chars",
+    "max_doc_chars",
+    "min_doc_chars",
+    "pretrain_epochs",
+    "seed",
+)
 
 
 def check_profile(profile: Profile) -> Profile:
@@ -192,8 +280,9 @@ def check_profile(profile: Profile) -> Profile:
     if not profile.base_model:
         check_positive("pretrain_lr", profile.pretrain_lr)
     if profile.d_model % profile.n_head:
-        raise ValueError(f"d_model ({profile.d_model}) must be a multiple of n_head "
-                         f"({profile.n_head})")
+        raise ValueError(
+            f"d_model ({profile.d_model}) must be a multiple of n_head ({profile.n_head})"
+        )
     if profile.unlearn_epochs is not None:
         check_positive("unlearn_epochs", profile.unlearn_epochs)
     check_grid(profile)
@@ -238,14 +327,23 @@ def check_positive(name: str, value) -> float:
     """``value`` if it is a finite number above 0, else a ``ValueError`` naming it."""
     import math
 
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
-            not (math.isfinite(value) and value > 0):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not (math.isfinite(value) and value > 0)
+    ):
         raise ValueError(f"{name} must be a positive finite number, got {value!r}")
     return value
 
 
-EXECUTION_FIELDS = ("threads", "jobs", "grid_lrs", "grid_seeds", "grid_seed_methods",
-                    "grid_sophia_methods")
+EXECUTION_FIELDS = (
+    "threads",
+    "jobs",
+    "grid_lrs",
+    "grid_seeds",
+    "grid_seed_methods",
+    "grid_sophia_methods",
+)
 """How runs are executed or which runs a chapter asks for, not what one run computes:
 left out of run hashes."""
 
@@ -254,14 +352,32 @@ def profile_config(profile: Profile) -> dict:
     """The profile as it enters a run's configuration (and so its hash): every field
     except optional ones left unset (so that adding an optional field keeps earlier runs)
     and the execution fields (threads, jobs)."""
-    return {k: v for k, v in dataclasses.asdict(profile).items()
-            if v is not None and k not in EXECUTION_FIELDS}
+    return {
+        k: v
+        for k, v in dataclasses.asdict(profile).items()
+        if v is not None and k not in EXECUTION_FIELDS
+    }
 
 
-PRETRAIN_FIELDS = ("forget_chars", "retain_chars", "approximate_chars",
-                   "general_retain_chars", "general_eval_chars", "max_doc_chars",
-                   "min_doc_chars", "vocab_size", "chunk_len", "n_layer", "d_model", "n_head",
-                   "pretrain_epochs", "pretrain_batch", "pretrain_lr", "seed", "dataset")
+PRETRAIN_FIELDS = (
+    "forget_chars",
+    "retain_chars",
+    "approximate_chars",
+    "general_retain_chars",
+    "general_eval_chars",
+    "max_doc_chars",
+    "min_doc_chars",
+    "vocab_size",
+    "chunk_len",
+    "n_layer",
+    "d_model",
+    "n_head",
+    "pretrain_epochs",
+    "pretrain_batch",
+    "pretrain_lr",
+    "seed",
+    "dataset",
+)
 """The profile fields a pre-trained model depends on: changing the unlearning budget or
 the split design reuses the zoo (one original model serves both designs)."""
 

@@ -23,8 +23,10 @@ def token_nll(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor,
     logits = logits[:, :-1, :].float()
     target = labels[:, 1:]
     nll = F.cross_entropy(
-        logits.reshape(-1, logits.size(-1)), target.reshape(-1),
-        ignore_index=IGNORE_INDEX, reduction="none",
+        logits.reshape(-1, logits.size(-1)),
+        target.reshape(-1),
+        ignore_index=IGNORE_INDEX,
+        reduction="none",
     ).view(target.shape)
     return nll, target != IGNORE_INDEX
 

@@ -108,9 +108,11 @@ def split_budgets(domain: str, profile: Profile) -> dict[str, int]:
     set (``"matched/forget"``, ..., ``"retain"``); for general, evaluation and retain."""
     if domain == "general":
         return {"evaluation": profile.general_eval_chars, "retain": profile.general_retain_chars}
-    return {f"{design}/{split}": getattr(profile, f"{split}_chars")
-            for design in ("shifted", "matched") for split in ("forget", "approximate")} | \
-        {"retain": profile.retain_chars}
+    return {
+        f"{design}/{split}": getattr(profile, f"{split}_chars")
+        for design in ("shifted", "matched")
+        for split in ("forget", "approximate")
+    } | {"retain": profile.retain_chars}
 
 
 def _selectable(docs: list[Document], profile: Profile) -> list[Document]:
@@ -145,18 +147,26 @@ def _check_filled(domain, key, taken, budget, pool_size, profile) -> None:
     size = sum(len(d.text) for d in taken)
     if size < budget:
         design, _, split = key.rpartition("/")
-        field = {"evaluation": "general_eval_chars", "retain": "general_retain_chars"}[split] \
-            if domain == "general" else f"{split}_chars"
+        field = (
+            {"evaluation": "general_eval_chars", "retain": "general_retain_chars"}[split]
+            if domain == "general"
+            else f"{split}_chars"
+        )
         where = f"domain {domain!r}" + (f", design {design!r}" if design else "")
         raise SplitError(
             f"{where}: split {split!r} has {size:,} characters in {len(taken)} documents "
             f"from {len({d.group for d in taken})} groups (pool: {pool_size} documents) but "
-            f"profile {profile.name!r} needs {budget:,}; lower {field} or add documents")
+            f"profile {profile.name!r} needs {budget:,}; lower {field} or add documents"
+        )
 
 
-def split_documents(docs: list[Document], profile: Profile, domain: str = "",
-                    shifted_pins: dict | None = None, matched_pool=None
-                    ) -> dict[str, list[Document]]:
+def split_documents(
+    docs: list[Document],
+    profile: Profile,
+    domain: str = "",
+    shifted_pins: dict | None = None,
+    matched_pool=None,
+) -> dict[str, list[Document]]:
     """Assign ``docs`` (one domain's) to the splits of :func:`split_budgets`, disjoint by
     document and by text, deterministic given ``profile.seed`` whatever the input order.
 
@@ -196,8 +206,9 @@ def split_documents(docs: list[Document], profile: Profile, domain: str = "",
 
     pins = shifted_pins or {}
     if missing := sorted({g for gs in pins.values() for g in gs} - set(groups)):
-        raise SplitError(f"domain {domain!r}: pinned group(s) {missing} have no selectable "
-                         "documents")
+        raise SplitError(
+            f"domain {domain!r}: pinned group(s) {missing} have no selectable documents"
+        )
     free = sorted(g for g in groups if g not in {g for gs in pins.values() for g in gs})
     rng.shuffle(free)
     if domain == "general":
@@ -220,8 +231,9 @@ def split_documents(docs: list[Document], profile: Profile, domain: str = "",
             _check_filled(domain, key, out[key], budgets[key], len(first), profile)
         remaining = list(stream)
         out["retain"] = _take(iter(remaining + rest), budgets["retain"])
-        _check_filled(domain, "retain", out["retain"], budgets["retain"],
-                      len(remaining) + len(rest), profile)
+        _check_filled(
+            domain, "retain", out["retain"], budgets["retain"], len(remaining) + len(rest), profile
+        )
     return {k: sorted(out[k], key=lambda d: d.id) for k in budgets}
 
 
@@ -234,30 +246,42 @@ def domain_splits(domain: str, profile: Profile) -> dict[str, list[Document]]:
         hub = {s: hub_documents(domain, s, profile.dataset) for s in splits_of(domain)}
         if domain == "general":
             return hub
-        return {"matched/forget": hub["forget"], "matched/approximate": hub["approximate"],
-                "retain": hub["retain"]}
+        return {
+            "matched/forget": hub["forget"],
+            "matched/approximate": hub["approximate"],
+            "retain": hub["retain"],
+        }
     budgets = split_budgets(domain, profile)
     digests, docs = {s.__name__: _source_digest(s) for s in SOURCES[domain]}, None
     if None in digests.values():
         docs, digests = domain_documents(domain)
-    key = config_hash({"domain": domain, "sources": digests, "budgets": budgets,
-                       "bounds": [profile.min_doc_chars, profile.max_doc_chars],
-                       "seed": profile.seed, "pins": SHIFTED_PINS.get(domain),
-                       "pool": MATCHED_POOL.get(domain)})
+    key = config_hash(
+        {
+            "domain": domain,
+            "sources": digests,
+            "budgets": budgets,
+            "bounds": [profile.min_doc_chars, profile.max_doc_chars],
+            "seed": profile.seed,
+            "pins": SHIFTED_PINS.get(domain),
+            "pool": MATCHED_POOL.get(domain),
+        }
+    )
     path = home() / "data" / f"{domain}-{key}.json"
     cached = _load_verified(path)
     if cached is not None:
         return {s: [Document(**d) for d in cached[s]] for s in budgets}
     if docs is None:
         docs, _ = domain_documents(domain)
-    splits = split_documents(docs, profile, domain, SHIFTED_PINS.get(domain),
-                             MATCHED_POOL.get(domain))
+    splits = split_documents(
+        docs, profile, domain, SHIFTED_PINS.get(domain), MATCHED_POOL.get(domain)
+    )
     _save_verified(path, {s: [d.__dict__ for d in v] for s, v in splits.items()})
     return splits
 
 
-def load_splits(domain: str, profile: Profile, design: str | None = None
-                ) -> dict[str, list[Document]]:
+def load_splits(
+    domain: str, profile: Profile, design: str | None = None
+) -> dict[str, list[Document]]:
     """The splits of ``domain`` as an unlearning run sees them: ``forget``, ``retain``
     and ``approximate`` of ``design`` (default: the profile's); for general,
     ``evaluation`` and ``retain``."""
@@ -266,10 +290,15 @@ def load_splits(domain: str, profile: Profile, design: str | None = None
     if domain == "general":
         return joint
     if f"{design}/forget" not in joint:
-        raise ValueError(f"dataset {profile.dataset!r} has one split design ('matched'); "
-                         f"design {design!r} needs dataset='local'")
-    return {"forget": joint[f"{design}/forget"], "retain": joint["retain"],
-            "approximate": joint[f"{design}/approximate"]}
+        raise ValueError(
+            f"dataset {profile.dataset!r} has one split design ('matched'); "
+            f"design {design!r} needs dataset='local'"
+        )
+    return {
+        "forget": joint[f"{design}/forget"],
+        "retain": joint["retain"],
+        "approximate": joint[f"{design}/approximate"],
+    }
 
 
 def pretraining_documents(profile: Profile) -> list[Document]:
@@ -277,16 +306,19 @@ def pretraining_documents(profile: Profile) -> list[Document]:
     No approximate set and no general/evaluation document is in it."""
     out = []
     for domain in (*DOMAINS, "general"):
-        out += [d for key, docs in domain_splits(domain, profile).items()
-                if key == "retain" or key.endswith("/forget") for d in docs]
+        out += [
+            d
+            for key, docs in domain_splits(domain, profile).items()
+            if key == "retain" or key.endswith("/forget")
+            for d in docs
+        ]
     return out
 
 
 def tokenizer_documents(profile: Profile) -> list[Document]:
     """What the tokenizer is trained on: D minus every forget set (every retain set and
     general/retain), so no model of the zoo has a token made for forget text."""
-    return [d for domain in (*DOMAINS, "general")
-            for d in domain_splits(domain, profile)["retain"]]
+    return [d for domain in (*DOMAINS, "general") for d in domain_splits(domain, profile)["retain"]]
 
 
 def forget_documents(profile: Profile, domain: str, design: str) -> list[Document]:
@@ -319,19 +351,37 @@ def build_corpus(profile: Profile, domains=ALL_DOMAINS, progress=print) -> Path:
             progress(f"{domain:<8} FAILED: {e}")
             continue
         manifest["domains"][domain] = {
-            "counts": {s: {"documents": len(v), "characters": sum(len(d.text) for d in v),
-                           "groups": len({d.group for d in v})} for s, v in splits.items()},
-            "documents": [{"id": d.id, "split": s, "group": d.group, "source": d.source,
-                           "license": d.license, "sha256": d.sha256, "characters": len(d.text)}
-                          for s, v in splits.items() for d in v],
+            "counts": {
+                s: {
+                    "documents": len(v),
+                    "characters": sum(len(d.text) for d in v),
+                    "groups": len({d.group for d in v}),
+                }
+                for s, v in splits.items()
+            },
+            "documents": [
+                {
+                    "id": d.id,
+                    "split": s,
+                    "group": d.group,
+                    "source": d.source,
+                    "license": d.license,
+                    "sha256": d.sha256,
+                    "characters": len(d.text),
+                }
+                for s, v in splits.items()
+                for d in v
+            ],
         }
         counts = ", ".join(f"{s} {len(v)}" for s, v in splits.items())
         progress(f"{domain:<8} {counts} documents ({time.perf_counter() - t0:.1f} s)")
     path = home() / "data" / f"manifest-{profile.name}.json"
     write_json(path, manifest)
     if manifest["errors"]:
-        raise SourceUnavailable(f"{len(manifest['errors'])} domain(s) could not be built "
-                                f"(see {path}):\n" + "\n".join(manifest["errors"].values()))
+        raise SourceUnavailable(
+            f"{len(manifest['errors'])} domain(s) could not be built "
+            f"(see {path}):\n" + "\n".join(manifest["errors"].values())
+        )
     return path
 
 
@@ -346,21 +396,30 @@ def hub_documents(domain: str, split: str, repo: str = HUB_DATASET) -> list[Docu
     import datasets
 
     if domain == "books":
-        raise ValueError(f"{repo} has no 'books' config (the paper never released one); "
-                         "use a profile with dataset='local' for books")
+        raise ValueError(
+            f"{repo} has no 'books' config (the paper never released one); "
+            "use a profile with dataset='local' for books"
+        )
     check_choice(f"split of {domain}", split, splits_of(domain))
     ds = datasets.load_dataset(repo, domain, split=split)
     if "content" in ds.column_names and "text" not in ds.column_names:
         ds = ds.rename_column("content", "text")
-    return [Document(f"{domain}/{split}/{i:05d}", t, f"{domain}/{split}/{i:05d}",
-                     f"{repo} ({domain}/{split})", "Apache-2.0")
-            for i, t in enumerate(ds["text"])]
+    return [
+        Document(
+            f"{domain}/{split}/{i:05d}",
+            t,
+            f"{domain}/{split}/{i:05d}",
+            f"{repo} ({domain}/{split})",
+            "Apache-2.0",
+        )
+        for i, t in enumerate(ds["text"])
+    ]
 
 
 # ------------------------------------------------------------------------- chunking --
 def chunk_token_ids(ids: list[int], chunk_len: int) -> list[list[int]]:
     """Consecutive non-overlapping chunks of ``chunk_len``; short tails (< 5) dropped."""
-    chunks = [ids[i:i + chunk_len] for i in range(0, len(ids), chunk_len)]
+    chunks = [ids[i : i + chunk_len] for i in range(0, len(ids), chunk_len)]
     return [c for c in chunks if len(c) >= MIN_CHUNK_TOKENS]
 
 
@@ -384,7 +443,8 @@ def chunk_documents(tokenizer, docs: list[Document], chunk_len: int):
             rows["labels"].append(chunk + [IGNORE_INDEX] * pad)
             rows["doc_id"].append(doc.id)
     return datasets.Dataset.from_dict(rows).with_format(
-        "torch", columns=["input_ids", "attention_mask", "labels"], output_all_columns=True)
+        "torch", columns=["input_ids", "attention_mask", "labels"], output_all_columns=True
+    )
 
 
 def document_table(profile: Profile, tokenizer):
@@ -398,10 +458,19 @@ def document_table(profile: Profile, tokenizer):
         for split, docs in domain_splits(domain, profile).items():
             ids = tokenizer([d.text for d in docs], add_special_tokens=False)["input_ids"]
             for d, toks in zip(docs, ids):
-                rows.append({"domain": domain, "split": split, "id": d.id, "group": d.group,
-                             "source": d.source, "license": d.license,
-                             "characters": len(d.text), "tokens": len(toks),
-                             "chunks": len(chunk_token_ids(toks, profile.chunk_len))})
+                rows.append(
+                    {
+                        "domain": domain,
+                        "split": split,
+                        "id": d.id,
+                        "group": d.group,
+                        "source": d.source,
+                        "license": d.license,
+                        "characters": len(d.text),
+                        "tokens": len(toks),
+                        "chunks": len(chunk_token_ids(toks, profile.chunk_len)),
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -421,11 +490,12 @@ def fixed_sample(chunks, n: int, seed: int):
 
 def chunked_splits(profile: Profile, domain: str, tokenizer) -> dict:
     """Every split of ``domain`` (or ``general``), chunked with ``tokenizer``."""
-    return {s: chunk_documents(tokenizer, docs, profile.chunk_len)
-            for s, docs in load_splits(domain, profile).items()}
+    return {
+        s: chunk_documents(tokenizer, docs, profile.chunk_len)
+        for s, docs in load_splits(domain, profile).items()
+    }
 
 
 def domain_chunks(profile: Profile, domain: str, tokenizer) -> tuple[dict, dict]:
     """The domain's splits and the general splits, chunked with ``tokenizer``."""
-    return chunked_splits(profile, domain, tokenizer), chunked_splits(profile, "general",
-                                                                      tokenizer)
+    return chunked_splits(profile, domain, tokenizer), chunked_splits(profile, "general", tokenizer)

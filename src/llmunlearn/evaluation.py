@@ -80,31 +80,45 @@ def verbatim_memorisation(model, chunks, prefix: int, suffix: int, limit: int = 
         raise ValueError(f"no chunk has {prefix} + {suffix} real tokens")
     device = next(model.parameters()).device
     ids = torch.stack([r["input_ids"][:prefix] for r in rows]).to(device)
-    out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=suffix,
-                         min_new_tokens=suffix, do_sample=False,
-                         pad_token_id=model.config.pad_token_id)
+    out = model.generate(
+        ids,
+        attention_mask=torch.ones_like(ids),
+        max_new_tokens=suffix,
+        min_new_tokens=suffix,
+        do_sample=False,
+        pad_token_id=model.config.pad_token_id,
+    )
     gen = out[:, prefix:].tolist()
-    true = [r["input_ids"][prefix:prefix + suffix].tolist() for r in rows]
+    true = [r["input_ids"][prefix : prefix + suffix].tolist() for r in rows]
     em = [exact_match_length(g, t) for g, t in zip(gen, true)]
     rl = [rouge_l_f1(g, t) for g, t in zip(gen, true)]
-    return {"exact_match_tokens": float(np.mean(em)), "rouge_l": float(np.mean(rl)),
-            "n": len(rows), "prefix": prefix, "suffix": suffix}
+    return {
+        "exact_match_tokens": float(np.mean(em)),
+        "rouge_l": float(np.mean(rl)),
+        "n": len(rows),
+        "prefix": prefix,
+        "suffix": suffix,
+    }
 
 
 def multiple_choice_items(chunks, context: int, continuation: int, n_items: int, seed: int):
     """Items from held-out chunks: (context ids, [4 continuations], index of the true one)."""
     ds = chunks.with_format("torch", columns=TENSOR_COLUMNS)
-    usable = [r["input_ids"] for r in ds
-              if int(r["attention_mask"].sum()) >= context + continuation]
+    usable = [
+        r["input_ids"] for r in ds if int(r["attention_mask"].sum()) >= context + continuation
+    ]
     if len(usable) < 4:
-        raise ValueError(f"need at least 4 chunks of {context + continuation} tokens for the "
-                         f"multiple-choice battery, found {len(usable)}")
+        raise ValueError(
+            f"need at least 4 chunks of {context + continuation} tokens for the "
+            f"multiple-choice battery, found {len(usable)}"
+        )
     rng = random.Random(seed)
     items = []
     for i in range(min(n_items, len(usable))):
         others = rng.sample([j for j in range(len(usable)) if j != i], 3)
-        options = [usable[i][context:context + continuation]] + \
-            [usable[j][context:context + continuation] for j in others]
+        options = [usable[i][context : context + continuation]] + [
+            usable[j][context : context + continuation] for j in others
+        ]
         order = list(range(4))
         rng.shuffle(order)
         items.append((usable[i][:context], [options[k] for k in order], order.index(0)))
@@ -117,8 +131,9 @@ def utility_items(profile, general) -> list:
     chunks under 32 tokens). :mod:`llmunlearn.harness` writes the same items as an
     lm-evaluation-harness task."""
     half = profile.chunk_len // 2
-    return multiple_choice_items(general, context=half, continuation=min(16, half),
-                                 n_items=100, seed=profile.seed)
+    return multiple_choice_items(
+        general, context=half, continuation=min(16, half), n_items=100, seed=profile.seed
+    )
 
 
 @torch.inference_mode()
@@ -140,18 +155,19 @@ def multiple_choice_scores(model, items, batch_size: int = 64) -> torch.Tensor:
         groups.setdefault((len(ctx), tuple(len(o) for o in options)), []).append(i)
     for members in groups.values():
         for start in range(0, len(members), batch_size):
-            part = members[start:start + batch_size]
+            part = members[start : start + batch_size]
             cache = DynamicCache(config=model.config)
             ctx = torch.stack([items[i][0] for i in part]).to(device)
-            last = torch.log_softmax(model(input_ids=ctx, past_key_values=cache,
-                                           use_cache=True).logits[:, -1].float(), -1)
+            last = torch.log_softmax(
+                model(input_ids=ctx, past_key_values=cache, use_cache=True).logits[:, -1].float(),
+                -1,
+            )
             for j in range(n_options):
                 opt = torch.stack([items[i][1][j] for i in part]).to(device)
                 first = last.gather(1, opt[:, :1]).squeeze(1)
                 rest = 0.0
                 if opt.size(1) > 1:
-                    logits = model(input_ids=opt, past_key_values=cache,
-                                   use_cache=True).logits
+                    logits = model(input_ids=opt, past_key_values=cache, use_cache=True).logits
                     rest = -token_nll(logits, opt)[0].sum(1)
                     cache.crop(-opt.size(1))  # back to the context alone for the next option
                 for i, total in zip(part, (first + rest).cpu()):
@@ -185,10 +201,13 @@ def reference_distributions(reference, chunks, batch_size: int = 32) -> list[tup
     out = []
     with torch.inference_mode():
         for start in range(0, len(ds), batch_size):
-            b = {k: v.to(device) for k, v in ds[start:start + batch_size].items()}
-            logp = torch.log_softmax(reference(
-                input_ids=b["input_ids"], attention_mask=b["attention_mask"]
-            ).logits[:, :-1].float(), -1)
+            b = {k: v.to(device) for k, v in ds[start : start + batch_size].items()}
+            logp = torch.log_softmax(
+                reference(input_ids=b["input_ids"], attention_mask=b["attention_mask"])
+                .logits[:, :-1]
+                .float(),
+                -1,
+            )
             p = logp.exp()
             out.append((p, (p * logp).sum(-1)))
     size = sum(p.numel() * p.element_size() for p, _ in out)
@@ -211,10 +230,13 @@ def kl_to(model, reference, chunks, batch_size: int = 32) -> float:
     reference = reference_distributions(reference, chunks, batch_size)
     total, weight = 0.0, 0
     for (p_ref, neg_entropy), start in zip(reference, range(0, len(ds), batch_size)):
-        b = {k: v.to(device) for k, v in ds[start:start + batch_size].items()}
+        b = {k: v.to(device) for k, v in ds[start : start + batch_size].items()}
         mask = b["labels"][:, 1:] != IGNORE_INDEX
-        z = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]
-                  ).logits[:, :-1].float()
+        z = (
+            model(input_ids=b["input_ids"], attention_mask=b["attention_mask"])
+            .logits[:, :-1]
+            .float()
+        )
         kl = neg_entropy - (p_ref * z).sum(-1) + torch.logsumexp(z, -1)
         total += float((kl * mask).sum())
         weight += int(mask.sum())
@@ -227,8 +249,10 @@ def mia_indices(n_forget: int, n_approximate: int, seed: int = 0):
     would be the first documents by id)."""
     n = min(n_forget, n_approximate)
     if n == 0:
-        raise ValueError(f"membership inference needs forget and approximate chunks; got "
-                         f"{n_forget} and {n_approximate}")
+        raise ValueError(
+            f"membership inference needs forget and approximate chunks; got "
+            f"{n_forget} and {n_approximate}"
+        )
     return sample_indices(n_forget, n, seed), sample_indices(n_approximate, n, seed)
 
 
@@ -254,8 +278,16 @@ def reference_token_stats(ref, chunks) -> list[dict]:
     return _REFERENCE_STATS[key]
 
 
-def evaluate_model(model, tokenizer, sets: dict, references: dict, *, profile,
-                   intervals: bool = True, known_perplexity: dict | None = None) -> dict:
+def evaluate_model(
+    model,
+    tokenizer,
+    sets: dict,
+    references: dict,
+    *,
+    profile,
+    intervals: bool = True,
+    known_perplexity: dict | None = None,
+) -> dict:
     """Every metric of ``model`` on a domain's evaluation ``sets`` (forget, approximate,
     retain, general); ``references`` maps names ("retrained", "original") to models used
     as MIA references, and "retrained" also as the target of the distance metrics.
@@ -272,19 +304,22 @@ def evaluate_model(model, tokenizer, sets: dict, references: dict, *, profile,
         res = perplexity(model, c, token_stats=s in ("forget", "approximate"))
         stats[s] = res.pop("token_stats", None)
         out["perplexity"][s] = {k: v for k, v in res.items() if k != "chunk_nll"}
-    idx = dict(zip("mn", mia_indices(len(sets["forget"]), len(sets["approximate"]),
-                                     profile.seed)))
+    idx = dict(zip("mn", mia_indices(len(sets["forget"]), len(sets["approximate"]), profile.seed)))
     members, non_members = sets["forget"].select(idx["m"]), sets["approximate"].select(idx["n"])
-    texts = {n: tokenizer.batch_decode([[t for t in r if t != tokenizer.pad_token_id]
-                                        for r in ds["input_ids"]])
-             for n, ds in (("m", members), ("n", non_members))}
-    stats = {k: [stats[s][i] for i in idx[k]] for k, s in (("m", "forget"),
-                                                          ("n", "approximate"))}
+    texts = {
+        n: tokenizer.batch_decode(
+            [[t for t in r if t != tokenizer.pad_token_id] for r in ds["input_ids"]]
+        )
+        for n, ds in (("m", members), ("n", non_members))
+    }
+    stats = {k: [stats[s][i] for i in idx[k]] for k, s in (("m", "forget"), ("n", "approximate"))}
     out["mia"] = {}
     for ref_name, ref in [(None, None), *references.items()]:
-        ref_stats = {k: reference_token_stats(ref, ds) for k, ds in
-                     (("m", members), ("n", non_members))} if ref is not None else \
-            {"m": None, "n": None}
+        ref_stats = (
+            {k: reference_token_stats(ref, ds) for k, ds in (("m", members), ("n", non_members))}
+            if ref is not None
+            else {"m": None, "n": None}
+        )
         sm = attack_scores(stats["m"], texts["m"], ref_stats["m"])
         sn = attack_scores(stats["n"], texts["n"], ref_stats["n"])
         if ref is None:
@@ -293,14 +328,17 @@ def evaluate_model(model, tokenizer, sets: dict, references: dict, *, profile,
             out["mia"]["roc"] = {"attack": ROC_ATTACK, "fpr": fpr.tolist(), "tpr": tpr.tolist()}
         else:
             out["mia"][f"reference:{ref_name}"] = mia_report(
-                {"r": sm["reference"]}, {"r": sn["reference"]}, intervals)["r"]
+                {"r": sm["reference"]}, {"r": sn["reference"]}, intervals
+            )["r"]
     out["mia"]["n_members"] = len(members)
     half = profile.chunk_len // 2
-    out["verbatim"] = verbatim_memorisation(model, sets["forget"], prefix=half,
-                                            suffix=min(32, half))
+    out["verbatim"] = verbatim_memorisation(
+        model, sets["forget"], prefix=half, suffix=min(32, half)
+    )
     out["utility"] = multiple_choice_accuracy(model, utility_items(profile, sets["general"]))
     if "retrained" in references:
         from datasets import concatenate_datasets
+
         held_out = concatenate_datasets([sets["approximate"], sets["general"]])
         out["to_retrained"] = {"kl": kl_to(model, references["retrained"], held_out)}
     return out
@@ -308,11 +346,14 @@ def evaluate_model(model, tokenizer, sets: dict, references: dict, *, profile,
 
 # --- evaluating models of the zoo and of the runs, cached ---------------------------
 
+
 def evaluation_sets(profile: Profile, chunks: dict, general: dict) -> dict:
     """What every model is evaluated on: forget / approximate / retain of the domain and
     general/evaluation (as ``general``), each a fixed sample of ``eval_chunks`` chunks."""
-    return {s: fixed_sample(c, profile.eval_chunks, profile.seed) for s, c in
-            [*chunks.items(), ("general", general["evaluation"])]}
+    return {
+        s: fixed_sample(c, profile.eval_chunks, profile.seed)
+        for s, c in [*chunks.items(), ("general", general["evaluation"])]
+    }
 
 
 def evaluation_row(model, sets: dict, seed: int) -> dict:
@@ -325,16 +366,19 @@ def evaluation_row(model, sets: dict, seed: int) -> dict:
     computing it again). One forward pass per set gives all of it."""
     row, stats = {"perplexity": {}}, {}
     for split, c in sets.items():
-        res = perplexity(model, c, token_stats="logp" if split in ("forget", "approximate")
-                         else False)
+        res = perplexity(
+            model, c, token_stats="logp" if split in ("forget", "approximate") else False
+        )
         stats[split] = res.pop("token_stats", None)
         row[f"ppl_{split}"], row[f"acc_{split}"] = res["ppl"], res["acc"]
         row["perplexity"][split] = {k: v for k, v in res.items() if k != "chunk_nll"}
     if "forget" in sets and "approximate" in sets:
         m, n = mia_indices(len(sets["forget"]), len(sets["approximate"]), seed)
         for key, attack in (("auc", ROC_ATTACK), ("auc_loss", "loss")):
-            score = {s: [_score(stats[s][i], attack) for i in idx]
-                     for s, idx in (("forget", m), ("approximate", n))}
+            score = {
+                s: [_score(stats[s][i], attack) for i in idx]
+                for s, idx in (("forget", m), ("approximate", n))
+            }
             row[key] = auc(np.array(score["forget"]), np.array(score["approximate"]))
     return row
 
@@ -354,8 +398,12 @@ def finite_row(row: dict) -> bool:
 def evaluation_config(profile: Profile) -> dict:
     """What an evaluation depends on: the zoo's data and model sizes, the split design
     and the evaluation sample (not the unlearning budget)."""
-    return {**pretrain_config(profile), "design": profile.design,
-            "eval_chunks": profile.eval_chunks, "row": 2}  # row 2: rows hold the AUC
+    return {
+        **pretrain_config(profile),
+        "design": profile.design,
+        "eval_chunks": profile.eval_chunks,
+        "row": 2,
+    }  # row 2: rows hold the AUC
 
 
 def evaluate_reference(profile: Profile, domain: str, model_run: Run) -> dict:
@@ -364,15 +412,18 @@ def evaluate_reference(profile: Profile, domain: str, model_run: Run) -> dict:
     original model's row is every unlearning run's step 0."""
     import torch
 
-    run = Run.create("evaluate", f"{profile.name}-{domain}-{model_run.path.name}",
-                     {"profile": evaluation_config(profile), "domain": domain,
-                      "model": model_run.path.name})
+    run = Run.create(
+        "evaluate",
+        f"{profile.name}-{domain}-{model_run.path.name}",
+        {"profile": evaluation_config(profile), "domain": domain, "model": model_run.path.name},
+    )
     if not run.done:
         torch.set_num_threads(profile.threads)
         model, tokenizer = load_original(model_run)
         chunks, general = domain_chunks(profile, domain, tokenizer)
-        run.finish(evaluation_row(model.eval(), evaluation_sets(profile, chunks, general),
-                                  profile.seed))
+        run.finish(
+            evaluation_row(model.eval(), evaluation_sets(profile, chunks, general), profile.seed)
+        )
     return run.summary
 
 
@@ -403,8 +454,14 @@ def load_folder(profile: Profile, domain: str, model_path):
     return model, tokenizer, *domain_chunks(profile, domain, tokenizer)
 
 
-def evaluate_folder(profile: Profile, domain: str, model_path, zoo: dict | None = None,
-                    intervals: bool = True, known: dict | None = None) -> Run:
+def evaluate_folder(
+    profile: Profile,
+    domain: str,
+    model_path,
+    zoo: dict | None = None,
+    intervals: bool = True,
+    known: dict | None = None,
+) -> Run:
     """Every metric of :mod:`llmunlearn.evaluation` for the model in ``model_path`` (any
     Hugging Face folder) on ``domain``, cached next to the model's folder name. The zoo's
     retrained model for the domain and the original model serve as MIA references and
@@ -418,10 +475,16 @@ def evaluate_folder(profile: Profile, domain: str, model_path, zoo: dict | None 
 
     check_choice("domain", domain, DOMAINS)
     model_path = Path(model_path).resolve()
-    run = Run.create("evaluate", f"{profile.name}-{domain}-{model_path.parent.name}-"
-                     f"{model_path.name}", {"profile": evaluation_config(profile),
-                                            "domain": domain, "model": str(model_path),
-                                            "intervals": intervals})
+    run = Run.create(
+        "evaluate",
+        f"{profile.name}-{domain}-{model_path.parent.name}-{model_path.name}",
+        {
+            "profile": evaluation_config(profile),
+            "domain": domain,
+            "model": str(model_path),
+            "intervals": intervals,
+        },
+    )
     if run.done:
         return run
     model, tokenizer, chunks, general = load_folder(profile, domain, model_path)
@@ -433,24 +496,36 @@ def evaluate_folder(profile: Profile, domain: str, model_path, zoo: dict | None 
         ref, ref_tok = _zoo_model(zoo[key])
         if ref_tok.get_vocab() == tokenizer.get_vocab():
             references[name] = ref
-    result = evaluate_model(model, tokenizer, evaluation_sets(profile, chunks, general),
-                            references, profile=profile, intervals=intervals,
-                            known_perplexity=(known or {}).get("perplexity"))
+    result = evaluate_model(
+        model,
+        tokenizer,
+        evaluation_sets(profile, chunks, general),
+        references,
+        profile=profile,
+        intervals=intervals,
+        known_perplexity=(known or {}).get("perplexity"),
+    )
     run.finish(result)
     return run
 
 
-def domain_models(profile: Profile, domain: str, zoo: dict | None = None, methods=None,
-                  **unlearn_kwargs) -> dict[str, Path]:
+def domain_models(
+    profile: Profile, domain: str, zoo: dict | None = None, methods=None, **unlearn_kwargs
+) -> dict[str, Path]:
     """The models compared on ``domain``: the original, the domain's exact retrained model
     (when the profile pre-trains one) and the selected model of every method that
     finished (runs are cached): name -> folder."""
-    return {name: path for name, (path, _) in
-            _measured_models(profile, domain, zoo, methods, **unlearn_kwargs).items()}
+    return {
+        name: path
+        for name, (path, _) in _measured_models(
+            profile, domain, zoo, methods, **unlearn_kwargs
+        ).items()
+    }
 
 
-def _measured_models(profile: Profile, domain: str, zoo: dict | None, methods,
-                     **unlearn_kwargs) -> dict[str, tuple[Path, dict]]:
+def _measured_models(
+    profile: Profile, domain: str, zoo: dict | None, methods, **unlearn_kwargs
+) -> dict[str, tuple[Path, dict]]:
     """:func:`domain_models` with, for each model, the :func:`evaluation_row` the runs
     already measured of it on the domain's evaluation sets (all cached)."""
     from .pretraining import pretrain_zoo
@@ -459,16 +534,24 @@ def _measured_models(profile: Profile, domain: str, zoo: dict | None, methods,
     from .unlearning import unlearn_all  # the runs whose selected models are compared
 
     runs = unlearn_all(profile, domain, methods, original=zoo["original"], **unlearn_kwargs)
-    out = {name: (zoo[key].path / "model", evaluate_reference(profile, domain, zoo[key]))
-           for name, key in (("original", "original"), ("retrained", f"retrained-{domain}"))
-           if key in zoo}  # a base-model profile has no retrained model
-    out.update({m: (r.path / "selected", r.summary["selected"]) for m, r in runs.items()
-                if r.summary["status"] == "finished"})
+    out = {
+        name: (zoo[key].path / "model", evaluate_reference(profile, domain, zoo[key]))
+        for name, key in (("original", "original"), ("retrained", f"retrained-{domain}"))
+        if key in zoo
+    }  # a base-model profile has no retrained model
+    out.update(
+        {
+            m: (r.path / "selected", r.summary["selected"])
+            for m, r in runs.items()
+            if r.summary["status"] == "finished"
+        }
+    )
     return out
 
 
-def evaluate_domain(profile: Profile, domain: str, zoo: dict | None = None, methods=None,
-                    **unlearn_kwargs) -> dict[str, Run]:
+def evaluate_domain(
+    profile: Profile, domain: str, zoo: dict | None = None, methods=None, **unlearn_kwargs
+) -> dict[str, Run]:
     """Evaluation runs of :func:`domain_models` (all cached): name -> :class:`Run`. What
     the runs already measured of a model on the same sets is not measured again."""
     from .pretraining import pretrain_zoo
@@ -478,8 +561,12 @@ def evaluate_domain(profile: Profile, domain: str, zoo: dict | None = None, meth
     zoo = zoo if zoo is not None else pretrain_zoo(profile, progress=False)
     models = _measured_models(profile, domain, zoo, methods, **unlearn_kwargs)
     out = {}
-    with tqdm(models.items(), desc=f"evaluating {domain}", unit="model",
-              disable=not unlearn_kwargs.get("progress", True)) as bar:
+    with tqdm(
+        models.items(),
+        desc=f"evaluating {domain}",
+        unit="model",
+        disable=not unlearn_kwargs.get("progress", True),
+    ) as bar:
         for name, (path, row) in bar:
             bar.set_postfix_str(name)
             out[name] = evaluate_folder(profile, domain, path, zoo, known=row)

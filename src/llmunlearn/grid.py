@@ -44,9 +44,11 @@ def grid_cells(profile: Profile, methods=None) -> list[dict]:
     check_grid(profile)
     check_grid_methods(profile)
     if not profile.grid_lrs:
-        raise ValueError(f"profile {profile.name!r} has no grid: grid_lrs is empty; give it "
-                         "at least one learning rate (get_profile(..., grid_lrs=(1e-4, "
-                         "1e-3)))")
+        raise ValueError(
+            f"profile {profile.name!r} has no grid: grid_lrs is empty; give it "
+            "at least one learning rate (get_profile(..., grid_lrs=(1e-4, "
+            "1e-3)))"
+        )
     methods = list(methods or METHODS)
     for m in methods:
         get_method(m)
@@ -56,8 +58,11 @@ def grid_cells(profile: Profile, methods=None) -> list[dict]:
     for m in methods:
         for lr in profile.grid_lrs:
             cells.append({"method": m, "optimizer": "adamw", "lr": lr, "seed": first})
-            cells += [{"method": m, "optimizer": "adamw", "lr": lr, "seed": s}
-                      for s in others if m in seeded]
+            cells += [
+                {"method": m, "optimizer": "adamw", "lr": lr, "seed": s}
+                for s in others
+                if m in seeded
+            ]
             if m in profile.grid_sophia_methods:
                 cells.append({"method": m, "optimizer": "sophia", "lr": lr, "seed": first})
     return cells
@@ -66,12 +71,16 @@ def grid_cells(profile: Profile, methods=None) -> list[dict]:
 def is_default(profile: Profile, cell: dict) -> bool:
     """Whether ``cell`` is the chapters' run (the profile's learning rate and seed, AdamW):
     its model is kept for the privacy and utility chapters."""
-    return (cell["optimizer"] == "adamw" and math.isclose(cell["lr"], profile.unlearn_lr)
-            and cell["seed"] == profile.seed)
+    return (
+        cell["optimizer"] == "adamw"
+        and math.isclose(cell["lr"], profile.unlearn_lr)
+        and cell["seed"] == profile.seed
+    )
 
 
-def run_grid(profile: Profile, domain: str, original: Run | None = None, methods=None,
-             progress: bool = True) -> list[tuple[dict, Run]]:
+def run_grid(
+    profile: Profile, domain: str, original: Run | None = None, methods=None, progress: bool = True
+) -> list[tuple[dict, Run]]:
     """Run (or reuse) every cell of the grid on ``domain``: a list of (cell, run). Runs
     are cached one by one, so an interrupted grid resumes where it stopped. Only the
     chapters' own runs keep their weights."""
@@ -86,17 +95,32 @@ def run_grid(profile: Profile, domain: str, original: Run | None = None, methods
     out = []
     with tqdm(cells, desc=f"grid on {domain}", unit="run", disable=not progress) as bar:
         for cell in bar:
-            bar.set_postfix_str(f"{cell['method']} {cell['optimizer']} lr={cell['lr']:g} "
-                                f"seed={cell['seed']}", refresh=False)
-            out.append((cell, unlearn(profile, domain, cell["method"], lr=cell["lr"],
-                                      seed=cell["seed"], optimizer=cell["optimizer"],
-                                      original=original, keep_model=is_default(profile, cell),
-                                      progress=False)))
+            bar.set_postfix_str(
+                f"{cell['method']} {cell['optimizer']} lr={cell['lr']:g} seed={cell['seed']}",
+                refresh=False,
+            )
+            out.append(
+                (
+                    cell,
+                    unlearn(
+                        profile,
+                        domain,
+                        cell["method"],
+                        lr=cell["lr"],
+                        seed=cell["seed"],
+                        optimizer=cell["optimizer"],
+                        original=original,
+                        keep_model=is_default(profile, cell),
+                        progress=False,
+                    ),
+                )
+            )
     return out
 
 
-def grid_frame(profile: Profile, domains=DOMAINS, zoo: dict | None = None,
-               progress: bool = True) -> pd.DataFrame:
+def grid_frame(
+    profile: Profile, domains=DOMAINS, zoo: dict | None = None, progress: bool = True
+) -> pd.DataFrame:
     """One row per grid cell (domain, method, optimizer, lr, seed, step) from the cached
     runs (run if missing): the perplexities, ``forget_rel`` (forget perplexity over the
     target: >= 1 reached), ``retain_rel`` and ``general_rel`` (over the original model's),
@@ -110,16 +134,24 @@ def grid_frame(profile: Profile, domains=DOMAINS, zoo: dict | None = None,
     rows = []
     for domain in domains:
         original = evaluate_reference(profile, domain, zoo["original"])
-        retrained = evaluate_reference(profile, domain, zoo[f"retrained-{domain}"]) \
-            if f"retrained-{domain}" in zoo else None
+        retrained = (
+            evaluate_reference(profile, domain, zoo[f"retrained-{domain}"])
+            if f"retrained-{domain}" in zoo
+            else None
+        )
         for cell, run in run_grid(profile, domain, zoo["original"], progress=progress):
             summ, steps = run.summary, run.config["train"]["steps"]
             evals = {e["step"]: e for e in summ["evals"] if e["step"] > 0}
             every = profile.eval_every
             for step in sorted({*range(every, steps + 1, every), steps}):
                 e = evals.get(step)
-                row = {"domain": domain, **cell, "step": step, "target": summ["target"],
-                       "status": "finished" if e is not None else "diverged"}
+                row = {
+                    "domain": domain,
+                    **cell,
+                    "step": step,
+                    "target": summ["target"],
+                    "status": "finished" if e is not None else "diverged",
+                }
                 if e is not None:
                     row.update({k: e[k] for k in e if k.startswith(("ppl_", "auc"))})
                     row["forget_rel"] = e["ppl_forget"] / summ["target"]
@@ -136,9 +168,16 @@ def grid_frame(profile: Profile, domains=DOMAINS, zoo: dict | None = None,
 def good(frame: pd.DataFrame) -> pd.Series:
     """Whether each row is a good cell: finished, forget perplexity at or above the target,
     retain and general perplexity at most :data:`TOLERANCE` above the original's."""
-    return ((frame["status"] == "finished") & (frame["forget_rel"] >= 1)
+    return (
+        (
+            (frame["status"] == "finished")
+            & (frame["forget_rel"] >= 1)
             & (frame["retain_rel"] <= 1 + TOLERANCE)
-            & (frame["general_rel"] <= 1 + TOLERANCE)).fillna(False).astype(bool)
+            & (frame["general_rel"] <= 1 + TOLERANCE)
+        )
+        .fillna(False)
+        .astype(bool)
+    )
 
 
 def robustness(frame: pd.DataFrame) -> pd.DataFrame:
@@ -149,12 +188,15 @@ def robustness(frame: pd.DataFrame) -> pd.DataFrame:
     keys = ["domain", "method", "optimizer"]
     f = frame.assign(
         reached=(frame["forget_rel"] >= 1).fillna(False),
-        kept=((frame["retain_rel"] <= 1 + TOLERANCE)
-              & (frame["general_rel"] <= 1 + TOLERANCE)).fillna(False),
-        diverged=frame["status"] == "diverged")
+        kept=(
+            (frame["retain_rel"] <= 1 + TOLERANCE) & (frame["general_rel"] <= 1 + TOLERANCE)
+        ).fillna(False),
+        diverged=frame["status"] == "diverged",
+    )
     per_seed = f.groupby([*keys, "seed"])["good"].mean().rename("score").reset_index()
-    out = per_seed.groupby(keys)["score"].agg(score="mean", score_min="min",
-                                              score_max="max", seeds="count")
+    out = per_seed.groupby(keys)["score"].agg(
+        score="mean", score_min="min", score_max="max", seeds="count"
+    )
     out = out.join(f.groupby(keys)[["reached", "kept", "diverged"]].mean())
     out["paper method"] = [_paper(m) for m in out.index.get_level_values("method")]
     return out
@@ -197,14 +239,24 @@ def best_lr(frame: pd.DataFrame, profile: Profile) -> pd.DataFrame:
             rows.append({"domain": domain, "method": method, "reached": False})
             continue
         missed, _, lr, sel = min(picks, key=lambda p: (p[0], p[1], p[2]))
-        rows.append({"domain": domain, "method": method, "lr": lr, "step": sel["step"],
-                     "reached": not missed, "forget_rel": sel["forget_rel"],
-                     "retain_rel": sel["retain_rel"], "general_rel": sel["general_rel"],
-                     "good": bool(sel["good"])})
+        rows.append(
+            {
+                "domain": domain,
+                "method": method,
+                "lr": lr,
+                "step": sel["step"],
+                "reached": not missed,
+                "forget_rel": sel["forget_rel"],
+                "retain_rel": sel["retain_rel"],
+                "general_rel": sel["general_rel"],
+                "good": bool(sel["good"]),
+            }
+        )
     return pd.DataFrame(rows).set_index(["domain", "method"])
 
 
 # --- tuning guidelines: derived on two domains, checked on the third ----------------
+
 
 def _first_seed_adamw(frame: pd.DataFrame) -> pd.DataFrame:
     first = frame.groupby("domain")["seed"].transform("min")
@@ -286,39 +338,57 @@ def guidelines(frame: pd.DataFrame) -> pd.DataFrame:
     for held in domains:
         train, test = f[f["domain"] != held], f[f["domain"] == held]
         method = _pick_method(train)
-        test_rank = test.groupby("method")["good"].mean().rank(ascending=False,
-                                                                method="min")
+        test_rank = test.groupby("method")["good"].mean().rank(ascending=False, method="min")
         share_train = train[train["method"] == method]["good"].mean()
         share_test = test[test["method"] == method]["good"].mean()
-        rows.append({"guideline": "method", "held-out domain": held,
-                     "derived": f"{method} (good cells {share_train:.0%})",
-                     "on held-out": f"rank {int(test_rank[method])} "
-                                    f"(good cells {share_test:.0%})",
-                     # no good cell to derive from: nothing holds
-                     "holds": bool(share_train > 0 and share_test > 0
-                                   and test_rank[method] <= 2)})
+        rows.append(
+            {
+                "guideline": "method",
+                "held-out domain": held,
+                "derived": f"{method} (good cells {share_train:.0%})",
+                "on held-out": f"rank {int(test_rank[method])} (good cells {share_test:.0%})",
+                # no good cell to derive from: nothing holds
+                "holds": bool(share_train > 0 and share_test > 0 and test_rank[method] <= 2),
+            }
+        )
         lrs = _lr_rule(train)
-        ok = [m for m, lr in lrs.items()
-              if test[(test["method"] == m) & (test["lr"] == lr)]["good"].any()]
-        rows.append({"guideline": "learning rate", "held-out domain": held,
-                     "derived": ", ".join(f"{m} {lr:g}" for m, lr in lrs.items()) or "none",
-                     "on held-out": f"a good cell at that lr for {len(ok)} of {len(lrs)} "
-                                    "methods",
-                     "holds": bool(lrs) and len(ok) >= len(lrs) / 2})
+        ok = [
+            m
+            for m, lr in lrs.items()
+            if test[(test["method"] == m) & (test["lr"] == lr)]["good"].any()
+        ]
+        rows.append(
+            {
+                "guideline": "learning rate",
+                "held-out domain": held,
+                "derived": ", ".join(f"{m} {lr:g}" for m, lr in lrs.items()) or "none",
+                "on held-out": f"a good cell at that lr for {len(ok)} of {len(lrs)} methods",
+                "holds": bool(lrs) and len(ok) >= len(lrs) / 2,
+            }
+        )
         a, b, n = _stop_rule(train)
         c, d, m = _stop_rule(test)
-        rows.append({"guideline": "stop at the target", "held-out domain": held,
-                     "derived": f"good at the target step {a:.0%}, at the last step {b:.0%}"
-                                f" ({n} runs)",
-                     "on held-out": f"{c:.0%} against {d:.0%} ({m} runs)",
-                     # a direction derived (a != b) and the same one on the held-out domain
-                     "holds": bool(m) and a != b and c != d and (c > d) == (a > b)})
+        rows.append(
+            {
+                "guideline": "stop at the target",
+                "held-out domain": held,
+                "derived": f"good at the target step {a:.0%}, at the last step {b:.0%} ({n} runs)",
+                "on held-out": f"{c:.0%} against {d:.0%} ({m} runs)",
+                # a direction derived (a != b) and the same one on the held-out domain
+                "holds": bool(m) and a != b and c != d and (c > d) == (a > b),
+            }
+        )
         x, y = _fails_first(train), _fails_first(test)
         mx, my = max(x, key=x.get), max(y, key=y.get)
-        rows.append({"guideline": "what fails first", "held-out domain": held,
-                     "derived": f"{mx} first ({x['retain']} retain, {x['general']} general, "
-                                f"{x['both']} both)",
-                     "on held-out": f"{my} first ({y['retain']} retain, {y['general']} "
-                                    f"general, {y['both']} both)",
-                     "holds": sum(x.values()) > 0 and mx == my})
+        rows.append(
+            {
+                "guideline": "what fails first",
+                "held-out domain": held,
+                "derived": f"{mx} first ({x['retain']} retain, {x['general']} general, "
+                f"{x['both']} both)",
+                "on held-out": f"{my} first ({y['retain']} retain, {y['general']} "
+                f"general, {y['both']} both)",
+                "holds": sum(x.values()) > 0 and mx == my,
+            }
+        )
     return pd.DataFrame(rows).set_index(["guideline", "held-out domain"])

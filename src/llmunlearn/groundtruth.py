@@ -66,15 +66,24 @@ def token_coverage(profile: Profile, tokenizer=None):
             left_out = {d.id for d in forget_documents(profile, domain, design)}
             seen_by_retrained = [d for d in everything if d.id not in left_out]
             splits = load_splits(domain, profile, design)
-            rows.append({"domain": domain, "design": design, **{
-                f"unseen share: {s}": unseen_token_share(tokenizer, splits[s],
-                                                         seen_by_retrained)
-                for s in ("forget", "approximate")}})
+            rows.append(
+                {
+                    "domain": domain,
+                    "design": design,
+                    **{
+                        f"unseen share: {s}": unseen_token_share(
+                            tokenizer, splits[s], seen_by_retrained
+                        )
+                        for s in ("forget", "approximate")
+                    },
+                }
+            )
     return pd.DataFrame(rows).set_index(["domain", "design"])
 
 
-def _ratio_interval(num_nll, num_docs, den_nll, den_docs, seed: int,
-                    n_resamples: int = 2000) -> tuple[float, float]:
+def _ratio_interval(
+    num_nll, num_docs, den_nll, den_docs, seed: int, n_resamples: int = 2000
+) -> tuple[float, float]:
     """95 % percentile bootstrap interval of exp(mean chunk NLL of the numerator set -
     mean chunk NLL of the denominator set), a ratio of two chunk-averaged perplexities on
     independent sets, resampling whole *documents* of each set (a document's chunks are
@@ -116,15 +125,27 @@ def retraining_check(profile: Profile, domain: str, design: str | None = None) -
     design = check_choice("design", design or profile.design, DESIGNS)
     profile = dataclasses.replace(profile, design=design)
     if profile.base_model:
-        raise ValueError(f"profile {profile.name!r} starts from {profile.base_model!r}: "
-                         "there is no exact retrained model to compare with")
+        raise ValueError(
+            f"profile {profile.name!r} starts from {profile.base_model!r}: "
+            "there is no exact retrained model to compare with"
+        )
     zoo = pretrain_zoo(profile, progress=False)
-    models = {"original": zoo["original"], "retrained": zoo[f"retrained-{domain}"],
-              "original-seed2": zoo["original-seed2"]}
-    run = Run.create("groundtruth", f"{profile.name}-{domain}-{design}",
-                     {"profile": evaluation_config(profile), "domain": domain,
-                      "models": {k: r.path.name for k, r in models.items()},
-                      "attacks": ATTACKS, "interval": "documents"})
+    models = {
+        "original": zoo["original"],
+        "retrained": zoo[f"retrained-{domain}"],
+        "original-seed2": zoo["original-seed2"],
+    }
+    run = Run.create(
+        "groundtruth",
+        f"{profile.name}-{domain}-{design}",
+        {
+            "profile": evaluation_config(profile),
+            "domain": domain,
+            "models": {k: r.path.name for k, r in models.items()},
+            "attacks": ATTACKS,
+            "interval": "documents",
+        },
+    )
     if run.done:
         return {**run.summary, "verdict": verdict(run.summary)}
     torch.set_num_threads(profile.threads)
@@ -137,27 +158,39 @@ def retraining_check(profile: Profile, domain: str, design: str | None = None) -
         stats = {s: chunk_token_stats(model, c) for s, c in sets.items()}
         out["chunk_nll"][name] = {s: [x["nll"] for x in st] for s, st in stats.items()}
         out["chunk_doc"] = {s: list(c["doc_id"]) for s, c in sets.items()}
-        out["ppl"][name] = {s: math.exp(float(np.mean(v)))
-                            for s, v in out["chunk_nll"][name].items()}
+        out["ppl"][name] = {
+            s: math.exp(float(np.mean(v))) for s, v in out["chunk_nll"][name].items()
+        }
         # members and non-members: equally many, the larger set cut by a seeded sample
         n = min(len(sets["forget"]), len(sets["approximate"]))
         scores = {}
         for split in sets:
             keep = sample_indices(len(sets[split]), n, profile.seed)
-            texts = tokenizer.batch_decode([[t for t in sets[split][i]["input_ids"].tolist()
-                                             if t != tokenizer.pad_token_id] for i in keep])
+            texts = tokenizer.batch_decode(
+                [
+                    [t for t in sets[split][i]["input_ids"].tolist() if t != tokenizer.pad_token_id]
+                    for i in keep
+                ]
+            )
             scores[split] = attack_scores([stats[split][i] for i in keep], texts)
-        out["auc"][name] = mia_report({a: scores["forget"][a] for a in ATTACKS},
-                                      {a: scores["approximate"][a] for a in ATTACKS})
+        out["auc"][name] = mia_report(
+            {a: scores["forget"][a] for a in ATTACKS},
+            {a: scores["approximate"][a] for a in ATTACKS},
+        )
         out["n_members"] = n
     nll = out["chunk_nll"]
     out["n_chunks"] = {s: len(v) for s, v in nll["original"].items()}
     out["R"] = out["ppl"]["retrained"]["forget"] / out["ppl"]["original"]["approximate"]
     out["R_low"], out["R_high"] = _ratio_interval(
-        nll["retrained"]["forget"], out["chunk_doc"]["forget"],
-        nll["original"]["approximate"], out["chunk_doc"]["approximate"], profile.seed)
-    out["R_seed"] = (out["ppl"]["original-seed2"]["approximate"]
-                     / out["ppl"]["original"]["approximate"])
+        nll["retrained"]["forget"],
+        out["chunk_doc"]["forget"],
+        nll["original"]["approximate"],
+        out["chunk_doc"]["approximate"],
+        profile.seed,
+    )
+    out["R_seed"] = (
+        out["ppl"]["original-seed2"]["approximate"] / out["ppl"]["original"]["approximate"]
+    )
     out.update(factors(out))
     run.finish(out)
     return {**run.summary, "verdict": verdict(run.summary)}
@@ -167,10 +200,12 @@ def factors(check: dict) -> dict:
     """R = (retrained model: forget / approximate perplexity) x (approximate set:
     retrained / original perplexity), from the perplexities of :func:`retraining_check`."""
     ppl = check["ppl"]
-    return {"retrained_forget_over_approximate":
-            ppl["retrained"]["forget"] / ppl["retrained"]["approximate"],
-            "retrained_over_original_approximate":
-            ppl["retrained"]["approximate"] / ppl["original"]["approximate"]}
+    return {
+        "retrained_forget_over_approximate": ppl["retrained"]["forget"]
+        / ppl["retrained"]["approximate"],
+        "retrained_over_original_approximate": ppl["retrained"]["approximate"]
+        / ppl["original"]["approximate"],
+    }
 
 
 def verdict(check: dict, attack: str = "min_k@0.3") -> str:
@@ -180,34 +215,47 @@ def verdict(check: dict, attack: str = "min_k@0.3") -> str:
     r, lo, hi = check["R"], check["R_low"], check["R_high"]
     where = f"On {check['domain']} ({check['design']} design)"
     if lo <= 1 <= hi or abs(r - 1) <= TOLERANCE:
-        first = (f"{where} the stand-in holds: R = {r:.2f} (95 % interval {lo:.2f} to "
-                 f"{hi:.2f})")
+        first = f"{where} the stand-in holds: R = {r:.2f} (95 % interval {lo:.2f} to {hi:.2f})"
     else:
         direction = "above" if r > 1 else "below"
-        first = (f"{where} the stand-in misses: the exact retrained model's forget "
-                 f"perplexity is {abs(r - 1):.0%} {direction} the approximate target "
-                 f"(R = {r:.2f}, 95 % interval {lo:.2f} to {hi:.2f})")
+        first = (
+            f"{where} the stand-in misses: the exact retrained model's forget "
+            f"perplexity is {abs(r - 1):.0%} {direction} the approximate target "
+            f"(R = {r:.2f}, 95 % interval {lo:.2f} to {hi:.2f})"
+        )
     noise = abs(check["R_seed"] - 1)
     parts = [f"{first}."]
     if check.get("ppl"):
         sets, model = factors(check).values()
-        parts.append(f"R = {sets:.2f} x {model:.2f}: forget against approximate under the "
-                     "retrained model, times retrained against original on the approximate "
-                     "set.")
+        parts.append(
+            f"R = {sets:.2f} x {model:.2f}: forget against approximate under the "
+            "retrained model, times retrained against original on the approximate "
+            "set."
+        )
     held = lo <= 1 <= hi or abs(r - 1) <= TOLERANCE
-    parts.append(f"A second seed alone moves the approximate perplexity by {noise:.0%}"
-                 + ("." if held else ", so the miss is within seed-to-seed noise."
-                    if abs(r - 1) <= noise else
-                    ", so the miss is larger than seed-to-seed noise."))
+    parts.append(
+        f"A second seed alone moves the approximate perplexity by {noise:.0%}"
+        + (
+            "."
+            if held
+            else ", so the miss is within seed-to-seed noise."
+            if abs(r - 1) <= noise
+            else ", so the miss is larger than seed-to-seed noise."
+        )
+    )
     a = check["auc"]["retrained"][attack]
     if a["ci_low"] <= 0.5 <= a["ci_high"]:
-        second = (f"The retrained model's Min-K% AUC is {a['auc']:.2f} ({a['ci_low']:.2f} "
-                  f"to {a['ci_high']:.2f}), consistent with 0.5, so membership inference "
-                  "measures membership here")
+        second = (
+            f"The retrained model's Min-K% AUC is {a['auc']:.2f} ({a['ci_low']:.2f} "
+            f"to {a['ci_high']:.2f}), consistent with 0.5, so membership inference "
+            "measures membership here"
+        )
     else:
-        second = (f"The retrained model's Min-K% AUC is {a['auc']:.2f} ({a['ci_low']:.2f} "
-                  f"to {a['ci_high']:.2f}), away from 0.5 without ever seeing either set, "
-                  "so membership inference here partly measures how the two sets differ")
+        second = (
+            f"The retrained model's Min-K% AUC is {a['auc']:.2f} ({a['ci_low']:.2f} "
+            f"to {a['ci_high']:.2f}), away from 0.5 without ever seeing either set, "
+            "so membership inference here partly measures how the two sets differ"
+        )
     return " ".join([*parts, f"{second}."])
 
 
@@ -220,15 +268,24 @@ def ground_truth_table(profile: Profile):
     for domain in DOMAINS:
         for design in DESIGNS:
             c = retraining_check(profile, domain, design)
-            row = {"domain": domain, "design": design,
-                   "original forget ppl": c["ppl"]["original"]["forget"],
-                   "original approximate ppl": c["ppl"]["original"]["approximate"],
-                   "retrained forget ppl": c["ppl"]["retrained"]["forget"],
-                   "retrained approximate ppl": c["ppl"]["retrained"]["approximate"],
-                   "R": c["R"], "R low": c["R_low"], "R high": c["R_high"],
-                   **dict(zip(("retrained forget / approximate",
-                               "approximate: retrained / original"), factors(c).values())),
-                   "seed ratio": c["R_seed"]}
+            row = {
+                "domain": domain,
+                "design": design,
+                "original forget ppl": c["ppl"]["original"]["forget"],
+                "original approximate ppl": c["ppl"]["original"]["approximate"],
+                "retrained forget ppl": c["ppl"]["retrained"]["forget"],
+                "retrained approximate ppl": c["ppl"]["retrained"]["approximate"],
+                "R": c["R"],
+                "R low": c["R_low"],
+                "R high": c["R_high"],
+                **dict(
+                    zip(
+                        ("retrained forget / approximate", "approximate: retrained / original"),
+                        factors(c).values(),
+                    )
+                ),
+                "seed ratio": c["R_seed"],
+            }
             for model in ("retrained", "original", "original-seed2"):
                 for attack in ATTACKS:
                     a = c["auc"][model][attack]

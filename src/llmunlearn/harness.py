@@ -46,7 +46,8 @@ def require_lm_eval():
     except ModuleNotFoundError as e:
         raise ModuleNotFoundError(
             "lm-evaluation-harness is not installed; install the extra with "
-            "pip install 'llmunlearn[lmeval]' (make test and make book include it)") from e
+            "pip install 'llmunlearn[lmeval]' (make test and make book include it)"
+        ) from e
     return lm_eval
 
 
@@ -73,9 +74,16 @@ def battery_task(items, tokenizer, folder) -> Path:
     folder = battery_yaml(folder)
     with open(folder / "battery.jsonl", "w") as f:
         for ctx, options, answer in items:
-            f.write(json.dumps({"context": tokenizer.decode(ctx),
-                                "choices": [tokenizer.decode(o) for o in options],
-                                "label": answer}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "context": tokenizer.decode(ctx),
+                        "choices": [tokenizer.decode(o) for o in options],
+                        "label": answer,
+                    }
+                )
+                + "\n"
+            )
     return folder
 
 
@@ -127,7 +135,7 @@ def request_tokens(tokenizer, context: str, continuation: str) -> tuple[list[int
         context, continuation = context[:-n], context[-n:] + continuation
     ctx = tokenizer(context, add_special_tokens=False)["input_ids"]
     whole = tokenizer(context + continuation, add_special_tokens=False)["input_ids"]
-    return ctx + whole[len(ctx):], len(ctx)
+    return ctx + whole[len(ctx) :], len(ctx)
 
 
 def battery_check(items, tokenizer, our_scores, samples) -> dict:
@@ -141,16 +149,21 @@ def battery_check(items, tokenizer, our_scores, samples) -> dict:
     for i in theirs:
         ctx, options, _ = items[i]
         text = tokenizer.decode(ctx)
-        if all(request_tokens(tokenizer, text, tokenizer.decode(o))[0] ==
-               ctx.tolist() + o.tolist() for o in options):
+        if all(
+            request_tokens(tokenizer, text, tokenizer.decode(o))[0] == ctx.tolist() + o.tolist()
+            for o in options
+        ):
             same_tokens.append(i)
     n = len(theirs)
-    return {"n": n, "ours": sum(ours[i] == items[i][2] for i in theirs) / n,
-            "lm_eval": sum(c == items[i][2] for i, c in theirs.items()) / n,
-            "same_choice": sum(ours[i] == c for i, c in theirs.items()) / n,
-            "n_same_tokens": len(same_tokens),
-            "same_choice_same_tokens": sum(ours[i] == theirs[i] for i in same_tokens)
-            / max(len(same_tokens), 1)}
+    return {
+        "n": n,
+        "ours": sum(ours[i] == items[i][2] for i in theirs) / n,
+        "lm_eval": sum(c == items[i][2] for i, c in theirs.items()) / n,
+        "same_choice": sum(ours[i] == c for i, c in theirs.items()) / n,
+        "n_same_tokens": len(same_tokens),
+        "same_choice_same_tokens": sum(ours[i] == theirs[i] for i in same_tokens)
+        / max(len(same_tokens), 1),
+    }
 
 
 def task_manager(tasks, include_path=None):
@@ -166,15 +179,18 @@ def task_manager(tasks, include_path=None):
     unknown = [t for t in tasks if t not in manager.all_tasks]
     if unknown:
         hints = {t: difflib.get_close_matches(t, manager.all_tasks, 4) for t in unknown}
-        raise ValueError("unknown lm-eval task(s): " + "; ".join(
-            f"{t!r} (close: {', '.join(h) or 'none'})" for t, h in hints.items())
+        raise ValueError(
+            "unknown lm-eval task(s): "
+            + "; ".join(f"{t!r} (close: {', '.join(h) or 'none'})" for t, h in hints.items())
             + f"; {len(manager.all_tasks)} tasks exist (`lm-eval ls tasks` lists them), "
-            "plus 'battery' and 'suite'")
+            "plus 'battery' and 'suite'"
+        )
     return manager
 
 
-def run_tasks(model, tokenizer, tasks, *, include_path=None, limit=None, num_fewshot=None,
-              batch_size=16) -> dict:
+def run_tasks(
+    model, tokenizer, tasks, *, include_path=None, limit=None, num_fewshot=None, batch_size=16
+) -> dict:
     """Evaluate an in-memory Hugging Face causal LM on lm-eval ``tasks``.
 
     Returns ``{"results": {task: {metric: value}}, "n_samples": {task: n}, "samples":
@@ -190,8 +206,14 @@ def run_tasks(model, tokenizer, tasks, *, include_path=None, limit=None, num_few
     manager = task_manager(tasks, include_path)  # the index is built once per process
     device = str(next(model.parameters()).device)
     lm = HFLM(pretrained=model, tokenizer=tokenizer, device=device, batch_size=batch_size)
-    out = lm_eval.simple_evaluate(model=lm, tasks=tasks, task_manager=manager, limit=limit,
-                                  num_fewshot=num_fewshot, log_samples=True)
+    out = lm_eval.simple_evaluate(
+        model=lm,
+        tasks=tasks,
+        task_manager=manager,
+        limit=limit,
+        num_fewshot=num_fewshot,
+        log_samples=True,
+    )
     results = {}
     for task, metrics in out["results"].items():
         results[task] = {}
@@ -199,22 +221,47 @@ def run_tasks(model, tokenizer, tasks, *, include_path=None, limit=None, num_few
             if key in ("alias", "name", "sample_len"):
                 continue
             key = re.sub(r",none$", "", key)
-            results[task][key] = float(value) if isinstance(value, (int, float)) else \
-                None if value in ("N/A", None) else value
+            results[task][key] = (
+                float(value)
+                if isinstance(value, (int, float))
+                else None
+                if value in ("N/A", None)
+                else value
+            )
     samples = {}
     for task, docs in (out.get("samples") or {}).items():
-        if len(docs) <= 1000 and all(isinstance(d["resps"][0][0], (tuple, list))
-                                     for d in docs):  # loglikelihood requests
-            samples[task] = [{"doc_id": d["doc_id"], "target": d["target"],
-                              "loglik": [float(r[0][0]) for r in d["resps"]]} for d in docs]
-    return {"results": results, "samples": samples,
-            "n_samples": {t: v["effective"] for t, v in out.get("n-samples", {}).items()},
-            "tasks": tasks, "limit": limit, "num_fewshot": num_fewshot,
-            "lm_eval_version": lm_eval.__version__}
+        if len(docs) <= 1000 and all(
+            isinstance(d["resps"][0][0], (tuple, list)) for d in docs
+        ):  # loglikelihood requests
+            samples[task] = [
+                {
+                    "doc_id": d["doc_id"],
+                    "target": d["target"],
+                    "loglik": [float(r[0][0]) for r in d["resps"]],
+                }
+                for d in docs
+            ]
+    return {
+        "results": results,
+        "samples": samples,
+        "n_samples": {t: v["effective"] for t, v in out.get("n-samples", {}).items()},
+        "tasks": tasks,
+        "limit": limit,
+        "num_fewshot": num_fewshot,
+        "lm_eval_version": lm_eval.__version__,
+    }
 
 
-def lm_eval_run(profile: Profile, model, tasks="battery", *, limit=None, num_fewshot=None,
-                batch_size=16, quiet: bool = False) -> Run:
+def lm_eval_run(
+    profile: Profile,
+    model,
+    tasks="battery",
+    *,
+    limit=None,
+    num_fewshot=None,
+    batch_size=16,
+    quiet: bool = False,
+) -> Run:
     """:func:`run_tasks` for the model in a folder (or a hub id), cached as a run of kind
     ``lm-eval``. With the battery, the profile's utility items are built with the model's
     own tokenizer from held-out general text (the items of ``llmunlearn evaluate``), and
@@ -233,10 +280,19 @@ def lm_eval_run(profile: Profile, model, tasks="battery", *, limit=None, num_few
     name = f"{path.parent.name}-{path.name}" if path.exists() else str(model).replace("/", "--")
     if path.exists():
         model = str(path.resolve())
-    run = Run.create("lm-eval", f"{profile.name}-{name}", {
-        "profile": profile_config(profile), "model": str(model), "tasks": tasks,
-        "limit": limit, "num_fewshot": num_fewshot, "lm_eval": lm_eval.__version__,
-        "check": 2})  # version of battery_check's fields: runs with older ones are redone
+    run = Run.create(
+        "lm-eval",
+        f"{profile.name}-{name}",
+        {
+            "profile": profile_config(profile),
+            "model": str(model),
+            "tasks": tasks,
+            "limit": limit,
+            "num_fewshot": num_fewshot,
+            "lm_eval": lm_eval.__version__,
+            "check": 2,
+        },
+    )  # version of battery_check's fields: runs with older ones are redone
     if run.done:
         return run
     # the task names are checked before a possibly large model is loaded
@@ -257,16 +313,27 @@ def lm_eval_run(profile: Profile, model, tasks="battery", *, limit=None, num_few
     # quiet: lm-eval's own bars and notices stay out of a chapter's output (the caller
     # shows one bar over the models)
     with contextlib.redirect_stderr(io.StringIO()) if quiet else contextlib.nullcontext():
-        result = run_tasks(lm, tokenizer, tasks, include_path=folder, limit=limit,
-                           num_fewshot=num_fewshot, batch_size=batch_size)
-    check = battery_check(items, tokenizer, scores, result["samples"][BATTERY]) \
-        if BATTERY in tasks else None
+        result = run_tasks(
+            lm,
+            tokenizer,
+            tasks,
+            include_path=folder,
+            limit=limit,
+            num_fewshot=num_fewshot,
+            batch_size=batch_size,
+        )
+    check = (
+        battery_check(items, tokenizer, scores, result["samples"][BATTERY])
+        if BATTERY in tasks
+        else None
+    )
     run.finish({**result, "battery_check": check})
     return run
 
 
-def lm_eval_domain(profile: Profile, domain: str, zoo: dict | None = None, tasks="battery",
-                   **kwargs) -> dict[str, Run]:
+def lm_eval_domain(
+    profile: Profile, domain: str, zoo: dict | None = None, tasks="battery", **kwargs
+) -> dict[str, Run]:
     """:func:`lm_eval_run` for every model of
     :func:`llmunlearn.evaluation.domain_models` (cached): name -> :class:`Run`."""
     from .progress import progress_bar as tqdm
@@ -274,8 +341,11 @@ def lm_eval_domain(profile: Profile, domain: str, zoo: dict | None = None, tasks
     from .evaluation import domain_models
 
     out = {}
-    with tqdm(domain_models(profile, domain, zoo, **kwargs).items(), unit="model",
-              desc=f"lm-eval on {domain}'s models") as bar:
+    with tqdm(
+        domain_models(profile, domain, zoo, **kwargs).items(),
+        unit="model",
+        desc=f"lm-eval on {domain}'s models",
+    ) as bar:
         for name, path in bar:
             bar.set_postfix_str(name)
             out[name] = lm_eval_run(profile, path, tasks, quiet=True)

@@ -37,7 +37,7 @@ def perplexity(model, chunks, batch_size: int = 32, token_stats: bool | str = Fa
     per_chunk, nll_sum, n_tok, n_correct, stats = [], 0.0, 0, 0, []
     ds = chunks.with_format("torch", columns=TENSOR_COLUMNS)
     for start in range(0, len(ds), batch_size):
-        b = {k: v.to(device) for k, v in ds[start:start + batch_size].items()}
+        b = {k: v.to(device) for k, v in ds[start : start + batch_size].items()}
         logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
         nll, mask = token_nll(logits, b["labels"])
         per_chunk += chunk_mean(nll, mask).tolist()
@@ -46,15 +46,20 @@ def perplexity(model, chunks, batch_size: int = 32, token_stats: bool | str = Fa
         pred = logits[:, :-1].argmax(-1)
         n_correct += int(((pred == b["labels"][:, 1:]) & mask).sum())
         if token_stats == "logp":
-            stats += [{"logp": (-nll[i][mask[i]]).cpu().numpy(),
-                       "nll": float(nll[i][mask[i]].mean())} for i in range(len(nll))]
+            stats += [
+                {"logp": (-nll[i][mask[i]]).cpu().numpy(), "nll": float(nll[i][mask[i]].mean())}
+                for i in range(len(nll))
+            ]
         elif token_stats:
             stats += batch_token_stats(logits, b["labels"])
     mean_chunk = sum(per_chunk) / len(per_chunk)
     return {
-        "ppl": _safe_exp(mean_chunk), "ppl_token": _safe_exp(nll_sum / n_tok),
-        "acc": n_correct / n_tok, "chunk_nll": per_chunk,
-        "n_chunks": len(per_chunk), "n_tokens": n_tok,
+        "ppl": _safe_exp(mean_chunk),
+        "ppl_token": _safe_exp(nll_sum / n_tok),
+        "acc": n_correct / n_tok,
+        "chunk_nll": per_chunk,
+        "n_chunks": len(per_chunk),
+        "n_tokens": n_tok,
         **({"token_stats": stats} if token_stats else {}),
     }
 
@@ -74,6 +79,7 @@ class Metric:
     which direction is better: ``higher_is_better`` True or False, or None when the best
     value is a reference (``ideal``), as for forget perplexity (the target) or the
     membership-inference AUC (the exact retrained model's)."""
+
     key: str
     label: str
     higher_is_better: bool | None
@@ -96,8 +102,9 @@ METRICS: dict[str, Metric] = {}
 tables, the plots and the tests read directions from here, nowhere else."""
 
 
-def register_metric(key: str, label: str, higher_is_better: bool | None,
-                    ideal: str | None = None) -> Metric:
+def register_metric(
+    key: str, label: str, higher_is_better: bool | None, ideal: str | None = None
+) -> Metric:
     """Add a metric to :data:`METRICS` (in the spirit of lm-evaluation-harness's
     ``register_metric``); a key registered twice, or a metric with no direction and no
     ideal, is a ``ValueError``."""
@@ -121,31 +128,40 @@ def metric(key: str) -> Metric:
 
 
 TARGET = "the approximate-retraining target (the original model's approximate perplexity)"
-RETRAINED_AUC = "the exact retrained model's AUC (0.5 where forget and approximate are " \
-    "exchangeable)"
+RETRAINED_AUC = (
+    "the exact retrained model's AUC (0.5 where forget and approximate are exchangeable)"
+)
 for _key, _label, _better, _ideal in (
-        ("ppl_forget", "forget perplexity", None, TARGET),
-        ("ppl_approximate", "approximate perplexity", None, "the original model's"),
-        ("ppl_retain", "retain perplexity", False, None),
-        ("ppl_general", "general perplexity", False, None),
-        ("acc_forget", "forget next-token accuracy", None, "the exact retrained model's"),
-        ("acc_approximate", "approximate next-token accuracy", None, "the original model's"),
-        ("acc_retain", "retain next-token accuracy", True, None),
-        ("acc_general", "general next-token accuracy", True, None),
-        ("auc", "Min-K% AUC (k = 0.3), forget vs approximate", None, RETRAINED_AUC),
-        ("auc_loss", "loss-attack AUC, forget vs approximate", None, RETRAINED_AUC),
-        ("mia|auc", "membership-inference AUC", None, RETRAINED_AUC),
-        ("mia|auc_folded", "folded AUC, max(AUC, 1 - AUC) (the paper's)", None,
-         "the exact retrained model's"),
-        ("verbatim_exact_match_tokens", "verbatim continuation, exactly matching tokens",
-         False, None),
-        ("verbatim_rouge_l", "verbatim continuation, ROUGE-L F1", False, None),
-        ("utility_accuracy", "utility battery accuracy (chance 0.25)", True, None),
-        ("kl_to_retrained", "KL(retrained || model) on held-out text", False, None),
-        ("forget_rel", "forget perplexity / target", None, "1 or above (the target reached)"),
-        ("retain_rel", "retain perplexity / original's", False, None),
-        ("general_rel", "general perplexity / original's", False, None),
-        ("auc_gap", "AUC - exact retrained model's AUC", None, "0"),
-        ("ppl_rel", "held-out forget perplexity / original's", None,
-         "the exact retrained model's (relearning)")):
+    ("ppl_forget", "forget perplexity", None, TARGET),
+    ("ppl_approximate", "approximate perplexity", None, "the original model's"),
+    ("ppl_retain", "retain perplexity", False, None),
+    ("ppl_general", "general perplexity", False, None),
+    ("acc_forget", "forget next-token accuracy", None, "the exact retrained model's"),
+    ("acc_approximate", "approximate next-token accuracy", None, "the original model's"),
+    ("acc_retain", "retain next-token accuracy", True, None),
+    ("acc_general", "general next-token accuracy", True, None),
+    ("auc", "Min-K% AUC (k = 0.3), forget vs approximate", None, RETRAINED_AUC),
+    ("auc_loss", "loss-attack AUC, forget vs approximate", None, RETRAINED_AUC),
+    ("mia|auc", "membership-inference AUC", None, RETRAINED_AUC),
+    (
+        "mia|auc_folded",
+        "folded AUC, max(AUC, 1 - AUC) (the paper's)",
+        None,
+        "the exact retrained model's",
+    ),
+    ("verbatim_exact_match_tokens", "verbatim continuation, exactly matching tokens", False, None),
+    ("verbatim_rouge_l", "verbatim continuation, ROUGE-L F1", False, None),
+    ("utility_accuracy", "utility battery accuracy (chance 0.25)", True, None),
+    ("kl_to_retrained", "KL(retrained || model) on held-out text", False, None),
+    ("forget_rel", "forget perplexity / target", None, "1 or above (the target reached)"),
+    ("retain_rel", "retain perplexity / original's", False, None),
+    ("general_rel", "general perplexity / original's", False, None),
+    ("auc_gap", "AUC - exact retrained model's AUC", None, "0"),
+    (
+        "ppl_rel",
+        "held-out forget perplexity / original's",
+        None,
+        "the exact retrained model's (relearning)",
+    ),
+):
     register_metric(_key, _label, _better, _ideal)

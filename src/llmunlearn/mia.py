@@ -58,13 +58,17 @@ def min_k(values: np.ndarray, k: float) -> float:
     return float(np.sort(values)[:n].mean())
 
 
-def attack_scores(stats: list[dict], texts: list[str], reference: list[dict] | None = None
-                  ) -> dict[str, np.ndarray]:
+def attack_scores(
+    stats: list[dict], texts: list[str], reference: list[dict] | None = None
+) -> dict[str, np.ndarray]:
     """Scores of every attack for each chunk (``texts`` are the chunks' decoded text, for
     zlib; ``reference`` the reference model's :func:`chunk_token_stats`)."""
-    scores = {"loss": np.array([-s["nll"] for s in stats]),
-              "zlib": np.array([s["logp"].mean() / len(zlib.compress(t.encode()))
-                                for s, t in zip(stats, texts)])}
+    scores = {
+        "loss": np.array([-s["nll"] for s in stats]),
+        "zlib": np.array(
+            [s["logp"].mean() / len(zlib.compress(t.encode())) for s, t in zip(stats, texts)]
+        ),
+    }
     for k in K_VALUES:
         scores[f"min_k@{k}"] = np.array([min_k(s["logp"], k) for s in stats])
         scores[f"min_k_pp@{k}"] = np.array([min_k(s["z"], k) for s in stats])
@@ -80,29 +84,40 @@ def auc(members: np.ndarray, non_members: np.ndarray) -> float:
 
     members, non_members = np.asarray(members, float), np.asarray(non_members, float)
     if len(members) == 0 or len(non_members) == 0:
-        raise ValueError(f"membership inference needs members and non-members; got "
-                         f"{len(members)} and {len(non_members)}")
+        raise ValueError(
+            f"membership inference needs members and non-members; got "
+            f"{len(members)} and {len(non_members)}"
+        )
     if len(members) != len(non_members):
-        raise ValueError(f"members ({len(members)}) and non-members ({len(non_members)}) "
-                         "must be equally many: cut the larger set first")
+        raise ValueError(
+            f"members ({len(members)}) and non-members ({len(non_members)}) "
+            "must be equally many: cut the larger set first"
+        )
     u = mannwhitneyu(members, non_members, alternative="two-sided").statistic
     return float(u / (len(members) * len(non_members)))
 
 
-def auc_interval(members, non_members, confidence: float = 0.95, n_resamples: int = 1000,
-                 seed: int = 0) -> tuple[float, float]:
+def auc_interval(
+    members, non_members, confidence: float = 0.95, n_resamples: int = 1000, seed: int = 0
+) -> tuple[float, float]:
     """Percentile bootstrap interval of :func:`auc`, resampling members and non-members
     independently (``scipy.stats.bootstrap``)."""
     from scipy.stats import bootstrap
 
     def pairwise_auc(m, n, axis=-1):  # vectorised over resamples: P(m > n) + P(m = n) / 2
         m, n = np.moveaxis(m, axis, -1)[..., :, None], np.moveaxis(n, axis, -1)[..., None, :]
-        return ((m > n).mean((-2, -1)) + 0.5 * (m == n).mean((-2, -1)))
+        return (m > n).mean((-2, -1)) + 0.5 * (m == n).mean((-2, -1))
 
-    res = bootstrap((np.asarray(members, float), np.asarray(non_members, float)),
-                    pairwise_auc, vectorized=True, paired=False, n_resamples=n_resamples,
-                    confidence_level=confidence, method="percentile",
-                    rng=np.random.default_rng(seed))
+    res = bootstrap(
+        (np.asarray(members, float), np.asarray(non_members, float)),
+        pairwise_auc,
+        vectorized=True,
+        paired=False,
+        n_resamples=n_resamples,
+        confidence_level=confidence,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 

@@ -20,8 +20,11 @@ def train_tokenizer(texts: list[str], vocab_size: int):
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=[PAD, EOS], show_progress=False,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+        vocab_size=vocab_size,
+        special_tokens=[PAD, EOS],
+        show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     tok.train_from_iterator(texts, trainer=trainer)
     return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token=PAD, eos_token=EOS)
 
@@ -32,18 +35,29 @@ def build_model(profile: Profile, vocab_size: int, seed: int):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     cfg = LlamaConfig(
-        vocab_size=vocab_size, hidden_size=profile.d_model,
-        intermediate_size=4 * profile.d_model, num_hidden_layers=profile.n_layer,
-        num_attention_heads=profile.n_head, num_key_value_heads=profile.n_head,
-        max_position_embeddings=profile.chunk_len, tie_word_embeddings=True,
-        pad_token_id=0, bos_token_id=None, eos_token_id=1,
+        vocab_size=vocab_size,
+        hidden_size=profile.d_model,
+        intermediate_size=4 * profile.d_model,
+        num_hidden_layers=profile.n_layer,
+        num_attention_heads=profile.n_head,
+        num_key_value_heads=profile.n_head,
+        max_position_embeddings=profile.chunk_len,
+        tie_word_embeddings=True,
+        pad_token_id=0,
+        bos_token_id=None,
+        eos_token_id=1,
     )
     torch.manual_seed(seed)
     return LlamaForCausalLM(cfg)
 
 
-def load_model(path: str | Path, *, dtype=None, trust_remote_code: bool = False,
-               attn_implementation: str | None = None):
+def load_model(
+    path: str | Path,
+    *,
+    dtype=None,
+    trust_remote_code: bool = False,
+    attn_implementation: str | None = None,
+):
     """Load a causal LM and its tokenizer from a hub id (e.g. ``01-ai/Yi-6B``; needs the
     network) or a local folder.
 
@@ -60,15 +74,19 @@ def load_model(path: str | Path, *, dtype=None, trust_remote_code: bool = False,
         check_checkpoint(path)
     tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
     model = AutoModelForCausalLM.from_pretrained(
-        str(path), dtype=dtype or "auto", trust_remote_code=trust_remote_code,
+        str(path),
+        dtype=dtype or "auto",
+        trust_remote_code=trust_remote_code,
         use_safetensors=True,  # never unpickle weights, local or from the hub
-        attn_implementation=attn_implementation or _best_attention())
+        attn_implementation=attn_implementation or _best_attention(),
+    )
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     if len(tokenizer) > model.get_input_embeddings().num_embeddings:
         raise ValueError(
             f"tokenizer has {len(tokenizer)} tokens but the model's embedding has "
-            f"{model.get_input_embeddings().num_embeddings}: they do not belong together")
+            f"{model.get_input_embeddings().num_embeddings}: they do not belong together"
+        )
     return model, tokenizer
 
 
@@ -76,8 +94,10 @@ def check_context(model, chunk_len: int) -> None:
     """A ``ValueError`` if chunks of ``chunk_len`` tokens do not fit the model's context."""
     context = getattr(model.config, "max_position_embeddings", None)
     if context is not None and chunk_len > context:
-        raise ValueError(f"chunk length {chunk_len} exceeds the model's context of {context} "
-                         "tokens: choose chunk_len <= the context")
+        raise ValueError(
+            f"chunk length {chunk_len} exceeds the model's context of {context} "
+            "tokens: choose chunk_len <= the context"
+        )
 
 
 def check_checkpoint(path: str | Path) -> Path:
@@ -88,13 +108,14 @@ def check_checkpoint(path: str | Path) -> Path:
     p = Path(path)
     missing = [n for n in ("config.json", "tokenizer.json") if not (p / n).exists()]
     if not any(p.glob("*.safetensors")):
-        pickles = sorted(f.name for ext in ("bin", "pt", "pth", "pkl")
-                         for f in p.glob(f"*.{ext}"))
+        pickles = sorted(f.name for ext in ("bin", "pt", "pth", "pkl") for f in p.glob(f"*.{ext}"))
         if pickles:
-            raise ValueError(f"checkpoint {p} holds its weights only as pickles "
-                             f"({', '.join(pickles)}): refusing to unpickle them; convert "
-                             "them to safetensors "
-                             "(model.save_pretrained(folder) writes safetensors)")
+            raise ValueError(
+                f"checkpoint {p} holds its weights only as pickles "
+                f"({', '.join(pickles)}): refusing to unpickle them; convert "
+                "them to safetensors "
+                "(model.save_pretrained(folder) writes safetensors)"
+            )
         missing.append("weights (*.safetensors)")
     if missing:
         raise FileNotFoundError(f"incomplete checkpoint {p}: missing {', '.join(missing)}")
@@ -105,6 +126,7 @@ def _best_attention() -> str:
     import importlib.util
 
     import torch
+
     if torch.cuda.is_available() and importlib.util.find_spec("flash_attn") is not None:
         return "flash_attention_2"
     return "sdpa"
@@ -114,11 +136,20 @@ def n_params(model) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-GGUF_NAMES = {"token_embd": "model.embed_tokens", "output_norm": "model.norm",
-              "output": "lm_head", "attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj",
-              "attn_v": "self_attn.v_proj", "attn_output": "self_attn.o_proj",
-              "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj", "ffn_down": "mlp.down_proj",
-              "attn_norm": "input_layernorm", "ffn_norm": "post_attention_layernorm"}
+GGUF_NAMES = {
+    "token_embd": "model.embed_tokens",
+    "output_norm": "model.norm",
+    "output": "lm_head",
+    "attn_q": "self_attn.q_proj",
+    "attn_k": "self_attn.k_proj",
+    "attn_v": "self_attn.v_proj",
+    "attn_output": "self_attn.o_proj",
+    "ffn_gate": "mlp.gate_proj",
+    "ffn_up": "mlp.up_proj",
+    "ffn_down": "mlp.down_proj",
+    "attn_norm": "input_layernorm",
+    "ffn_norm": "post_attention_layernorm",
+}
 """GGUF tensor names (llama.cpp's) -> Hugging Face Llama parameter names."""
 
 
@@ -143,8 +174,9 @@ def read_gguf(gguf_file: str | Path):
     try:
         reader = GGUFReader(path)
     except Exception as e:  # the reader's own errors: bad magic, short read, bad offsets
-        raise ValueError(f"{path} is not a readable GGUF file (corrupt or truncated?): "
-                         f"{type(e).__name__}: {e}") from e
+        raise ValueError(
+            f"{path} is not a readable GGUF file (corrupt or truncated?): {type(e).__name__}: {e}"
+        ) from e
 
     def field(key, default=None):
         f = reader.get_field(key)
@@ -152,19 +184,23 @@ def read_gguf(gguf_file: str | Path):
 
     arch = field("general.architecture")
     if arch != "llama":
-        raise ValueError(f"{path}: GGUF architecture {arch!r}; only 'llama' (the "
-                         "architecture of Yi-6B and SmolLM2) is supported")
+        raise ValueError(
+            f"{path}: GGUF architecture {arch!r}; only 'llama' (the "
+            "architecture of Yi-6B and SmolLM2) is supported"
+        )
     end = max(t.data_offset + t.n_bytes for t in reader.tensors)
     if path.stat().st_size < end:
-        raise ValueError(f"{path} is truncated: {path.stat().st_size:,} bytes, its tensors "
-                         f"need {end:,}")
+        raise ValueError(
+            f"{path} is truncated: {path.stat().st_size:,} bytes, its tensors need {end:,}"
+        )
     n_head, n_kv = field("llama.attention.head_count"), field("llama.attention.head_count_kv")
     tensors = {t.name: t for t in reader.tensors}
     config = LlamaConfig(
         vocab_size=int(field("llama.vocab_size", len(field("tokenizer.ggml.tokens", [])))),
         hidden_size=field("llama.embedding_length"),
         intermediate_size=field("llama.feed_forward_length"),
-        num_hidden_layers=field("llama.block_count"), num_attention_heads=n_head,
+        num_hidden_layers=field("llama.block_count"),
+        num_attention_heads=n_head,
         num_key_value_heads=n_kv or n_head,
         max_position_embeddings=field("llama.context_length"),
         rms_norm_eps=field("llama.attention.layer_norm_rms_epsilon"),
@@ -172,7 +208,8 @@ def read_gguf(gguf_file: str | Path):
         tie_word_embeddings="output.weight" not in tensors,
         bos_token_id=field("tokenizer.ggml.bos_token_id"),
         eos_token_id=field("tokenizer.ggml.eos_token_id"),
-        pad_token_id=field("tokenizer.ggml.padding_token_id"))
+        pad_token_id=field("tokenizer.ggml.padding_token_id"),
+    )
     state = {}
     for name, t in tensors.items():
         stem, _, kind = name.rpartition(".")
@@ -185,8 +222,7 @@ def read_gguf(gguf_file: str | Path):
         w = w.reshape(tuple(int(d) for d in reversed(t.shape)))  # GGUF lists dims inner first
         if parts[-1] in ("attn_q", "attn_k"):  # undo the rotary interleave
             h = n_head if parts[-1] == "attn_q" else (n_kv or n_head)
-            w = w.reshape(h, w.shape[0] // h // 2, 2, *w.shape[1:]).swapaxes(1, 2) \
-                .reshape(w.shape)
+            w = w.reshape(h, w.shape[0] // h // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
         state[target] = torch.from_numpy(np.array(w, copy=True))  # writable, owned
     return config, state
 
@@ -205,8 +241,10 @@ def gguf_to_hf(gguf_file: str | Path, out_dir: str | Path) -> Path:
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if not (k == "lm_head.weight" and config.tie_word_embeddings)]
     if missing or unexpected:
-        raise ValueError(f"{gguf_file}: tensors do not match a Llama of its own config "
-                         f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
+        raise ValueError(
+            f"{gguf_file}: tensors do not match a Llama of its own config "
+            f"(missing {missing[:5]}, unexpected {unexpected[:5]})"
+        )
     tokenizer = AutoTokenizer.from_pretrained(str(gguf_file.parent), gguf_file=gguf_file.name)
     partial = out_dir.with_name(out_dir.name + ".partial")
     model.save_pretrained(partial)

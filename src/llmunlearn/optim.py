@@ -20,12 +20,20 @@ from .core import IGNORE_INDEX, token_nll
 
 
 class SophiaG(torch.optim.Optimizer):
-    def __init__(self, params, lr: float, betas=(0.965, 0.99), rho: float = 0.04,
-                 weight_decay: float = 0.0, eps: float = 1e-15):
+    def __init__(
+        self,
+        params,
+        lr: float,
+        betas=(0.965, 0.99),
+        rho: float = 0.04,
+        weight_decay: float = 0.0,
+        eps: float = 1e-15,
+    ):
         if lr <= 0:
             raise ValueError(f"Sophia's learning rate must be positive, got {lr}")
-        super().__init__(params, dict(lr=lr, betas=betas, rho=rho,
-                                      weight_decay=weight_decay, eps=eps))
+        super().__init__(
+            params, dict(lr=lr, betas=betas, rho=rho, weight_decay=weight_decay, eps=eps)
+        )
         self.tokens_per_step = 1  # B in the paper: set by the loop before each step
 
     def _state(self, p):
@@ -42,8 +50,7 @@ class SophiaG(torch.optim.Optimizer):
             beta2 = group["betas"][1]
             for p in group["params"]:
                 if p.grad is not None:
-                    self._state(p)["hessian"].mul_(beta2).addcmul_(p.grad, p.grad,
-                                                                   value=1 - beta2)
+                    self._state(p)["hessian"].mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -57,7 +64,8 @@ class SophiaG(torch.optim.Optimizer):
                 p.mul_(1 - group["lr"] * group["weight_decay"])
                 state["exp_avg"].mul_(beta1).add_(p.grad, alpha=1 - beta1)
                 denom = (group["rho"] * self.tokens_per_step * state["hessian"]).clamp_min(
-                    group["eps"])
+                    group["eps"]
+                )
                 ratio = (state["exp_avg"].abs() / denom).clamp(max=1.0)
                 p.addcmul_(state["exp_avg"].sign(), ratio, value=-group["lr"])
         return loss
@@ -78,8 +86,9 @@ def estimate_hessian(model, batches: list[dict], optimizer: SophiaG) -> int:
             sampled = torch.distributions.Categorical(logits=out.logits.float()).sample()
             # sampled[t] is a draw for token t+1: shift it into label position t+1
             labels = torch.full_like(batch["labels"], IGNORE_INDEX)
-            labels[:, 1:] = torch.where(batch["labels"][:, 1:] == IGNORE_INDEX,
-                                        IGNORE_INDEX, sampled[:, :-1])
+            labels[:, 1:] = torch.where(
+                batch["labels"][:, 1:] == IGNORE_INDEX, IGNORE_INDEX, sampled[:, :-1]
+            )
         nll, mask = token_nll(out.logits, labels)
         ((nll * mask).sum() / max(scored, 1)).backward()
     optimizer.update_hessian()

@@ -22,8 +22,13 @@ def _call(fn, threads, args, kwargs):
     return fn(*args, **kwargs)
 
 
-def run_tasks(fn: Callable, tasks: list[tuple[str, tuple, dict]], jobs: int = 1,
-              threads: int = 1, desc: str = "runs") -> list:
+def run_tasks(
+    fn: Callable,
+    tasks: list[tuple[str, tuple, dict]],
+    jobs: int = 1,
+    threads: int = 1,
+    desc: str = "runs",
+) -> list:
     """``[fn(*args, **kwargs) for name, args, kwargs in tasks]``, in ``jobs`` worker
     processes of ``threads // jobs`` torch threads each (in this process when ``jobs`` is
     1). ``fn`` must be importable (a module-level function)."""
@@ -39,10 +44,13 @@ def run_tasks(fn: Callable, tasks: list[tuple[str, tuple, dict]], jobs: int = 1,
     per_worker = max(1, threads // jobs)
     results: dict[int, object] = {}
     bar = tqdm(total=len(tasks), desc=f"{desc} ({jobs} processes)", leave=True)
-    with ProcessPoolExecutor(max_workers=jobs,
-                             mp_context=multiprocessing.get_context("spawn")) as pool:
-        pending = {pool.submit(_call, fn, per_worker, args, kwargs): (i, name)
-                   for i, (name, args, kwargs) in enumerate(tasks)}
+    with ProcessPoolExecutor(
+        max_workers=jobs, mp_context=multiprocessing.get_context("spawn")
+    ) as pool:
+        pending = {
+            pool.submit(_call, fn, per_worker, args, kwargs): (i, name)
+            for i, (name, args, kwargs) in enumerate(tasks)
+        }
         while pending:
             bar.set_postfix_str(", ".join(sorted(n for _, n in pending.values()))[:60])
             done, _ = wait(pending, return_when=FIRST_COMPLETED)

@@ -14,22 +14,36 @@ def _done(fig):
     return fig
 
 
-SPLIT_COLOURS = {"forget": "#d62728", "approximate": "#7f7f7f", "retain": "#1f77b4",
-                 "general": "#2ca02c"}
+SPLIT_COLOURS = {
+    "forget": "#d62728",
+    "approximate": "#7f7f7f",
+    "retain": "#1f77b4",
+    "general": "#2ca02c",
+}
 
 
 def plot_trajectory(frame, title: str = ""):
     """Perplexity of every split along an unlearning run (log scale), with the
     approximate-retraining target as a dashed line and the selected step marked."""
     sns.set_theme(style="whitegrid")
-    long = frame.melt(id_vars=["step"], value_vars=[c for c in frame if c.startswith("ppl_")],
-                      var_name="split", value_name="perplexity")
+    long = frame.melt(
+        id_vars=["step"],
+        value_vars=[c for c in frame if c.startswith("ppl_")],
+        var_name="split",
+        value_name="perplexity",
+    )
     long["split"] = long["split"].str.removeprefix("ppl_")
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
-    sns.lineplot(long, x="step", y="perplexity", hue="split", marker="o", ax=ax,
-                 palette=SPLIT_COLOURS)
-    ax.axhline(frame["target"].iloc[0], ls="--", color="black", lw=1,
-               label="target: original model on approximate")
+    sns.lineplot(
+        long, x="step", y="perplexity", hue="split", marker="o", ax=ax, palette=SPLIT_COLOURS
+    )
+    ax.axhline(
+        frame["target"].iloc[0],
+        ls="--",
+        color="black",
+        lw=1,
+        label="target: original model on approximate",
+    )
     sel = frame[frame["selected"]]
     if len(sel):
         ax.axvline(sel["step"].iloc[0], ls=":", color="grey", lw=1, label="selected step")
@@ -46,9 +60,18 @@ def plot_document_lengths(documents):
     """Distribution of document length in tokens, one panel per domain, one colour per
     split (log scale): whether forget, retain and approximate are comparable."""
     sns.set_theme(style="whitegrid")
-    g = sns.displot(documents, x="tokens", hue="split", col="domain", kind="ecdf",
-                    log_scale=True, height=2.6, aspect=1.0, facet_kws={"sharex": False},
-                    palette=_split_palette(documents["split"].unique()))
+    g = sns.displot(
+        documents,
+        x="tokens",
+        hue="split",
+        col="domain",
+        kind="ecdf",
+        log_scale=True,
+        height=2.6,
+        aspect=1.0,
+        facet_kws={"sharex": False},
+        palette=_split_palette(documents["split"].unique()),
+    )
     g.set_axis_labels("document length (tokens, log scale)", "fraction of documents")
     g.set_titles("{col_name}")
     g.figure.tight_layout()
@@ -71,10 +94,12 @@ def plot_loss_curves(zoo):
     import pandas as pd
 
     sns.set_theme(style="whitegrid")
-    frame = pd.DataFrame([{"model": name, **row} for name, run in zoo.items()
-                          for row in run.summary["log"]])
+    frame = pd.DataFrame(
+        [{"model": name, **row} for name, run in zoo.items() for row in run.summary["log"]]
+    )
     frame["smoothed loss"] = frame.groupby("model")["loss"].transform(
-        lambda s: s.rolling(20, min_periods=1).mean())
+        lambda s: s.rolling(20, min_periods=1).mean()
+    )
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     sns.lineplot(frame, x="tokens", y="smoothed loss", hue="model", ax=ax, lw=1.2)
     ax.set_xlabel("tokens trained on")
@@ -93,14 +118,25 @@ def plot_zoo_perplexity(zoo):
     sns.set_theme(style="whitegrid")
     frame = zoo_frame(zoo)
     frame = frame[frame["split"].isin(["forget", "approximate"]) & (frame["domain"] != "general")]
-    frame = frame[frame["model"].isin(["original", "original-seed2"]) |
-                  (frame["model"] == "retrained-" + frame["domain"] + "-" + frame["design"])
-                  ].copy()
+    frame = frame[
+        frame["model"].isin(["original", "original-seed2"])
+        | (frame["model"] == "retrained-" + frame["domain"] + "-" + frame["design"])
+    ].copy()
     frame.loc[frame["model"].str.startswith("retrained"), "model"] = "retrained"
-    g = sns.catplot(frame, x="model", y="ppl", hue="split", col="domain", row="design",
-                    kind="bar", height=2.6, aspect=1.1, sharey=False,
-                    order=["original", "retrained", "original-seed2"],
-                    palette={k: SPLIT_COLOURS[k] for k in ("forget", "approximate")})
+    g = sns.catplot(
+        frame,
+        x="model",
+        y="ppl",
+        hue="split",
+        col="domain",
+        row="design",
+        kind="bar",
+        height=2.6,
+        aspect=1.1,
+        sharey=False,
+        order=["original", "retrained", "original-seed2"],
+        palette={k: SPLIT_COLOURS[k] for k in ("forget", "approximate")},
+    )
     g.set_axis_labels("", "perplexity")
     g.set_titles("{col_name}, {row_name}")
     for ax in g.axes.flat:
@@ -126,13 +162,30 @@ def plot_ground_truth(table):
     axes[1].axvline(0.5, color="black", lw=1)
     for i, row in t.iterrows():
         c = colours.get(row["design"], "black")
-        axes[0].errorbar(row["R"], i, xerr=[[row["R"] - row["R low"]], [row["R high"] - row["R"]]],
-                         fmt="o", color=c, capsize=3)
-        axes[1].errorbar(row[auc], i, xerr=[[row[auc] - row[f"{auc} low"]],
-                                            [row[f"{auc} high"] - row[auc]]],
-                         fmt="o", color=c, capsize=3)
-    axes[0].scatter(t["seed ratio"], y, marker="x", color="grey", zorder=3,
-                    label="second seed / original,\napproximate set")
+        axes[0].errorbar(
+            row["R"],
+            i,
+            xerr=[[row["R"] - row["R low"]], [row["R high"] - row["R"]]],
+            fmt="o",
+            color=c,
+            capsize=3,
+        )
+        axes[1].errorbar(
+            row[auc],
+            i,
+            xerr=[[row[auc] - row[f"{auc} low"]], [row[f"{auc} high"] - row[auc]]],
+            fmt="o",
+            color=c,
+            capsize=3,
+        )
+    axes[0].scatter(
+        t["seed ratio"],
+        y,
+        marker="x",
+        color="grey",
+        zorder=3,
+        label="second seed / original,\napproximate set",
+    )
     for design, c in colours.items():
         axes[0].plot([], [], "o", color=c, label=f"{design} design")
     axes[0].set_xlabel("R = retrained forget ppl / original approximate ppl")
@@ -150,12 +203,28 @@ def plot_method_trajectories(frame, retrained: dict | None = None):
     model's forget perplexity (dotted)."""
     sns.set_theme(style="whitegrid")
     cols = [c for c in ("ppl_forget", "ppl_retain", "ppl_general") if c in frame]
-    long = frame.melt(id_vars=["method", "step", "target"], value_vars=cols,
-                      var_name="split", value_name="perplexity")
+    long = frame.melt(
+        id_vars=["method", "step", "target"],
+        value_vars=cols,
+        var_name="split",
+        value_name="perplexity",
+    )
     long["split"] = long["split"].str.removeprefix("ppl_")
-    g = sns.relplot(long, x="step", y="perplexity", hue="split", col="method", col_wrap=4,
-                    kind="line", marker="o", markersize=3, height=2.2, aspect=1.2,
-                    palette=SPLIT_COLOURS, facet_kws={"sharey": False})
+    g = sns.relplot(
+        long,
+        x="step",
+        y="perplexity",
+        hue="split",
+        col="method",
+        col_wrap=4,
+        kind="line",
+        marker="o",
+        markersize=3,
+        height=2.2,
+        aspect=1.2,
+        palette=SPLIT_COLOURS,
+        facet_kws={"sharey": False},
+    )
     for method, ax in g.axes_dict.items():
         ax.axhline(frame["target"].iloc[0], ls="--", color="black", lw=0.8)
         if retrained is not None:
@@ -174,19 +243,33 @@ def plot_mia_auc(frame, attack: str = "min_k@0.3"):
     retrained model's AUC, the target an unlearned model should match."""
     sns.set_theme(style="whitegrid")
     domains = list(dict.fromkeys(frame["domain"]))
-    fig, axes = plt.subplots(1, len(domains), figsize=(3.4 * len(domains), 4.2), sharey=True,
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(domains), figsize=(3.4 * len(domains), 4.2), sharey=True, squeeze=False
+    )
     for ax, d in zip(axes[0], domains):
         f = frame[frame["domain"] == d].reset_index(drop=True)
         y = range(len(f))
-        ax.errorbar(f[f"{attack}|auc"], y, xerr=[f[f"{attack}|auc"] - f[f"{attack}|ci_low"],
-                                                 f[f"{attack}|ci_high"] - f[f"{attack}|auc"]],
-                    fmt="o", color="#1f77b4", ms=4, capsize=2)
+        ax.errorbar(
+            f[f"{attack}|auc"],
+            y,
+            xerr=[
+                f[f"{attack}|auc"] - f[f"{attack}|ci_low"],
+                f[f"{attack}|ci_high"] - f[f"{attack}|auc"],
+            ],
+            fmt="o",
+            color="#1f77b4",
+            ms=4,
+            capsize=2,
+        )
         ax.axvline(0.5, color="grey", lw=1)
         r = f[f["model"] == "retrained"]
         if len(r):
-            ax.axvspan(float(r[f"{attack}|ci_low"].iloc[0]), float(r[f"{attack}|ci_high"].iloc[0]),
-                       color="#d62728", alpha=0.12)
+            ax.axvspan(
+                float(r[f"{attack}|ci_low"].iloc[0]),
+                float(r[f"{attack}|ci_high"].iloc[0]),
+                color="#d62728",
+                alpha=0.12,
+            )
         ax.set_yticks(list(y), f["model"])
         ax.set_title(d)
         ax.set_xlabel(f"AUC ({attack})\nbest: the retrained model's (red band)")
@@ -198,8 +281,9 @@ def plot_mia_auc(frame, attack: str = "min_k@0.3"):
 def plot_roc(evaluations, models=("original", "retrained", "ga_gd_in")):
     """ROC curves of the Min-K% attack for a few models, per domain."""
     sns.set_theme(style="whitegrid")
-    fig, axes = plt.subplots(1, len(evaluations), figsize=(3.2 * len(evaluations), 3.2),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(evaluations), figsize=(3.2 * len(evaluations), 3.2), squeeze=False
+    )
     for ax, (d, runs) in zip(axes[0], evaluations.items()):
         for m in models:
             if m in runs:
@@ -220,11 +304,21 @@ def plot_k_sensitivity(frame, models=("original", "retrained", "ga", "ga_gd_in")
 
     sns.set_theme(style="whitegrid")
     cols = [c for c in frame if c.startswith("min_k@") and c.endswith("|auc")]
-    long = frame[frame["model"].isin(models)].melt(id_vars=["domain", "model"], value_vars=cols,
-                                                   var_name="k", value_name="AUC")
+    long = frame[frame["model"].isin(models)].melt(
+        id_vars=["domain", "model"], value_vars=cols, var_name="k", value_name="AUC"
+    )
     long["k"] = pd.to_numeric(long["k"].str.extract(r"@([\d.]+)")[0])
-    g = sns.relplot(long, x="k", y="AUC", hue="model", col="domain", kind="line", marker="o",
-                    height=2.8, aspect=1.0)
+    g = sns.relplot(
+        long,
+        x="k",
+        y="AUC",
+        hue="model",
+        col="domain",
+        kind="line",
+        marker="o",
+        height=2.8,
+        aspect=1.0,
+    )
     for ax in g.axes.flat:
         ax.axhline(0.5, color="grey", lw=0.8)
     g.set_titles("{col_name}")
@@ -271,9 +365,13 @@ def plot_harness_agreement(battery):
     return _done(fig)
 
 
-GRID_STATES = {"good": "#2ca02c", "target not reached": "#c7d7e8",
-               "utility broken": "#ff9f40", "target missed, utility broken": "#d62728",
-               "diverged": "#000000"}
+GRID_STATES = {
+    "good": "#2ca02c",
+    "target not reached": "#c7d7e8",
+    "utility broken": "#ff9f40",
+    "target missed, utility broken": "#d62728",
+    "diverged": "#000000",
+}
 """What a grid cell can be (:func:`llmunlearn.grid.good` and its failures), and its colour."""
 
 
@@ -284,12 +382,14 @@ def grid_states(frame):
     from .grid import TOLERANCE
 
     reached = (frame["forget_rel"] >= 1).fillna(False)
-    kept = ((frame["retain_rel"] <= 1 + TOLERANCE)
-            & (frame["general_rel"] <= 1 + TOLERANCE)).fillna(False)
-    return np.select([frame["status"] == "diverged", reached & kept, ~reached & kept,
-                      reached & ~kept],
-                     ["diverged", "good", "target not reached", "utility broken"],
-                     "target missed, utility broken")
+    kept = (
+        (frame["retain_rel"] <= 1 + TOLERANCE) & (frame["general_rel"] <= 1 + TOLERANCE)
+    ).fillna(False)
+    return np.select(
+        [frame["status"] == "diverged", reached & kept, ~reached & kept, reached & ~kept],
+        ["diverged", "good", "target not reached", "utility broken"],
+        "target missed, utility broken",
+    )
 
 
 def plot_grid(frame, domain: str, seed: int | None = None):
@@ -304,8 +404,9 @@ def plot_grid(frame, domain: str, seed: int | None = None):
     f = frame[frame["domain"] == domain]
     f = f[f["seed"] == (f["seed"].min() if seed is None else seed)].copy()
     f["state"] = list(grid_states(f))
-    f["panel"] = np.where(f["optimizer"] == "adamw", f["method"],
-                          f["method"] + " (" + f["optimizer"] + ")")
+    f["panel"] = np.where(
+        f["optimizer"] == "adamw", f["method"], f["method"] + " (" + f["optimizer"] + ")"
+    )
     panels = list(dict.fromkeys(f["panel"]))
     codes = {s: i for i, s in enumerate(GRID_STATES)}
     cols = 4
@@ -314,30 +415,44 @@ def plot_grid(frame, domain: str, seed: int | None = None):
     cmap = ListedColormap(list(GRID_STATES.values()))
     for ax, panel in zip(axes.flat, panels):
         g = f[f["panel"] == panel]
-        code = g.pivot_table(index="lr", columns="step", values="state",
-                             aggfunc=lambda s: codes[s.iloc[0]]).sort_index(ascending=False)
-        rel = g.pivot_table(index="lr", columns="step", values="forget_rel",
-                            aggfunc="first").reindex_like(code)
-        ax.imshow(code.to_numpy(float), cmap=cmap, vmin=-0.5, vmax=len(GRID_STATES) - 0.5,
-                  aspect="auto")
+        code = g.pivot_table(
+            index="lr", columns="step", values="state", aggfunc=lambda s: codes[s.iloc[0]]
+        ).sort_index(ascending=False)
+        rel = g.pivot_table(
+            index="lr", columns="step", values="forget_rel", aggfunc="first"
+        ).reindex_like(code)
+        ax.imshow(
+            code.to_numpy(float), cmap=cmap, vmin=-0.5, vmax=len(GRID_STATES) - 0.5, aspect="auto"
+        )
         for (i, j), v in np.ndenumerate(rel.to_numpy(float)):
             if np.isfinite(v):
-                ax.text(j, i, f"{v:.1f}" if v < 10 else f"{v:.0f}", ha="center",
-                        va="center", fontsize=7,
-                        color="white" if code.iloc[i, j] in (3, 4) else "black")
+                ax.text(
+                    j,
+                    i,
+                    f"{v:.1f}" if v < 10 else f"{v:.0f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if code.iloc[i, j] in (3, 4) else "black",
+                )
         ax.set_xticks(range(code.shape[1]), code.columns)
         ax.set_yticks(range(code.shape[0]), [f"{lr:.1e}" for lr in code.index])
         ax.set_title(panel, fontsize=9)
         ax.grid(False)
-    for ax in list(axes.flat)[len(panels):]:
+    for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
     for ax in axes[:, 0]:
         ax.set_ylabel("learning rate")
     for ax in axes[-1, :]:
         ax.set_xlabel("step")
-    fig.legend(handles=[Patch(color=c, label=s) for s, c in GRID_STATES.items()],
-               loc="lower center", ncol=len(GRID_STATES), frameon=False, fontsize=8,
-               bbox_to_anchor=(0.5, -0.02))
+    fig.legend(
+        handles=[Patch(color=c, label=s) for s, c in GRID_STATES.items()],
+        loc="lower center",
+        ncol=len(GRID_STATES),
+        frameon=False,
+        fontsize=8,
+        bbox_to_anchor=(0.5, -0.02),
+    )
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     return _done(fig)
 
@@ -347,21 +462,32 @@ def plot_robustness(scores):
     seeds (bar) and the range over seeds (black line, methods run at several seeds)."""
     sns.set_theme(style="whitegrid")
     s = scores.reset_index()
-    s["label"] = s["method"].where(s["optimizer"] == "adamw",
-                                   s["method"] + " (" + s["optimizer"] + ")")
+    s["label"] = s["method"].where(
+        s["optimizer"] == "adamw", s["method"] + " (" + s["optimizer"] + ")"
+    )
     domains = list(dict.fromkeys(s["domain"]))
-    fig, axes = plt.subplots(1, len(domains), figsize=(3.4 * len(domains), 0.28 * s["label"]
-                                                       .nunique() + 1.4), sharey=True,
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        1,
+        len(domains),
+        figsize=(3.4 * len(domains), 0.28 * s["label"].nunique() + 1.4),
+        sharey=True,
+        squeeze=False,
+    )
     order = list(dict.fromkeys(s["label"]))
     for ax, d in zip(axes[0], domains):
         g = s[s["domain"] == d].set_index("label").reindex(order)
         y = range(len(order))
-        ax.barh(list(y), g["score"], color=["#1f77b4" if p else "#9467bd"
-                                            for p in g["paper method"]])
+        ax.barh(
+            list(y), g["score"], color=["#1f77b4" if p else "#9467bd" for p in g["paper method"]]
+        )
         several = g["seeds"] > 1
-        ax.hlines([i for i, k in zip(y, several) if k], g["score_min"][several],
-                  g["score_max"][several], color="black", lw=2)
+        ax.hlines(
+            [i for i, k in zip(y, several) if k],
+            g["score_min"][several],
+            g["score_max"][several],
+            color="black",
+            lw=2,
+        )
         ax.set_yticks(list(y), order)
         ax.set_xlim(0, max(0.05, float(s["score_max"].max()) * 1.1))
         ax.set_title(d)
@@ -378,8 +504,9 @@ def plot_relearning(frame):
     how fast a model that never saw the data relearns."""
     sns.set_theme(style="whitegrid")
     domains = list(dict.fromkeys(frame["domain"]))
-    fig, axes = plt.subplots(1, len(domains), figsize=(3.8 * len(domains), 3.6), sharey=True,
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(domains), figsize=(3.8 * len(domains), 3.6), sharey=True, squeeze=False
+    )
     models = list(dict.fromkeys(frame["model"]))
     palette = dict(zip(models, sns.color_palette("tab20", len(models))))
     palette.update({"original": "#7f7f7f", "retrained": "#d62728"})
@@ -390,8 +517,14 @@ def plot_relearning(frame):
             if not len(g):
                 continue
             ref = m in ("original", "retrained")
-            ax.plot(g.index, g["mean"], color=palette[m], lw=2.5 if ref else 1.2,
-                    label=m, zorder=3 if ref else 2)
+            ax.plot(
+                g.index,
+                g["mean"],
+                color=palette[m],
+                lw=2.5 if ref else 1.2,
+                label=m,
+                zorder=3 if ref else 2,
+            )
             if (g["max"] > g["min"]).any():
                 ax.fill_between(g.index, g["min"], g["max"], color=palette[m], alpha=0.15)
         ax.axhline(1, color="black", lw=0.8, ls="--")

@@ -19,11 +19,16 @@ from pathlib import Path
 
 from .config import DOMAINS, Profile, check_choice, pretrain_config
 from .core import nll_loss
-from .data import (ALL_DOMAINS, chunk_documents, domain_splits, forget_documents,
-                   pretraining_documents, tokenizer_documents)
+from .data import (
+    ALL_DOMAINS,
+    chunk_documents,
+    domain_splits,
+    forget_documents,
+    pretraining_documents,
+    tokenizer_documents,
+)
 from .metrics import perplexity
-from .models import (build_model, check_checkpoint, load_model, n_params,
-                     train_tokenizer)
+from .models import build_model, check_checkpoint, load_model, n_params, train_tokenizer
 from .runs import Run, home, write_json
 from .train import TrainConfig, stream_order, train, training_flops
 
@@ -33,8 +38,11 @@ def pretraining_tokenizer(profile: Profile):
     from transformers import PreTrainedTokenizerFast
 
     docs = tokenizer_documents(profile)
-    run = Run.create("tokenizer", profile.name, {"vocab_size": profile.vocab_size,
-                                                 "docs": sorted(d.sha256 for d in docs)})
+    run = Run.create(
+        "tokenizer",
+        profile.name,
+        {"vocab_size": profile.vocab_size, "docs": sorted(d.sha256 for d in docs)},
+    )
     if not run.done:
         train_tokenizer([d.text for d in docs], profile.vocab_size).save_pretrained(run.path)
         run.finish({"vocab_size": profile.vocab_size, "documents": len(docs)})
@@ -46,8 +54,9 @@ def zoo_name(without: str | None, design: str) -> str:
     return "original" if without is None else f"retrained-{without}-{design}"
 
 
-def pretrain(profile: Profile, *, seed: int | None = None, without: str | None = None,
-             progress: bool = True) -> Run:
+def pretrain(
+    profile: Profile, *, seed: int | None = None, without: str | None = None, progress: bool = True
+) -> Run:
     """Pre-train (or reuse) a model of the zoo; returns its :class:`Run`.
 
     With ``without=None`` this is the *original model*, trained on D. With
@@ -63,20 +72,28 @@ def pretrain(profile: Profile, *, seed: int | None = None, without: str | None =
 
     if profile.base_model:
         if without is not None or seed not in (None, profile.seed):
-            raise ValueError(f"profile {profile.name!r} starts from the pre-trained base model "
-                             f"{profile.base_model!r}: there is no retrained model or second "
-                             "seed to pre-train (set base_model=None to pre-train a zoo)")
+            raise ValueError(
+                f"profile {profile.name!r} starts from the pre-trained base model "
+                f"{profile.base_model!r}: there is no retrained model or second "
+                "seed to pre-train (set base_model=None to pre-train a zoo)"
+            )
         return base_model_run(profile)
     seed = profile.seed if seed is None else seed
     if without is not None:
         check_choice("domain", without, DOMAINS)
     splits = {d: domain_splits(d, profile) for d in ALL_DOMAINS}
     removed = [] if without is None else forget_documents(profile, without, profile.design)
-    config = {"profile": pretrain_config(profile), "seed": seed,
-              "docs": {d: {s: [x.sha256 for x in v] for s, v in sp.items()}
-                       for d, sp in splits.items()},
-              "without": without and {"domain": without, "design": profile.design,
-                                      "docs": sorted(d.sha256 for d in removed)}}
+    config = {
+        "profile": pretrain_config(profile),
+        "seed": seed,
+        "docs": {d: {s: [x.sha256 for x in v] for s, v in sp.items()} for d, sp in splits.items()},
+        "without": without
+        and {
+            "domain": without,
+            "design": profile.design,
+            "docs": sorted(d.sha256 for d in removed),
+        },
+    }
     kind = zoo_name(without, profile.design)
     run = Run.create("pretrain", f"{profile.name}-{kind}-s{seed}", config)
     if run.done:
@@ -93,32 +110,56 @@ def pretrain(profile: Profile, *, seed: int | None = None, without: str | None =
         keep = [doc not in removed_ids for doc in train_set["doc_id"]]
         order = [i for i in order if keep[i]]
         steps = len(order) // profile.pretrain_batch
-    cfg = TrainConfig(steps=steps, lr=profile.pretrain_lr, batch=profile.pretrain_batch,
-                      micro_batch=profile.pretrain_batch, warmup_ratio=0.05,
-                      weight_decay=0.1, seed=seed, checkpoint_every=max(1, steps // 5))
-    result = train(model, lambda m, b: nll_loss(m, b["train"]), {"train": train_set}, cfg,
-                   run.path, orders={"train": order},
-                   desc=f"pre-train {profile.name} {kind}"
-                   + (f" (seed {seed})" if seed != profile.seed else ""),
-                   progress=progress)
+    cfg = TrainConfig(
+        steps=steps,
+        lr=profile.pretrain_lr,
+        batch=profile.pretrain_batch,
+        micro_batch=profile.pretrain_batch,
+        warmup_ratio=0.05,
+        weight_decay=0.1,
+        seed=seed,
+        checkpoint_every=max(1, steps // 5),
+    )
+    result = train(
+        model,
+        lambda m, b: nll_loss(m, b["train"]),
+        {"train": train_set},
+        cfg,
+        run.path,
+        orders={"train": order},
+        desc=f"pre-train {profile.name} {kind}"
+        + (f" (seed {seed})" if seed != profile.seed else ""),
+        progress=progress,
+    )
     if not result["is_main_process"]:
         return run  # under `accelerate launch`, the main process saves and evaluates
     if result["status"] != "finished":
-        raise RuntimeError(f"pre-training diverged at step {len(result['log'])}; "
-                           f"lower pretrain_lr (was {profile.pretrain_lr})")
+        raise RuntimeError(
+            f"pre-training diverged at step {len(result['log'])}; "
+            f"lower pretrain_lr (was {profile.pretrain_lr})"
+        )
     model = result["model"].eval()
     model.save_pretrained(run.path / "model")
     tokenizer.save_pretrained(run.path / "model")
-    chunks = {d: {s: chunk_documents(tokenizer, v, profile.chunk_len) for s, v in sp.items()}
-              for d, sp in splits.items()}  # every split of both designs
-    run.finish({
-        "ppl": {d: {s: perplexity(model, c)["ppl"] for s, c in cs.items()}
-                for d, cs in chunks.items()},
-        "n_chunks": {d: {s: len(c) for s, c in cs.items()} for d, cs in chunks.items()},
-        "n_params": n_params(model), "tokens": result["tokens"],
-        "flops": training_flops(n_params(model), result["tokens"]),
-        "wall_s": result["wall_s"],
-        "steps": steps, "log": result["log"]})
+    chunks = {
+        d: {s: chunk_documents(tokenizer, v, profile.chunk_len) for s, v in sp.items()}
+        for d, sp in splits.items()
+    }  # every split of both designs
+    run.finish(
+        {
+            "ppl": {
+                d: {s: perplexity(model, c)["ppl"] for s, c in cs.items()}
+                for d, cs in chunks.items()
+            },
+            "n_chunks": {d: {s: len(c) for s, c in cs.items()} for d, cs in chunks.items()},
+            "n_params": n_params(model),
+            "tokens": result["tokens"],
+            "flops": training_flops(n_params(model), result["tokens"]),
+            "wall_s": result["wall_s"],
+            "steps": steps,
+            "log": result["log"],
+        }
+    )
     return run
 
 
@@ -136,6 +177,7 @@ def base_model_run(profile: Profile) -> Run:
     source = Path(profile.base_model).expanduser()
     if not source.exists():
         from huggingface_hub import snapshot_download
+
         source = Path(snapshot_download(profile.base_model))  # needs the network once
     link = run.path / "model"
     if link.is_symlink():
@@ -144,8 +186,18 @@ def base_model_run(profile: Profile) -> Run:
     check_checkpoint(link)
     with torch.device("meta"):  # shapes only: no memory, tied embeddings stay tied
         empty = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(link))
-    run.finish({"base_model": profile.base_model, "n_params": n_params(empty), "ppl": {},
-                "steps": 0, "tokens": None, "flops": None, "wall_s": 0.0, "log": []})
+    run.finish(
+        {
+            "base_model": profile.base_model,
+            "n_params": n_params(empty),
+            "ppl": {},
+            "steps": 0,
+            "tokens": None,
+            "flops": None,
+            "wall_s": 0.0,
+            "log": [],
+        }
+    )
     return run
 
 
@@ -161,17 +213,33 @@ def pretrain_zoo(profile: Profile, progress: bool = True) -> dict[str, Run]:
     if not profile.base_model:
         worker = with_threads(profile, profile.jobs)
         quiet = profile.jobs > 1 or not progress
-        tasks = [(f"retrained-{d}", (worker,), {"without": d, "progress": not quiet})
-                 for d in DOMAINS]
-        tasks.append(("original-seed2", (worker,), {"seed": profile.seed + 1,
-                                                    "progress": not quiet}))
-        runs = run_tasks(pretrain, tasks, profile.jobs, profile.threads,
-                         desc=f"pre-training the {profile.design} zoo")
+        tasks = [
+            (f"retrained-{d}", (worker,), {"without": d, "progress": not quiet}) for d in DOMAINS
+        ]
+        tasks.append(
+            ("original-seed2", (worker,), {"seed": profile.seed + 1, "progress": not quiet})
+        )
+        runs = run_tasks(
+            pretrain,
+            tasks,
+            profile.jobs,
+            profile.threads,
+            desc=f"pre-training the {profile.design} zoo",
+        )
         zoo.update({name: run for (name, _, _), run in zip(tasks, runs)})
-    write_json(home() / "pretrain" / f"zoo-{profile.name}-{profile.design}.json", {
-        name: {"path": run.path, **{k: run.summary[k] for k in
-                                    ("ppl", "n_params", "steps", "tokens", "flops", "wall_s")}}
-        for name, run in zoo.items()})
+    write_json(
+        home() / "pretrain" / f"zoo-{profile.name}-{profile.design}.json",
+        {
+            name: {
+                "path": run.path,
+                **{
+                    k: run.summary[k]
+                    for k in ("ppl", "n_params", "steps", "tokens", "flops", "wall_s")
+                },
+            }
+            for name, run in zoo.items()
+        },
+    )
     return zoo
 
 
@@ -186,8 +254,9 @@ def full_zoo(profile: Profile, progress: bool = True) -> dict[str, Run]:
     for design in DESIGNS:
         zoo = pretrain_zoo(dataclasses.replace(profile, design=design), progress=progress)
         out.setdefault("original", zoo["original"])
-        out.update({zoo_name(d, design): zoo[f"retrained-{d}"] for d in DOMAINS
-                    if f"retrained-{d}" in zoo})
+        out.update(
+            {zoo_name(d, design): zoo[f"retrained-{d}"] for d in DOMAINS if f"retrained-{d}" in zoo}
+        )
         if "original-seed2" in zoo:
             out.setdefault("original-seed2", zoo["original-seed2"])
     return out

@@ -48,21 +48,28 @@ def real_llm_splits(profile: Profile, chars: int) -> dict[str, list]:
     rng.shuffle(seen)
     rng.shuffle(new)
     stream = iter(seen)
-    out = {"github/forget": _take(stream, chars), "github/retain": _take(stream, chars),
-           "github/approximate": _take(iter(new), chars)}
+    out = {
+        "github/forget": _take(stream, chars),
+        "github/retain": _take(stream, chars),
+        "github/approximate": _take(iter(new), chars),
+    }
     general = domain_splits("general", profile)
     for split in SPLITS["general"]:
         out[f"general/{split}"] = _take(iter(general[split]), chars)
     for d in out["github/approximate"]:  # the dates post_release_python read from PyPI
         first = re.search(r"first release (\d{4}-\d{2}-\d{2})", d.source)
         if first is None or first.group(1) <= MODEL_RELEASED:
-            raise ValueError(f"approximate document {d.id} ({d.source}) is not known to be "
-                             f"first published after the model's release ({MODEL_RELEASED})")
+            raise ValueError(
+                f"approximate document {d.id} ({d.source}) is not known to be "
+                f"first published after the model's release ({MODEL_RELEASED})"
+            )
     for key, docs in out.items():
         if not docs:
-            raise ValueError(f"real-LLM split {key} is empty: lower the profile's "
-                             f"min_doc_chars ({profile.min_doc_chars}) or raise chars "
-                             f"({chars})")
+            raise ValueError(
+                f"real-LLM split {key} is empty: lower the profile's "
+                f"min_doc_chars ({profile.min_doc_chars}) or raise chars "
+                f"({chars})"
+            )
     return out
 
 
@@ -87,22 +94,33 @@ def real_llm_dataset(profile: Profile, chars: int) -> Path:
         for split in names:
             path = partial / config / f"{split}-00000-of-00001.parquet"
             path.parent.mkdir(parents=True, exist_ok=True)
-            pq.write_table(pa.table({column: [d.text for d in splits[f"{config}/{split}"]]}),
-                           path)
+            pq.write_table(pa.table({column: [d.text for d in splits[f"{config}/{split}"]]}), path)
             yaml.append(f"  - split: {split}\n    path: {config}/{split}-*.parquet")
     (partial / "README.md").write_text("\n".join([*yaml, "---", ""]))
-    manifest = {"model_released": MODEL_RELEASED, "chars_per_split": chars,
-                "documents": [{"split": k, "id": d.id, "source": d.source,
-                               "license": d.license, "sha256": d.sha256,
-                               "characters": len(d.text)}
-                              for k, v in splits.items() for d in v]}
+    manifest = {
+        "model_released": MODEL_RELEASED,
+        "chars_per_split": chars,
+        "documents": [
+            {
+                "split": k,
+                "id": d.id,
+                "source": d.source,
+                "license": d.license,
+                "sha256": d.sha256,
+                "characters": len(d.text),
+            }
+            for k, v in splits.items()
+            for d in v
+        ],
+    }
     (partial / "manifest.json").write_text(json.dumps(manifest, indent=1))
     partial.rename(root)
     return root
 
 
-def logit_check(gguf_file: str | Path, folder: str | Path, texts: list[str],
-                tokens: int = 64) -> dict:
+def logit_check(
+    gguf_file: str | Path, folder: str | Path, texts: list[str], tokens: int = 64
+) -> dict:
     """Our converted model (``folder``, from :func:`~llmunlearn.models.read_gguf`) against
     transformers' own GGUF loader on the same file: the largest absolute difference of
     their logits on the first ``tokens`` tokens of each text, the largest logit, and how
@@ -114,8 +132,7 @@ def logit_check(gguf_file: str | Path, folder: str | Path, texts: list[str],
 
     gguf_file = Path(gguf_file)
     ours, tokenizer = load_model(folder)
-    theirs = AutoModelForCausalLM.from_pretrained(str(gguf_file.parent),
-                                                  gguf_file=gguf_file.name)
+    theirs = AutoModelForCausalLM.from_pretrained(str(gguf_file.parent), gguf_file=gguf_file.name)
     diff, peak, agree, n = 0.0, 0.0, 0, 0
     with torch.inference_mode():
         for text in texts:
@@ -125,17 +142,28 @@ def logit_check(gguf_file: str | Path, folder: str | Path, texts: list[str],
             peak = max(peak, a.abs().max().item())
             agree += int((a.argmax(-1) == b.argmax(-1)).sum())
             n += ids.shape[1]
-    return {"max_abs_diff": diff, "max_abs_logit": peak, "argmax_agreement": agree / n,
-            "tokens": n, "texts": len(texts)}
+    return {
+        "max_abs_diff": diff,
+        "max_abs_logit": peak,
+        "argmax_agreement": agree / n,
+        "tokens": n,
+        "texts": len(texts),
+    }
 
 
 METHODS = ("ga", "ga_gd_in", "npo")
 """The methods run on the real LLM: the paper's baseline, its most robust variant, NPO."""
 
 
-def real_llm_profile(profile: Profile, *, chars: int | None = None, steps: int = 6,
-                     lr: float = 5e-5, batch: int = 2, eval_every: int | None = None
-                     ) -> Profile:
+def real_llm_profile(
+    profile: Profile,
+    *,
+    chars: int | None = None,
+    steps: int = 6,
+    lr: float = 5e-5,
+    batch: int = 2,
+    eval_every: int | None = None,
+) -> Profile:
     """``profile`` turned to SmolLM2 (converted once, :func:`~llmunlearn.models.smollm2`)
     on the data of :func:`real_llm_dataset` (``chars`` per split, default a fifth of the
     profile's forget budget): ``steps`` unlearning steps of ``batch`` forget chunks at
@@ -155,11 +183,20 @@ def real_llm_profile(profile: Profile, *, chars: int | None = None, steps: int =
     check_positive("learning rate", lr)
     eval_every = steps if eval_every is None else check_int("eval_every", eval_every, 1)
     folder, data = smollm2(), real_llm_dataset(profile, chars)
-    return check_profile(dataclasses.replace(
-        profile, base_model=str(folder), dataset=str(data), unlearn_lr=lr,
-        unlearn_steps=steps, unlearn_batch=batch, eval_every=eval_every,
-        eval_chunks=max(8, profile.eval_chunks // 2), unlearn_batch_per_domain=None,
-        unlearn_epochs=None))
+    return check_profile(
+        dataclasses.replace(
+            profile,
+            base_model=str(folder),
+            dataset=str(data),
+            unlearn_lr=lr,
+            unlearn_steps=steps,
+            unlearn_batch=batch,
+            eval_every=eval_every,
+            eval_chunks=max(8, profile.eval_chunks // 2),
+            unlearn_batch_per_domain=None,
+            unlearn_epochs=None,
+        )
+    )
 
 
 def real_llm_table(p: Profile, runs: dict, progress: bool = True):
@@ -176,15 +213,24 @@ def real_llm_table(p: Profile, runs: dict, progress: bool = True):
     for m, run in runs.items():
         models[m] = (run.summary["selected"], run.path / "selected")
     rows = []
-    for name, (row, path) in progress_bar(models.items(), desc="utility of SmolLM2 models",
-                                          disable=not progress):
+    for name, (row, path) in progress_bar(
+        models.items(), desc="utility of SmolLM2 models", disable=not progress
+    ):
         res = lm_eval_run(p, path, "battery", quiet=True).summary["results"]
-        rows.append({"model": name, "step": row["step"], "forget": row["ppl_forget"],
-                     "approximate": row["ppl_approximate"], "retain": row["ppl_retain"],
-                     "general": row["ppl_general"],
-                     "forget / target": row["ppl_forget"] / first["target"],
-                     "AUC": row["auc"], "battery acc": res["llmunlearn_battery"]["acc"],
-                     "reached": bool(row.get("reached_target", False))})
+        rows.append(
+            {
+                "model": name,
+                "step": row["step"],
+                "forget": row["ppl_forget"],
+                "approximate": row["ppl_approximate"],
+                "retain": row["ppl_retain"],
+                "general": row["ppl_general"],
+                "forget / target": row["ppl_forget"] / first["target"],
+                "AUC": row["auc"],
+                "battery acc": res["llmunlearn_battery"]["acc"],
+                "reached": bool(row.get("reached_target", False)),
+            }
+        )
     return pd.DataFrame(rows).set_index("model")
 
 
@@ -204,9 +250,15 @@ def zoo_agreement(profile: Profile, table):
         zoo_reached = bool(s["selected"]["reached_target"])
         zoo_dauc = s["selected"]["auc"] - s["evals"][0]["auc"]
         real_dauc = table.loc[m, "AUC"] - before["AUC"]
-        rows.append({"method": m, "zoo reached": zoo_reached,
-                     "SmolLM2 reached": bool(table.loc[m, "reached"]),
-                     "zoo AUC change": zoo_dauc, "SmolLM2 AUC change": real_dauc,
-                     "agree": zoo_reached == bool(table.loc[m, "reached"])
-                     and (zoo_dauc < 0) == (real_dauc < 0)})
+        rows.append(
+            {
+                "method": m,
+                "zoo reached": zoo_reached,
+                "SmolLM2 reached": bool(table.loc[m, "reached"]),
+                "zoo AUC change": zoo_dauc,
+                "SmolLM2 AUC change": real_dauc,
+                "agree": zoo_reached == bool(table.loc[m, "reached"])
+                and (zoo_dauc < 0) == (real_dauc < 0),
+            }
+        )
     return pd.DataFrame(rows).set_index("method")

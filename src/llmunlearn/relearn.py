@@ -27,8 +27,7 @@ def relearn_split(doc_ids: list[str], fraction: float, seed: int) -> tuple[list,
     document has chunks on both sides): documents in a seeded order are taken for
     relearning until they hold at least ``fraction`` of the chunks. A fraction outside
     (0, 1) or a forget set that leaves either side empty is a ``ValueError``."""
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or \
-            not 0 < fraction < 1:
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
         raise ValueError(f"relearning fraction must be in (0, 1), got {fraction!r}")
     docs = sorted(set(doc_ids))
     random.Random(seed).shuffle(docs)
@@ -41,15 +40,26 @@ def relearn_split(doc_ids: list[str], fraction: float, seed: int) -> tuple[list,
     relearn = [i for i, d in enumerate(doc_ids) if d in chosen]
     held = [i for i, d in enumerate(doc_ids) if d not in chosen]
     if not relearn or not held:
-        raise ValueError(f"the forget set ({len(docs)} document(s), {len(doc_ids)} chunks) is "
-                         f"too small to split into relearning and held-out parts at fraction "
-                         f"{fraction}: each side needs at least one whole document")
+        raise ValueError(
+            f"the forget set ({len(docs)} document(s), {len(doc_ids)} chunks) is "
+            f"too small to split into relearning and held-out parts at fraction "
+            f"{fraction}: each side needs at least one whole document"
+        )
     return relearn, held
 
 
-def relearn_model(profile: Profile, domain: str, model_path, *, fraction: float = 0.25,
-            steps: int = 12, lr: float | None = None, eval_every: int = 4,
-            seed: int | None = None, progress: bool = False):
+def relearn_model(
+    profile: Profile,
+    domain: str,
+    model_path,
+    *,
+    fraction: float = 0.25,
+    steps: int = 12,
+    lr: float | None = None,
+    eval_every: int = 4,
+    seed: int | None = None,
+    progress: bool = False,
+):
     """Fine-tune the model in ``model_path`` on ``fraction`` of ``domain``'s forget
     documents for ``steps`` steps at ``lr`` (default: the profile's unlearning learning
     rate) and batch ``profile.unlearn_batch``, measuring the held-out forget documents
@@ -58,7 +68,6 @@ def relearn_model(profile: Profile, domain: str, model_path, *, fraction: float 
     against as many approximate chunks) and ``n_relearn`` / ``n_heldout`` chunks."""
     import dataclasses
     from pathlib import Path
-
 
     from .core import nll_loss
     from .data import fixed_sample
@@ -73,42 +82,75 @@ def relearn_model(profile: Profile, domain: str, model_path, *, fraction: float 
     check_int("eval_every", eval_every, 1)
     seed = profile.seed if seed is None else check_int("seed", seed, 0)
     model_path = Path(model_path).resolve()
-    cfg = TrainConfig(steps=steps, lr=lr, batch=profile.unlearn_batch,
-                      micro_batch=min(profile.unlearn_batch, profile.unlearn_micro_batch),
-                      seed=seed)
-    run = Run.create("relearn", f"{profile.name}-{domain}-{model_path.parent.name}", {
-        "profile": evaluation_config(profile),
-        "domain": domain, "model": str(model_path), "fraction": fraction,
-        "eval_every": eval_every, "train": dataclasses.asdict(cfg)})
+    cfg = TrainConfig(
+        steps=steps,
+        lr=lr,
+        batch=profile.unlearn_batch,
+        micro_batch=min(profile.unlearn_batch, profile.unlearn_micro_batch),
+        seed=seed,
+    )
+    run = Run.create(
+        "relearn",
+        f"{profile.name}-{domain}-{model_path.parent.name}",
+        {
+            "profile": evaluation_config(profile),
+            "domain": domain,
+            "model": str(model_path),
+            "fraction": fraction,
+            "eval_every": eval_every,
+            "train": dataclasses.asdict(cfg),
+        },
+    )
     if run.done:
         return run
     model, tokenizer, chunks, _ = load_folder(profile, domain, model_path)
     forget = chunks["forget"]
     part, held = relearn_split(list(forget["doc_id"]), fraction, profile.seed)
-    sets = {"forget": fixed_sample(forget.select(held), profile.eval_chunks, profile.seed),
-            "approximate": fixed_sample(chunks["approximate"], profile.eval_chunks,
-                                        profile.seed)}
+    sets = {
+        "forget": fixed_sample(forget.select(held), profile.eval_chunks, profile.seed),
+        "approximate": fixed_sample(chunks["approximate"], profile.eval_chunks, profile.seed),
+    }
 
     def on_eval(m, step):
         row = evaluation_row(m.eval(), sets, profile.seed)
         m.train()
         return {"ppl_heldout": row["ppl_forget"], "auc": row["auc"]}
 
-    result = train(model, lambda m, b: nll_loss(m, b["relearn"]),
-                   {"relearn": forget.select(part)}, cfg, run.path, on_eval=on_eval,
-                   eval_every=eval_every, desc=f"relearn {model_path.parent.name}",
-                   progress=progress)
-    run.finish({"status": result["status"], "evals": result["evals"],
-                "n_relearn": len(part), "n_heldout": len(held),
-                "heldout_docs": sorted(set(forget.select(held)["doc_id"])),
-                "relearn_docs": sorted(set(forget.select(part)["doc_id"])),
-                "wall_s": result["wall_s"]})
+    result = train(
+        model,
+        lambda m, b: nll_loss(m, b["relearn"]),
+        {"relearn": forget.select(part)},
+        cfg,
+        run.path,
+        on_eval=on_eval,
+        eval_every=eval_every,
+        desc=f"relearn {model_path.parent.name}",
+        progress=progress,
+    )
+    run.finish(
+        {
+            "status": result["status"],
+            "evals": result["evals"],
+            "n_relearn": len(part),
+            "n_heldout": len(held),
+            "heldout_docs": sorted(set(forget.select(held)["doc_id"])),
+            "relearn_docs": sorted(set(forget.select(part)["doc_id"])),
+            "wall_s": result["wall_s"],
+        }
+    )
     return run
 
 
-def relearn_domain(profile: Profile, domain: str, zoo: dict | None = None, methods=None,
-                   seeds=None, seed_models=("original", "retrained", "ga", "ga_gd_in"),
-                   progress: bool = True, **kwargs) -> pd.DataFrame:
+def relearn_domain(
+    profile: Profile,
+    domain: str,
+    zoo: dict | None = None,
+    methods=None,
+    seeds=None,
+    seed_models=("original", "retrained", "ga", "ga_gd_in"),
+    progress: bool = True,
+    **kwargs,
+) -> pd.DataFrame:
     """:func:`relearn_model` for the original model, the domain's exact retrained model and
     every method's selected model (the unlearning chapter's runs), at the first of
     ``seeds`` (default: the profile's grid seeds) and, for ``seed_models``, at every seed.
@@ -120,17 +162,29 @@ def relearn_domain(profile: Profile, domain: str, zoo: dict | None = None, metho
 
     seeds = list(seeds or profile.grid_seeds)
     models = domain_models(profile, domain, zoo, methods, progress=False)
-    jobs = [(name, path, s) for name, path in models.items() for s in seeds
-            if s == seeds[0] or name in seed_models]
+    jobs = [
+        (name, path, s)
+        for name, path in models.items()
+        for s in seeds
+        if s == seeds[0] or name in seed_models
+    ]
     rows = []
     with tqdm(jobs, desc=f"relearning {domain}", unit="model", disable=not progress) as bar:
         for name, path, s in bar:
             bar.set_postfix_str(f"{name} seed={s}", refresh=False)
             run = relearn_model(profile, domain, path, seed=s, **kwargs)
             for e in run.summary["evals"]:
-                rows.append({"domain": domain, "model": name, "seed": s, "step": e["step"],
-                             "ppl_heldout": e["ppl_heldout"], "auc": e["auc"],
-                             "status": run.summary["status"]})
+                rows.append(
+                    {
+                        "domain": domain,
+                        "model": name,
+                        "seed": s,
+                        "step": e["step"],
+                        "ppl_heldout": e["ppl_heldout"],
+                        "auc": e["auc"],
+                        "status": run.summary["status"],
+                    }
+                )
     frame = pd.DataFrame(rows)
     base = frame[(frame["model"] == "original") & (frame["step"] == 0)]["ppl_heldout"].iloc[0]
     frame["ppl_rel"] = frame["ppl_heldout"] / base
@@ -148,10 +202,18 @@ def steps_to_recover(frame: pd.DataFrame, margin: float = MARGIN) -> pd.DataFram
     for (domain, model, seed), g in frame.groupby(["domain", "model", "seed"], sort=False):
         g = g.sort_values("step")
         back = g[g["ppl_rel"] <= 1 + margin]["step"]
-        rows.append({"domain": domain, "model": model, "seed": seed,
-                     "steps to recover": float(back.min()) if len(back) else float("nan"),
-                     "ppl before": g["ppl_rel"].iloc[0], "ppl after": g["ppl_rel"].iloc[-1],
-                     "AUC before": g["auc"].iloc[0], "AUC after": g["auc"].iloc[-1]})
+        rows.append(
+            {
+                "domain": domain,
+                "model": model,
+                "seed": seed,
+                "steps to recover": float(back.min()) if len(back) else float("nan"),
+                "ppl before": g["ppl_rel"].iloc[0],
+                "ppl after": g["ppl_rel"].iloc[-1],
+                "AUC before": g["auc"].iloc[0],
+                "AUC after": g["auc"].iloc[-1],
+            }
+        )
     out = pd.DataFrame(rows)
     ref = out[out["model"] == "retrained"].groupby("domain")["ppl after"].mean()
     out["ppl after / retrained's"] = out["ppl after"] / out["domain"].map(ref)

@@ -15,12 +15,19 @@ def trajectory_frame(runs: list[Run]) -> pd.DataFrame:
     for run in runs:
         cfg, summ = run.config, run.summary
         for ev in summ["evals"]:
-            rows.append({
-                "run": run.path.name, "method": cfg["method"], "domain": cfg["domain"],
-                "lr": cfg["train"]["lr"], "steps": cfg["train"]["steps"],
-                "status": summ["status"], "target": summ["target"],
-                "selected": ev["step"] == summ["selected"]["step"],
-                **{k: v for k, v in ev.items() if k != "perplexity"}})  # flat columns only
+            rows.append(
+                {
+                    "run": run.path.name,
+                    "method": cfg["method"],
+                    "domain": cfg["domain"],
+                    "lr": cfg["train"]["lr"],
+                    "steps": cfg["train"]["steps"],
+                    "status": summ["status"],
+                    "target": summ["target"],
+                    "selected": ev["step"] == summ["selected"]["step"],
+                    **{k: v for k, v in ev.items() if k != "perplexity"},
+                }
+            )  # flat columns only
     return pd.DataFrame(rows)
 
 
@@ -29,18 +36,26 @@ def before_after(run: Run) -> pd.DataFrame:
     last step of one unlearning run, with the approximate-retraining target."""
     summ = run.summary
     evals = summ["evals"]
-    rows = {"original model": evals[0], f"selected (step {summ['selected']['step']})":
-            summ["selected"], f"last (step {evals[-1]['step']})": evals[-1]}
+    rows = {
+        "original model": evals[0],
+        f"selected (step {summ['selected']['step']})": summ["selected"],
+        f"last (step {evals[-1]['step']})": evals[-1],
+    }
     splits = [k[4:] for k in evals[0] if k.startswith("ppl_")]
-    return pd.DataFrame({name: [r[f"ppl_{s}"] for s in splits] for name, r in rows.items()},
-                        index=pd.Index(splits, name="perplexity on")).T
+    return pd.DataFrame(
+        {name: [r[f"ppl_{s}"] for s in splits] for name, r in rows.items()},
+        index=pd.Index(splits, name="perplexity on"),
+    ).T
 
 
 def split_table(splits: dict) -> pd.DataFrame:
     """Documents and characters per split of one domain (from :func:`load_splits`)."""
-    return pd.DataFrame({
-        split: {"documents": len(docs), "characters": sum(len(d.text) for d in docs)}
-        for split, docs in splits.items()}).T.rename_axis("split")
+    return pd.DataFrame(
+        {
+            split: {"documents": len(docs), "characters": sum(len(d.text) for d in docs)}
+            for split, docs in splits.items()
+        }
+    ).T.rename_axis("split")
 
 
 def pretrain_table(run: Run, design: str = "matched") -> pd.DataFrame:
@@ -49,8 +64,11 @@ def pretrain_table(run: Run, design: str = "matched") -> pd.DataFrame:
     below approximate means the model memorised some of its training data."""
     rows = {}
     for domain, splits in run.summary["ppl"].items():
-        rows[domain] = {key.removeprefix(f"{design}/"): v for key, v in splits.items()
-                        if "/" not in key or key.startswith(f"{design}/")}
+        rows[domain] = {
+            key.removeprefix(f"{design}/"): v
+            for key, v in splits.items()
+            if "/" not in key or key.startswith(f"{design}/")
+        }
     return pd.DataFrame(rows).T.rename_axis("domain")
 
 
@@ -58,15 +76,25 @@ def corpus_table(documents: pd.DataFrame) -> pd.DataFrame:
     """Per domain and split: documents, groups, characters, tokens, chunks (from
     :func:`llmunlearn.data.document_table`)."""
     return documents.groupby(["domain", "split"], sort=False).agg(
-        documents=("id", "size"), groups=("group", "nunique"), characters=("characters", "sum"),
-        tokens=("tokens", "sum"), chunks=("chunks", "sum"))
+        documents=("id", "size"),
+        groups=("group", "nunique"),
+        characters=("characters", "sum"),
+        tokens=("tokens", "sum"),
+        chunks=("chunks", "sum"),
+    )
 
 
 def licence_table(documents: pd.DataFrame) -> pd.DataFrame:
     """Per source package: its licence, the domains it feeds, documents and characters."""
-    return documents.groupby(["source", "license"]).agg(
-        domains=("domain", lambda s: ", ".join(sorted(set(s)))), documents=("id", "size"),
-        characters=("characters", "sum")).reset_index()
+    return (
+        documents.groupby(["source", "license"])
+        .agg(
+            domains=("domain", lambda s: ", ".join(sorted(set(s)))),
+            documents=("id", "size"),
+            characters=("characters", "sum"),
+        )
+        .reset_index()
+    )
 
 
 def zoo_frame(zoo: dict[str, Run]) -> pd.DataFrame:
@@ -77,16 +105,24 @@ def zoo_frame(zoo: dict[str, Run]) -> pd.DataFrame:
         for d, splits in run.summary["ppl"].items():
             for key, v in splits.items():
                 design, _, split = key.rpartition("/")
-                rows.append({"model": name, "domain": d, "design": design or "both",
-                             "split": split, "ppl": v})
+                rows.append(
+                    {
+                        "model": name,
+                        "domain": d,
+                        "design": design or "both",
+                        "split": split,
+                        "ppl": v,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
 def zoo_table(zoo: dict[str, Run]) -> pd.DataFrame:
     """Perplexity of every model of the zoo (rows) on every domain, design and split
     (columns)."""
-    return zoo_frame(zoo).pivot_table(index="model", columns=["domain", "design", "split"],
-                                      values="ppl", sort=False)
+    return zoo_frame(zoo).pivot_table(
+        index="model", columns=["domain", "design", "split"], values="ppl", sort=False
+    )
 
 
 def memorisation_gaps(zoo: dict[str, Run]) -> pd.DataFrame:
@@ -105,13 +141,16 @@ def memorisation_gaps(zoo: dict[str, Run]) -> pd.DataFrame:
                 continue
             f, a = f"{design}/forget", f"{design}/approximate"
             o, r, s2 = ppl["original"][d], ppl[retrained][d], ppl["original-seed2"][d]
-            rows.append({
-                "domain": d, "design": design,
-                "original: approximate / forget": o[a] / o[f],
-                "retrained: approximate / forget": r[a] / r[f],
-                "second seed: approximate / forget": s2[a] / s2[f],
-                "retrained forget / original approximate": r[f] / o[a],
-            })
+            rows.append(
+                {
+                    "domain": d,
+                    "design": design,
+                    "original: approximate / forget": o[a] / o[f],
+                    "retrained: approximate / forget": r[a] / r[f],
+                    "second seed: approximate / forget": s2[a] / s2[f],
+                    "retrained forget / original approximate": r[f] / o[a],
+                }
+            )
     return pd.DataFrame(rows).set_index(["domain", "design"])
 
 
@@ -122,20 +161,29 @@ def split_groups(documents: pd.DataFrame, top: int = 4) -> pd.DataFrame:
     rows = []
     for (domain, split), g in documents.groupby(["domain", "split"], sort=False):
         by_group = g.groupby("group")["characters"].sum().sort_values(ascending=False)
-        rows.append({"domain": domain, "split": split, "documents": len(g),
-                     "groups": len(by_group),
-                     "largest group share": by_group.iloc[0] / by_group.sum(),
-                     "largest groups": ", ".join(
-                         f"{name} ({n / by_group.sum():.0%})"
-                         for name, n in by_group.head(top).items())})
+        rows.append(
+            {
+                "domain": domain,
+                "split": split,
+                "documents": len(g),
+                "groups": len(by_group),
+                "largest group share": by_group.iloc[0] / by_group.sum(),
+                "largest groups": ", ".join(
+                    f"{name} ({n / by_group.sum():.0%})" for name, n in by_group.head(top).items()
+                ),
+            }
+        )
     return pd.DataFrame(rows).set_index(["domain", "split"])
 
 
 def cost_table(zoo: dict[str, Run]) -> pd.DataFrame:
     """Per model: parameters, optimiser steps, trained tokens, FLOPs (6 N T) and wall time."""
-    return pd.DataFrame({name: {k: run.summary[k] for k in
-                                ("n_params", "steps", "tokens", "flops", "wall_s")}
-                         for name, run in zoo.items()}).T.rename_axis("model")
+    return pd.DataFrame(
+        {
+            name: {k: run.summary[k] for k in ("n_params", "steps", "tokens", "flops", "wall_s")}
+            for name, run in zoo.items()
+        }
+    ).T.rename_axis("model")
 
 
 PPL_COLUMNS = ["ppl_forget", "ppl_approximate", "ppl_retain", "ppl_general"]
@@ -147,21 +195,33 @@ def unlearning_table(runs: dict[str, Run], original: dict, retrained: dict) -> p
     model, the approximate-retraining target (the original's approximate perplexity, the
     paper's stand-in for a retrained model on the forget set) and the exact retrained
     model. ``original`` and ``retrained`` are :func:`evaluate_reference` rows."""
-    ref = {"original model": {**original, "status": "reference"},
-           "approximate-retraining target": {"ppl_forget": original["ppl_approximate"],
-                                             "status": "reference"},
-           "exact retrained model": {**retrained, "status": "reference"}}
-    rows = {name: {k: v for k, v in r.items() if k in PPL_COLUMNS or k == "status"}
-            for name, r in ref.items()}
+    ref = {
+        "original model": {**original, "status": "reference"},
+        "approximate-retraining target": {
+            "ppl_forget": original["ppl_approximate"],
+            "status": "reference",
+        },
+        "exact retrained model": {**retrained, "status": "reference"},
+    }
+    rows = {
+        name: {k: v for k, v in r.items() if k in PPL_COLUMNS or k == "status"}
+        for name, r in ref.items()
+    }
     for method, run in runs.items():
         s = run.summary
         sel = s["selected"]
-        rows[method] = {**{k: sel[k] for k in PPL_COLUMNS}, "step": sel["step"],
-                        "reached target": sel["reached_target"], "status": s["status"],
-                        "TFLOPs": s["flops"] / 1e12, "wall s": s["wall_s"]}
+        rows[method] = {
+            **{k: sel[k] for k in PPL_COLUMNS},
+            "step": sel["step"],
+            "reached target": sel["reached_target"],
+            "status": s["status"],
+            "TFLOPs": s["flops"] / 1e12,
+            "wall s": s["wall_s"],
+        }
     table = pd.DataFrame(rows).T
-    table.columns = [c.replace("ppl_", "") + (" ppl" if c.startswith("ppl_") else "")
-                     for c in table.columns]
+    table.columns = [
+        c.replace("ppl_", "") + (" ppl" if c.startswith("ppl_") else "") for c in table.columns
+    ]
     return table.rename_axis("method")
 
 
@@ -178,8 +238,9 @@ def evaluation_frame(evaluations: dict[str, dict[str, Run]]) -> pd.DataFrame:
             for attack, r in s["mia"].items():
                 if isinstance(r, dict) and "auc" in r:
                     row.update({f"{attack}|{k}": v for k, v in r.items()})
-            row.update({f"verbatim_{k}": s["verbatim"][k] for k in ("exact_match_tokens",
-                                                                     "rouge_l")})
+            row.update(
+                {f"verbatim_{k}": s["verbatim"][k] for k in ("exact_match_tokens", "rouge_l")}
+            )
             row["utility_accuracy"] = s["utility"]["accuracy"]
             row["kl_to_retrained"] = s.get("to_retrained", {}).get("kl")
             rows.append(row)
@@ -197,11 +258,17 @@ def lm_eval_frame(runs: dict[str, dict[str, Run]]) -> pd.DataFrame:
         for name, run in models.items():
             s = run.summary
             for task, metrics in s["results"].items():
-                row = {"domain": domain, "model": name, "task": task,
-                       "n": s["n_samples"].get(task), **metrics}
+                row = {
+                    "domain": domain,
+                    "model": name,
+                    "task": task,
+                    "n": s["n_samples"].get(task),
+                    **metrics,
+                }
                 if s.get("battery_check") and task == "llmunlearn_battery":
-                    row.update({k: v for k, v in s["battery_check"].items()
-                                if k not in ("n", "lm_eval")})
+                    row.update(
+                        {k: v for k, v in s["battery_check"].items() if k not in ("n", "lm_eval")}
+                    )
                 rows.append(row)
     return pd.DataFrame(rows)
 
@@ -209,8 +276,16 @@ def lm_eval_frame(runs: dict[str, dict[str, Run]]) -> pd.DataFrame:
 def mia_table(frame: pd.DataFrame, attack: str = "min_k@0.3") -> pd.DataFrame:
     """Per domain and model: the attack's AUC with its 95 % interval, the paper's folded
     AUC, and the gap to the exact retrained model's AUC (the privacy target; 0 is ideal)."""
-    t = frame[["domain", "model", f"{attack}|auc", f"{attack}|ci_low", f"{attack}|ci_high",
-               f"{attack}|auc_folded"]].copy()
+    t = frame[
+        [
+            "domain",
+            "model",
+            f"{attack}|auc",
+            f"{attack}|ci_low",
+            f"{attack}|ci_high",
+            f"{attack}|auc_folded",
+        ]
+    ].copy()
     t.columns = ["domain", "model", "AUC", "CI low", "CI high", "folded AUC (paper)"]
     retrained = t[t["model"] == "retrained"].set_index("domain")["AUC"]
     t["AUC - retrained AUC"] = t["AUC"] - t["domain"].map(retrained)
@@ -220,12 +295,25 @@ def mia_table(frame: pd.DataFrame, attack: str = "min_k@0.3") -> pd.DataFrame:
 def cost_frame(zoo: dict[str, Run], runs: dict[str, dict[str, Run]]) -> pd.DataFrame:
     """One row per pre-training run and per unlearning run (``runs[domain][method]``):
     kind, name, domain, tokens, FLOPs, wall time."""
-    rows = [{"kind": "pre-training", "name": name, "domain": None,
-             **{k: run.summary[k] for k in ("tokens", "flops", "wall_s")}}
-            for name, run in zoo.items()]
-    rows += [{"kind": "unlearning", "name": method, "domain": domain,
-              **{k: run.summary[k] for k in ("tokens", "flops", "wall_s")}}
-             for domain, methods in runs.items() for method, run in methods.items()]
+    rows = [
+        {
+            "kind": "pre-training",
+            "name": name,
+            "domain": None,
+            **{k: run.summary[k] for k in ("tokens", "flops", "wall_s")},
+        }
+        for name, run in zoo.items()
+    ]
+    rows += [
+        {
+            "kind": "unlearning",
+            "name": method,
+            "domain": domain,
+            **{k: run.summary[k] for k in ("tokens", "flops", "wall_s")},
+        }
+        for domain, methods in runs.items()
+        for method, run in methods.items()
+    ]
     return pd.DataFrame(rows)
 
 

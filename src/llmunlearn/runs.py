@@ -34,8 +34,11 @@ def home() -> Path:
     return Path.home() / ".cache" / "llmunlearn"
 
 
-ALLOCATOR_ENV = {"MALLOC_TRIM_THRESHOLD_": "1000000000",
-                 "MALLOC_MMAP_THRESHOLD_": "33554432", "MALLOC_TOP_PAD_": "268435456"}
+ALLOCATOR_ENV = {
+    "MALLOC_TRIM_THRESHOLD_": "1000000000",
+    "MALLOC_MMAP_THRESHOLD_": "33554432",
+    "MALLOC_TOP_PAD_": "268435456",
+}
 """glibc allocator settings for every process the tool starts (the command line
 re-executes itself with them, ``llmunlearn book`` passes them to its kernels): keep freed
 memory instead of returning it to the system and faulting it back in on the next step.
@@ -83,8 +86,10 @@ def read_json(path: Path):
         try:
             return json.load(f)
         except json.JSONDecodeError as e:
-            raise ValueError(f"corrupt JSON file {path} ({e}); delete {Path(path).parent} "
-                             "to recompute what it held") from None
+            raise ValueError(
+                f"corrupt JSON file {path} ({e}); delete {Path(path).parent} "
+                "to recompute what it held"
+            ) from None
 
 
 def provenance() -> dict:
@@ -96,16 +101,37 @@ def provenance() -> dict:
     import transformers
 
     try:
-        rev = subprocess.run(
-            ["git", "-C", str(PROJECT_ROOT), "rev-parse", "HEAD"],
-            capture_output=True, text=True, timeout=10,
-        ).stdout.strip() or None
+        rev = (
+            subprocess.run(
+                ["git", "-C", str(PROJECT_ROOT), "rev-parse", "HEAD"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+            ).stdout.strip()
+            or None
+        )
     except (OSError, subprocess.SubprocessError):
         rev = None
     try:
-        dirty = bool(subprocess.run(
-            ["git", "-C", str(PROJECT_ROOT), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, timeout=10).stdout.strip()) if rev else None
+        dirty = (
+            bool(
+                subprocess.run(
+                    [
+                        "git",
+                        "-C",
+                        str(PROJECT_ROOT),
+                        "status",
+                        "--porcelain",
+                        "--untracked-files=no",
+                    ],
+                    capture_output=True,
+                    text=True,
+                    timeout=10,
+                ).stdout.strip()
+            )
+            if rev
+            else None
+        )
     except (OSError, subprocess.SubprocessError):
         dirty = None
     import numpy

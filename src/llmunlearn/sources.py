@@ -66,28 +66,37 @@ def debian_package(name: str) -> tuple[Path, str]:
     if (dest / ".complete").exists():
         return dest / "root", (dest / ".complete").read_text().strip()
     dest.mkdir(parents=True, exist_ok=True)
-    hint = (f"fetch it by hand with: apt-get update && cd {dest} && apt-get download {name}"
-            f" && dpkg-deb -x {name}_*.deb root && dpkg-deb -f {name}_*.deb Version > "
-            ".complete")
+    hint = (
+        f"fetch it by hand with: apt-get update && cd {dest} && apt-get download {name}"
+        f" && dpkg-deb -x {name}_*.deb root && dpkg-deb -f {name}_*.deb Version > "
+        ".complete"
+    )
     if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
-        raise SourceUnavailable(f"Debian package {name!r} needs apt-get and dpkg-deb, "
-                                f"which this machine lacks; on a Debian machine, {hint}")
+        raise SourceUnavailable(
+            f"Debian package {name!r} needs apt-get and dpkg-deb, "
+            f"which this machine lacks; on a Debian machine, {hint}"
+        )
     debs = list(dest.glob(f"{name}_*.deb"))
     if not debs:
-        res = subprocess.run(["apt-get", "download", "-qq", name], cwd=dest,
-                             capture_output=True, text=True)
+        res = subprocess.run(
+            ["apt-get", "download", "-qq", name], cwd=dest, capture_output=True, text=True
+        )
         if res.returncode != 0 and not _APT_UPDATED:  # stale or missing package lists
             _APT_UPDATED.append(True)
             subprocess.run(["apt-get", "update", "-qq"], capture_output=True)
-            res = subprocess.run(["apt-get", "download", "-qq", name], cwd=dest,
-                                 capture_output=True, text=True)
+            res = subprocess.run(
+                ["apt-get", "download", "-qq", name], cwd=dest, capture_output=True, text=True
+            )
         debs = list(dest.glob(f"{name}_*.deb"))
         if res.returncode != 0 or not debs:
-            raise SourceUnavailable(f"could not download Debian package {name!r}: "
-                                    f"{(res.stderr or res.stdout).strip()[-300:]}; {hint}")
+            raise SourceUnavailable(
+                f"could not download Debian package {name!r}: "
+                f"{(res.stderr or res.stdout).strip()[-300:]}; {hint}"
+            )
     subprocess.run(["dpkg-deb", "-x", str(debs[0]), str(dest / "root")], check=True)
-    version = subprocess.run(["dpkg-deb", "-f", str(debs[0]), "Version"], check=True,
-                             capture_output=True, text=True).stdout.strip()
+    version = subprocess.run(
+        ["dpkg-deb", "-f", str(debs[0]), "Version"], check=True, capture_output=True, text=True
+    ).stdout.strip()
     (dest / ".complete").write_text(version)
     return dest / "root", version
 
@@ -100,23 +109,37 @@ def pypi_package(spec: str, *, binary: bool) -> tuple[Path, str]:
     if (dest / ".complete").exists():
         return dest / "root", f"{name} {version}"
     dest.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(dest),
-           "--only-binary=:all:" if binary else "--no-binary=:all:", spec]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--quiet",
+        "-d",
+        str(dest),
+        "--only-binary=:all:" if binary else "--no-binary=:all:",
+        spec,
+    ]
     res = subprocess.run(cmd, capture_output=True, text=True)
     files = [f for f in dest.iterdir() if f.suffix in (".whl", ".gz", ".zip")]
     if res.returncode != 0 or not files:
-        raise SourceUnavailable(f"could not download PyPI package {spec!r}: "
-                                f"{res.stderr.strip()[-300:]}; fetch it by hand with: "
-                                f"{' '.join(cmd)}")
-    shutil.unpack_archive(files[0], dest / "root", format="zip" if files[0].suffix in
-                          (".whl", ".zip") else "gztar")
+        raise SourceUnavailable(
+            f"could not download PyPI package {spec!r}: "
+            f"{res.stderr.strip()[-300:]}; fetch it by hand with: "
+            f"{' '.join(cmd)}"
+        )
+    shutil.unpack_archive(
+        files[0], dest / "root", format="zip" if files[0].suffix in (".whl", ".zip") else "gztar"
+    )
     (dest / ".complete").write_text("ok")
     return dest / "root", f"{name} {version}"
 
 
 # ------------------------------------------------------------------------- github --
-def _code_files(root: Path, pattern: str, skip: set[str], source: str, license: str,
-                prefix: str) -> list[Document]:
+def _code_files(
+    root: Path, pattern: str, skip: set[str], source: str, license: str, prefix: str
+) -> list[Document]:
     """One document per file, grouped by package (its top-level folder under ``root``;
     a top-level module is a package of its own)."""
     docs = []
@@ -125,43 +148,84 @@ def _code_files(root: Path, pattern: str, skip: set[str], source: str, license: 
         if skip & set(rel.parts) or path.name.endswith("_test.go"):
             continue
         text = path.read_text(encoding="utf-8", errors="replace")
-        docs.append(Document(f"{prefix}/{rel.as_posix()}", text, f"{prefix}/{rel.parts[0]}",
-                             source, license))
+        docs.append(
+            Document(
+                f"{prefix}/{rel.as_posix()}", text, f"{prefix}/{rel.parts[0]}", source, license
+            )
+        )
     return docs
 
 
 def python_stdlib() -> list[Document]:
     """The running interpreter's standard library (tests, IDLE, site-packages excluded)."""
     root = Path(sysconfig.get_paths()["stdlib"])
-    return _code_files(root, "*.py", {"test", "tests", "idlelib", "site-packages",
-                                       "dist-packages", "__pycache__"},
-                       f"python {platform.python_version()} standard library", "PSF-2.0",
-                       "python")
+    return _code_files(
+        root,
+        "*.py",
+        {"test", "tests", "idlelib", "site-packages", "dist-packages", "__pycache__"},
+        f"python {platform.python_version()} standard library",
+        "PSF-2.0",
+        "python",
+    )
 
 
 def go_stdlib() -> list[Document]:
     """Go's standard library from Debian ``golang-1.19-src`` (no tests, testdata, vendored
     code or compiler sources)."""
     root, version = debian_package("golang-1.19-src")
-    return _code_files(root / "usr/share/go-1.19/src", "*.go",
-                       {"testdata", "vendor", "cmd"},
-                       f"debian golang-1.19-src {version}", "BSD-3-Clause", "go")
+    return _code_files(
+        root / "usr/share/go-1.19/src",
+        "*.go",
+        {"testdata", "vendor", "cmd"},
+        f"debian golang-1.19-src {version}",
+        "BSD-3-Clause",
+        "go",
+    )
 
 
 def rust_stdlib() -> list[Document]:
     """Rust's standard library (core, alloc, std, ...) from Debian ``rust-src``."""
     root, version = debian_package("rust-src")
     lib = next(root.glob("usr/src/rustc-*/library"))
-    return _code_files(lib, "*.rs", {"tests", "benches"}, f"debian rust-src {version}",
-                       "MIT OR Apache-2.0", "rust")
+    return _code_files(
+        lib, "*.rs", {"tests", "benches"}, f"debian rust-src {version}", "MIT OR Apache-2.0", "rust"
+    )
 
 
 # -------------------------------------------------------------------------- arxiv --
 ARXIV_PACKAGES = (
-    "lme4", "survival", "sandwich", "pscl", "zoo", "vcd", "partykit", "coin", "flexmix",
-    "rrcov", "strucchange", "multcomp", "quantreg", "plm", "aer", "mvtnorm", "lmtest",
-    "mclust", "mgcv", "robustbase", "actuar", "tseries", "urca", "lavaan", "emmeans",
-    "distr", "ks", "tm", "party", "glmmtmb", "spdep", "expm",
+    "lme4",
+    "survival",
+    "sandwich",
+    "pscl",
+    "zoo",
+    "vcd",
+    "partykit",
+    "coin",
+    "flexmix",
+    "rrcov",
+    "strucchange",
+    "multcomp",
+    "quantreg",
+    "plm",
+    "aer",
+    "mvtnorm",
+    "lmtest",
+    "mclust",
+    "mgcv",
+    "robustbase",
+    "actuar",
+    "tseries",
+    "urca",
+    "lavaan",
+    "emmeans",
+    "distr",
+    "ks",
+    "tm",
+    "party",
+    "glmmtmb",
+    "spdep",
+    "expm",
 )
 """Debian ``r-cran-*`` packages whose vignettes are journal articles in LaTeX (.Rnw)."""
 
@@ -186,9 +250,15 @@ def r_vignettes(packages=ARXIV_PACKAGES) -> list[Document]:
             sections = [parts[0]] + ["\\section{" + p for p in parts[1:]]
             for i, sec in enumerate(sections):
                 if sec.strip():
-                    docs.append(Document(f"{article}/s{i:02d}", sec, article,
-                                         f"debian r-cran-{pkg} {version}",
-                                         "GPL (see the package's copyright file)"))
+                    docs.append(
+                        Document(
+                            f"{article}/s{i:02d}",
+                            sec,
+                            article,
+                            f"debian r-cran-{pkg} {version}",
+                            "GPL (see the package's copyright file)",
+                        )
+                    )
     if not docs:
         raise SourceUnavailable("no R vignette could be fetched:\n" + "\n".join(failures))
     return docs
@@ -207,9 +277,10 @@ def _r_lazyload(base: Path) -> dict:
         rdb = base.with_suffix(".rdb").read_bytes()
         out = {}
         for name, (offset, length) in index["variables"].items():
-            record = rdb[int(offset):int(offset) + int(length)]
+            record = rdb[int(offset) : int(offset) + int(length)]
             out[str(name)] = rdata.conversion.convert(
-                rdata.parser.parse_data(zlib.decompress(record[4:])))
+                rdata.parser.parse_data(zlib.decompress(record[4:]))
+            )
     return out
 
 
@@ -234,23 +305,30 @@ def passages(text: str, max_chars: int = PASSAGE_CHARS) -> list[str]:
     return [p.strip() for p in out if p.strip()]
 
 
-def _chapters(text: str, pattern: str, book: str, source: str, license: str,
-              prefix: str) -> list[Document]:
+def _chapters(
+    text: str, pattern: str, book: str, source: str, license: str, prefix: str
+) -> list[Document]:
     """Split ``text`` at lines matching ``pattern`` into chapters, and each chapter into
     :func:`passages`; one document per passage, grouped by book."""
     starts = [m.start() for m in re.finditer(pattern, text, flags=re.M)]
     if not starts:
         raise ValueError(f"no chapter heading found in {book!r}")
     bounds = starts + [len(text)]
-    return [Document(f"{prefix}/{i + 1:03d}/p{j}", piece, book, source, license)
-            for i, (a, b) in enumerate(zip(bounds, bounds[1:]))
-            for j, piece in enumerate(passages(text[a:b]))]
+    return [
+        Document(f"{prefix}/{i + 1:03d}/p{j}", piece, book, source, license)
+        for i, (a, b) in enumerate(zip(bounds, bounds[1:]))
+        for j, piece in enumerate(passages(text[a:b]))
+    ]
 
 
-AUSTEN = {"emma": "Emma", "mansfieldpark": "Mansfield Park",
-          "northangerabbey": "Northanger Abbey", "persuasion": "Persuasion",
-          "prideprejudice": "Pride and Prejudice",
-          "sensesensibility": "Sense and Sensibility"}
+AUSTEN = {
+    "emma": "Emma",
+    "mansfieldpark": "Mansfield Park",
+    "northangerabbey": "Northanger Abbey",
+    "persuasion": "Persuasion",
+    "prideprejudice": "Pride and Prejudice",
+    "sensesensibility": "Sense and Sensibility",
+}
 
 
 def austen_novels() -> list[Document]:
@@ -260,9 +338,14 @@ def austen_novels() -> list[Document]:
     docs = []
     for key, title in AUSTEN.items():
         text = "\n".join(str(line) for line in books[key])
-        docs += _chapters(text, r"^(CHAPTER|Chapter) [0-9IVXLC]+\.?\s*$", title,
-                          f"debian r-cran-janeaustenr {version}", "public domain",
-                          f"austen/{key}")
+        docs += _chapters(
+            text,
+            r"^(CHAPTER|Chapter) [0-9IVXLC]+\.?\s*$",
+            title,
+            f"debian r-cran-janeaustenr {version}",
+            "public domain",
+            f"austen/{key}",
+        )
     return docs
 
 
@@ -271,8 +354,14 @@ def moby_dick() -> list[Document]:
     root, version = debian_package("r-cran-tokenizers")
     data = _r_lazyload(next(root.glob("usr/lib/R/site-library/tokenizers/data/Rdata.rdx")))
     text = str(data["mobydick"][0])
-    return _chapters(text, r"^CHAPTER \d+\.", "Moby Dick",
-                     f"debian r-cran-tokenizers {version}", "public domain", "mobydick")
+    return _chapters(
+        text,
+        r"^CHAPTER \d+\.",
+        "Moby Dick",
+        f"debian r-cran-tokenizers {version}",
+        "public domain",
+        "mobydick",
+    )
 
 
 def kjv_bible() -> list[Document]:
@@ -284,21 +373,33 @@ def kjv_bible() -> list[Document]:
     for f in (prog_root / "usr/lib").iterdir():
         if f.is_file() and not (lib / f.name).exists():
             shutil.copy(f, lib / f.name)
-    res = subprocess.run([str(prog_root / "usr/bin/bible"), "-p", str(lib),
-                          "Gen1:1-Rev22:21"], capture_output=True, text=True)
+    res = subprocess.run(
+        [str(prog_root / "usr/bin/bible"), "-p", str(lib), "Gen1:1-Rev22:21"],
+        capture_output=True,
+        text=True,
+    )
     if res.returncode != 0 or len(res.stdout) < 1_000_000:
-        raise SourceUnavailable(f"the bible reader of Debian 'bible-kjv' did not run here "
-                                f"({res.stderr.strip()[:200]}); it is built for "
-                                f"{platform.machine()}-incompatible machines only if this "
-                                "fails, and the books domain builds without it")
+        raise SourceUnavailable(
+            f"the bible reader of Debian 'bible-kjv' did not run here "
+            f"({res.stderr.strip()[:200]}); it is built for "
+            f"{platform.machine()}-incompatible machines only if this "
+            "fails, and the books domain builds without it"
+        )
     heads = list(re.finditer(r"^(\S.*?) (\d+)\s*$", res.stdout, flags=re.M))
     docs = []
     for m, nxt in zip(heads, heads[1:] + [None]):
-        body = res.stdout[m.start():nxt.start() if nxt else len(res.stdout)].strip()
+        body = res.stdout[m.start() : nxt.start() if nxt else len(res.stdout)].strip()
         book = m.group(1)
-        docs += [Document(f"bible/{book}/{int(m.group(2)):03d}/p{j}", piece, f"Bible: {book}",
-                          f"debian bible-kjv-text {version}", "public domain")
-                 for j, piece in enumerate(passages(body))]
+        docs += [
+            Document(
+                f"bible/{book}/{int(m.group(2)):03d}/p{j}",
+                piece,
+                f"Bible: {book}",
+                f"debian bible-kjv-text {version}",
+                "public domain",
+            )
+            for j, piece in enumerate(passages(body))
+        ]
     return docs
 
 
@@ -319,22 +420,35 @@ def devils_dictionary() -> list[Document]:
         word, start, length = line.split("\t")
         if word.startswith("00database"):
             continue
-        entry = text[_dictd_number(start):_dictd_number(start) + _dictd_number(length)]
+        entry = text[_dictd_number(start) : _dictd_number(start) + _dictd_number(length)]
         letters.setdefault(word[0].upper(), []).append(entry.decode("utf-8", "replace"))
-    return [Document(f"devil/{letter}/p{j}", piece, "The Devil's Dictionary",
-                     f"debian dict-devil {version}", "public domain")
-            for letter, entries in sorted(letters.items())
-            for j, piece in enumerate(passages("\n\n".join(e.strip() for e in entries)))]
+    return [
+        Document(
+            f"devil/{letter}/p{j}",
+            piece,
+            "The Devil's Dictionary",
+            f"debian dict-devil {version}",
+            "public domain",
+        )
+        for letter, entries in sorted(letters.items())
+        for j, piece in enumerate(passages("\n\n".join(e.strip() for e in entries)))
+    ]
 
 
 def opticks() -> list[Document]:
     """Newton, Opticks (a Go test file in Debian ``golang-1.19-src``), by book/part."""
     root, version = debian_package("golang-1.19-src")
     text = (root / "usr/share/go-1.19/src/testdata/Isaac.Newton-Opticks.txt").read_text(
-        encoding="utf-8", errors="replace")
-    return _chapters(text, r"^(THE (FIRST|SECOND|THIRD) BOOK OF OPTICKS|_?PART [IVX]+\.?_?)\s*$",
-                     "Opticks", f"debian golang-1.19-src {version}", "public domain",
-                     "opticks")
+        encoding="utf-8", errors="replace"
+    )
+    return _chapters(
+        text,
+        r"^(THE (FIRST|SECOND|THIRD) BOOK OF OPTICKS|_?PART [IVX]+\.?_?)\s*$",
+        "Opticks",
+        f"debian golang-1.19-src {version}",
+        "public domain",
+        "opticks",
+    )
 
 
 # ------------------------------------------------------------------------ general --
@@ -363,8 +477,15 @@ def wikipedia_sample() -> list[Document]:
                 continue
             plain = _strip_wiki(text)
             if plain:
-                docs.append(Document(f"wikipedia/{title}", f"{title}\n\n{plain}",
-                                     f"wikipedia/{title}", version, "CC-BY-SA-3.0"))
+                docs.append(
+                    Document(
+                        f"wikipedia/{title}",
+                        f"{title}\n\n{plain}",
+                        f"wikipedia/{title}",
+                        version,
+                        "CC-BY-SA-3.0",
+                    )
+                )
     return docs
 
 
@@ -383,9 +504,17 @@ def lee_news() -> list[Document]:
     root, version = pypi_package(GENSIM, binary=True)
     path = root / "gensim/test/test_data/lee_background.cor"
     lines = path.read_text(encoding="latin-1").splitlines()
-    return [Document(f"lee/{i:03d}", line.strip(), f"lee/{i:03d}", version,
-                     "research corpus (Lee et al. 2005), redistributed with gensim")
-            for i, line in enumerate(lines) if line.strip()]
+    return [
+        Document(
+            f"lee/{i:03d}",
+            line.strip(),
+            f"lee/{i:03d}",
+            version,
+            "research corpus (Lee et al. 2005), redistributed with gensim",
+        )
+        for i, line in enumerate(lines)
+        if line.strip()
+    ]
 
 
 # ------------------------------------------------------ code a model cannot have seen --
@@ -409,11 +538,14 @@ def pypi_dates(name: str, version: str) -> dict[str, str]:
         with urllib.request.urlopen(url, timeout=30) as r:
             releases = json.load(r)["releases"]
     except (OSError, ValueError, KeyError) as e:
-        raise SourceUnavailable(f"could not read the release dates of {name!r} from {url}: "
-                                f"{e}; the dates prove the code is newer than the model, "
-                                "so the source needs PyPI") from e
-    first = {v: min(f["upload_time_iso_8601"] for f in files)
-             for v, files in releases.items() if files}
+        raise SourceUnavailable(
+            f"could not read the release dates of {name!r} from {url}: "
+            f"{e}; the dates prove the code is newer than the model, "
+            "so the source needs PyPI"
+        ) from e
+    first = {
+        v: min(f["upload_time_iso_8601"] for f in files) for v, files in releases.items() if files
+    }
     if version not in first:
         raise SourceUnavailable(f"PyPI lists no files for {name}=={version} ({url})")
     return {"first_release": min(first.values())[:10], "version_release": first[version][:10]}
@@ -427,13 +559,21 @@ def post_release_python(packages=POST_RELEASE_PYTHON) -> list[Document]:
         root, version = pypi_package(spec, binary=True)
         dates = pypi_dates(*spec.split("=="))
         meta = next(root.glob("*.dist-info/METADATA")).read_text(errors="replace")
-        licence = re.search(r"^License-Expression: (.+)$", meta, re.M) or \
-            re.search(r"^Classifier: License :: OSI Approved :: (.+)$", meta, re.M)
-        source = (f"{version} (first release {dates['first_release']}, this version "
-                  f"{dates['version_release']})")
-        docs += _code_files(root, "*.py", {"__pycache__"}, source,
-                            licence.group(1).strip() if licence else "see METADATA",
-                            spec.split("==")[0])
+        licence = re.search(r"^License-Expression: (.+)$", meta, re.M) or re.search(
+            r"^Classifier: License :: OSI Approved :: (.+)$", meta, re.M
+        )
+        source = (
+            f"{version} (first release {dates['first_release']}, this version "
+            f"{dates['version_release']})"
+        )
+        docs += _code_files(
+            root,
+            "*.py",
+            {"__pycache__"},
+            source,
+            licence.group(1).strip() if licence else "see METADATA",
+            spec.split("==")[0],
+        )
     return docs
 
 
@@ -445,8 +585,9 @@ SOURCES = {
 }
 """Domain -> functions returning its documents."""
 
-SHIFTED_PINS = {"books": {"forget": ("Pride and Prejudice",),
-                          "approximate": ("Sense and Sensibility",)}}
+SHIFTED_PINS = {
+    "books": {"forget": ("Pride and Prejudice",), "approximate": ("Sense and Sensibility",)}
+}
 """The ``shifted`` design's units where they are chosen, not drawn: for books, forget is
 one Austen novel and approximate another. Other domains draw whole units at random."""
 

@@ -59,15 +59,22 @@ def stream_order(n: int, count: int, seed: int) -> list[int]:
     return out[:count]
 
 
-def training_flops(n_params: int, trained_tokens: int, *, reference_tokens: int = 0,
-                   hessian_tokens: int = 0, labelling_tokens: int = 0) -> int:
+def training_flops(
+    n_params: int,
+    trained_tokens: int,
+    *,
+    reference_tokens: int = 0,
+    hessian_tokens: int = 0,
+    labelling_tokens: int = 0,
+) -> int:
     """FLOPs of a training run by one rule for every run (Kaplan et al.'s 6 N per token):
     6 N per trained token (forward and backward), 6 N per token of a Sophia Hessian
     estimate (a forward and a backward of its own), 2 N per token that a frozen reference
     model reads (forward only) and 2 N per token of a one-off pass of the original model
     that makes labels (adversarial samples)."""
-    return (6 * n_params * (trained_tokens + hessian_tokens)
-            + 2 * n_params * (reference_tokens + labelling_tokens))
+    return 6 * n_params * (trained_tokens + hessian_tokens) + 2 * n_params * (
+        reference_tokens + labelling_tokens
+    )
 
 
 def lr_factor(step: int, steps: int, warmup: int) -> float:
@@ -124,17 +131,30 @@ def plan_batch(batch: int, world: int, micro_batch: int) -> tuple[int, int, int]
     rounded up to the nearest one that does (never down, so no chunk of the asked batch
     is dropped), and the effective batch is what the run records."""
     if batch < 1 or world < 1 or micro_batch < 1:
-        raise ValueError(f"batch ({batch}), processes ({world}) and micro_batch "
-                         f"({micro_batch}) must be at least 1")
+        raise ValueError(
+            f"batch ({batch}), processes ({world}) and micro_batch "
+            f"({micro_batch}) must be at least 1"
+        )
     per_process = math.ceil(batch / world)
     micro = min(micro_batch, per_process)
     accum = math.ceil(per_process / micro)
     return micro, accum, micro * accum * world
 
 
-def train(model, loss_fn: Callable, streams: dict, cfg: TrainConfig, run_dir: Path, *,
-          orders: dict | None = None, on_eval: Callable | None = None, eval_every: int = 0,
-          frozen: tuple = (), desc: str = "train", progress: bool = True) -> dict:
+def train(
+    model,
+    loss_fn: Callable,
+    streams: dict,
+    cfg: TrainConfig,
+    run_dir: Path,
+    *,
+    orders: dict | None = None,
+    on_eval: Callable | None = None,
+    eval_every: int = 0,
+    frozen: tuple = (),
+    desc: str = "train",
+    progress: bool = True,
+) -> dict:
     """Optimise ``model`` for ``cfg.steps`` steps of ``loss_fn`` over ``streams``.
 
     ``streams`` maps a name to a chunked ``datasets.Dataset``; ``orders`` may give a
@@ -164,37 +184,49 @@ def train(model, loss_fn: Callable, streams: dict, cfg: TrainConfig, run_dir: Pa
     micro, accum, batch = plan_batch(cfg.batch, world, cfg.micro_batch)
     if batch != cfg.batch and accelerator.is_main_process:
         import warnings
-        warnings.warn(f"batch {cfg.batch} does not divide into {world} processes x micro-"
-                      f"batch {micro}: using {batch} chunks per step ({accum} accumulation "
-                      "steps)")
+
+        warnings.warn(
+            f"batch {cfg.batch} does not divide into {world} processes x micro-"
+            f"batch {micro}: using {batch} chunks per step ({accum} accumulation "
+            "steps)"
+        )
     accelerator.gradient_accumulation_steps = accum
     for module in frozen:
         module.to(accelerator.device)
 
     ckpt = last_checkpoint(Path(run_dir))
-    state = read_json(ckpt / STATE) if ckpt else \
-        {"step": 0, "log": [], "evals": [], "tokens": 0, "hessian_tokens": 0, "wall_s": 0.0}
+    state = (
+        read_json(ckpt / STATE)
+        if ckpt
+        else {"step": 0, "log": [], "evals": [], "tokens": 0, "hessian_tokens": 0, "wall_s": 0.0}
+    )
     start = state["step"]
 
     loaders = {}
     for i, (name, ds) in enumerate(streams.items()):
         if len(ds) == 0:
             raise ValueError(f"data stream {name!r} is empty")
-        order = (orders or {}).get(name) or stream_order(len(ds), cfg.steps * batch,
-                                                          cfg.seed + i)
+        order = (orders or {}).get(name) or stream_order(len(ds), cfg.steps * batch, cfg.seed + i)
         if len(order) < cfg.steps * batch:
-            raise ValueError(f"stream {name!r} has {len(order)} chunks in its order but "
-                             f"{cfg.steps} steps x batch {batch} need {cfg.steps * batch}")
+            raise ValueError(
+                f"stream {name!r} has {len(order)} chunks in its order but "
+                f"{cfg.steps} steps x batch {batch} need {cfg.steps * batch}"
+            )
         columns = [c for c in (*TENSOR_COLUMNS, "target") if c in ds.column_names]
-        subset = ds.with_format("torch", columns=columns).select(order[start * batch:])
+        subset = ds.with_format("torch", columns=columns).select(order[start * batch :])
         loaders[name] = torch.utils.data.DataLoader(subset, batch_size=micro, shuffle=False)
 
     check_choice("optimizer", cfg.optimizer, OPTIMIZERS)
     if cfg.optimizer == "sophia":
         optimizer = SophiaG(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     else:
-        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.betas,
-                                      eps=cfg.eps, weight_decay=cfg.weight_decay)
+        optimizer = torch.optim.AdamW(
+            model.parameters(),
+            lr=cfg.lr,
+            betas=cfg.betas,
+            eps=cfg.eps,
+            weight_decay=cfg.weight_decay,
+        )
     warmup = max(1, math.ceil(cfg.warmup_ratio * cfg.steps))
     # The scheduler is a function of the step alone, rebuilt at the resumed step rather
     # than saved: accelerate saves registered objects as pickles and reads them back with
@@ -204,7 +236,8 @@ def train(model, loss_fn: Callable, streams: dict, cfg: TrainConfig, run_dir: Pa
     for group in optimizer.param_groups:
         group.setdefault("initial_lr", group["lr"])
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: lr_factor(s, cfg.steps, warmup), last_epoch=start - 1)
+        optimizer, lambda s: lr_factor(s, cfg.steps, warmup), last_epoch=start - 1
+    )
     model, optimizer, *prepared = accelerator.prepare(model, optimizer, *loaders.values())
     iters = {name: iter(dl) for name, dl in zip(loaders, prepared)}
     if start:
@@ -214,8 +247,11 @@ def train(model, loss_fn: Callable, streams: dict, cfg: TrainConfig, run_dir: Pa
         if on_eval is not None:
             t_eval = time.perf_counter()
             model.eval()
-            row = {"step": step, "tokens": state["tokens"], **on_eval(
-                accelerator.unwrap_model(model), step)}
+            row = {
+                "step": step,
+                "tokens": state["tokens"],
+                **on_eval(accelerator.unwrap_model(model), step),
+            }
             model.train()
             state["evals"].append(row)
             state["eval_s"] = state.get("eval_s", 0.0) + time.perf_counter() - t_eval
@@ -223,8 +259,14 @@ def train(model, loss_fn: Callable, streams: dict, cfg: TrainConfig, run_dir: Pa
     if start == 0:
         evaluate(0)
     model.train()
-    bar = tqdm(total=cfg.steps, initial=start, desc=desc, disable=not progress or
-               not accelerator.is_main_process, dynamic_ncols=True, leave=True)
+    bar = tqdm(
+        total=cfg.steps,
+        initial=start,
+        desc=desc,
+        disable=not progress or not accelerator.is_main_process,
+        dynamic_ncols=True,
+        leave=True,
+    )
     status, t0 = "finished", time.perf_counter() - state["wall_s"]
     for step in range(start + 1, cfg.steps + 1):
         step_loss, step_tokens = 0.0, 0
@@ -234,11 +276,13 @@ def train(model, loss_fn: Callable, streams: dict, cfg: TrainConfig, run_dir: Pa
             if isinstance(optimizer.optimizer, SophiaG) and micro_step == 0:
                 # SophiaG's B: the tokens of one step, over every stream and process; the
                 # Hessian estimate covers the same streams (SophiaG's training script)
-                optimizer.optimizer.tokens_per_step = int(sum(
-                    b["attention_mask"].sum() for b in batches.values())) * accum * world
+                optimizer.optimizer.tokens_per_step = (
+                    int(sum(b["attention_mask"].sum() for b in batches.values())) * accum * world
+                )
                 if (step - 1) % cfg.hessian_every == 0:
                     state["hessian_tokens"] += world * estimate_hessian(
-                        model, list(batches.values()), optimizer.optimizer)
+                        model, list(batches.values()), optimizer.optimizer
+                    )
             with accelerator.accumulate(model):
                 loss = loss_fn(model, batches)
                 accelerator.backward(loss)
@@ -251,15 +295,26 @@ def train(model, loss_fn: Callable, streams: dict, cfg: TrainConfig, run_dir: Pa
             step_loss += loss.detach().float() / accum
             step_tokens += sum(int(b["attention_mask"].sum()) for b in batches.values())
         step_loss = accelerator.gather(step_loss.reshape(1)).mean().item()
-        step_tokens = int(accelerator.gather(torch.tensor([step_tokens],
-                                                          device=accelerator.device)).sum())
+        step_tokens = int(
+            accelerator.gather(torch.tensor([step_tokens], device=accelerator.device)).sum()
+        )
         state["tokens"] += step_tokens
         wall = time.perf_counter() - t0
-        state["log"].append({"step": step, "loss": step_loss, "lr": step_lr,
-                             "tokens": state["tokens"], "wall_s": wall})
+        state["log"].append(
+            {
+                "step": step,
+                "loss": step_loss,
+                "lr": step_lr,
+                "tokens": state["tokens"],
+                "wall_s": wall,
+            }
+        )
         bar.update(1)
-        bar.set_postfix(loss=f"{step_loss:.3f}", refresh=False,  # redrawn at the bar's rate
-                        tok_s=f"{state['tokens'] / max(wall, 1e-9):.0f}")
+        bar.set_postfix(
+            loss=f"{step_loss:.3f}",
+            refresh=False,  # redrawn at the bar's rate
+            tok_s=f"{state['tokens'] / max(wall, 1e-9):.0f}",
+        )
         if not math.isfinite(step_loss):
             status = "diverged"
             break
@@ -276,7 +331,14 @@ def train(model, loss_fn: Callable, streams: dict, cfg: TrainConfig, run_dir: Pa
     state["wall_s"] = time.perf_counter() - t0
     accelerator.wait_for_everyone()
     unwrapped = accelerator.unwrap_model(model)
-    return {"status": status, "config": asdict(cfg), "model": unwrapped, "batch": batch,
-            "is_main_process": accelerator.is_main_process,
-            **{k: state.get(k, 0) for k in ("log", "evals", "tokens", "hessian_tokens",
-                                             "wall_s", "eval_s")}}
+    return {
+        "status": status,
+        "config": asdict(cfg),
+        "model": unwrapped,
+        "batch": batch,
+        "is_main_process": accelerator.is_main_process,
+        **{
+            k: state.get(k, 0)
+            for k in ("log", "evals", "tokens", "hessian_tokens", "wall_s", "eval_s")
+        },
+    }

@@ -13,11 +13,15 @@ from __future__ import annotations
 import dataclasses
 import shutil
 
-from .config import (DOMAINS, Profile, check_choice, check_int, check_positive,
-                     profile_config)
+from .config import DOMAINS, Profile, check_choice, check_int, check_positive, profile_config
 from .data import domain_chunks
-from .evaluation import (evaluate_reference, evaluation_config, evaluation_row,
-                         evaluation_sets, finite_row)
+from .evaluation import (
+    evaluate_reference,
+    evaluation_config,
+    evaluation_row,
+    evaluation_sets,
+    finite_row,
+)
 from .methods import get_method, resolve_hparams
 from .models import check_context, n_params
 from .pretraining import load_original, pretrain
@@ -25,8 +29,15 @@ from .runs import Run
 from .train import OPTIMIZERS, Diverged, TrainConfig, train, training_flops
 
 
-def unlearn_all(profile: Profile, domain: str, methods=None, *, jobs: int | None = None,
-                hparams: dict[str, dict] | None = None, **kwargs) -> dict[str, Run]:
+def unlearn_all(
+    profile: Profile,
+    domain: str,
+    methods=None,
+    *,
+    jobs: int | None = None,
+    hparams: dict[str, dict] | None = None,
+    **kwargs,
+) -> dict[str, Run]:
     """:func:`unlearn` for every method (or the ones named), same budget; method -> run.
     ``hparams`` maps a method to its hyper-parameters (``{"npo": {"beta": 0.2}}``); the
     others keep their defaults. Runs that are not cached yet execute in ``jobs``
@@ -45,12 +56,25 @@ def unlearn_all(profile: Profile, domain: str, methods=None, *, jobs: int | None
     evaluate_reference(profile, domain, original)  # every run's step 0, computed once
     jobs = profile.jobs if jobs is None else jobs
     worker = with_threads(profile, jobs)
-    runs = run_tasks(unlearn, [(m, (worker, domain, m), {**kwargs, "original": original,
-                                                        "hparams": hparams.get(m),
-                                                        "progress": jobs == 1 and
-                                                        kwargs.get("progress", True)})
-                               for m in methods], jobs, profile.threads,
-                     desc=f"unlearning {domain}")
+    runs = run_tasks(
+        unlearn,
+        [
+            (
+                m,
+                (worker, domain, m),
+                {
+                    **kwargs,
+                    "original": original,
+                    "hparams": hparams.get(m),
+                    "progress": jobs == 1 and kwargs.get("progress", True),
+                },
+            )
+            for m in methods
+        ],
+        jobs,
+        profile.threads,
+        desc=f"unlearning {domain}",
+    )
     return dict(zip(methods, runs))
 
 
@@ -69,10 +93,20 @@ def select_step(evals: list[dict], target: float) -> dict:
     return {**evals[-1], "reached_target": False}
 
 
-def unlearn(profile: Profile, domain: str, method: str, *, lr: float | None = None,
-            steps: int | None = None, hparams: dict | None = None,
-            optimizer: str = "adamw", original: Run | None = None, seed: int | None = None,
-            keep_model: bool = True, progress: bool = True) -> Run:
+def unlearn(
+    profile: Profile,
+    domain: str,
+    method: str,
+    *,
+    lr: float | None = None,
+    steps: int | None = None,
+    hparams: dict | None = None,
+    optimizer: str = "adamw",
+    original: Run | None = None,
+    seed: int | None = None,
+    keep_model: bool = True,
+    progress: bool = True,
+) -> Run:
     """Run (or reuse) ``method`` on ``domain``'s forget set; returns its :class:`Run`.
 
     ``seed`` is the unlearning seed (data order, random labels; default the profile's);
@@ -130,21 +164,38 @@ def unlearn(profile: Profile, domain: str, method: str, *, lr: float | None = No
     elif steps is None:
         steps = profile.unlearn_steps
     seed = profile.seed if seed is None else seed
-    cfg = TrainConfig(steps=steps, lr=lr, batch=batch,
-                      micro_batch=min(batch, profile.unlearn_micro_batch), seed=seed,
-                      optimizer=optimizer,
-                      # a run without its weights is short: rerun, not resumed
-                      checkpoint_every=profile.eval_every if keep_model else 0,
-                      gradient_checkpointing=bool(profile.gradient_checkpointing))
-    name, config = f"{profile.name}-{domain}-{method}", {
-        "profile": profile_config(profile), "domain": domain, "method": method,
-        "hparams": hp, "original": original.path.name,
-        "train": {k: v for k, v in dataclasses.asdict(cfg).items()
-                  if k != "checkpoint_every"},  # how a run is kept, not what it computes
-        "evaluation": evaluation_config(profile)["row"]}  # what an evaluated row holds
+    cfg = TrainConfig(
+        steps=steps,
+        lr=lr,
+        batch=batch,
+        micro_batch=min(batch, profile.unlearn_micro_batch),
+        seed=seed,
+        optimizer=optimizer,
+        # a run without its weights is short: rerun, not resumed
+        checkpoint_every=profile.eval_every if keep_model else 0,
+        gradient_checkpointing=bool(profile.gradient_checkpointing),
+    )
+    name, config = (
+        f"{profile.name}-{domain}-{method}",
+        {
+            "profile": profile_config(profile),
+            "domain": domain,
+            "method": method,
+            "hparams": hp,
+            "original": original.path.name,
+            "train": {
+                k: v for k, v in dataclasses.asdict(cfg).items() if k != "checkpoint_every"
+            },  # how a run is kept, not what it computes
+            "evaluation": evaluation_config(profile)["row"],
+        },
+    )  # what an evaluated row holds
     run = Run.create("unlearn", name, config)
-    if run.done and keep_model and run.summary["status"] == "finished" and \
-            not (run.path / "selected").exists():  # a grid run, now wanted with its model
+    if (
+        run.done
+        and keep_model
+        and run.summary["status"] == "finished"
+        and not (run.path / "selected").exists()
+    ):  # a grid run, now wanted with its model
         shutil.rmtree(run.path)
         run = Run.create("unlearn", name, config)
     if run.done:
@@ -156,6 +207,7 @@ def unlearn(profile: Profile, domain: str, method: str, *, lr: float | None = No
         ref, _ = load_original(original)
         ref.eval().requires_grad_(False)
         from accelerate import PartialState
+
         ref.to(PartialState().device)  # where the trained model will be
     forget = chunks["forget"]
     if spec.prepare is not None:
@@ -176,8 +228,11 @@ def unlearn(profile: Profile, domain: str, method: str, *, lr: float | None = No
         row = evaluation_row(m, evaluated, profile.seed)
         if not finite_row(row):
             raise Diverged(f"perplexity overflow at step {step}")
-        if keep_model and reaches_target({**row, "step": step}, target) and \
-                not (run.path / "selected").exists():
+        if (
+            keep_model
+            and reaches_target({**row, "step": step}, target)
+            and not (run.path / "selected").exists()
+        ):
             # the model the selection rule picks, written whole before it takes its name
             partial = run.path / "selected.partial"
             shutil.rmtree(partial, ignore_errors=True)
@@ -186,10 +241,18 @@ def unlearn(profile: Profile, domain: str, method: str, *, lr: float | None = No
             partial.rename(run.path / "selected")
         return row
 
-    result = train(model, lambda m, b: spec.loss(m, b, ref, hp), streams, cfg, run.path,
-                   on_eval=on_eval, eval_every=profile.eval_every,
-                   frozen=(ref,) if ref is not None else (),
-                   desc=f"{method} on {domain}", progress=progress)
+    result = train(
+        model,
+        lambda m, b: spec.loss(m, b, ref, hp),
+        streams,
+        cfg,
+        run.path,
+        on_eval=on_eval,
+        eval_every=profile.eval_every,
+        frozen=(ref,) if ref is not None else (),
+        desc=f"{method} on {domain}",
+        progress=progress,
+    )
     if not result["is_main_process"]:
         return run  # under `accelerate launch`, the main process writes the results
     if result["status"] == "finished" and keep_model:
@@ -199,20 +262,34 @@ def unlearn(profile: Profile, domain: str, method: str, *, lr: float | None = No
             (run.path / "selected").symlink_to("model")
     n = n_params(result["model"])
     # a method whose labels come from the original model pays for that pass once
-    labelled = int(sum(int(sum(r)) for r in chunks["forget"]["attention_mask"])) \
-        if spec.labels_from_model else 0
-    run.finish({
-        "status": result["status"], "evals": result["evals"], "log": result["log"],
-        "target": target, "selected": select_step(result["evals"], target),
-        "tokens": result["tokens"], "batch": result["batch"],
-        "hessian_tokens": result["hessian_tokens"],
-        "flops": training_flops(n, result["tokens"],
-                                reference_tokens=result["tokens"] if spec.needs_reference
-                                else 0, hessian_tokens=result["hessian_tokens"],
-                                labelling_tokens=labelled),
-        "wall_s": result["wall_s"],
-        "timing": {"load_s": load_s, "eval_s": result["eval_s"],
-                   "train_s": result["wall_s"] - result["eval_s"]}})
+    labelled = (
+        int(sum(int(sum(r)) for r in chunks["forget"]["attention_mask"]))
+        if spec.labels_from_model
+        else 0
+    )
+    run.finish(
+        {
+            "status": result["status"],
+            "evals": result["evals"],
+            "log": result["log"],
+            "target": target,
+            "selected": select_step(result["evals"], target),
+            "tokens": result["tokens"],
+            "batch": result["batch"],
+            "hessian_tokens": result["hessian_tokens"],
+            "flops": training_flops(
+                n,
+                result["tokens"],
+                reference_tokens=result["tokens"] if spec.needs_reference else 0,
+                hessian_tokens=result["hessian_tokens"],
+                labelling_tokens=labelled,
+            ),
+            "wall_s": result["wall_s"],
+            "timing": {
+                "load_s": load_s,
+                "eval_s": result["eval_s"],
+                "train_s": result["wall_s"] - result["eval_s"],
+            },
+        }
+    )
     return run
-
-

@@ -24,8 +24,10 @@ from chromium import browser  # noqa: E402,F401  (the fixture)
 from test_lab import TOKEN, free_port, get, lab_command  # noqa: E402
 
 SHOTS = PROJECT_ROOT / "_build" / "lab-screenshots"
-DEMO = ("from llmunlearn.progress import progress_bar\nimport time\n"
-        "for _ in progress_bar(range(40), desc='a run'):\n    time.sleep(0.1)")
+DEMO = (
+    "from llmunlearn.progress import progress_bar\nimport time\n"
+    "for _ in progress_bar(range(40), desc='a run'):\n    time.sleep(0.1)"
+)
 
 
 @pytest.fixture(scope="module")
@@ -36,12 +38,21 @@ def lab(tmp_path_factory):
     for p in (PROJECT_ROOT / "book").glob("*.ipynb"):
         shutil.copy(p, root / p.name)
     demo = json.loads((root / "quickstart.ipynb").read_text())
-    demo["cells"] = [{"cell_type": "code", "execution_count": None, "id": "demo",
-                      "metadata": {}, "outputs": [], "source": DEMO}]
+    demo["cells"] = [
+        {
+            "cell_type": "code",
+            "execution_count": None,
+            "id": "demo",
+            "metadata": {},
+            "outputs": [],
+            "source": DEMO,
+        }
+    ]
     (root / "progress-demo.ipynb").write_text(json.dumps(demo))
     port = free_port()
-    proc = subprocess.Popen(lab_command(port, root), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        lab_command(port, root), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     base = f"http://127.0.0.1:{port}"
     for _ in range(360):
         try:
@@ -58,8 +69,10 @@ def open_notebook(browser, lab, name):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     # a workspace of its own, reset: no tab of an earlier test in front
     workspace = name.replace(".", "-")
-    page.goto(f"{lab}/lab/workspaces/{workspace}/tree/{name}?token={TOKEN}&reset",
-              wait_until="domcontentloaded")
+    page.goto(
+        f"{lab}/lab/workspaces/{workspace}/tree/{name}?token={TOKEN}&reset",
+        wait_until="domcontentloaded",
+    )
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
     return page
 
@@ -69,8 +82,9 @@ def wait_for_idle_kernel(lab, name, timeout=300):
     state = None
     for _ in range(timeout):
         sessions = get(f"{lab}/api/sessions?token={TOKEN}")[1]
-        state = next((s["kernel"]["execution_state"] for s in sessions
-                      if s["path"].endswith(name)), None)
+        state = next(
+            (s["kernel"]["execution_state"] for s in sessions if s["path"].endswith(name)), None
+        )
         if state == "idle":
             return
         time.sleep(1)
@@ -80,8 +94,7 @@ def wait_for_idle_kernel(lab, name, timeout=300):
 def test_a_chapter_shows_its_admonition_rendered(browser, lab):
     SHOTS.mkdir(parents=True, exist_ok=True)
     page = open_notebook(browser, lab, "quickstart.ipynb")
-    page.wait_for_selector(".jp-MarkdownCell aside, .jp-MarkdownCell .admonition",
-                           timeout=60_000)
+    page.wait_for_selector(".jp-MarkdownCell aside, .jp-MarkdownCell .admonition", timeout=60_000)
     first = page.locator(".jp-MarkdownCell >> visible=true").first.inner_text()
     page.screenshot(path=str(SHOTS / "quickstart.png"))
     assert "Claim under test" in first
@@ -97,8 +110,9 @@ def test_a_running_cell_shows_a_widget_progress_bar(browser, lab):
     wait_for_idle_kernel(lab, "progress-demo.ipynb")
     page.locator(".jp-InputArea-editor >> visible=true").first.click()
     page.keyboard.press("Shift+Enter")
-    bar = page.wait_for_selector(".jp-OutputArea-output .widget-hprogress, "
-                                 ".jp-OutputArea-output progress", timeout=180_000)
+    bar = page.wait_for_selector(
+        ".jp-OutputArea-output .widget-hprogress, .jp-OutputArea-output progress", timeout=180_000
+    )
     page.screenshot(path=str(SHOTS / "progress-widget.png"))
     assert bar.is_visible()
     text = page.inner_text(".jp-OutputArea")

@@ -38,12 +38,17 @@ here one by one, so that any other error still fails."""
 
 def pages() -> list[Path]:
     if not (HTML / "index.html").exists():
-        raise FileNotFoundError(f"no built book at {HTML}: run `make book PROFILE=smoke` first "
-                                "(or set BOOK_HTML)")
+        raise FileNotFoundError(
+            f"no built book at {HTML}: run `make book PROFILE=smoke` first (or set BOOK_HTML)"
+        )
     skip = {"genindex.html", "search.html"}
-    return sorted(p for p in HTML.rglob("*.html")
-                  if p.name not in skip and "_static" not in p.parts
-                  and 'http-equiv="Refresh"' not in p.read_text()[:2000])  # redirects
+    return sorted(
+        p
+        for p in HTML.rglob("*.html")
+        if p.name not in skip
+        and "_static" not in p.parts
+        and 'http-equiv="Refresh"' not in p.read_text()[:2000]
+    )  # redirects
 
 
 def test_the_front_page_leads_to_the_book():
@@ -57,6 +62,7 @@ def site():
     class Quiet(http.server.SimpleHTTPRequestHandler):
         def log_message(self, *args):
             pass
+
     handler = functools.partial(Quiet, directory=str(HTML))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -69,9 +75,11 @@ def test_page_renders_offline(page_path, site, browser):
     url = urljoin(site, page_path.relative_to(HTML).as_posix())
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     errors, off_host = [], []
+
     def error(text):
         if not any(known in text for known in KNOWN_THEME_ERRORS):
             errors.append(text)
+
     page.on("console", lambda m: error(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: error(str(e)))
 
@@ -80,6 +88,7 @@ def test_page_renders_offline(page_path, site, browser):
             off_host.append(r.request.url)
             return r.abort()
         return r.continue_()
+
     page.route("**/*", route)
     response = page.goto(url, wait_until="load")
     assert response is not None and response.ok, url
@@ -99,8 +108,10 @@ def test_page_renders_offline(page_path, site, browser):
             assert page.request.get(target).ok, f"{url}: broken internal link {href}"
     shots = HTML.parent / "screenshots"
     shots.mkdir(exist_ok=True)
-    page.screenshot(path=str(shots / (page_path.relative_to(HTML).as_posix()
-                                      .replace("/", "_") + ".png")), full_page=True)
+    page.screenshot(
+        path=str(shots / (page_path.relative_to(HTML).as_posix().replace("/", "_") + ".png")),
+        full_page=True,
+    )
     page.close()
     assert not off_host, f"{url}: requests off this host: {off_host[:5]}"
     assert not errors, f"{url}: console errors: {errors[:5]}"

@@ -39,20 +39,38 @@ class Method:
 METHODS: dict[str, Method] = {}
 
 
-def register(name: str, *, retain: str | None = None, needs_reference: bool = False,
-             defaults: dict | None = None, prepare: Callable | None = None,
-             evaluate_as: Callable | None = None, paper: bool = False,
-             labels_from_model: bool = False):
+def register(
+    name: str,
+    *,
+    retain: str | None = None,
+    needs_reference: bool = False,
+    defaults: dict | None = None,
+    prepare: Callable | None = None,
+    evaluate_as: Callable | None = None,
+    paper: bool = False,
+    labels_from_model: bool = False,
+):
     """Decorator: register ``loss`` as method ``name`` (its docstring's first line is the
     summary)."""
+
     def wrap(loss):
         if name in METHODS:
             raise ValueError(f"method {name!r} is registered twice")
         summary = (loss.__doc__ or name).strip().splitlines()[0]
-        METHODS[name] = Method(name, loss, retain, needs_reference, summary,
-                               dict(defaults or {}), prepare, evaluate_as, paper,
-                               labels_from_model)
+        METHODS[name] = Method(
+            name,
+            loss,
+            retain,
+            needs_reference,
+            summary,
+            dict(defaults or {}),
+            prepare,
+            evaluate_as,
+            paper,
+            labels_from_model,
+        )
         return loss
+
     return wrap
 
 
@@ -61,8 +79,13 @@ def get_method(name: str) -> Method:
     return METHODS[check_choice("method", name, METHODS)]
 
 
-HPARAM_RANGES = {"lambda": (0.0, True), "alpha": (0.0, True), "steer": (0.0, True),
-                 "beta": (0.0, False), "seed": (0, True)}
+HPARAM_RANGES = {
+    "lambda": (0.0, True),
+    "alpha": (0.0, True),
+    "steer": (0.0, True),
+    "beta": (0.0, False),
+    "seed": (0, True),
+}
 """Allowed values of the hyper-parameters by name: ``(bound, bound allowed)``, a finite
 number above (or at) the bound. ``layer`` is any integer (Python indexing)."""
 
@@ -75,19 +98,28 @@ def resolve_hparams(method: Method, overrides: dict | None) -> dict:
     overrides = dict(overrides or {})
     unknown = sorted(set(overrides) - set(method.defaults))
     if unknown:
-        raise ValueError(f"method {method.name!r} has no hyper-parameter(s) {unknown}; "
-                         f"it has {sorted(method.defaults) or 'none'}")
+        raise ValueError(
+            f"method {method.name!r} has no hyper-parameter(s) {unknown}; "
+            f"it has {sorted(method.defaults) or 'none'}"
+        )
     for name, value in overrides.items():
         kind = type(method.defaults[name])
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or \
-                (kind is int and not isinstance(value, int)):
-            raise ValueError(f"{method.name} hyper-parameter {name} must be "
-                             f"{'an integer' if kind is int else 'a number'}, got {value!r}")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or (kind is int and not isinstance(value, int))
+        ):
+            raise ValueError(
+                f"{method.name} hyper-parameter {name} must be "
+                f"{'an integer' if kind is int else 'a number'}, got {value!r}"
+            )
         if name in HPARAM_RANGES:
             bound, closed = HPARAM_RANGES[name]
             if not math.isfinite(value) or value < bound or (value == bound and not closed):
-                raise ValueError(f"{method.name} hyper-parameter {name} must be a finite "
-                                 f"number {'>=' if closed else '>'} {bound:g}, got {value!r}")
+                raise ValueError(
+                    f"{method.name} hyper-parameter {name} must be a finite "
+                    f"number {'>=' if closed else '>'} {bound:g}, got {value!r}"
+                )
         overrides[name] = kind(value)  # 2 and 2.0 are one run, not two
     return {**method.defaults, **overrides}
 
@@ -99,8 +131,7 @@ def _import_all() -> None:
     import pkgutil
     from importlib import import_module
 
-    order = ("ga", "random_label", "adversarial", "ga_gd", "ga_kl", "npo", "rmu",
-             "task_vector")
+    order = ("ga", "random_label", "adversarial", "ga_gd", "ga_kl", "npo", "rmu", "task_vector")
     names = [m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")]
     for name in sorted(names, key=lambda n: (order.index(n) if n in order else len(order), n)):
         import_module(f"{__name__}.{name}")

@@ -21,15 +21,19 @@ def adversarial_targets(forget, model, tokenizer, seed, batch_size: int = 16):
     def add(batch):
         ids = torch.as_tensor(batch["input_ids"], device=device)
         labels = torch.as_tensor(batch["labels"], device=device)
-        logits = model(input_ids=ids,
-                       attention_mask=torch.as_tensor(batch["attention_mask"], device=device)
-                       ).logits.float()
+        logits = model(
+            input_ids=ids, attention_mask=torch.as_tensor(batch["attention_mask"], device=device)
+        ).logits.float()
         # the prediction for token i comes from position i-1
-        pred = logits[:, :-1].scatter(-1, labels[:, 1:].clamp_min(0).unsqueeze(-1),
-                                      float("-inf")).argmax(-1)
+        pred = (
+            logits[:, :-1]
+            .scatter(-1, labels[:, 1:].clamp_min(0).unsqueeze(-1), float("-inf"))
+            .argmax(-1)
+        )
         target = labels.clone()
         target[:, 1:] = torch.where(labels[:, 1:] == IGNORE_INDEX, labels[:, 1:], pred)
         return {"target": target.cpu().tolist()}
+
     was_training = model.training
     model.eval()
     out = forget.map(add, batched=True, batch_size=batch_size)

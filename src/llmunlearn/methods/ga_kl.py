@@ -12,18 +12,19 @@ from . import register
 
 def ga_plus_kl(model, batches, ref, hp):
     return -nll_loss(model, batches["forget"]) + hp["lambda"] * kl_to_reference(
-        model, ref, batches["retain"])
+        model, ref, batches["retain"]
+    )
 
 
-@register("ga_kl_in", retain="in", needs_reference=True, defaults={"lambda": 1.0},
-          paper=True)
+@register("ga_kl_in", retain="in", needs_reference=True, defaults={"lambda": 1.0}, paper=True)
 def ga_kl_in(model, batches, ref=None, hp=None):
     """GA + KL on in-distribution retain data: -CE(forget) + lambda KL(ref || model)."""
     return ga_plus_kl(model, batches, ref, hp)
 
 
-@register("ga_kl_general", retain="general", needs_reference=True, defaults={"lambda": 1.0},
-          paper=True)
+@register(
+    "ga_kl_general", retain="general", needs_reference=True, defaults={"lambda": 1.0}, paper=True
+)
 def ga_kl_general(model, batches, ref=None, hp=None):
     """GA + KL on general data: -CE(forget) + lambda KL(ref || model) on general/retain."""
     return ga_plus_kl(model, batches, ref, hp)

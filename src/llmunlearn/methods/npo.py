@@ -31,5 +31,6 @@ def npo(model, batches, ref=None, hp=None):
 @register("npo_gd", retain="in", needs_reference=True, defaults={"beta": 0.1, "lambda": 1.0})
 def npo_gd(model, batches, ref=None, hp=None):
     """NPO plus lambda times the NLL on the domain's retain split."""
-    return npo_term(model, ref, batches["forget"], hp["beta"]) + \
-        hp["lambda"] * nll_loss(model, batches["retain"])
+    return npo_term(model, ref, batches["forget"], hp["beta"]) + hp["lambda"] * nll_loss(
+        model, batches["retain"]
+    )

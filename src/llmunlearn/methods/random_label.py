@@ -21,6 +21,7 @@ def random_targets(forget, model, tokenizer, seed):
         target = torch.randint(0, vocab, labels.shape, generator=g)
         keep = (labels == IGNORE_INDEX) | torch.isin(labels, special)
         return {"target": torch.where(keep, labels, target).tolist()}
+
     return forget.map(add, batched=True, batch_size=len(forget) or 1)
 
 

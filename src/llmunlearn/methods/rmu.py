@@ -16,8 +16,11 @@ from . import register
 
 
 def _hidden(model, batch, layer):
-    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                output_hidden_states=True)
+    out = model(
+        input_ids=batch["input_ids"],
+        attention_mask=batch["attention_mask"],
+        output_hidden_states=True,
+    )
     return out.hidden_states[layer]
 
 
@@ -32,8 +35,12 @@ def _masked_mse(a, b, mask):
     return (per_token * mask).sum() / mask.sum().clamp_min(1)
 
 
-@register("rmu", retain="general", needs_reference=True,
-          defaults={"layer": 1, "steer": 20.0, "alpha": 100.0, "seed": 0})
+@register(
+    "rmu",
+    retain="general",
+    needs_reference=True,
+    defaults={"layer": 1, "steer": 20.0, "alpha": 100.0, "seed": 0},
+)
 def rmu(model, batches, ref=None, hp=None):
     """RMU: steer forget activations at one layer to a random vector, anchor retain ones."""
     f, r = batches["forget"], batches["retain"]

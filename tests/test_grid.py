@@ -248,3 +248,16 @@ def test_the_trajectory_auc_is_the_full_evaluations_auc(tiny):
     full = evaluate_model(model, tok, sets, {}, profile=tiny, intervals=False)
     assert row["auc"] == pytest.approx(full["mia"]["min_k@0.3"]["auc"])
     assert row["auc_loss"] == pytest.approx(full["mia"]["loss"]["auc"])
+
+
+def test_a_tie_at_no_good_cell_names_no_most_robust_method_and_ties_are_kept():
+    ok, hi = 1 + TOLERANCE / 2, 1 + 2 * TOLERANCE
+    cells = []
+    for d, good_for in (("arxiv", ()), ("github", ()), ("books", ("ga", "ga_gd_in"))):
+        for m in ("ga", "ga_gd_in"):
+            r = ok if m in good_for else hi
+            cells += [(d, m, 1e-4, 42, 5, 1.2, r, 1.0, "finished")]
+    scores = robustness(frame_of(cells))
+    assert ul.most_robust(scores, "arxiv") == []  # both at 0: no evidence
+    assert ul.most_robust(scores, "books") == ["ga", "ga_gd_in"]
+    assert ul.hardest_domains(scores) == ["arxiv", "github"]  # a tie is not "code alone"

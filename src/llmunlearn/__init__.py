@@ -93,6 +93,8 @@ _LAZY = {
     "robustness": "grid",
     "ranking": "grid",
     "best_lr": "grid",
+    "most_robust": "grid",
+    "hardest_domains": "grid",
     "guidelines": "grid",
     "plot_grid": "plotting",
     "plot_robustness": "plotting",

@@ -22,7 +22,14 @@ def claims_table(profile: Profile, grid: pd.DataFrame, zoo: dict | None = None) 
     :func:`~llmunlearn.grid.grid_frame` of every domain; the other chapters' results are
     read from their caches (the ground truth, the privacy evaluation, the cost table)."""
     from .evaluation import evaluate_domain
-    from .grid import TOLERANCE, guidelines, ranking, robustness
+    from .grid import (
+        TOLERANCE,
+        guidelines,
+        hardest_domains,
+        most_robust,
+        ranking,
+        robustness,
+    )
     from .groundtruth import ground_truth_table
     from .methods import METHODS
     from .pretraining import pretrain_zoo
@@ -76,11 +83,7 @@ def claims_table(profile: Profile, grid: pd.DataFrame, zoo: dict | None = None) 
 
     # 3. GA + GD in-distribution most robust
     rank = ranking(scores, paper_only=True)
-    top = [
-        d
-        for d in domains
-        if rank.loc["ga_gd_in", d] == 1 and adam.loc[(d, "ga_gd_in"), "score"] > 0
-    ]  # first with good cells, not a tie at 0
+    top = [d for d in domains if "ga_gd_in" in most_robust(scores, d, paper_only=True)]
     nums = ", ".join(
         f"{d}: rank {int(rank.loc['ga_gd_in', d])}, score "
         f"{adam.loc[(d, 'ga_gd_in'), 'score']:.2f} (best "
@@ -134,14 +137,11 @@ def claims_table(profile: Profile, grid: pd.DataFrame, zoo: dict | None = None) 
 
     # 6. code is the hardest domain
     paper_scores = adam[adam["paper method"]]["score"].groupby("domain").mean()
-    hardest = paper_scores.idxmin()
     add(
         "6. Code (GitHub) is the hardest domain to unlearn",
-        "mean robustness score of the paper's methods is lowest on github",
+        "mean robustness score of the paper's methods is lowest on github, and on github alone",
         ", ".join(f"{d} {v:.2f}" for d, v in paper_scores.items()),
-        "holds"
-        if hardest == "github" and (paper_scores == paper_scores.min()).sum() == 1
-        else "does not",
+        "holds" if hardest_domains(scores) == ["github"] else "does not",
         "robustness",
     )
 

@@ -217,6 +217,24 @@ def ranking(scores: pd.DataFrame, paper_only: bool = False) -> pd.DataFrame:
     return s["score"].unstack("domain").rank(ascending=False, method="min")
 
 
+def most_robust(scores: pd.DataFrame, domain: str, paper_only: bool = False) -> list[str]:
+    """The methods (AdamW) with the highest robustness score on ``domain``, ties included;
+    none when that score is 0 (a tie at no good cell is no evidence of robustness)."""
+    s = scores.xs("adamw", level="optimizer").loc[domain]
+    if paper_only:
+        s = s[s["paper method"]]
+    top = s["score"].max()
+    return list(s.index[s["score"] == top]) if top > 0 else []
+
+
+def hardest_domains(scores: pd.DataFrame) -> list[str]:
+    """The domain(s) with the lowest mean robustness score of the paper's methods (AdamW),
+    ties included."""
+    s = scores.xs("adamw", level="optimizer")
+    mean = s[s["paper method"]]["score"].groupby("domain").mean()
+    return list(mean.index[mean == mean.min()])
+
+
 def best_lr(frame: pd.DataFrame, profile: Profile) -> pd.DataFrame:
     """Per domain and method (first seed, AdamW): the best learning rate of the grid by
     the rule in the module doc, its selected step and what that step costs; ``reached``

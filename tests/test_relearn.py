@@ -53,3 +53,26 @@ def test_relearning_measures_only_held_out_documents(tiny):
     t = steps_to_recover(frame)
     assert t.loc[("github", "original", 42), "steps to recover"] == 0
     assert t.loc[("github", "retrained", 42), "ppl after / retrained's"] == pytest.approx(1)
+
+
+def test_only_a_method_that_unlearned_can_have_hidden_knowledge():
+    import pandas as pd
+
+    from llmunlearn.relearn import HIDDEN, MARGIN, hidden_knowledge
+
+    rows = []
+    # (model, ppl_rel before relearning, after): retrained ends at 1.5
+    for model, before, after in (
+        ("original", 1.0, 1.0),
+        ("retrained", 1.6, 1.5),
+        ("ga", 3.0, 1.1),  # unlearned, came back far below the retrained model: hidden
+        ("ga_gd_in", 1.8, 1.5),  # unlearned, relearned like the retrained model: gone
+        ("rmu", 1.0 + MARGIN / 2, 1.0),  # never unlearned: nothing to hide
+    ):
+        for step, v in ((0, before), (4, after)):
+            rows.append(dict(domain="arxiv", model=model, seed=42, step=step, ppl_rel=v, auc=0.5))
+    pairs = hidden_knowledge(steps_to_recover(pd.DataFrame(rows)))
+    assert list(pairs.index.get_level_values("model")) == ["ga", "ga_gd_in", "rmu"]
+    assert pairs["unlearned"].tolist() == [True, True, False]
+    assert pairs["hidden"].tolist() == [True, False, False]
+    assert pairs.loc[("arxiv", "ga"), "ppl after / retrained's"] < HIDDEN

@@ -103,6 +103,7 @@ _LAZY = {
     "relearn_domain": "relearn",
     "relearn_split": "relearn",
     "steps_to_recover": "relearn",
+    "hidden_knowledge": "relearn",
     "plot_relearning": "plotting",
     "smollm2": "models",
     "smollm2_gguf": "models",

@@ -205,21 +205,21 @@ def claims_table(profile: Profile, grid: pd.DataFrame, zoo: dict | None = None) 
             _verdict(better, len(pairs)),
             "robustness",
         )
-    from .relearn import relearn_domain, steps_to_recover
+    from .relearn import hidden_knowledge, relearn_domain, steps_to_recover
 
     rel = pd.concat([relearn_domain(profile, d, zoo, progress=False) for d in domains])
-    after = steps_to_recover(rel).groupby(["domain", "model"]).mean()
-    after = after.drop(index=["original", "retrained"], level="model", errors="ignore")
-    ratio = after["ppl after / retrained's"]
-    back = after[ratio < 0.95]
+    pairs = hidden_knowledge(steps_to_recover(rel))
+    did = pairs[pairs["unlearned"]]
+    median = did["ppl after / retrained's"].median()
     add(
         "Survey: a few relearning steps bring unlearned knowledge back",
-        "after the same relearning (a quarter of the forget documents), a method's held-out "
-        "forget perplexity ends more than 5 % below the exact retrained model's; holds if "
-        "for every (method, domain)",
-        f"{len(back)} of {len(after)} (method, domain) pairs; median ratio to the retrained "
-        f"model {ratio.median():.2f}",
-        _verdict(len(back), len(after)),
+        "among the (method, domain) pairs that had unlearned (held-out forget perplexity "
+        "more than 10 % above the original's), after the same relearning (a quarter of the "
+        "forget documents) the held-out forget perplexity ends more than 5 % below the "
+        "exact retrained model's; holds if for every such pair",
+        f"{int(did['hidden'].sum())} of {len(did)} pairs that unlearned ({len(pairs)} in "
+        f"all); median ratio to the retrained model {median:.2f}",
+        _verdict(int(did["hidden"].sum()), len(did)),
         "relearning",
     )
     from .realllm import METHODS as REAL, real_llm_profile, real_llm_table

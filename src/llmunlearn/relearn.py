@@ -218,3 +218,22 @@ def steps_to_recover(frame: pd.DataFrame, margin: float = MARGIN) -> pd.DataFram
     ref = out[out["model"] == "retrained"].groupby("domain")["ppl after"].mean()
     out["ppl after / retrained's"] = out["ppl after"] / out["domain"].map(ref)
     return out.set_index(["domain", "model", "seed"])
+
+
+HIDDEN = 0.95
+"""A method's knowledge came back when its held-out forget perplexity ends relearning
+below this fraction of the exact retrained model's (fixed before the runs)."""
+
+
+def hidden_knowledge(table: pd.DataFrame, margin: float = MARGIN) -> pd.DataFrame:
+    """Per (domain, method), means over seeds of :func:`steps_to_recover` (the original
+    and the retrained model left out): ``unlearned`` whether the method had moved the
+    held-out forget perplexity more than ``margin`` above the original's before
+    relearning (a method that never unlearned has nothing to hide), and ``hidden``
+    whether it unlearned and relearning then brought it below :data:`HIDDEN` of the
+    retrained model's level."""
+    mean = table.groupby(["domain", "model"], sort=False).mean()
+    out = mean.drop(index=["original", "retrained"], level="model", errors="ignore").copy()
+    out["unlearned"] = out["ppl before"] > 1 + margin
+    out["hidden"] = out["unlearned"] & (out["ppl after / retrained's"] < HIDDEN)
+    return out

@@ -114,3 +114,12 @@ def test_another_architecture_is_refused(tmp_path):
     with pytest.raises(ValueError, match=r"qwen\.gguf: GGUF architecture 'qwen2'; only 'llama'"):
         gguf_to_hf(tmp_path / "qwen.gguf", tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_our_conversion_matches_transformers_own_gguf_loader(gguf_file, tmp_path, docs):
+    from llmunlearn.realllm import logit_check
+
+    out = gguf_to_hf(gguf_file, tmp_path / "hf")
+    check = logit_check(gguf_file, out, [d.text for d in docs[:2]], tokens=16)
+    assert check["max_abs_diff"] < 1e-4 and check["argmax_agreement"] == 1.0
+    assert check["tokens"] == 32 and check["texts"] == 2

@@ -130,9 +130,20 @@ def logit_check(
 
     from .models import load_model
 
+    from unittest import mock
+
+    import transformers.modeling_gguf_pytorch_utils as gguf_loader
+
+    from .progress import progress_bar
+
     gguf_file = Path(gguf_file)
     ours, tokenizer = load_model(folder)
-    theirs = AutoModelForCausalLM.from_pretrained(str(gguf_file.parent), gguf_file=gguf_file.name)
+    # its tensor loop uses tqdm.auto, a widget in a kernel (which the built book would
+    # fetch from a CDN): this library's bar is text in the book and a widget in JupyterLab
+    with mock.patch.object(gguf_loader, "tqdm", progress_bar):
+        theirs = AutoModelForCausalLM.from_pretrained(
+            str(gguf_file.parent), gguf_file=gguf_file.name
+        )
     diff, peak, agree, n = 0.0, 0.0, 0, 0
     with torch.inference_mode():
         for text in texts:

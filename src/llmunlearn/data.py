@@ -331,6 +331,24 @@ def _source_digest(source) -> str | None:
     return side.read_text().strip() if side.exists() else None
 
 
+def manifest_rows(splits: dict[str, list[Document]]) -> list[dict]:
+    """One manifest row per document of ``splits``: id, split, group, source package and
+    version, licence, sha256 and length."""
+    return [
+        {
+            "id": d.id,
+            "split": s,
+            "group": d.group,
+            "source": d.source,
+            "license": d.license,
+            "sha256": d.sha256,
+            "characters": len(d.text),
+        }
+        for s, v in splits.items()
+        for d in v
+    ]
+
+
 def build_corpus(profile: Profile, domains=ALL_DOMAINS, progress=print) -> Path:
     """Fetch and split every domain, and write the manifest; returns its path.
 
@@ -359,19 +377,7 @@ def build_corpus(profile: Profile, domains=ALL_DOMAINS, progress=print) -> Path:
                 }
                 for s, v in splits.items()
             },
-            "documents": [
-                {
-                    "id": d.id,
-                    "split": s,
-                    "group": d.group,
-                    "source": d.source,
-                    "license": d.license,
-                    "sha256": d.sha256,
-                    "characters": len(d.text),
-                }
-                for s, v in splits.items()
-                for d in v
-            ],
+            "documents": manifest_rows(splits),
         }
         counts = ", ".join(f"{s} {len(v)}" for s, v in splits.items())
         progress(f"{domain:<8} {counts} documents ({time.perf_counter() - t0:.1f} s)")

@@ -81,6 +81,8 @@ def real_llm_dataset(profile: Profile, chars: int) -> Path:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from .data import manifest_rows
+
     splits = real_llm_splits(profile, chars)
     key = config_hash({k: [d.sha256 for d in v] for k, v in splits.items()})
     root = home() / "datasets" / f"real-llm-{profile.name}-{key}"
@@ -100,18 +102,7 @@ def real_llm_dataset(profile: Profile, chars: int) -> Path:
     manifest = {
         "model_released": MODEL_RELEASED,
         "chars_per_split": chars,
-        "documents": [
-            {
-                "split": k,
-                "id": d.id,
-                "source": d.source,
-                "license": d.license,
-                "sha256": d.sha256,
-                "characters": len(d.text),
-            }
-            for k, v in splits.items()
-            for d in v
-        ],
+        "documents": manifest_rows(splits),
     }
     (partial / "manifest.json").write_text(json.dumps(manifest, indent=1))
     partial.rename(root)

@@ -1,208 +1,399 @@
-"""The paper's claims (and the survey's, where we test them), each with our number and a
-verdict by a criterion written next to it. Everything is read from the cached runs of the
-chapters; nothing is typed in.
+"""The paper's claims (and the survey's, where we test them), each decided per domain from
+the cached runs of the chapters by a rule written next to it; nothing is typed in.
 
-Verdicts: ``holds``, ``partly``, ``does not`` or ``not testable here``.
+Per domain a claim *supports*, *contradicts* or is *undetermined*: undetermined when no
+compared method reaches the reference (nothing to compare) or when the difference lies
+within the replicates' spread (two independently pre-trained originals, ``grid_seeds``).
+A claim's verdict is taken over its determined domains: ``supports`` or ``contradicts``
+when they agree, ``mixed`` when they do not, ``not testable here`` when none is
+determined. No tie is a refutation.
+
+The exact retrained model is the referee (:mod:`llmunlearn.grid`): the robustness claims
+are judged at its forget perplexity and membership, the paper's approximate target is
+shown beside it as the paper's view.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from .config import Profile
 
+VERDICTS = ("supports", "contradicts", "mixed", "not testable here")
+"""A claim's verdict over its domains."""
 
-def _verdict(n: int, of: int) -> str:
-    """``holds`` when all ``of`` cases pass, ``does not`` when none does, else ``partly``."""
-    return "holds" if n == of else "does not" if n == 0 else "partly"
+from .groundtruth import EQUIVALENCE_BAND  # noqa: E402  (claim 4's band, defined once)
+
+PAPER_SCALE = {"pretrain_tokens": 3.1e12, "forget_tokens": 8e6, "params": 6e9}
+"""Yi-6B's pre-training tokens and about one epoch over the paper's forget set (claim 2's
+extrapolation; the efficiency chapter states the same figures)."""
+
+
+def compare(a, b) -> str:
+    """Does ``a`` exceed ``b``? ``a`` and ``b`` hold one value per replicate (same order).
+    ``supports`` when every replicate's difference is positive and the mean difference
+    exceeds the spread of the differences over replicates, ``contradicts`` when the same
+    holds for a negative difference, else ``undetermined``. With one replicate the spread
+    is unknown: undetermined unless the difference is not zero."""
+    d = np.asarray(a, float) - np.asarray(b, float)
+    if not len(d) or np.isnan(d).any():
+        return "undetermined"
+    spread = float(d.max() - d.min())
+    if (d > 0).all() and d.mean() > spread:
+        return "supports"
+    if (d < 0).all() and -d.mean() > spread:
+        return "contradicts"
+    return "undetermined"
+
+
+def overall(per_domain: dict[str, str]) -> str:
+    """A claim's verdict from its per-domain decisions (see the module doc)."""
+    determined = [v for v in per_domain.values() if v != "undetermined"]
+    if not determined:
+        return "not testable here"
+    if all(v == "supports" for v in determined):
+        return "supports"
+    if all(v == "contradicts" for v in determined):
+        return "contradicts"
+    return "mixed"
+
+
+def _fmt(per: dict[str, str]) -> str:
+    return ", ".join(f"{d}: {v}" for d, v in per.items())
 
 
 def claims_table(profile: Profile, grid: pd.DataFrame, zoo: dict | None = None) -> pd.DataFrame:
-    """One row per claim: claim, criterion, our number, verdict, chapter. ``grid`` is the
-    :func:`~llmunlearn.grid.grid_frame` of every domain; the other chapters' results are
-    read from their caches (the ground truth, the privacy evaluation, the cost table)."""
-    from .evaluation import evaluate_domain
-    from .grid import (
-        TOLERANCE,
-        guidelines,
-        hardest_domains,
-        most_robust,
-        ranking,
-        robustness,
-    )
+    """One row per claim: claim, criterion, our number, per-domain decisions, verdict,
+    chapter. ``grid`` is the :func:`~llmunlearn.grid.grid_frame` of every domain; the other
+    chapters' results are read from their caches (the ground truth, the cost table, the
+    relearning runs, the real LLM)."""
+    from .grid import FORGET_BAND, TOLERANCE, guidelines, per_replicate, robustness
     from .groundtruth import ground_truth_table
     from .methods import METHODS
     from .pretraining import pretrain_zoo
-    from .results import cost_frame, cost_ratios, evaluation_frame, mia_table
+    from .results import cost_frame, cost_ratios
     from .unlearning import unlearn_all
 
     zoo = zoo if zoo is not None else pretrain_zoo(profile, progress=False)
     domains = list(dict.fromkeys(grid["domain"]))
     paper = [m for m, s in METHODS.items() if s.paper]
+    reps = sorted(grid["replicate"].unique())
     scores = robustness(grid)
-    adam = scores.xs("adamw", level="optimizer")
+    rep = per_replicate(grid)  # (domain, method, optimizer) x replicate
     rows = []
 
-    def add(claim, criterion, number, verdict, chapter):
+    def add(claim, criterion, number, per, verdict, chapter):
         rows.append(
             {
                 "claim": claim,
                 "criterion": criterion,
                 "our number": number,
+                "per domain": _fmt(per) if isinstance(per, dict) else per,
                 "verdict": verdict,
                 "chapter": chapter,
             }
         )
 
+    def score(domain, method, optimizer="adamw"):
+        """Per replicate (every replicate, NaN where the method did not run)."""
+        try:
+            row = rep.loc[(domain, method, optimizer)]
+        except KeyError:
+            return np.full(len(reps), np.nan)
+        return np.array([row.get(r, np.nan) for r in reps], float)
+
+    # the referee: the retrained model's own row must be good (the design is feasible)
+    retrained_good = grid[grid["method"] == "retrained"].groupby("domain")["good"].all().to_dict()
+
     # 1. seven methods remove pre-training data
-    first = grid[(grid["optimizer"] == "adamw") & (grid["seed"] == grid["seed"].min())]
-    anygood = first.groupby(["domain", "method"])["good"].any()
-    ok = [(d, m) for d in domains for m in paper if anygood.get((d, m), False)]
+    per, nums = {}, []
+    first = grid[(grid["optimizer"] == "adamw") & grid["method"].isin(paper)]
+    anygood = first.groupby(["domain", "replicate", "method"])["good"].any()
+    for d in domains:
+        counts = [int(anygood.loc[d, r].sum()) if (d, r) in anygood.index else 0 for r in reps]
+        ran = [
+            int(first[(first["domain"] == d) & (first["replicate"] == r)]["method"].nunique())
+            for r in reps
+        ]
+        shares = [c / n for c, n in zip(counts, ran) if n]
+        if not retrained_good.get(d, False):
+            per[d] = "undetermined"
+        elif all(s >= 0.5 for s in shares):
+            per[d] = "supports"
+        elif all(s < 0.5 for s in shares):
+            per[d] = "contradicts"
+        else:
+            per[d] = "undetermined"
+        nums.append(f"{d}: " + " / ".join(f"{c} of {n}" for c, n in zip(counts, ran)))
     add(
         "1. The seven methods remove pre-training data (arXiv, GitHub, books)",
-        f"per method and domain, some grid cell reaches the approximate target with retain "
-        f"and general perplexity within +{TOLERANCE:.0%}; holds if all pairs do",
-        f"{len(ok)} of {len(paper) * len(domains)} (method, domain) pairs",
-        _verdict(len(ok), len(paper) * len(domains)),
+        f"per domain and replicate, the paper's methods with a good cell (forget perplexity "
+        f"within x{FORGET_BAND:g} of the exact retrained model's, its AUC within the "
+        f"retrained model's interval, held-out retain and general within +{TOLERANCE:.0%});"
+        " supports when at least half have one on every replicate, contradicts when fewer "
+        "than half on every replicate; undetermined when the retrained model's own row is "
+        "not good or the replicates disagree",
+        "; ".join(nums) + " (per replicate)",
+        per,
+        overall(per),
         "robustness",
     )
 
-    # 2. more than 1e5 times cheaper than retraining
+    # 2. more than 1e5 times cheaper than retraining: the law at the paper's scale
     runs = {d: unlearn_all(profile, d, original=zoo["original"], progress=False) for d in domains}
-    ratios = cost_ratios(cost_frame(zoo, runs))
-    med = float(ratios["FLOPs ratio"].median())
+    costs = cost_frame(zoo, runs)
+    ratios = cost_ratios(costs)
+    per, nums = {}, []
+    for d in domains:
+        predicted = []
+        for m in paper:
+            run = runs[d][m]
+            streams = 2 if METHODS[m].retain else 1
+            forget_tokens = run.summary["tokens"] / streams
+            n = zoo["original"].summary["n_params"]
+            k = run.summary["flops"] / (6 * n * forget_tokens)  # FLOPs per 6 N forget token
+            predicted.append(PAPER_SCALE["pretrain_tokens"] / (k * PAPER_SCALE["forget_tokens"]))
+        lo = min(predicted)
+        per[d] = (
+            "supports" if lo >= 1e5 else "contradicts" if max(predicted) < 1e5 else "undetermined"
+        )
+        nums.append(
+            f"{d}: measured {ratios.loc[d]['FLOPs ratio'].median():,.0f}x in our zoo, "
+            f"predicted at Yi-6B's scale {lo:,.0f}x-{max(predicted):,.0f}x"
+        )
     add(
         "2. Unlearning costs over 10^5 times less than retraining",
-        "median FLOPs ratio of exact retraining to one unlearning run (our zoo, every "
-        "method and domain) >= 1e5; the ratio scales with pre-training corpus / forget set, "
-        "which our small zoo fixes (the efficiency chapter extrapolates to Yi-6B)",
-        f"{med:,.0f}x (min {ratios['FLOPs ratio'].min():,.0f}x)",
-        "holds" if med >= 1e5 else "does not",
+        "the cost ratio's law: retraining FLOPs / unlearning FLOPs = pre-training tokens / "
+        "(k x forget tokens), with k each method's FLOPs per 6 N forget token measured in "
+        f"our runs; the ratio predicted at the paper's scale ({PAPER_SCALE['pretrain_tokens']:.1e}"
+        f" pre-training tokens, {PAPER_SCALE['forget_tokens']:.0e} forget tokens); "
+        "supports when every paper method's predicted ratio is >= 1e5 (a statement about "
+        "the law at the paper's scale, not about our small zoo)",
+        "; ".join(nums),
+        per,
+        overall(per),
         "efficiency",
     )
 
     # 3. GA + GD in-distribution most robust
-    rank = ranking(scores, paper_only=True)
-    top = [d for d in domains if "ga_gd_in" in most_robust(scores, d, paper_only=True)]
-    nums = ", ".join(
-        f"{d}: rank {int(rank.loc['ga_gd_in', d])}, score "
-        f"{adam.loc[(d, 'ga_gd_in'), 'score']:.2f} (best "
-        f"{adam.loc[d]['score'].max():.2f})"
-        for d in domains
-    )
+    per, nums = {}, []
+    for d in domains:
+        mine = score(d, "ga_gd_in")
+        others = np.array([score(d, m) for m in paper if m != "ga_gd_in"])
+        best_other = np.nanmax(others, axis=0) if len(others) else np.full(len(reps), np.nan)
+        if np.nanmax(np.r_[mine, best_other]) <= 0:
+            per[d] = "undetermined"  # no method reaches the reference within the tolerances
+        else:
+            c = compare(mine, best_other)
+            per[d] = (
+                c
+                if c != "undetermined"
+                else (
+                    "supports"
+                    if (mine >= best_other).all() and len(reps) > 1 and (mine > 0).all()
+                    else "undetermined"
+                )
+            )
+        nums.append(
+            f"{d}: {' / '.join(f'{v:.2f}' for v in mine)} against the best other "
+            f"{' / '.join(f'{v:.2f}' for v in best_other)}"
+        )
     add(
         "3. GA + GD on in-distribution data is the most robust to hyper-parameters",
-        "ga_gd_in ranks first among the paper's seven methods by robustness score (share "
-        "of good grid cells), with a score above 0; holds if on every domain, partly if "
-        "on some",
-        nums,
-        _verdict(len(top), len(domains)),
+        "robustness score (area under the share of learning rates whose utility cost at "
+        "the retrained model's forget perplexity stays under each tolerance from 0 to 50 %)"
+        " of ga_gd_in against the best other paper method, per replicate: supports when it"
+        " is at least as high on every replicate, contradicts when another is higher by "
+        "more than the replicates' spread; undetermined when no method scores above 0",
+        "; ".join(nums) + " (per replicate)",
+        per,
+        overall(per),
         "robustness",
     )
 
     # 4. approximate retraining stands in for retraining
     gt = ground_truth_table(profile)
     matched = gt.xs("matched", level="design") if "design" in gt.index.names else gt
-    holds = [d for d, r in matched.iterrows() if "stand-in holds" in r["verdict"]]
+    lo_b, hi_b = 1 / EQUIVALENCE_BAND, EQUIVALENCE_BAND
+    per, nums = {}, []
+    for d, r in matched.iterrows():
+        a_in = r["retrained AUC min_k@0.3 low"] <= 0.5 <= r["retrained AUC min_k@0.3 high"]
+        if lo_b <= r["R low"] and r["R high"] <= hi_b and a_in:
+            per[d] = "supports"
+        elif r["R low"] > hi_b or r["R high"] < lo_b:
+            per[d] = "contradicts"
+        else:
+            per[d] = "undetermined"
+        nums.append(
+            f"{d}: R = {r['R']:.2f} ({r['R low']:.2f}-{r['R high']:.2f}), adjusted "
+            f"{r['R adjusted']:.2f}, retrained AUC {r['retrained AUC min_k@0.3']:.2f}"
+        )
     add(
         "4. The original model's approximate perplexity stands in for a retrained model",
-        "the retraining chapter's rule on the matched design (R within its 10 % band and "
-        "interval, retrained AUC near 0.5)",
-        ", ".join(f"{d}: R = {r['R']:.2f}" for d, r in matched.iterrows()),
-        _verdict(len(holds), len(matched)),
+        f"equivalence on the matched design: R's 95 % interval (over documents) inside "
+        f"[{lo_b:.2f}, {hi_b:.2f}] and the retrained model's Min-K% AUC interval containing "
+        "0.5 supports; the interval wholly outside the band contradicts; else undetermined."
+        " R adjusted: divided by the retrained model's change on the other domains' "
+        "approximate sets (the control: its recipe takes fewer steps)",
+        "; ".join(nums),
+        per,
+        overall(per),
         "retraining",
     )
 
-    # 5. MIA AUC near 0.5 before and after; drops after unlearning
-    frame = evaluation_frame({d: evaluate_domain(profile, d, zoo, progress=False) for d in domains})
-    t = mia_table(frame, "min_k@0.3")
-    near, drops = 0, 0
-    parts = []
+    # 5. MIA AUC after unlearning against the retrained model's
+    per, nums = {}, []
+    at = _selected_cells(grid, profile, paper)
     for d in domains:
-        orig = t.loc[(d, "original"), "AUC"]
-        after = t.loc[d].drop(["original", "retrained"], errors="ignore")
-        after = after[after.index.isin(paper)]["AUC"]
-        near += abs(orig - 0.5) <= 0.1
-        drops += float(after.median()) < orig
-        parts.append(f"{d}: original {orig:.2f}, paper methods' median {after.median():.2f}")
+        ref = grid[(grid["domain"] == d) & (grid["method"] == "retrained")]
+        ref = ref[ref["replicate"] == reps[0]].iloc[0]
+        orig = grid[(grid["domain"] == d) & (grid["step"] == 0) & (grid["method"] != "retrained")]
+        orig_auc = float(orig[orig["replicate"] == reps[0]]["auc"].iloc[0])
+        sel = at[(at["domain"] == d) & (at["replicate"] == reps[0])]
+        inside = sel["auc_in"].fillna(False).astype(bool)
+        orig_inside = ref["auc_low"] <= orig_auc <= ref["auc_high"]
+        if orig_inside or not len(sel):
+            per[d] = "undetermined"  # the original is already indistinguishable
+        else:
+            per[d] = "supports" if inside.mean() >= 0.5 else "contradicts"
+        nums.append(
+            f"{d}: original {orig_auc:.2f}, retrained {ref['auc']:.2f} "
+            f"({ref['auc_low']:.2f}-{ref['auc_high']:.2f}), {int(inside.sum())} of "
+            f"{len(sel)} methods inside; median gap {sel['auc_gap'].median():+.2f}"
+        )
     add(
-        "5. Membership-inference AUC is near 0.5, and drops after unlearning",
-        "Min-K% (k = 0.3) AUC, forget vs approximate: the original within 0.1 of 0.5, and "
-        "the median over the paper's methods (selected models) below the original's; per "
-        "domain, both parts counted",
-        "; ".join(parts),
-        _verdict(near + drops, 2 * len(domains)),
+        "5. Membership-inference AUC after unlearning is that of a model that never saw the data",
+        "Min-K% (k = 0.3) AUC of each paper method where its forget perplexity first reaches"
+        " the retrained model's (default learning rate, first replicate) against the "
+        "retrained model's 95 % interval (over documents): supports when at least half lie "
+        "inside, contradicts when fewer; undetermined when the original's AUC is already "
+        "inside (nothing to remove)",
+        "; ".join(nums),
+        per,
+        overall(per),
         "privacy",
     )
 
     # 6. code is the hardest domain
-    paper_scores = adam[adam["paper method"]]["score"].groupby("domain").mean()
-    add(
-        "6. Code (GitHub) is the hardest domain to unlearn",
-        "mean robustness score of the paper's methods is lowest on github, and on github alone",
-        ", ".join(f"{d} {v:.2f}" for d, v in paper_scores.items()),
-        "holds" if hardest_domains(scores) == ["github"] else "does not",
-        "robustness",
-    )
+    if "github" in domains and len(domains) > 1:
+        mean = {d: np.nanmean(np.array([score(d, m) for m in paper]), axis=0) for d in domains}
+        per = {f"github vs {d}": compare(mean[d], mean["github"]) for d in domains if d != "github"}
+        if all(np.nanmax(v) <= 0 for v in mean.values()):
+            per = {k: "undetermined" for k in per}
+        add(
+            "6. Code (GitHub) is the hardest domain to unlearn",
+            "mean robustness score of the paper's methods per replicate: github's lower than "
+            "each other domain's by more than the replicates' spread supports, higher "
+            "contradicts; undetermined when no method scores above 0",
+            ", ".join(f"{d} {' / '.join(f'{x:.2f}' for x in v)}" for d, v in mean.items()),
+            per,
+            overall(per),
+            "robustness",
+        )
 
     # 7. tuning guidelines
     g = guidelines(grid)
-    per = g.groupby("guideline")["holds"].sum()
+    per = {}
+    for (name, held), r in g.iterrows():
+        per.setdefault(name, []).append(bool(r["holds"]))
+    decided = {
+        k: "supports" if all(v) else "contradicts" if not any(v) else "undetermined"
+        for k, v in per.items()
+    }
     add(
         "7. Hyper-parameter tuning guidelines (ours, derived on two domains)",
-        "each guideline checked on the held-out third domain, three ways; holds if every "
-        "check holds",
-        ", ".join(f"{k}: {int(v)}/{len(domains)}" for k, v in per.items()),
-        _verdict(int(g["holds"].sum()), len(g)),
+        "each guideline checked on the held-out third domain, three ways (first replicate): "
+        "supports when every check holds, contradicts when none does",
+        ", ".join(f"{k}: {sum(v)}/{len(v)}" for k, v in per.items()),
+        decided,
+        overall(decided),
         "robustness",
     )
 
-    # survey: NPO vs GA
-    npo = [
-        d
-        for d in domains
-        if adam.loc[(d, "npo"), "score"] > adam.loc[(d, "ga"), "score"]
-        or (
-            adam.loc[(d, "npo"), "kept"] > adam.loc[(d, "ga"), "kept"]
-            and adam.loc[(d, "npo"), "score"] == adam.loc[(d, "ga"), "score"]
-        )
+    # survey: NPO vs GA at equal forget progress (utility cost at the retrained level)
+    from .grid import utility_costs
+
+    costs_run = utility_costs(grid)
+    at_lr = costs_run[
+        (costs_run["optimizer"] == "adamw") & np.isclose(costs_run["lr"], profile.unlearn_lr)
     ]
+    per, nums = {}, []
+    for d in domains:
+
+        def cost(m):
+            c = at_lr[(at_lr["domain"] == d) & (at_lr["method"] == m)].set_index("replicate")
+            return np.array([c["cost"].get(r, np.nan) for r in reps], float)
+
+        npo, ga = cost("npo"), cost("ga")
+        if (~np.isfinite(npo)).all() and (~np.isfinite(ga)).all():
+            per[d] = "undetermined"
+        else:
+            both = np.isfinite(npo) | np.isfinite(ga)
+            big = 1e6  # a censored run costs more than any finite one
+            per[d] = compare(
+                np.where(np.isfinite(ga), ga, big)[both], np.where(np.isfinite(npo), npo, big)[both]
+            )
+        nums.append(
+            f"{d}: NPO {' / '.join(f'{v:+.0%}' for v in npo)}, "
+            f"GA {' / '.join(f'{v:+.0%}' for v in ga)}"
+        )
     add(
         "Survey: NPO degrades the model less than GA",
-        "NPO's robustness score above GA's (or equal with more cells within the "
-        "utility tolerance), per domain",
-        ", ".join(
-            f"{d}: NPO {adam.loc[(d, 'npo'), 'score']:.2f} / GA {adam.loc[(d, 'ga'), 'score']:.2f}"
-            for d in domains
-        ),
-        _verdict(len(npo), len(domains)),
+        "utility cost where forget perplexity first reaches the retrained model's (same "
+        "learning rate, the profile's), per replicate: NPO's lower by more than the "
+        "replicates' spread supports; undetermined when neither reaches it",
+        "; ".join(nums),
+        per,
+        overall(per),
         "robustness",
     )
     for m, name in (("rmu", "RMU"), ("task_vector", "Task-vector negation")):
-        hit = [d for d in domains if anygood.get((d, m), False)]
-        reach = {
-            d: float(first[(first["domain"] == d) & (first["method"] == m)]["forget_rel"].max())
-            for d in domains
-        }
+        per = {}
+        for d in domains:
+            gd = grid[(grid["domain"] == d) & (grid["method"] == m)]
+            if not retrained_good.get(d, False) or not len(gd):
+                per[d] = "undetermined"
+            else:
+                per[d] = "supports" if gd["good"].any() else "contradicts"
         add(
             f"Survey: {name} removes the data while keeping utility",
-            "some grid cell is good (as claim 1), per domain",
-            ", ".join(f"{d}: best forget / target {v:.2f}" for d, v in reach.items()),
-            _verdict(len(hit), len(domains)),
+            "some grid cell is good by the referee's rule (as claim 1); undetermined where "
+            "the retrained model's own row is not good",
+            ", ".join(
+                f"{d}: best forget / retrained "
+                f"{grid[(grid['domain'] == d) & (grid['method'] == m)]['forget_ref'].max():.2f}"
+                for d in domains
+            ),
+            per,
+            overall(per),
             "robustness",
         )
     so = scores.reset_index()
     so = so[so["method"].isin(profile.grid_sophia_methods)]
     pairs = so.pivot_table(index=["domain", "method"], columns="optimizer", values="score")
     if "sophia" in pairs:
-        better = int((pairs["sophia"] > pairs["adamw"]).sum())
+        per = {
+            f"{d} {m}": (
+                "undetermined"
+                if max(r["sophia"], r["adamw"]) <= 0
+                else "supports"
+                if r["sophia"] > r["adamw"]
+                else "contradicts"
+                if r["sophia"] < r["adamw"]
+                else "undetermined"
+            )
+            for (d, m), r in pairs.iterrows()
+        }
         add(
             "Survey: second-order optimisation (Sophia) unlearns more robustly than AdamW",
-            "SophiaG's robustness score above AdamW's, per (domain, method) run with both",
+            "SophiaG's robustness score against AdamW's, per (domain, method) run with both "
+            "(first replicate only: no spread, so any difference decides)",
             ", ".join(
                 f"{d} {m}: {r['sophia']:.2f} vs {r['adamw']:.2f}" for (d, m), r in pairs.iterrows()
             ),
-            _verdict(better, len(pairs)),
+            per,
+            overall(per),
             "robustness",
         )
     from .relearn import hidden_knowledge, relearn_domain, steps_to_recover
@@ -210,16 +401,29 @@ def claims_table(profile: Profile, grid: pd.DataFrame, zoo: dict | None = None) 
     rel = pd.concat([relearn_domain(profile, d, zoo, progress=False) for d in domains])
     pairs = hidden_knowledge(steps_to_recover(rel))
     did = pairs[pairs["unlearned"]]
+    per = {}
+    for d in domains:
+        sub = did[did.index.get_level_values("domain") == d]
+        per[d] = (
+            "undetermined"
+            if not len(sub)
+            else "supports"
+            if sub["hidden"].mean() > 0.5
+            else "contradicts"
+            if sub["hidden"].mean() < 0.5
+            else "undetermined"
+        )
     median = did["ppl after / retrained's"].median()
     add(
         "Survey: a few relearning steps bring unlearned knowledge back",
         "among the (method, domain) pairs that had unlearned (held-out forget perplexity "
         "more than 10 % above the original's), after the same relearning (a quarter of the "
         "forget documents) the held-out forget perplexity ends more than 5 % below the "
-        "exact retrained model's; holds if for every such pair",
+        "exact retrained model's: supports when most pairs do, contradicts when most do not",
         f"{int(did['hidden'].sum())} of {len(did)} pairs that unlearned ({len(pairs)} in "
         f"all); median ratio to the retrained model {median:.2f}",
-        _verdict(int(did["hidden"].sum()), len(did)),
+        per,
+        overall(per),
         "relearning",
     )
     from .realllm import METHODS as REAL, real_llm_profile, real_llm_table
@@ -229,22 +433,57 @@ def claims_table(profile: Profile, grid: pd.DataFrame, zoo: dict | None = None) 
     kept = (real[["retain", "general"]] / real.loc["original", ["retain", "general"]] - 1).max(
         axis=1
     )
-    ok = [m for m in REAL if real.loc[m, "reached"] and kept[m] <= TOLERANCE]
     before = real.loc["original", "forget / target"]
+    per = {
+        m: (
+            "undetermined"
+            if before >= 1
+            else "supports"
+            if real.loc[m, "reached"] and kept[m] <= TOLERANCE
+            else "contradicts"
+        )
+        for m in REAL
+    }
     add(
         "The paper's setting on a real pre-trained LLM (SmolLM2-135M): the methods remove "
         "pre-training data",
-        f"the selected step reaches the approximate target with retain and general "
-        f"perplexity within +{TOLERANCE:.0%}, per method (one learning rate, a small budget,"
-        f" no exact retrained model, as in the paper); not testable if the original model's"
-        f" forget perplexity already meets the target",
+        f"per method, the selected step reaches the approximate target with retain and "
+        f"general perplexity within +{TOLERANCE:.0%} (one learning rate, a small budget, no "
+        "exact retrained model, as in the paper); undetermined when the original model's "
+        "forget perplexity already meets the target (the sets differ, not the membership)",
         f"original forget / target {before:.2f}; "
         + ", ".join(
             f"{m}: forget / target {real.loc[m, 'forget / target']:.2f}, retain and "
             f"general at most {kept[m]:+.0%}"
             for m in REAL
         ),
-        "not testable here" if before >= 1 else _verdict(len(ok), len(REAL)),
+        per,
+        overall(per),
         "real-llm",
     )
     return pd.DataFrame(rows)
+
+
+def _selected_cells(grid: pd.DataFrame, profile: Profile, methods) -> pd.DataFrame:
+    """Per domain, replicate and method (AdamW, the profile's learning rate): the first
+    evaluated step whose forget perplexity reaches the retrained model's (else the last
+    step)."""
+    f = grid[
+        (grid["optimizer"] == "adamw")
+        & grid["method"].isin(methods)
+        & np.isclose(grid["lr"], profile.unlearn_lr)
+        & (grid["step"] > 0)
+        & (grid["status"] == "finished")
+    ]
+    rows = []
+    for _, g in f.groupby(["domain", "replicate", "method"], sort=False):
+        g = g.sort_values("step")
+        hit = g[g["forget_ref"] >= 1] if "forget_ref" in g else g.iloc[0:0]
+        rows.append(hit.iloc[0] if len(hit) else g.iloc[-1])
+    return pd.DataFrame(rows)
+
+
+def verdict_counts(claims: pd.DataFrame) -> dict[str, int]:
+    """How many claims have each verdict of :data:`VERDICTS`."""
+    counts = claims["verdict"].value_counts()
+    return {v: int(counts.get(v, 0)) for v in VERDICTS}

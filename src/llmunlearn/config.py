@@ -93,6 +93,24 @@ class Profile:
     grid_seeds: tuple[int, ...] = (42, 43)
     grid_seed_methods: tuple[str, ...] | None = None
     grid_sophia_methods: tuple[str, ...] = ("ga", "ga_gd_in")
+    # --- the design that lets the claims be decided (issue 22; see data.py, pretraining.py)
+    # share of each domain's retain documents held out from the regularised methods'
+    # retain stream (in pre-training, never trained on while unlearning): retain utility
+    # is measured on these only
+    heldout_share: float = 0.0
+    # times each forget chunk is seen per pre-training pass (fixed by the pilot of the
+    # pre-training chapter, before any method runs)
+    forget_repeats: int = 1
+    # "mixed": forget chunks are shuffled into every pre-training epoch; "late": the
+    # model is pre-trained on D minus every forget set, then a final slice holds the
+    # forget sets (forget_repeats times each) and as many replayed chunks of D; each
+    # exact retrained model branches from the checkpoint before that slice
+    pretrain_order: str = "mixed"
+    # grid runs: a constant learning rate after warm-up, evaluated at these increasing
+    # steps (empty: the chapters' schedule, every eval_every steps)
+    grid_eval_steps: tuple[int, ...] = ()
+    # methods outside the paper's seven run on the grid at the profile's learning rate only
+    grid_survey_default_lr: bool = False
 
     def batch_for(self, domain: str) -> int:
         """Forget chunks per unlearning step on ``domain``."""
@@ -128,17 +146,27 @@ PROFILES: dict[str, Profile] = {
             grid_lrs=(1e-3, 1e-2),
             grid_seed_methods=("ga",),
             grid_sophia_methods=("ga",),
+            heldout_share=0.3,
+            forget_repeats=2,
+            pretrain_order="late",
+            grid_eval_steps=(1, 2, 4, 6),
+            grid_survey_default_lr=True,
         ),
         Profile(
-            # sizes chosen for the 60-minute budget on 2 cores with the grid (180 runs)
+            # issue 22's design: each forget set about a tenth of its domain's
+            # pre-training text (12k of 124k characters per design), short documents
+            # (300-3,000 characters), an approximate set three times the forget set, 30 %
+            # of retain held out from the regularisers, the forget sets in a late slice of
+            # pre-training (forget_repeats from the pilot); the grid at a constant rate
+            # evaluated at steps 2-20, on two independently pre-trained originals
             name="cpu",
-            forget_chars=40_000,
-            retain_chars=80_000,
-            approximate_chars=40_000,
+            forget_chars=12_000,
+            retain_chars=100_000,
+            approximate_chars=36_000,
             general_retain_chars=80_000,
             general_eval_chars=40_000,
-            max_doc_chars=12_000,
-            min_doc_chars=500,
+            max_doc_chars=3_000,
+            min_doc_chars=300,
             vocab_size=4096,
             chunk_len=128,
             n_layer=4,
@@ -147,17 +175,31 @@ PROFILES: dict[str, Profile] = {
             pretrain_epochs=3,
             pretrain_batch=16,
             pretrain_lr=2e-3,
-            # 20 steps x 4 chunks: about one pass over a forget set (the paper's epoch)
+            # 20 steps x 4 chunks: about three passes over a forget set of ~27 chunks
             unlearn_lr=2e-4,
             unlearn_steps=20,
             unlearn_batch=4,
             eval_every=10,
-            eval_chunks=32,
+            eval_chunks=24,
             threads=2,
-            # 2e-4 x 10^(k/2), k = -2..1: from barely moving the forget set to breaking
-            # the model (measured); the second seed for the paper's claim (GA, GA+GD in)
-            grid_lrs=(2e-5, 6.3e-5, 2e-4, 6.3e-4),
-            grid_seed_methods=("ga", "ga_gd_in"),
+            # 2e-4 x 10^(k/2), k = -1..1: from barely moving the forget set to breaking
+            # the model (measured on the earlier design)
+            grid_lrs=(6.3e-5, 2e-4, 6.3e-4),
+            grid_seed_methods=(
+                "ga",
+                "random_label",
+                "adversarial",
+                "ga_gd_in",
+                "ga_kl_in",
+                "ga_gd_general",
+                "ga_kl_general",
+                "npo",
+            ),
+            heldout_share=0.3,
+            forget_repeats=2,
+            pretrain_order="late",
+            grid_eval_steps=(2, 4, 7, 12, 20),
+            grid_survey_default_lr=True,
         ),
         Profile(
             name="gpu",
@@ -184,6 +226,10 @@ PROFILES: dict[str, Profile] = {
             threads=8,
             grid_lrs=(1e-5, 3.2e-5, 1e-4, 3.2e-4, 1e-3),
             grid_seeds=(42, 43, 44),
+            heldout_share=0.3,
+            forget_repeats=2,
+            pretrain_order="late",
+            grid_eval_steps=(1, 2, 4, 7, 12, 20, 35, 60),
         ),
         Profile(
             # The paper's setting: Yi-6B as the original model (pre-training fields unused)
@@ -220,6 +266,7 @@ PROFILES: dict[str, Profile] = {
             grid_lrs=(5e-6, 1e-5, 2e-5, 5e-5),
             grid_seeds=(42,),
             grid_seed_methods=("ga", "ga_gd_in"),
+            heldout_share=0.3,
         ),
     )
 }
@@ -289,6 +336,47 @@ def check_profile(profile: Profile) -> Profile:
     return profile
 
 
+PRETRAIN_ORDERS = ("mixed", "late")
+
+
+def check_design(profile: Profile) -> Profile:
+    """``profile`` if its design fields are in range, else a ``ValueError`` naming the
+    field, the value and the allowed range: ``heldout_share`` in [0, 0.9],
+    ``forget_repeats`` an integer in 1..16, ``pretrain_order`` one of
+    :data:`PRETRAIN_ORDERS`, ``grid_eval_steps`` increasing positive integers, and a forget
+    share of the domain's pre-training text (forget / (forget + retain) characters) of at
+    most one half."""
+    check_choice("pretrain_order", profile.pretrain_order, PRETRAIN_ORDERS)
+    share = profile.heldout_share
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 0.9:
+        raise ValueError(f"heldout_share must be a number in [0, 0.9], got {share!r}")
+    repeats = profile.forget_repeats
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or not 1 <= repeats <= 16:
+        raise ValueError(f"forget_repeats must be an integer in 1..16, got {repeats!r}")
+    check_steps("grid_eval_steps", profile.grid_eval_steps, allow_empty=True)
+    if profile.forget_chars and profile.forget_chars > profile.retain_chars:
+        share = profile.forget_chars / (profile.forget_chars + profile.retain_chars)
+        raise ValueError(
+            f"forget share {share:.0%} of a domain's pre-training text (forget_chars {profile.forget_chars:,}, "
+            f"retain_chars {profile.retain_chars:,}) is above the allowed 50 %"
+        )
+    return profile
+
+
+def check_steps(name: str, steps, allow_empty: bool = False) -> tuple[int, ...]:
+    """``steps`` as a tuple if it is strictly increasing positive integers, else a
+    ``ValueError`` naming it and the value."""
+    steps = tuple(steps)
+    if not steps and not allow_empty:
+        raise ValueError(f"{name} must name at least one step, got ()")
+    for s in steps:
+        if isinstance(s, bool) or not isinstance(s, int) or s < 1:
+            raise ValueError(f"{name} must be positive integers, got {steps!r}")
+    if any(b <= a for a, b in zip(steps, steps[1:])):
+        raise ValueError(f"{name} must be strictly increasing, got {steps!r}")
+    return steps
+
+
 def check_grid(profile: Profile) -> Profile:
     """``profile`` if its grid is valid (see :mod:`llmunlearn.grid`), else a ``ValueError``
     naming the field and the value: at least one learning rate, each positive and finite,
@@ -343,6 +431,7 @@ EXECUTION_FIELDS = (
     "grid_seeds",
     "grid_seed_methods",
     "grid_sophia_methods",
+    "grid_survey_default_lr",
 )
 """How runs are executed or which runs a chapter asks for, not what one run computes:
 left out of run hashes."""
@@ -377,14 +466,24 @@ PRETRAIN_FIELDS = (
     "pretrain_lr",
     "seed",
     "dataset",
+    "heldout_share",
+    "forget_repeats",
+    "pretrain_order",
 )
 """The profile fields a pre-trained model depends on: changing the unlearning budget or
 the split design reuses the zoo (one original model serves both designs)."""
 
 
 def pretrain_config(profile: Profile) -> dict:
-    """The part of the profile that enters a pre-training run's hash."""
-    return {k: getattr(profile, k) for k in PRETRAIN_FIELDS}
+    """The part of the profile that enters a pre-training run's hash (the design fields
+    only where they differ from their defaults, so that earlier runs stay valid)."""
+    defaults = {f.name: f.default for f in dataclasses.fields(Profile)}
+    return {
+        k: getattr(profile, k)
+        for k in PRETRAIN_FIELDS
+        if k not in ("heldout_share", "forget_repeats", "pretrain_order")
+        or getattr(profile, k) != defaults[k]
+    }
 
 
 def check_choice(kind: str, value: str, valid) -> str:

@@ -237,10 +237,43 @@ def split_documents(
     return {k: sorted(out[k], key=lambda d: d.id) for k in budgets}
 
 
+HELDOUT = "heldout"
+"""The key of the held-out retain split: retain documents in pre-training that no method
+trains on (retain utility is measured on them, never on the regulariser's own chunks)."""
+
+
+def hold_out(retain: list[Document], share: float, seed: int) -> tuple[list, list]:
+    """``retain`` cut by document into (regulariser, held-out): ``round(share x n)``
+    documents drawn at random (seeded) are held out, the rest stay the regularised
+    methods' retain stream. Both parts are in pre-training."""
+    docs = sorted(retain, key=lambda d: d.id)
+    n = round(share * len(docs))
+    if share and not 0 < n < len(docs):
+        raise SplitError(
+            f"heldout_share {share} of {len(docs)} retain documents leaves "
+            f"{n} held out and {len(docs) - n} to regularise; both need at least one"
+        )
+    picked = set(random.Random(seed + 7).sample(range(len(docs)), n))
+    return (
+        [d for i, d in enumerate(docs) if i not in picked],
+        [d for i, d in enumerate(docs) if i in picked],
+    )
+
+
 def domain_splits(domain: str, profile: Profile) -> dict[str, list[Document]]:
-    """Every split of ``domain`` under both designs (keys of :func:`split_budgets`), from
-    our sources, cached under ``<home>/data``; or the paper's hub dataset (one design,
-    ``matched``) when the profile says so."""
+    """Every split of ``domain`` under both designs (keys of :func:`split_budgets`, the
+    retain set cut into ``retain``, the regulariser, and :data:`HELDOUT` when the profile
+    holds some out), from our sources, cached under ``<home>/data``; or the paper's hub
+    dataset (one design, ``matched``) when the profile says so."""
+    splits = _domain_splits(domain, profile)
+    if domain != "general" and profile.heldout_share:
+        splits["retain"], splits[HELDOUT] = hold_out(
+            splits["retain"], profile.heldout_share, profile.seed
+        )
+    return splits
+
+
+def _domain_splits(domain: str, profile: Profile) -> dict[str, list[Document]]:
     check_choice("domain", domain, ALL_DOMAINS)
     if profile.dataset != "local":
         hub = {s: hub_documents(domain, s, profile.dataset) for s in splits_of(domain)}
@@ -283,7 +316,8 @@ def load_splits(
     domain: str, profile: Profile, design: str | None = None
 ) -> dict[str, list[Document]]:
     """The splits of ``domain`` as an unlearning run sees them: ``forget``, ``retain``
-    and ``approximate`` of ``design`` (default: the profile's); for general,
+    (the regulariser), ``approximate`` of ``design`` (default: the profile's) and
+    :data:`HELDOUT` when the profile holds retain documents out; for general,
     ``evaluation`` and ``retain``."""
     design = check_choice("design", design or profile.design, DESIGNS)
     joint = domain_splits(domain, profile)
@@ -298,6 +332,7 @@ def load_splits(
         "forget": joint[f"{design}/forget"],
         "retain": joint["retain"],
         "approximate": joint[f"{design}/approximate"],
+        **({HELDOUT: joint[HELDOUT]} if HELDOUT in joint else {}),
     }
 
 
@@ -309,7 +344,7 @@ def pretraining_documents(profile: Profile) -> list[Document]:
         out += [
             d
             for key, docs in domain_splits(domain, profile).items()
-            if key == "retain" or key.endswith("/forget")
+            if key in ("retain", HELDOUT) or key.endswith("/forget")
             for d in docs
         ]
     return out
@@ -318,7 +353,13 @@ def pretraining_documents(profile: Profile) -> list[Document]:
 def tokenizer_documents(profile: Profile) -> list[Document]:
     """What the tokenizer is trained on: D minus every forget set (every retain set and
     general/retain), so no model of the zoo has a token made for forget text."""
-    return [d for domain in (*DOMAINS, "general") for d in domain_splits(domain, profile)["retain"]]
+    return [
+        d
+        for domain in (*DOMAINS, "general")
+        for key, docs in domain_splits(domain, profile).items()
+        if key in ("retain", HELDOUT)
+        for d in docs
+    ]
 
 
 def forget_documents(profile: Profile, domain: str, design: str) -> list[Document]:

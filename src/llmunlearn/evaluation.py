@@ -33,7 +33,15 @@ from .config import DOMAINS, TENSOR_COLUMNS, Profile, check_choice, pretrain_con
 from .core import IGNORE_INDEX, token_nll
 from .data import domain_chunks, fixed_sample, sample_indices
 from .metrics import perplexity
-from .mia import attack_scores, auc, chunk_token_stats, min_k, mia_report, roc_points
+from .mia import (
+    attack_scores,
+    auc,
+    chunk_token_stats,
+    cluster_auc_interval,
+    mia_report,
+    min_k,
+    roc_points,
+)
 from .pretraining import load_original
 from .runs import Run
 
@@ -348,22 +356,37 @@ def evaluate_model(
 
 
 def evaluation_sets(profile: Profile, chunks: dict, general: dict) -> dict:
-    """What every model is evaluated on: forget / approximate / retain of the domain and
-    general/evaluation (as ``general``), each a fixed sample of ``eval_chunks`` chunks."""
+    """What every model is evaluated on along a run: every forget chunk (``forget``), a
+    fixed sample of ``eval_chunks`` approximate chunks, of the *held-out* retain chunks
+    (``retain``: the retain documents no method trains on, where the profile holds some
+    out; else the retain split) and of general/evaluation (``general``). The target is
+    measured once on the whole approximate set (:func:`evaluate_reference`)."""
+    from .data import HELDOUT
+
+    retain = chunks[HELDOUT] if HELDOUT in chunks else chunks["retain"]
     return {
-        s: fixed_sample(c, profile.eval_chunks, profile.seed)
-        for s, c in [*chunks.items(), ("general", general["evaluation"])]
+        "forget": chunks["forget"],
+        **{
+            s: fixed_sample(c, profile.eval_chunks, profile.seed)
+            for s, c in (
+                ("approximate", chunks["approximate"]),
+                ("retain", retain),
+                ("general", general["evaluation"]),
+            )
+        },
     }
 
 
-def evaluation_row(model, sets: dict, seed: int) -> dict:
+def evaluation_row(model, sets: dict, seed: int, intervals: bool = False) -> dict:
     """``ppl_<split>`` and ``acc_<split>`` of ``model`` on each evaluation set, the
     membership-inference AUC of forget (members) against approximate (non-members) chunks
     of :func:`mia_indices` (``seed``) for the paper's attack (``auc``: Min-K% with
     k = 0.3) and the loss attack (``auc_loss``), and under ``perplexity`` everything
     :func:`~llmunlearn.metrics.perplexity` gives per split but the per-chunk values (so
     that the full evaluation of the same model on the same sets can take it instead of
-    computing it again). One forward pass per set gives all of it."""
+    computing it again). One forward pass per set gives all of it. With ``intervals``,
+    ``auc_low`` / ``auc_high``: the 95 % interval of ``auc`` over documents
+    (:func:`~llmunlearn.mia.cluster_auc_interval`)."""
     row, stats = {"perplexity": {}}, {}
     for split, c in sets.items():
         res = perplexity(
@@ -380,6 +403,14 @@ def evaluation_row(model, sets: dict, seed: int) -> dict:
                 for s, idx in (("forget", m), ("approximate", n))
             }
             row[key] = auc(np.array(score["forget"]), np.array(score["approximate"]))
+            if intervals and key == "auc":
+                row["auc_low"], row["auc_high"] = cluster_auc_interval(
+                    score["forget"],
+                    [sets["forget"]["doc_id"][i] for i in m],
+                    score["approximate"],
+                    [sets["approximate"]["doc_id"][i] for i in n],
+                    seed=seed,
+                )
     return row
 
 
@@ -402,8 +433,8 @@ def evaluation_config(profile: Profile) -> dict:
         **pretrain_config(profile),
         "design": profile.design,
         "eval_chunks": profile.eval_chunks,
-        "row": 2,
-    }  # row 2: rows hold the AUC
+        "row": 3,
+    }  # row 2: rows hold the AUC; 3: every forget chunk, held-out retain, whole target
 
 
 def evaluate_reference(profile: Profile, domain: str, model_run: Run) -> dict:
@@ -421,9 +452,11 @@ def evaluate_reference(profile: Profile, domain: str, model_run: Run) -> dict:
         torch.set_num_threads(profile.threads)
         model, tokenizer = load_original(model_run)
         chunks, general = domain_chunks(profile, domain, tokenizer)
-        run.finish(
-            evaluation_row(model.eval(), evaluation_sets(profile, chunks, general), profile.seed)
-        )
+        sets = evaluation_sets(profile, chunks, general)
+        row = evaluation_row(model.eval(), sets, profile.seed, intervals=True)
+        # the target: the whole approximate set, measured once per model and domain
+        row["ppl_approximate_all"] = perplexity(model, chunks["approximate"])["ppl"]
+        run.finish(row)
     return run.summary
 
 

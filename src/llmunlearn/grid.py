@@ -8,18 +8,31 @@ data is the most robust to learning rate and number of steps. A grid cell is one
 (``grid_lrs``, ``grid_seeds``, ``grid_seed_methods``, ``grid_sophia_methods``): ``cpu``
 runs a small one, ``gpu`` a larger one, with this code.
 
-Everything below was fixed before the grid was run (the chapter states it too):
+Everything below was fixed before the grid was run (the chapter states it too). The
+exact retrained model is the referee: every rule is also applied to it, and a rule that
+rejects it is a wrong rule (a test checks this).
 
-- a cell is **good** when the forget perplexity reaches the approximate-retraining target
-  and retain and general perplexity are at most :data:`TOLERANCE` above the original
-  model's (the same 10 % the ground-truth verdicts use);
-- a method's **robustness score** on a domain is the share of its grid cells (learning
-  rates x evaluated steps after step 0) that are good, per seed; the spread over seeds is
-  its noise;
-- a method's **best learning rate** is, among the learning rates whose run reaches the
-  target at some step (first seed, AdamW), the one whose selected step (the selection
-  rule of :func:`~llmunlearn.unlearning.select_step`) costs least: the smallest
-  max(retain, general) perplexity ratio to the original.
+- runs use a constant learning rate after warm-up and are evaluated at the profile's
+  ``grid_eval_steps`` (geometrically spaced), so each run sweeps its total amount of
+  unlearning; the grid runs on every independently pre-trained original of
+  ``grid_seeds`` (the replicates);
+- a cell is **good** when the forget perplexity lies within a factor :data:`FORGET_BAND`
+  of the exact retrained model's (two-sided: overshooting is as visible as doing
+  nothing), held-out retain and general perplexity are at most :data:`TOLERANCE` above the
+  original model's, and the Min-K% AUC lies within the retrained model's 95 % interval
+  (over documents). Without a retrained model (the paper's setting) the forget band is
+  around the approximate target and the membership condition is forget / approximate
+  perplexity of the same model at least 1;
+- a run's **utility cost at target** is max(held-out retain, general perplexity ratio) - 1
+  where its forget perplexity first reaches the reference (the retrained model's forget
+  perplexity; in the paper's view the approximate target), interpolated in log space
+  between evaluated steps; a run that never reaches it is *censored* (infinite cost);
+- a method's **robustness curve** on a domain is, for each tolerance from 0 to
+  :data:`MAX_TOLERANCE`, the share of its learning rates whose cost stays under it; its
+  **score** is the area under that curve (1: every learning rate reaches the reference
+  at no cost; 0: none reaches it within the largest tolerance), per replicate;
+- a method's **best learning rate** is the one of least utility cost on the first
+  replicate, reported on the others (chosen on one sample, reported on another).
 """
 
 from __future__ import annotations
@@ -32,13 +45,42 @@ from .config import DOMAINS, Profile, check_choice, check_grid, check_grid_metho
 from .runs import Run
 
 TOLERANCE = 0.10
-"""How much retain and general perplexity may rise over the original model's in a good
-cell (fixed before the grid was run)."""
+"""How much held-out retain and general perplexity may rise over the original model's in a
+good cell (fixed before the grid was run)."""
+
+FORGET_BAND = 1.2
+"""A good cell's forget perplexity lies within this factor of the reference, either way
+(fixed before the grid was run)."""
+
+MAX_TOLERANCE = 0.5
+"""The robustness curve runs over utility tolerances from 0 to this."""
+
+CURVE = tuple(i / 100 for i in range(0, int(MAX_TOLERANCE * 100) + 1))
+"""The tolerances the robustness curve is evaluated at (its area is the score)."""
+
+
+def check_tolerance(name: str, value: float) -> float:
+    """``value`` if it lies in (0, 1), else a ``ValueError`` naming it."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        raise ValueError(f"{name} must lie in (0, 1), got {value!r}")
+    return value
+
+
+def check_band(name: str, value: float) -> float:
+    """``value`` if it is a finite factor of at least 1, else a ``ValueError`` naming it."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 1 <= value < math.inf:
+        raise ValueError(f"{name} must be a finite factor >= 1, got {value!r}")
+    return value
 
 
 def grid_cells(profile: Profile, methods=None) -> list[dict]:
-    """The grid's runs: method, optimizer, lr and seed of each (see the module doc).
-    A grid with no learning rate is a ``ValueError``."""
+    """The grid's runs: method, optimizer, lr, seed (the unlearning seed, the profile's)
+    and ``replicate`` (the pre-training seed of the original it starts from) of each.
+    On the first replicate every method runs at every learning rate (methods outside the
+    paper's seven at the profile's learning rate only when ``grid_survey_default_lr``),
+    and ``grid_sophia_methods`` also with SophiaG; on the other replicates the methods of
+    ``grid_seed_methods`` (None: all) likewise, AdamW only. A grid with no learning rate
+    is a ``ValueError``."""
     from .methods import METHODS, get_method
 
     check_grid(profile)
@@ -54,17 +96,20 @@ def grid_cells(profile: Profile, methods=None) -> list[dict]:
         get_method(m)
     first, *others = profile.grid_seeds
     seeded = set(methods if profile.grid_seed_methods is None else profile.grid_seed_methods)
+
+    def lrs(m):
+        if profile.grid_survey_default_lr and not get_method(m).paper:
+            return (profile.unlearn_lr,)
+        return profile.grid_lrs
+
     cells = []
     for m in methods:
-        for lr in profile.grid_lrs:
-            cells.append({"method": m, "optimizer": "adamw", "lr": lr, "seed": first})
-            cells += [
-                {"method": m, "optimizer": "adamw", "lr": lr, "seed": s}
-                for s in others
-                if m in seeded
-            ]
+        for lr in lrs(m):
+            base = {"method": m, "lr": lr, "seed": profile.seed}
+            cells.append({**base, "optimizer": "adamw", "replicate": first})
             if m in profile.grid_sophia_methods:
-                cells.append({"method": m, "optimizer": "sophia", "lr": lr, "seed": first})
+                cells.append({**base, "optimizer": "sophia", "replicate": first})
+            cells += [{**base, "optimizer": "adamw", "replicate": r} for r in others if m in seeded]
     return cells
 
 
@@ -75,15 +120,23 @@ def is_default(profile: Profile, cell: dict) -> bool:
         cell["optimizer"] == "adamw"
         and math.isclose(cell["lr"], profile.unlearn_lr)
         and cell["seed"] == profile.seed
+        and cell.get("replicate", profile.seed) == profile.seed
     )
 
 
 def run_grid(
-    profile: Profile, domain: str, original: Run | None = None, methods=None, progress: bool = True
+    profile: Profile,
+    domain: str,
+    original: Run | None = None,
+    methods=None,
+    progress: bool = True,
+    zoos: dict | None = None,
 ) -> list[tuple[dict, Run]]:
     """Run (or reuse) every cell of the grid on ``domain``: a list of (cell, run). Runs
     are cached one by one, so an interrupted grid resumes where it stopped. Only the
-    chapters' own runs keep their weights."""
+    chapters' own runs keep their weights. ``zoos``: replicate seed -> zoo
+    (:func:`~llmunlearn.pretraining.replicate_zoos`); ``original`` stands for the first
+    replicate's original when given."""
     from .progress import progress_bar as tqdm
 
     from .pretraining import pretrain
@@ -91,12 +144,17 @@ def run_grid(
 
     check_choice("domain", domain, DOMAINS)
     cells = grid_cells(profile, methods)  # every value checked before any run starts
-    original = original or pretrain(profile, progress=False)
+    originals = {s: z["original"] for s, z in (zoos or {}).items()}
+    if original is not None:
+        originals[profile.grid_seeds[0]] = original
+    for s in {c["replicate"] for c in cells} - set(originals):
+        originals[s] = pretrain(profile, seed=s, progress=False)
     out = []
     with tqdm(cells, desc=f"grid on {domain}", unit="run", disable=not progress) as bar:
         for cell in bar:
             bar.set_postfix_str(
-                f"{cell['method']} {cell['optimizer']} lr={cell['lr']:g} seed={cell['seed']}",
+                f"{cell['method']} {cell['optimizer']} lr={cell['lr']:g} "
+                f"original s{cell['replicate']}",
                 refresh=False,
             )
             out.append(
@@ -109,7 +167,7 @@ def run_grid(
                         lr=cell["lr"],
                         seed=cell["seed"],
                         optimizer=cell["optimizer"],
-                        original=original,
+                        original=originals[cell["replicate"]],
                         keep_model=is_default(profile, cell),
                         progress=False,
                     ),
@@ -121,91 +179,202 @@ def run_grid(
 def grid_frame(
     profile: Profile, domains=DOMAINS, zoo: dict | None = None, progress: bool = True
 ) -> pd.DataFrame:
-    """One row per grid cell (domain, method, optimizer, lr, seed, step) from the cached
-    runs (run if missing): the perplexities, ``forget_rel`` (forget perplexity over the
-    target: >= 1 reached), ``retain_rel`` and ``general_rel`` (over the original model's),
-    ``auc`` (Min-K% 0.3, forget against approximate) and ``auc_gap`` (minus the exact
-    retrained model's AUC on the same chunks), ``status`` and ``good``. A run that
-    diverged has rows for the steps it never reached, with status ``diverged``."""
+    """One row per grid cell (domain, method, optimizer, lr, seed, replicate, step) from
+    the cached runs (run if missing), plus one row per domain and replicate for the exact
+    retrained model (method ``retrained``, step 0: the referee judged by the same rules):
+    the perplexities, ``forget_rel`` (forget perplexity over the paper's approximate
+    target), ``forget_ref`` (over the exact retrained model's forget perplexity: the
+    referee; NaN without one), ``retain_rel`` and ``general_rel`` (held-out retain and
+    general over the original model's), ``auc`` (Min-K% 0.3, forget against approximate),
+    ``auc_gap`` (minus the retrained model's AUC) and ``auc_in`` (within the retrained
+    model's interval), ``status``, ``good`` (the referee's rule) and ``good_paper`` (the
+    same rule around the approximate target). A run that diverged has rows for the steps
+    it never reached, with status ``diverged``. ``zoo`` stands for the first replicate's."""
     from .evaluation import evaluate_reference
     from .pretraining import pretrain_zoo
+    from .unlearning import eval_points
 
-    zoo = zoo if zoo is not None else pretrain_zoo(profile, progress=False)
+    zoos = {}
+    for i, s in enumerate(profile.grid_seeds):
+        zoos[s] = zoo if (i == 0 and zoo is not None) else pretrain_zoo(profile, False, seed=s)
     rows = []
     for domain in domains:
-        original = evaluate_reference(profile, domain, zoo["original"])
-        retrained = (
-            evaluate_reference(profile, domain, zoo[f"retrained-{domain}"])
-            if f"retrained-{domain}" in zoo
-            else None
-        )
-        for cell, run in run_grid(profile, domain, zoo["original"], progress=progress):
+        refs = {}
+        for s, z in zoos.items():
+            original = evaluate_reference(profile, domain, z["original"])
+            key = f"retrained-{domain}"
+            retrained = evaluate_reference(profile, domain, z[key]) if key in z else None
+            refs[s] = (original, retrained)
+            if retrained is not None:
+                rows.append(
+                    _row(
+                        {"domain": domain, "method": "retrained", "optimizer": "-", "lr": 0.0},
+                        s,
+                        0,
+                        retrained,
+                        original,
+                        retrained,
+                        profile,
+                    )
+                )
+        for cell, run in run_grid(profile, domain, progress=progress, zoos=zoos):
+            original, retrained = refs[cell["replicate"]]
             summ, steps = run.summary, run.config["train"]["steps"]
-            evals = {e["step"]: e for e in summ["evals"] if e["step"] > 0}
-            every = profile.eval_every
-            for step in sorted({*range(every, steps + 1, every), steps}):
-                e = evals.get(step)
-                row = {
-                    "domain": domain,
-                    **cell,
-                    "step": step,
-                    "target": summ["target"],
-                    "status": "finished" if e is not None else "diverged",
-                }
-                if e is not None:
-                    row.update({k: e[k] for k in e if k.startswith(("ppl_", "auc"))})
-                    row["forget_rel"] = e["ppl_forget"] / summ["target"]
-                    row["retain_rel"] = e["ppl_retain"] / original["ppl_retain"]
-                    row["general_rel"] = e["ppl_general"] / original["ppl_general"]
-                    if retrained is not None:
-                        row["auc_gap"] = e["auc"] - retrained["auc"]
-                rows.append(row)
+            evals = {e["step"]: e for e in summ["evals"]}
+            for step in (0, *eval_points(profile, steps)):
+                rows.append(
+                    _row(
+                        {"domain": domain, **cell},
+                        cell["replicate"],
+                        step,
+                        evals.get(step),
+                        original,
+                        retrained,
+                        profile,
+                    )
+                )
     frame = pd.DataFrame(rows)
     frame["good"] = good(frame)
+    frame["good_paper"] = good(frame, paper=True)
     return frame
 
 
-def good(frame: pd.DataFrame) -> pd.Series:
-    """Whether each row is a good cell: finished, forget perplexity at or above the target,
-    retain and general perplexity at most :data:`TOLERANCE` above the original's."""
-    return (
-        (
-            (frame["status"] == "finished")
-            & (frame["forget_rel"] >= 1)
-            & (frame["retain_rel"] <= 1 + TOLERANCE)
-            & (frame["general_rel"] <= 1 + TOLERANCE)
+def _row(cell, replicate, step, e, original, retrained, profile) -> dict:
+    target = original.get("ppl_approximate_all", original["ppl_approximate"])
+    row = {
+        "seed": profile.seed,
+        **cell,
+        "replicate": replicate,
+        "step": step,
+        "target": target,
+        "status": "finished" if e is not None else "diverged",
+    }
+    if e is None:
+        return row
+    row.update({k: e[k] for k in e if k.startswith(("ppl_", "auc")) and k != "ppl_approximate_all"})
+    row["forget_rel"] = e["ppl_forget"] / target
+    row["retain_rel"] = e["ppl_retain"] / original["ppl_retain"]
+    row["general_rel"] = e["ppl_general"] / original["ppl_general"]
+    row["self_rel"] = e["ppl_forget"] / e["ppl_approximate"]
+    if retrained is not None:
+        row["forget_ref"] = e["ppl_forget"] / retrained["ppl_forget"]
+        row["auc_gap"] = e["auc"] - retrained["auc"]
+        row["auc_in"] = bool(retrained["auc_low"] <= e["auc"] <= retrained["auc_high"])
+    return row
+
+
+def good(frame: pd.DataFrame, paper: bool = False) -> pd.Series:
+    """Whether each row is a good cell by the rule of the module doc: the referee's (the
+    exact retrained model's forget perplexity and AUC interval) where the row has one,
+    else, and with ``paper=True`` always, the paper's view (the approximate target, and
+    forget / approximate perplexity of the same model at least 1)."""
+    lo, hi = 1 / FORGET_BAND, FORGET_BAND
+    finished = frame["status"] == "finished"
+    kept = (frame["retain_rel"] <= 1 + TOLERANCE) & (frame["general_rel"] <= 1 + TOLERANCE)
+    paper_rule = frame["forget_rel"].between(lo, hi) & (frame["self_rel"] >= 1)
+    if paper or "forget_ref" not in frame:
+        forget = paper_rule
+    else:
+        referee = frame["forget_ref"].between(lo, hi) & frame["auc_in"].fillna(False).astype(bool)
+        forget = referee.where(frame["forget_ref"].notna(), paper_rule)
+    return (finished & kept & forget).fillna(False).astype(bool)
+
+
+def cost_at_target(steps: pd.DataFrame, column: str = "forget_ref") -> float:
+    """The utility cost at target of one run (``steps``: its rows, step 0 included):
+    max(retain_rel, general_rel) - 1 where ``column`` (forget perplexity over the
+    reference) first reaches 1, interpolated in log space between the evaluated steps
+    around that point; ``inf`` when the run never reaches it (censored) or diverged
+    before."""
+    r = steps.sort_values("step")
+    prev = None
+    for _, row in r.iterrows():
+        if row["status"] != "finished" or not math.isfinite(row.get(column, math.nan)):
+            return math.inf
+        if row[column] >= 1:
+            if prev is None or row["step"] == 0:
+                return max(row["retain_rel"], row["general_rel"]) - 1
+            lf0, lf1 = math.log(prev[column]), math.log(row[column])
+            t = 1.0 if lf1 == lf0 else (0 - lf0) / (lf1 - lf0)
+            cost = [
+                math.exp(math.log(prev[c]) + t * (math.log(row[c]) - math.log(prev[c])))
+                for c in ("retain_rel", "general_rel")
+            ]
+            return max(cost) - 1
+        prev = row
+    return math.inf
+
+
+RUN_KEYS = ["domain", "method", "optimizer", "lr", "seed", "replicate"]
+
+
+def utility_costs(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per run (and per retrained model): ``cost`` (the referee's view: at the
+    retrained model's forget perplexity) and ``cost_paper`` (at the approximate target),
+    ``censored`` / ``censored_paper`` when the run never gets there."""
+    rows = []
+    ref = "forget_ref" if "forget_ref" in frame else "forget_rel"
+    for key, g in frame.groupby(RUN_KEYS, sort=False):
+        c, cp = cost_at_target(g, ref), cost_at_target(g, "forget_rel")
+        rows.append(
+            {
+                **dict(zip(RUN_KEYS, key)),
+                "cost": c,
+                "censored": not math.isfinite(c),
+                "cost_paper": cp,
+                "censored_paper": not math.isfinite(cp),
+            }
         )
-        .fillna(False)
-        .astype(bool)
-    )
+    return pd.DataFrame(rows)
 
 
-def robustness(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per domain, method and optimizer: the robustness score (share of good cells) at
-    each seed, its mean, min and max over seeds, and its two halves over all cells and
-    seeds: the share that reaches the target and the share that keeps retain and general
-    within the tolerance; plus the share of cells that diverged."""
+def robustness_curves(costs: pd.DataFrame, column: str = "cost") -> pd.DataFrame:
+    """Per domain, method, optimizer and replicate: the share of learning rates whose cost
+    is at most each tolerance of :data:`CURVE` (columns are the tolerances)."""
+    keys = ["domain", "method", "optimizer", "replicate"]
+    out = {}
+    for key, g in costs.groupby(keys, sort=False):
+        c = g[column].clip(lower=0).to_numpy()
+        out[key] = {t: float((c <= t).mean()) for t in CURVE}
+    frame = pd.DataFrame(out).T
+    frame.index.names = keys
+    return frame
+
+
+def robustness(frame: pd.DataFrame, column: str = "cost") -> pd.DataFrame:
+    """Per domain, method and optimizer: the robustness score (area under the robustness
+    curve, 0 to 1) on each replicate, its mean, min and max over replicates; the best
+    utility cost at target (over learning rates; mean over replicates); the share of
+    censored runs, and of runs that diverged; ``paper method``. ``column`` is ``cost``
+    (the referee's view) or ``cost_paper`` (at the approximate target)."""
+    costs = utility_costs(frame)
+    curves = robustness_curves(costs, column)
+    area = curves.mean(axis=1).rename("score").reset_index()
     keys = ["domain", "method", "optimizer"]
-    f = frame.assign(
-        reached=(frame["forget_rel"] >= 1).fillna(False),
-        kept=(
-            (frame["retain_rel"] <= 1 + TOLERANCE) & (frame["general_rel"] <= 1 + TOLERANCE)
-        ).fillna(False),
-        diverged=frame["status"] == "diverged",
+    out = area.groupby(keys, sort=False)["score"].agg(
+        score="mean", score_min="min", score_max="max", replicates="count"
     )
-    per_seed = f.groupby([*keys, "seed"])["good"].mean().rename("score").reset_index()
-    out = per_seed.groupby(keys)["score"].agg(
-        score="mean", score_min="min", score_max="max", seeds="count"
-    )
-    out = out.join(f.groupby(keys)[["reached", "kept", "diverged"]].mean())
+    best = costs.groupby([*keys, "replicate"], sort=False)[column].min().groupby(keys).mean()
+    out["best cost"] = best
+    cens = "censored" if column == "cost" else "censored_paper"
+    out["censored"] = costs.groupby(keys, sort=False)[cens].mean()
+    div = frame.groupby(RUN_KEYS, sort=False)["status"].apply(lambda s: (s == "diverged").any())
+    out["diverged"] = div.groupby(keys).mean()
     out["paper method"] = [_paper(m) for m in out.index.get_level_values("method")]
     return out
+
+
+def per_replicate(frame: pd.DataFrame, column: str = "cost") -> pd.DataFrame:
+    """The robustness score of every (domain, method, optimizer) on each replicate: a
+    frame with one column per replicate seed."""
+    curves = robustness_curves(utility_costs(frame), column)
+    return curves.mean(axis=1).unstack("replicate")
 
 
 def _paper(method: str) -> bool:
     from .methods import get_method
 
-    return get_method(method).paper
+    return method != "retrained" and get_method(method).paper
 
 
 def ranking(scores: pd.DataFrame, paper_only: bool = False) -> pd.DataFrame:
@@ -236,40 +405,30 @@ def hardest_domains(scores: pd.DataFrame) -> list[str]:
 
 
 def best_lr(frame: pd.DataFrame, profile: Profile) -> pd.DataFrame:
-    """Per domain and method (first seed, AdamW): the best learning rate of the grid by
-    the rule in the module doc, its selected step and what that step costs; ``reached``
-    False when no learning rate reaches the target (then the row is the learning rate
-    that came closest, at its last step)."""
-    f = frame[(frame["optimizer"] == "adamw") & (frame["seed"] == profile.grid_seeds[0])]
+    """Per domain and method (AdamW): the learning rate of least utility cost at target
+    (the referee's view) on the first replicate, and what it costs there (``cost``) and
+    on the other replicates (``cost on replicate S``): chosen on one sample, reported on
+    another. ``reached`` False when no learning rate reaches the reference."""
+    costs = utility_costs(frame)
+    costs = costs[(costs["optimizer"] == "adamw") & (costs["method"] != "retrained")]
+    first, *others = profile.grid_seeds
     rows = []
-    for (domain, method), g in f.groupby(["domain", "method"], sort=False):
-        picks = []
-        for lr, r in g.groupby("lr"):
-            r = r[r["status"] == "finished"].sort_values("step")
-            hit = r[r["forget_rel"] >= 1]
-            if len(hit):
-                sel = hit.iloc[0]
-                picks.append((0, max(sel["retain_rel"], sel["general_rel"]), lr, sel))
-            elif len(r):
-                sel = r.iloc[-1]
-                picks.append((1, -sel["forget_rel"], lr, sel))
-        if not picks:
-            rows.append({"domain": domain, "method": method, "reached": False})
+    for (domain, method), g in costs.groupby(["domain", "method"], sort=False):
+        g1 = g[g["replicate"] == first].sort_values(["cost", "lr"])
+        if not len(g1):
             continue
-        missed, _, lr, sel = min(picks, key=lambda p: (p[0], p[1], p[2]))
-        rows.append(
-            {
-                "domain": domain,
-                "method": method,
-                "lr": lr,
-                "step": sel["step"],
-                "reached": not missed,
-                "forget_rel": sel["forget_rel"],
-                "retain_rel": sel["retain_rel"],
-                "general_rel": sel["general_rel"],
-                "good": bool(sel["good"]),
-            }
-        )
+        pick = g1.iloc[0]
+        row = {
+            "domain": domain,
+            "method": method,
+            "lr": pick["lr"],
+            "reached": bool(math.isfinite(pick["cost"])),
+            "cost": pick["cost"],
+        }
+        for s in others:
+            o = g[(g["replicate"] == s) & (g["lr"] == pick["lr"])]
+            row[f"cost on replicate {s}"] = float(o["cost"].iloc[0]) if len(o) else math.nan
+        rows.append(row)
     return pd.DataFrame(rows).set_index(["domain", "method"])
 
 

@@ -33,9 +33,12 @@ from .runs import Run
 ATTACKS = ("loss", "min_k@0.3")
 """Membership-inference attacks reported for the zoo: LOSS, and the paper's Min-K%."""
 
-TOLERANCE = 0.10
-"""The stand-in *holds* when R's interval contains 1 or R is within 10 % of 1; stated
-before the results were seen, and used for every domain and design."""
+EQUIVALENCE_BAND = 1.2
+"""The stand-in *holds* when R's 95 % interval lies inside [1 / band, band] (an
+equivalence rule: a wide interval is no evidence), *misses* when the interval lies wholly
+outside, and is *undetermined* otherwise; the same factor a good cell's forget perplexity
+may miss the reference by (:data:`llmunlearn.grid.FORGET_BAND`). Stated before the
+results were seen, and used for every domain and design."""
 
 
 def unseen_token_share(tokenizer, docs, training_docs) -> float:
@@ -144,6 +147,7 @@ def retraining_check(profile: Profile, domain: str, design: str | None = None) -
             "models": {k: r.path.name for k, r in models.items()},
             "attacks": ATTACKS,
             "interval": "documents",
+            "control": 1,
         },
     )
     if run.done:
@@ -192,6 +196,16 @@ def retraining_check(profile: Profile, domain: str, design: str | None = None) -
         out["ppl"]["original-seed2"]["approximate"] / out["ppl"]["original"]["approximate"]
     )
     out.update(factors(out))
+    # the control: how the retrained recipe (fewer steps) moves the *other* domains'
+    # approximate perplexity, which losing this forget set should not
+    key = f"{design}/approximate"
+    ratios = [
+        models["retrained"].summary["ppl"][d][key] / models["original"].summary["ppl"][d][key]
+        for d in DOMAINS
+        if d != domain
+    ]
+    out["control"] = float(np.exp(np.mean(np.log(ratios))))
+    out["R_adjusted"] = out["R"] / out["control"]
     run.finish(out)
     return {**run.summary, "verdict": verdict(run.summary)}
 
@@ -210,12 +224,19 @@ def factors(check: dict) -> dict:
 
 def verdict(check: dict, attack: str = "min_k@0.3") -> str:
     """One sentence from the numbers of :func:`retraining_check`, by the rule stated in
-    :data:`TOLERANCE`: does the approximate set stand in for exact retraining, and does
+    :data:`EQUIVALENCE_BAND`: does the approximate set stand in for exact retraining, and does
     membership inference measure membership?"""
     r, lo, hi = check["R"], check["R_low"], check["R_high"]
     where = f"On {check['domain']} ({check['design']} design)"
-    if lo <= 1 <= hi or abs(r - 1) <= TOLERANCE:
+    band = EQUIVALENCE_BAND
+    held = 1 / band <= lo and hi <= band
+    if held:
         first = f"{where} the stand-in holds: R = {r:.2f} (95 % interval {lo:.2f} to {hi:.2f})"
+    elif lo <= band and hi >= 1 / band:
+        first = (
+            f"{where} the stand-in is undetermined: R = {r:.2f}, but its 95 % interval "
+            f"({lo:.2f} to {hi:.2f}) is not inside {1 / band:.2f}-{band:.2f}"
+        )
     else:
         direction = "above" if r > 1 else "below"
         first = (
@@ -232,7 +253,6 @@ def verdict(check: dict, attack: str = "min_k@0.3") -> str:
             "retrained model, times retrained against original on the approximate "
             "set."
         )
-    held = lo <= 1 <= hi or abs(r - 1) <= TOLERANCE
     parts.append(
         f"A second seed alone moves the approximate perplexity by {noise:.0%}"
         + (
@@ -285,6 +305,8 @@ def ground_truth_table(profile: Profile):
                     )
                 ),
                 "seed ratio": c["R_seed"],
+                "control": c.get("control", float("nan")),
+                "R adjusted": c.get("R_adjusted", float("nan")),
             }
             for model in ("retrained", "original", "original-seed2"):
                 for attack in ATTACKS:

@@ -367,7 +367,7 @@ def plot_harness_agreement(battery):
 
 GRID_STATES = {
     "good": "#2ca02c",
-    "target not reached": "#c7d7e8",
+    "target not reached": "#c7d7e8",  # outside the forget band (short or overshot)
     "utility broken": "#ff9f40",
     "target missed, utility broken": "#d62728",
     "diverged": "#000000",
@@ -376,12 +376,17 @@ GRID_STATES = {
 
 
 def grid_states(frame):
-    """The :data:`GRID_STATES` name of every row of a :func:`llmunlearn.grid.grid_frame`."""
+    """The :data:`GRID_STATES` name of every row of a :func:`llmunlearn.grid.grid_frame`
+    (the referee's rule: forget perplexity within the band around the retrained model's
+    with its AUC inside the retrained model's interval, utility within the tolerance)."""
     import numpy as np
 
-    from .grid import TOLERANCE
+    from .grid import FORGET_BAND, TOLERANCE
 
-    reached = (frame["forget_rel"] >= 1).fillna(False)
+    col = frame["forget_ref"] if "forget_ref" in frame else frame["forget_rel"]
+    reached = col.between(1 / FORGET_BAND, FORGET_BAND).fillna(False)
+    if "auc_in" in frame:
+        reached &= frame["auc_in"].fillna(False).astype(bool)
     kept = (
         (frame["retain_rel"] <= 1 + TOLERANCE) & (frame["general_rel"] <= 1 + TOLERANCE)
     ).fillna(False)
@@ -396,13 +401,17 @@ def plot_grid(frame, domain: str, seed: int | None = None):
     """Small multiples, one per method (and optimiser): learning rate (rows) by evaluated
     step (columns) on ``domain`` at ``seed`` (default: the first), each cell coloured by
     its state (one shared legend); the number in a cell is its forget perplexity over the
-    approximate-retraining target."""
+    exact retrained model's (over the approximate target where there is none). "Target"
+    in the legend is the band around that reference."""
     import numpy as np
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch
 
-    f = frame[frame["domain"] == domain]
-    f = f[f["seed"] == (f["seed"].min() if seed is None else seed)].copy()
+    f = frame[(frame["domain"] == domain) & (frame["step"] > 0)]
+    f = f[f["method"] != "retrained"]
+    rep = "replicate" if "replicate" in f else "seed"
+    f = f[f[rep] == (f[rep].min() if seed is None else seed)].copy()
+    value = "forget_ref" if "forget_ref" in f and f["forget_ref"].notna().any() else "forget_rel"
     f["state"] = list(grid_states(f))
     f["panel"] = np.where(
         f["optimizer"] == "adamw", f["method"], f["method"] + " (" + f["optimizer"] + ")"
@@ -418,9 +427,9 @@ def plot_grid(frame, domain: str, seed: int | None = None):
         code = g.pivot_table(
             index="lr", columns="step", values="state", aggfunc=lambda s: codes[s.iloc[0]]
         ).sort_index(ascending=False)
-        rel = g.pivot_table(
-            index="lr", columns="step", values="forget_rel", aggfunc="first"
-        ).reindex_like(code)
+        rel = g.pivot_table(index="lr", columns="step", values=value, aggfunc="first").reindex_like(
+            code
+        )
         ax.imshow(
             code.to_numpy(float), cmap=cmap, vmin=-0.5, vmax=len(GRID_STATES) - 0.5, aspect="auto"
         )
@@ -458,12 +467,13 @@ def plot_grid(frame, domain: str, seed: int | None = None):
 
 
 def plot_robustness(scores):
-    """Robustness score (share of good grid cells) per method and domain: the mean over
-    seeds (bar) and the range over seeds (black line, methods run at several seeds)."""
+    """Robustness score (area under the robustness curve) per method and domain: the mean
+    over replicates (bar; blue: the paper's methods, purple: the survey's, grey: the exact
+    retrained model, the referee) and the range over replicates (black line)."""
     sns.set_theme(style="whitegrid")
     s = scores.reset_index()
     s["label"] = s["method"].where(
-        s["optimizer"] == "adamw", s["method"] + " (" + s["optimizer"] + ")"
+        s["optimizer"].isin(["adamw", "-"]), s["method"] + " (" + s["optimizer"] + ")"
     )
     domains = list(dict.fromkeys(s["domain"]))
     fig, axes = plt.subplots(
@@ -477,10 +487,12 @@ def plot_robustness(scores):
     for ax, d in zip(axes[0], domains):
         g = s[s["domain"] == d].set_index("label").reindex(order)
         y = range(len(order))
-        ax.barh(
-            list(y), g["score"], color=["#1f77b4" if p else "#9467bd" for p in g["paper method"]]
-        )
-        several = g["seeds"] > 1
+        colours = [
+            "#7f7f7f" if m == "retrained" else "#1f77b4" if p else "#9467bd"
+            for m, p in zip(g["method"], g["paper method"])
+        ]
+        ax.barh(list(y), g["score"].fillna(0), color=colours)
+        several = (g["replicates"] > 1).fillna(False)
         ax.hlines(
             [i for i, k in zip(y, several) if k],
             g["score_min"][several],
@@ -489,10 +501,34 @@ def plot_robustness(scores):
             lw=2,
         )
         ax.set_yticks(list(y), order)
-        ax.set_xlim(0, max(0.05, float(s["score_max"].max()) * 1.1))
+        ax.set_xlim(0, 1)
         ax.set_title(d)
-        ax.set_xlabel("share of good cells")
+        ax.set_xlabel("robustness score (area)")
     axes[0][0].invert_yaxis()
+    fig.tight_layout()
+    return _done(fig)
+
+
+def plot_robustness_curves(frame, domain: str):
+    """The robustness curve of every method (AdamW) on ``domain``, first replicate: the
+    share of learning rates whose utility cost at the retrained model's forget perplexity
+    stays under each tolerance; the exact retrained model dashed."""
+    from .grid import robustness_curves, utility_costs
+
+    sns.set_theme(style="whitegrid")
+    curves = robustness_curves(utility_costs(frame[frame["domain"] == domain]))
+    first = curves.index.get_level_values("replicate").min()
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    for (d, method, opt, rep), row in curves.iterrows():
+        if rep != first or opt not in ("adamw", "-"):
+            continue
+        style = {"ls": "--", "color": "black", "lw": 2} if method == "retrained" else {}
+        ax.step([100 * t for t in row.index], row.to_numpy(), where="post", label=method, **style)
+    ax.set_xlabel("utility tolerance (% rise of held-out retain or general perplexity)")
+    ax.set_ylabel("share of learning rates")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(domain)
+    ax.legend(fontsize=7, ncol=2, loc="lower right")
     fig.tight_layout()
     return _done(fig)
 

@@ -54,6 +54,49 @@ def zoo_name(without: str | None, design: str) -> str:
     return "original" if without is None else f"retrained-{without}-{design}"
 
 
+SLICE_LR = 0.3
+"""The late order's final slice trains at this fraction of ``pretrain_lr`` (its own warm-up
+and cosine decay): a continued pre-training, not a restart."""
+
+
+def _forget_ids(profile: Profile) -> set[str]:
+    """Every forget document of every domain and design: what the original model has seen
+    that some retrained model has not."""
+    return {
+        d.id
+        for domain in DOMAINS
+        for key, docs in domain_splits(domain, profile).items()
+        if key.endswith("/forget")
+        for d in docs
+    }
+
+
+def training_order(doc_ids: list[str], forget: set[str], profile: Profile, seed: int):
+    """The mixed order: ``pretrain_epochs`` passes over D in which every forget chunk
+    appears ``forget_repeats`` times per pass (a fresh seeded permutation per pass):
+    chunk indices, and the number of optimiser steps."""
+    base = list(range(len(doc_ids)))
+    extra = [i for i, d in enumerate(doc_ids) if d in forget] * (profile.forget_repeats - 1)
+    pool = base + extra
+    steps = max(1, profile.pretrain_epochs * len(pool) // profile.pretrain_batch)
+    return [pool[i] for i in stream_order(len(pool), steps * profile.pretrain_batch, seed)], steps
+
+
+def slice_order(doc_ids: list[str], forget: set[str], profile: Profile, seed: int) -> list[int]:
+    """The late order's final slice: every forget chunk ``forget_repeats`` times and as
+    many chunks replayed from the rest of D (a seeded sample), in one seeded shuffle."""
+    import random
+
+    rng = random.Random(seed + 1000)
+    fidx = [i for i, d in enumerate(doc_ids) if d in forget]
+    rest = [i for i, d in enumerate(doc_ids) if d not in forget]
+    n = len(fidx) * profile.forget_repeats
+    replay = [rest[rng.randrange(len(rest))] for _ in range(n)]
+    order = fidx * profile.forget_repeats + replay
+    rng.shuffle(order)
+    return order
+
+
 def pretrain(
     profile: Profile, *, seed: int | None = None, without: str | None = None, progress: bool = True
 ) -> Run:
@@ -64,9 +107,18 @@ def pretrain(
     design: the same tokenizer, seed and chunk order as the original with that design's
     forget chunks of the domain left out (so batches are the original's minus those
     chunks, and there are fewer steps). The original model does not depend on the design.
+
+    ``profile.pretrain_order`` says where the forget chunks are: ``"mixed"`` shuffles
+    them into every epoch (``forget_repeats`` times per epoch); ``"late"`` pre-trains a
+    *base* on D minus every forget set (:func:`pretrain_base`, shared by the original and
+    every retrained model of the seed) and puts the forget sets in a final slice
+    (:func:`slice_order`), so a retrained model repeats only that slice without its forget
+    chunks: exact by construction (SISA's slicing, Bourtoule et al. 2021) and far cheaper.
+
     ``summary.json`` holds ``ppl[domain][split]`` for every domain (and general),
-    ``n_params``, ``tokens``, ``flops`` (6 x parameters x trained tokens), ``wall_s`` and
-    the loss curve ``log``.
+    ``n_params``, ``tokens``, ``flops`` (6 x parameters x trained tokens, from scratch:
+    the base included), ``branch_flops`` (what this model adds to its base; the whole for
+    the mixed order), ``wall_s`` and the loss curve ``log``.
     """
     import torch
 
@@ -99,23 +151,31 @@ def pretrain(
     if run.done:
         return run
 
+    late = profile.pretrain_order == "late"
+    base = pretrain_base(profile, seed, progress) if late else None
     torch.set_num_threads(profile.threads)
     tokenizer = pretraining_tokenizer(profile)
-    model = build_model(profile, len(tokenizer), seed)
     train_set = chunk_documents(tokenizer, pretraining_documents(profile), profile.chunk_len)
-    steps = max(1, profile.pretrain_epochs * len(train_set) // profile.pretrain_batch)
-    order = stream_order(len(train_set), steps * profile.pretrain_batch, seed)
-    if removed:
+    doc_ids = list(train_set["doc_id"])
+    forget = _forget_ids(profile)
+    if late:
+        model, _ = load_model(base.path / "model")
+        order = slice_order(doc_ids, forget, profile, seed)
+        lr, warmup, steps = profile.pretrain_lr * SLICE_LR, 0.1, None
+    else:
+        model = build_model(profile, len(tokenizer), seed)
+        order, steps = training_order(doc_ids, forget, profile, seed)
+        lr, warmup = profile.pretrain_lr, 0.05
+    if removed or late:
         removed_ids = {d.id for d in removed}
-        keep = [doc not in removed_ids for doc in train_set["doc_id"]]
-        order = [i for i in order if keep[i]]
-        steps = len(order) // profile.pretrain_batch
+        order = [i for i in order if doc_ids[i] not in removed_ids]
+        steps = max(1, len(order) // profile.pretrain_batch)
     cfg = TrainConfig(
         steps=steps,
-        lr=profile.pretrain_lr,
+        lr=lr,
         batch=profile.pretrain_batch,
         micro_batch=profile.pretrain_batch,
-        warmup_ratio=0.05,
+        warmup_ratio=warmup,
         weight_decay=0.1,
         seed=seed,
         checkpoint_every=max(1, steps // 5),
@@ -128,6 +188,7 @@ def pretrain(
         run.path,
         orders={"train": order},
         desc=f"pre-train {profile.name} {kind}"
+        + (" (final slice)" if late else "")
         + (f" (seed {seed})" if seed != profile.seed else ""),
         progress=progress,
     )
@@ -145,6 +206,11 @@ def pretrain(
         d: {s: chunk_documents(tokenizer, v, profile.chunk_len) for s, v in sp.items()}
         for d, sp in splits.items()
     }  # every split of both designs
+    n = n_params(model)
+    before = base.summary if base is not None else {"tokens": 0, "wall_s": 0.0, "log": []}
+    log = before["log"] + [
+        {**r, "tokens": r["tokens"] + before["tokens"], "stage": "slice"} for r in result["log"]
+    ]
     run.finish(
         {
             "ppl": {
@@ -152,12 +218,88 @@ def pretrain(
                 for d, cs in chunks.items()
             },
             "n_chunks": {d: {s: len(c) for s, c in cs.items()} for d, cs in chunks.items()},
-            "n_params": n_params(model),
+            "n_params": n,
+            "order": profile.pretrain_order,
+            "base": base.path.name if base is not None else None,
+            "tokens": before["tokens"] + result["tokens"],
+            "flops": training_flops(n, before["tokens"] + result["tokens"]),
+            "branch_tokens": result["tokens"],
+            "branch_flops": training_flops(n, result["tokens"]),
+            "wall_s": before["wall_s"] + result["wall_s"],
+            "branch_wall_s": result["wall_s"],
+            "steps": (base.summary["steps"] if base is not None else 0) + steps,
+            "log": log,
+        }
+    )
+    return run
+
+
+def pretrain_base(profile: Profile, seed: int, progress: bool = True) -> Run:
+    """The late order's base: D minus every forget set, ``pretrain_epochs`` passes, the
+    recipe of the mixed order. Every model of the seed (the original and each retrained
+    model) continues from it, so none of them shares a forget chunk through it."""
+    import torch
+
+    forget = _forget_ids(profile)
+    docs = [d for d in pretraining_documents(profile) if d.id not in forget]
+    run = Run.create(
+        "pretrain",
+        f"{profile.name}-base-s{seed}",
+        {
+            "profile": {
+                k: v
+                for k, v in pretrain_config(profile).items()
+                if k not in ("forget_repeats", "pretrain_order")
+            },
+            "seed": seed,
+            "docs": sorted(d.sha256 for d in docs),
+        },
+    )
+    if run.done:
+        return run
+    torch.set_num_threads(profile.threads)
+    tokenizer = pretraining_tokenizer(profile)
+    model = build_model(profile, len(tokenizer), seed)
+    train_set = chunk_documents(tokenizer, docs, profile.chunk_len)
+    steps = max(1, profile.pretrain_epochs * len(train_set) // profile.pretrain_batch)
+    order = stream_order(len(train_set), steps * profile.pretrain_batch, seed)
+    cfg = TrainConfig(
+        steps=steps,
+        lr=profile.pretrain_lr,
+        batch=profile.pretrain_batch,
+        micro_batch=profile.pretrain_batch,
+        warmup_ratio=0.05,
+        weight_decay=0.1,
+        seed=seed,
+        checkpoint_every=max(1, steps // 5),
+    )
+    result = train(
+        model,
+        lambda m, b: nll_loss(m, b["train"]),
+        {"train": train_set},
+        cfg,
+        run.path,
+        orders={"train": order},
+        desc=f"pre-train {profile.name} base (no forget set)"
+        + (f" (seed {seed})" if seed != profile.seed else ""),
+        progress=progress,
+    )
+    if result["status"] != "finished":
+        raise RuntimeError(
+            f"pre-training diverged at step {len(result['log'])}; "
+            f"lower pretrain_lr (was {profile.pretrain_lr})"
+        )
+    if not result["is_main_process"]:
+        return run
+    result["model"].save_pretrained(run.path / "model")
+    tokenizer.save_pretrained(run.path / "model")
+    run.finish(
+        {
             "tokens": result["tokens"],
-            "flops": training_flops(n_params(model), result["tokens"]),
             "wall_s": result["wall_s"],
             "steps": steps,
-            "log": result["log"],
+            "log": [{**r, "stage": "base"} for r in result["log"]],
+            "n_params": n_params(result["model"]),
         }
     )
     return run
@@ -201,24 +343,30 @@ def base_model_run(profile: Profile) -> Run:
     return run
 
 
-def pretrain_zoo(profile: Profile, progress: bool = True) -> dict[str, Run]:
-    """Every model of the zoo for the profile's split design: the original,
-    ``retrained-<domain>`` (each domain's exact retrained model for that design), and
-    the original recipe with a second seed (to read differences against seed noise).
-    With a ``base_model``, the zoo is that model alone. Once the original exists, the
-    others train in ``profile.jobs`` parallel processes."""
+def pretrain_zoo(
+    profile: Profile, progress: bool = True, seed: int | None = None
+) -> dict[str, Run]:
+    """Every model of the zoo for the profile's split design and pre-training ``seed``
+    (default the profile's): the original, ``retrained-<domain>`` (each domain's exact
+    retrained model for that design), and, at the profile's seed, the original recipe with
+    a second seed (``original-seed2``, to read differences against seed noise). With a
+    ``base_model``, the zoo is that model alone. Once the original exists, the others
+    train in ``profile.jobs`` parallel processes."""
     from .parallel import run_tasks, with_threads
 
-    zoo = {"original": pretrain(profile, progress=progress)}
+    seed = profile.seed if seed is None else seed
+    zoo = {"original": pretrain(profile, seed=seed, progress=progress)}
     if not profile.base_model:
         worker = with_threads(profile, profile.jobs)
         quiet = profile.jobs > 1 or not progress
         tasks = [
-            (f"retrained-{d}", (worker,), {"without": d, "progress": not quiet}) for d in DOMAINS
+            (f"retrained-{d}", (worker,), {"without": d, "seed": seed, "progress": not quiet})
+            for d in DOMAINS
         ]
-        tasks.append(
-            ("original-seed2", (worker,), {"seed": profile.seed + 1, "progress": not quiet})
-        )
+        if seed == profile.seed:
+            tasks.append(
+                ("original-seed2", (worker,), {"seed": profile.seed + 1, "progress": not quiet})
+            )
         runs = run_tasks(
             pretrain,
             tasks,
@@ -227,8 +375,9 @@ def pretrain_zoo(profile: Profile, progress: bool = True) -> dict[str, Run]:
             desc=f"pre-training the {profile.design} zoo",
         )
         zoo.update({name: run for (name, _, _), run in zip(tasks, runs)})
+    suffix = "" if seed == profile.seed else f"-s{seed}"
     write_json(
-        home() / "pretrain" / f"zoo-{profile.name}-{profile.design}.json",
+        home() / "pretrain" / f"zoo-{profile.name}-{profile.design}{suffix}.json",
         {
             name: {
                 "path": run.path,
@@ -241,6 +390,67 @@ def pretrain_zoo(profile: Profile, progress: bool = True) -> dict[str, Run]:
         },
     )
     return zoo
+
+
+def replicate_zoos(profile: Profile, progress: bool = True) -> dict[int, dict[str, Run]]:
+    """The zoo of every independently pre-trained original the grid runs on
+    (``grid_seeds``): seed -> :func:`pretrain_zoo` at that seed."""
+    return {s: pretrain_zoo(profile, progress=progress, seed=s) for s in profile.grid_seeds}
+
+
+GAP_BAND = (1.15, 1.5)
+"""The band the original model's memorisation gap M (approximate / forget perplexity,
+matched design, every domain) must lie in: large enough that there is something to
+unlearn, small enough that a method can close it while utility stays within the
+tolerance. Stated before the pilot ran."""
+
+PILOT_REPEATS = (1, 2, 4, 8)
+"""The forget repeat counts the pilot tries."""
+
+
+def memorisation_gap(run: Run, design: str = "matched") -> dict[str, float]:
+    """Per domain: M = approximate / forget perplexity of a pre-trained model (whole sets)."""
+    ppl = run.summary["ppl"]
+    return {d: ppl[d][f"{design}/approximate"] / ppl[d][f"{design}/forget"] for d in DOMAINS}
+
+
+def pilot(profile: Profile, repeats=PILOT_REPEATS, progress: bool = True):
+    """The pilot that fixes ``forget_repeats`` before any method runs: the original model
+    pre-trained with each repeat count (in the profile's order; under the late order
+    only the final slice differs), and its memorisation gap M per domain. A
+    ``DataFrame`` indexed by repeats, one column per domain, plus ``in band`` (every
+    domain within :data:`GAP_BAND`). The rule: the smallest repeat count in the band
+    (:func:`pilot_choice`)."""
+    import dataclasses
+
+    import pandas as pd
+
+    repeats = tuple(repeats)
+    if not repeats:
+        raise ValueError("the pilot needs at least one repeat count, got ()")
+    for r in repeats:
+        if isinstance(r, bool) or not isinstance(r, int) or not 1 <= r <= 16:
+            raise ValueError(f"pilot repeat counts must be integers in 1..16, got {r!r}")
+    if any(b <= a for a, b in zip(repeats, repeats[1:])):
+        raise ValueError(f"pilot repeat counts must be increasing, got {repeats!r}")
+    rows = {}
+    for r in repeats:
+        run = pretrain(dataclasses.replace(profile, forget_repeats=r), progress=progress)
+        rows[r] = {**memorisation_gap(run), "wall_s": run.summary["branch_wall_s"]}
+    frame = pd.DataFrame(rows).T
+    frame.index.name = "forget repeats"
+    lo, hi = GAP_BAND
+    frame["in band"] = frame[list(DOMAINS)].apply(
+        lambda r: bool(((r >= lo) & (r <= hi)).all()), axis=1
+    )
+    return frame
+
+
+def pilot_choice(frame) -> int | None:
+    """The smallest repeat count of a :func:`pilot` whose gap is in the band on every
+    domain; None if there is none."""
+    ok = frame.index[frame["in band"].astype(bool)]
+    return int(min(ok)) if len(ok) else None
 
 
 def full_zoo(profile: Profile, progress: bool = True) -> dict[str, Run]:

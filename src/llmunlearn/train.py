@@ -43,6 +43,7 @@ class TrainConfig:
     optimizer: str = "adamw"  # "adamw" (the paper's) or "sophia" (SophiaG, see optim.py)
     hessian_every: int = 10  # Sophia: steps between Hessian estimates (k in its paper)
     gradient_checkpointing: bool = False  # recompute activations in backward (large models)
+    schedule: str = "cosine"  # after warm-up: "cosine" decay to 0, or "constant" (grid runs)
 
 
 class Diverged(RuntimeError):
@@ -77,14 +78,20 @@ def training_flops(
     )
 
 
-def lr_factor(step: int, steps: int, warmup: int) -> float:
+SCHEDULES = ("cosine", "constant")
+
+
+def lr_factor(step: int, steps: int, warmup: int, schedule: str = "cosine") -> float:
     """Multiplier of the peak learning rate for optimiser step ``step`` (0-based) of
     ``steps``: a linear warmup that reaches the peak at step ``warmup - 1``, then cosine
     decay towards 0. Every step trains: the first uses ``1 / warmup`` of the peak, the
     last a small positive rate (the official code's warmup starts at 0, which makes its
-    first update a no-op)."""
+    first update a no-op). ``schedule="constant"`` keeps the peak after the warmup, so
+    that every evaluated step of a run sees the same rate (the grid's steps axis)."""
     if step < warmup:
         return (step + 1) / warmup
+    if schedule == "constant":
+        return 1.0
     progress = (step - warmup + 1) / (steps - warmup + 1)
     return 0.5 * (1.0 + math.cos(math.pi * progress))
 
@@ -151,6 +158,7 @@ def train(
     orders: dict | None = None,
     on_eval: Callable | None = None,
     eval_every: int = 0,
+    eval_steps: tuple = (),
     frozen: tuple = (),
     desc: str = "train",
     progress: bool = True,
@@ -160,9 +168,9 @@ def train(
     ``streams`` maps a name to a chunked ``datasets.Dataset``; ``orders`` may give a
     stream's chunk indices in the order to read them (default: :func:`stream_order`).
     ``on_eval(model, step)``
-    returns a dict of metrics, recorded at step 0, every ``eval_every`` steps and at the
-    end. ``frozen`` modules (the original model of the methods that read it) are moved to
-    the training device. Returns ``{"status": "finished" | "diverged", "log": [...],
+    returns a dict of metrics, recorded at step 0, every ``eval_every`` steps, at each of
+    ``eval_steps`` and at the end. ``frozen`` modules (the original model of the methods
+    that read it) are moved to the training device. Returns ``{"status": "finished" | "diverged", "log": [...],
     "evals": [...], "tokens": int, "hessian_tokens": int, "batch": int, "wall_s": float,
     "eval_s": float}`` (``eval_s``: the part of ``wall_s`` spent in ``on_eval`` after step 0)
     (``batch``: the effective chunks per step, see :func:`plan_batch`);
@@ -217,6 +225,7 @@ def train(
         loaders[name] = torch.utils.data.DataLoader(subset, batch_size=micro, shuffle=False)
 
     check_choice("optimizer", cfg.optimizer, OPTIMIZERS)
+    check_choice("schedule", cfg.schedule, SCHEDULES)
     if cfg.optimizer == "sophia":
         optimizer = SophiaG(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     else:
@@ -236,7 +245,7 @@ def train(
     for group in optimizer.param_groups:
         group.setdefault("initial_lr", group["lr"])
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: lr_factor(s, cfg.steps, warmup), last_epoch=start - 1
+        optimizer, lambda s: lr_factor(s, cfg.steps, warmup, cfg.schedule), last_epoch=start - 1
     )
     model, optimizer, *prepared = accelerator.prepare(model, optimizer, *loaders.values())
     iters = {name: iter(dl) for name, dl in zip(loaders, prepared)}
@@ -318,7 +327,7 @@ def train(
         if not math.isfinite(step_loss):
             status = "diverged"
             break
-        if (eval_every and step % eval_every == 0) or step == cfg.steps:
+        if (eval_every and step % eval_every == 0) or step in eval_steps or step == cfg.steps:
             try:
                 evaluate(step)
             except Diverged:

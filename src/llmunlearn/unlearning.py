@@ -78,6 +78,15 @@ def unlearn_all(
     return dict(zip(methods, runs))
 
 
+def eval_points(profile: Profile, steps: int) -> tuple[int, ...]:
+    """The steps a run of ``steps`` steps is evaluated at (after step 0): the profile's
+    ``grid_eval_steps`` up to ``steps`` and ``steps`` itself when it sets them, else every
+    ``eval_every`` steps and the last."""
+    if profile.grid_eval_steps:
+        return tuple(sorted({*(s for s in profile.grid_eval_steps if s <= steps), steps}))
+    return tuple(sorted({*range(profile.eval_every, steps + 1, profile.eval_every), steps}))
+
+
 def reaches_target(row: dict, target: float) -> bool:
     """Whether an evaluated step's forget perplexity reaches ``target`` (the original
     model's approximate perplexity, the paper's approximate-retraining reference)."""
@@ -145,7 +154,7 @@ def unlearn(
     original = original or pretrain(profile, progress=progress)
     batch = profile.batch_for(domain)
     reference = evaluate_reference(profile, domain, original)  # step 0 of every method
-    target = reference["ppl_approximate"]
+    target = reference.get("ppl_approximate_all", reference["ppl_approximate"])
 
     import time
 
@@ -164,6 +173,7 @@ def unlearn(
     elif steps is None:
         steps = profile.unlearn_steps
     seed = profile.seed if seed is None else seed
+    evaluated_steps = eval_points(profile, steps)
     cfg = TrainConfig(
         steps=steps,
         lr=lr,
@@ -174,6 +184,8 @@ def unlearn(
         # a run without its weights is short: rerun, not resumed
         checkpoint_every=profile.eval_every if keep_model else 0,
         gradient_checkpointing=bool(profile.gradient_checkpointing),
+        # evaluated at fixed steps (the grid's steps axis): a constant rate after warm-up
+        schedule="constant" if profile.grid_eval_steps else "cosine",
     )
     name, config = (
         f"{profile.name}-{domain}-{method}",
@@ -248,7 +260,7 @@ def unlearn(
         cfg,
         run.path,
         on_eval=on_eval,
-        eval_every=profile.eval_every,
+        eval_steps=evaluated_steps,
         frozen=(ref,) if ref is not None else (),
         desc=f"{method} on {domain}",
         progress=progress,

@@ -78,6 +78,7 @@ def tiny_profile():
         pretrain_epochs=2,
         unlearn_steps=4,
         eval_every=2,
+        grid_eval_steps=(),  # evaluated every eval_every steps (the grid tests set steps)
     )
 
 

@@ -189,6 +189,9 @@ def test_verdict_follows_the_stated_rule():
     assert "misses" in miss and "90% above" in miss and "away from 0.5" in miss
     hold = verdict({**base, "R": 1.05, "R_low": 1.01, "R_high": 1.09})
     assert "holds" in hold
+    # an equivalence rule: an interval that contains 1 but leaves the band is no evidence
+    wide = verdict({**base, "R": 1.02, "R_low": 0.7, "R_high": 1.5})
+    assert "undetermined" in wide and "holds" not in wide
 
 
 def test_r_factors_into_set_difference_times_lost_training_data():

@@ -333,6 +333,7 @@ def check_profile(profile: Profile) -> Profile:
     if profile.unlearn_epochs is not None:
         check_positive("unlearn_epochs", profile.unlearn_epochs)
     check_grid(profile)
+    check_design(profile)
     return profile
 
 
@@ -357,8 +358,9 @@ def check_design(profile: Profile) -> Profile:
     if profile.forget_chars and profile.forget_chars > profile.retain_chars:
         share = profile.forget_chars / (profile.forget_chars + profile.retain_chars)
         raise ValueError(
-            f"forget share {share:.0%} of a domain's pre-training text (forget_chars {profile.forget_chars:,}, "
-            f"retain_chars {profile.retain_chars:,}) is above the allowed 50 %"
+            f"forget share {share:.0%} of a domain's pre-training text (forget_chars "
+            f"{profile.forget_chars:,}, retain_chars {profile.retain_chars:,}) is above "
+            "the allowed 50 %"
         )
     return profile
 

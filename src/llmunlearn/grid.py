@@ -436,8 +436,15 @@ def best_lr(frame: pd.DataFrame, profile: Profile) -> pd.DataFrame:
 
 
 def _first_seed_adamw(frame: pd.DataFrame) -> pd.DataFrame:
-    first = frame.groupby("domain")["seed"].transform("min")
-    return frame[(frame["optimizer"] == "adamw") & (frame["seed"] == first)]
+    """The first replicate's AdamW runs, evaluated steps only (no retrained-model row)."""
+    col = "replicate" if "replicate" in frame else "seed"
+    first = frame.groupby("domain")[col].transform("min")
+    return frame[
+        (frame["optimizer"] == "adamw")
+        & (frame[col] == first)
+        & (frame["step"] > 0)
+        & (frame["method"] != "retrained")
+    ]
 
 
 def _pick_method(f: pd.DataFrame) -> str:

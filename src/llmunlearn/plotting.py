@@ -148,7 +148,7 @@ def plot_zoo_perplexity(zoo):
 def plot_ground_truth(table):
     """Left: R = exact retrained forget perplexity / original approximate perplexity with
     its 95 % interval per domain and design (1 = the paper's stand-in is exact; grey band:
-    the rule's 10 % tolerance). Right: the retrained model's Min-K% AUC with its interval
+    the equivalence band of the rule). Right: the retrained model's Min-K% AUC with its interval
     (0.5 = membership inference cannot tell two unseen sets apart)."""
     sns.set_theme(style="whitegrid")
     t = table.reset_index()
@@ -157,7 +157,9 @@ def plot_ground_truth(table):
     fig, axes = plt.subplots(1, 2, figsize=(10.0, 0.5 * len(t) + 1.6), sharey=True)
     colours = {"matched": "#1f77b4", "shifted": "#ff7f0e"}
     auc = "retrained AUC min_k@0.3"
-    axes[0].axvspan(0.9, 1.1, color="grey", alpha=0.15, lw=0)
+    from .groundtruth import EQUIVALENCE_BAND
+
+    axes[0].axvspan(1 / EQUIVALENCE_BAND, EQUIVALENCE_BAND, color="grey", alpha=0.15, lw=0)
     axes[0].axvline(1, color="black", lw=1)
     axes[1].axvline(0.5, color="black", lw=1)
     for i, row in t.iterrows():

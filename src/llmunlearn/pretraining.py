@@ -404,7 +404,7 @@ matched design, every domain) must lie in: large enough that there is something 
 unlearn, small enough that a method can close it while utility stays within the
 tolerance. Stated before the pilot ran."""
 
-PILOT_REPEATS = (1, 2, 4, 8)
+PILOT_REPEATS = (1, 2, 4)
 """The forget repeat counts the pilot tries."""
 
 

@@ -168,7 +168,7 @@ def real_llm_profile(
 ) -> Profile:
     """``profile`` turned to SmolLM2 (converted once, :func:`~llmunlearn.models.smollm2`)
     on the data of :func:`real_llm_dataset` (``chars`` per split, default a fifth of the
-    profile's forget budget): ``steps`` unlearning steps of ``batch`` forget chunks at
+    profile's approximate budget): ``steps`` unlearning steps of ``batch`` forget chunks at
     ``lr``, evaluated every ``eval_every`` steps (default: at the end only) on at most
     half the profile's evaluation sample per set. A real LLM of 135M parameters runs
     about 40 times slower per token than the ``cpu`` zoo's model (measured on 2 cores:
@@ -178,7 +178,7 @@ def real_llm_profile(
     from .config import check_int, check_positive, check_profile
     from .models import smollm2
 
-    chars = profile.forget_chars // 5 if chars is None else chars
+    chars = profile.approximate_chars // 5 if chars is None else chars
     check_int("chars", chars, 1)
     check_int("steps", steps, 1)
     check_int("batch", batch, 1)
@@ -197,6 +197,10 @@ def real_llm_profile(
             eval_chunks=max(8, profile.eval_chunks // 2),
             unlearn_batch_per_domain=None,
             unlearn_epochs=None,
+            # the chapter's own design: no held-out retain (one retain document), the
+            # paper's cosine schedule evaluated every eval_every steps
+            heldout_share=0.0,
+            grid_eval_steps=(),
         )
     )
 

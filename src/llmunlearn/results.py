@@ -177,10 +177,18 @@ def split_groups(documents: pd.DataFrame, top: int = 4) -> pd.DataFrame:
 
 
 def cost_table(zoo: dict[str, Run]) -> pd.DataFrame:
-    """Per model: parameters, optimiser steps, trained tokens, FLOPs (6 N T) and wall time."""
+    """Per model: parameters, optimiser steps, trained tokens, FLOPs (6 N T) and wall time,
+    each from scratch (a late-order model's base included), and what the model itself
+    trained beyond its shared base (``branch tokens``, ``branch wall_s``; the whole run for
+    the mixed order)."""
+    keys = ("n_params", "steps", "tokens", "flops", "wall_s")
     return pd.DataFrame(
         {
-            name: {k: run.summary[k] for k in ("n_params", "steps", "tokens", "flops", "wall_s")}
+            name: {
+                **{k: run.summary[k] for k in keys},
+                "branch tokens": run.summary.get("branch_tokens", run.summary["tokens"]),
+                "branch wall_s": run.summary.get("branch_wall_s", run.summary["wall_s"]),
+            }
             for name, run in zoo.items()
         }
     ).T.rename_axis("model")
@@ -192,13 +200,13 @@ PPL_COLUMNS = ["ppl_forget", "ppl_approximate", "ppl_retain", "ppl_general"]
 def unlearning_table(runs: dict[str, Run], original: dict, retrained: dict) -> pd.DataFrame:
     """The paper's results table for one domain: perplexity on forget / approximate /
     retain / general at each method's selected step, with reference rows for the original
-    model, the approximate-retraining target (the original's approximate perplexity, the
-    paper's stand-in for a retrained model on the forget set) and the exact retrained
+    model, the approximate-retraining target (the original's perplexity on the whole
+    approximate set, the paper's stand-in for a retrained model on the forget set) and the exact retrained
     model. ``original`` and ``retrained`` are :func:`evaluate_reference` rows."""
     ref = {
         "original model": {**original, "status": "reference"},
         "approximate-retraining target": {
-            "ppl_forget": original["ppl_approximate"],
+            "ppl_forget": original.get("ppl_approximate_all", original["ppl_approximate"]),
             "status": "reference",
         },
         "exact retrained model": {**retrained, "status": "reference"},

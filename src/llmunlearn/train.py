@@ -170,9 +170,10 @@ def train(
     ``on_eval(model, step)``
     returns a dict of metrics, recorded at step 0, every ``eval_every`` steps, at each of
     ``eval_steps`` and at the end. ``frozen`` modules (the original model of the methods
-    that read it) are moved to the training device. Returns ``{"status": "finished" | "diverged", "log": [...],
-    "evals": [...], "tokens": int, "hessian_tokens": int, "batch": int, "wall_s": float,
-    "eval_s": float}`` (``eval_s``: the part of ``wall_s`` spent in ``on_eval`` after step 0)
+    that read it) are moved to the training device. Returns ``{"status": "finished" |
+    "diverged", "log": [...], "evals": [...], "tokens": int, "hessian_tokens": int,
+    "batch": int, "wall_s": float, "eval_s": float}`` (``eval_s``: the part of ``wall_s``
+    spent in ``on_eval`` after step 0)
     (``batch``: the effective chunks per step, see :func:`plan_batch`);
     ``run_dir/checkpoint`` lets an interrupted run resume where it stopped. The trained
     model is left in ``model`` (unwrapped).

@@ -78,9 +78,24 @@ LIBRARY = [  # (case, call, message the error must match)
     ("unknown optimiser", _unlearn(optimizer="lion"), "unknown optimizer 'lion'; valid: adamw"),
     ("no members", lambda: auc([], [0.1, 0.2]), "members and non-members; got 0 and 2"),
     (
-        "unequal member sets",
-        lambda: auc([0.1], [0.1, 0.2]),
-        r"members \(1\) and non-members \(2\) must be equally many",
+        "a tolerance outside (0, 1)",
+        lambda: __import__("llmunlearn.grid").grid.check_tolerance("tolerance", 1.2),
+        r"tolerance must lie in \(0, 1\), got 1.2",
+    ),
+    (
+        "a forget band below 1",
+        lambda: __import__("llmunlearn.grid").grid.check_band("forget band", 0.8),
+        "forget band must be a finite factor >= 1, got 0.8",
+    ),
+    (
+        "evaluated steps that do not increase",
+        lambda: get_profile("smoke", grid_eval_steps=(4, 2)),
+        r"grid_eval_steps must be strictly increasing, got \(4, 2\)",
+    ),
+    (
+        "a repeat count out of range",
+        lambda: get_profile("smoke", forget_repeats=40),
+        "forget_repeats must be an integer in 1..16, got 40",
     ),
     ("empty evaluation set", lambda: perplexity(None, _chunks(0)), "empty set of chunks"),
     (

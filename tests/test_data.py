@@ -239,6 +239,7 @@ def test_corpus_manifest_records_every_document(tiny):
         "matched/forget",
         "matched/approximate",
         "retain",
+        "heldout",
     }
     assert len(github["documents"]) == sum(c["documents"] for c in github["counts"].values())
     assert all(len(d["sha256"]) == 64 and d["license"] and d["source"] for d in github["documents"])

@@ -31,11 +31,29 @@ def test_auc_equals_sklearn_with_ties():
     assert lo < auc(m, n) < hi
 
 
-def test_auc_refuses_empty_or_unequal_sets():
+def test_auc_refuses_empty_sets_and_takes_unequal_ones():
+    from sklearn.metrics import roc_auc_score
+
     with pytest.raises(ValueError, match="members and non-members; got 0 and 3"):
         auc([], [1, 2, 3])
-    with pytest.raises(ValueError, match=r"members \(2\) and non-members \(3\)"):
-        auc([1, 2], [1, 2, 3])
+    m, n = [0.3, 0.9], [0.1, 0.5, 0.9]
+    assert auc(m, n) == pytest.approx(roc_auc_score([1, 1, 0, 0, 0], [*m, *n]))
+
+
+def test_the_document_interval_of_the_auc_is_wider_than_a_chunk_one():
+    """Chunks of one document move together: resampling documents gives a wider interval
+    than resampling chunks when each document's chunks share a score."""
+    from llmunlearn.mia import cluster_auc_interval
+
+    rng = np.random.default_rng(0)
+    doc_m, doc_n = rng.normal(0.3, 1, 8), rng.normal(0, 1, 8)
+    m = np.repeat(doc_m, 6) + rng.normal(0, 0.05, 48)
+    n = np.repeat(doc_n, 6) + rng.normal(0, 0.05, 48)
+    groups = np.repeat(np.arange(8), 6)
+    lo_d, hi_d = cluster_auc_interval(m, groups, n, groups + 100, n_resamples=400)
+    lo_c, hi_c = auc_interval(m, n, n_resamples=400)
+    assert lo_d <= auc(m, n) <= hi_d
+    assert hi_d - lo_d > 1.5 * (hi_c - lo_c)
 
 
 def test_min_k_by_hand():

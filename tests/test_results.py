@@ -95,6 +95,7 @@ def test_figures_draw_one_panel_per_method_domain_or_model():
                 optimizer=o,
                 lr=lr,
                 seed=42,
+                replicate=42,
                 step=s,
                 forget_rel=1.2,
                 retain_rel=1.05,
@@ -113,6 +114,8 @@ def test_figures_draw_one_panel_per_method_domain_or_model():
     assert len([ax for ax in fig.axes if ax.images]) == 3  # ga, ga (sophia), npo
     fig = ul.plot_robustness(ul.robustness(grid))
     assert len(fig.axes) == 2  # one per domain
+    fig = ul.plot_robustness_curves(grid, "books")
+    assert len(fig.axes[0].lines) == 2  # ga and npo (AdamW)
     rel = pd.DataFrame(
         [
             dict(domain="books", model=m, seed=42, step=s, ppl_rel=r, auc=0.5)

@@ -363,16 +363,17 @@ def evaluation_sets(profile: Profile, chunks: dict, general: dict) -> dict:
     measured once on the whole approximate set (:func:`evaluate_reference`)."""
     from .data import HELDOUT
 
-    retain = chunks[HELDOUT] if HELDOUT in chunks else chunks["retain"]
+    sampled = {
+        "approximate": chunks.get("approximate"),
+        "retain": chunks.get(HELDOUT, chunks.get("retain")),
+        "general": general.get("evaluation"),
+    }
     return {
-        "forget": chunks["forget"],
+        **({"forget": chunks["forget"]} if "forget" in chunks else {}),
         **{
             s: fixed_sample(c, profile.eval_chunks, profile.seed)
-            for s, c in (
-                ("approximate", chunks["approximate"]),
-                ("retain", retain),
-                ("general", general["evaluation"]),
-            )
+            for s, c in sampled.items()
+            if c is not None
         },
     }
 

@@ -271,7 +271,9 @@ def good(frame: pd.DataFrame, paper: bool = False) -> pd.Series:
     lo, hi = 1 / FORGET_BAND, FORGET_BAND
     finished = frame["status"] == "finished"
     kept = (frame["retain_rel"] <= 1 + TOLERANCE) & (frame["general_rel"] <= 1 + TOLERANCE)
-    paper_rule = frame["forget_rel"].between(lo, hi) & (frame["self_rel"] >= 1)
+    paper_rule = frame["forget_rel"].between(lo, hi)
+    if "self_rel" in frame:
+        paper_rule &= frame["self_rel"] >= 1
     if paper or "forget_ref" not in frame:
         forget = paper_rule
     else:

@@ -434,8 +434,8 @@ def evaluation_config(profile: Profile) -> dict:
         **pretrain_config(profile),
         "design": profile.design,
         "eval_chunks": profile.eval_chunks,
-        "row": 3,
-    }  # row 2: rows hold the AUC; 3: every forget chunk, held-out retain, whole target
+        "row": 4,
+    }  # row 2: rows hold the AUC; 4: every forget chunk, held-out retain, whole target
 
 
 def evaluate_reference(profile: Profile, domain: str, model_run: Run) -> dict:
@@ -456,7 +456,7 @@ def evaluate_reference(profile: Profile, domain: str, model_run: Run) -> dict:
         sets = evaluation_sets(profile, chunks, general)
         row = evaluation_row(model.eval(), sets, profile.seed, intervals=True)
         # the target: the whole approximate set, measured once per model and domain
-        row["ppl_approximate_all"] = perplexity(model, chunks["approximate"])["ppl"]
+        row["whole_approximate_ppl"] = perplexity(model, chunks["approximate"])["ppl"]
         run.finish(row)
     return run.summary
 

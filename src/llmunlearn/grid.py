@@ -240,7 +240,7 @@ def grid_frame(
 
 
 def _row(cell, replicate, step, e, original, retrained, profile) -> dict:
-    target = original.get("ppl_approximate_all", original["ppl_approximate"])
+    target = original.get("whole_approximate_ppl", original["ppl_approximate"])
     row = {
         "seed": profile.seed,
         **cell,
@@ -251,7 +251,7 @@ def _row(cell, replicate, step, e, original, retrained, profile) -> dict:
     }
     if e is None:
         return row
-    row.update({k: e[k] for k in e if k.startswith(("ppl_", "auc")) and k != "ppl_approximate_all"})
+    row.update({k: e[k] for k in e if k.startswith(("ppl_", "auc"))})
     row["forget_rel"] = e["ppl_forget"] / target
     row["retain_rel"] = e["ppl_retain"] / original["ppl_retain"]
     row["general_rel"] = e["ppl_general"] / original["ppl_general"]

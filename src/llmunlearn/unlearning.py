@@ -154,7 +154,7 @@ def unlearn(
     original = original or pretrain(profile, progress=progress)
     batch = profile.batch_for(domain)
     reference = evaluate_reference(profile, domain, original)  # step 0 of every method
-    target = reference.get("ppl_approximate_all", reference["ppl_approximate"])
+    target = reference.get("whole_approximate_ppl", reference["ppl_approximate"])
 
     import time
 

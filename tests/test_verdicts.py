@@ -17,7 +17,9 @@ def test_compare_needs_every_replicate_and_a_difference_beyond_their_spread():
     assert compare([0.6, 0.1], [0.2, 0.3]) == "undetermined"  # replicates disagree
     assert compare([0.5, 0.2], [0.3, 0.15]) == "undetermined"  # within the spread
     assert compare([0.0, 0.0], [0.0, 0.0]) == "undetermined"  # a tie refutes nothing
-    assert compare([0.3], [0.1]) == "supports"  # one replicate: no spread to exceed
+    assert compare([0.3], [0.1]) == "undetermined"  # one replicate: no spread known
+    assert compare([0.3], [0.1], noise=0.05) == "supports"  # a spread measured elsewhere
+    assert compare([0.3], [0.1], noise=0.5) == "undetermined"
 
 
 def test_a_claim_is_decided_over_its_determined_domains_only():

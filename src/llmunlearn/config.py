@@ -158,7 +158,7 @@ PROFILES: dict[str, Profile] = {
             # (300-3,000 characters), an approximate set three times the forget set, 30 %
             # of retain held out from the regularisers, the forget sets in a late slice of
             # pre-training (forget_repeats from the pilot); the grid at a constant rate
-            # evaluated at steps 2-20, on two independently pre-trained originals
+            # evaluated at steps 2-12, on two independently pre-trained originals
             name="cpu",
             forget_chars=12_000,
             retain_chars=100_000,
@@ -175,12 +175,13 @@ PROFILES: dict[str, Profile] = {
             pretrain_epochs=3,
             pretrain_batch=16,
             pretrain_lr=2e-3,
-            # 20 steps x 4 chunks: about three passes over a forget set of ~27 chunks
+            # 12 steps x 4 chunks: about one and a half passes over a forget set of 34-43
+            # chunks, at a constant rate (the grid's), evaluated at steps 2, 5 and 12
             unlearn_lr=2e-4,
-            unlearn_steps=20,
+            unlearn_steps=12,
             unlearn_batch=4,
-            eval_every=10,
-            eval_chunks=24,
+            eval_every=6,
+            eval_chunks=16,
             threads=2,
             # 2e-4 x 10^(k/2), k = -1..1: from barely moving the forget set to breaking
             # the model (measured on the earlier design)
@@ -198,8 +199,9 @@ PROFILES: dict[str, Profile] = {
             heldout_share=0.3,
             forget_repeats=2,
             pretrain_order="late",
-            grid_eval_steps=(2, 4, 7, 12, 20),
+            grid_eval_steps=(2, 5, 12),
             grid_survey_default_lr=True,
+            grid_sophia_methods=("ga",),
         ),
         Profile(
             name="gpu",

@@ -517,6 +517,9 @@ def guidelines(frame: pd.DataFrame) -> pd.DataFrame:
       held-out domain the same direction;
     - **what fails first**: which of retain and general perplexity leaves the tolerance
       first; holds if the held-out domain has the same majority.
+
+    ``determined`` says whether a check can be read at all (something to derive the
+    guideline from, and something to check it on): a check without it is no refutation.
     """
     f = _first_seed_adamw(frame)
     domains = list(dict.fromkeys(f["domain"]))
@@ -535,6 +538,7 @@ def guidelines(frame: pd.DataFrame) -> pd.DataFrame:
                 "on held-out": f"rank {int(test_rank[method])} (good cells {share_test:.0%})",
                 # no good cell to derive from: nothing holds
                 "holds": bool(share_train > 0 and share_test > 0 and test_rank[method] <= 2),
+                "determined": bool(share_train > 0),
             }
         )
         lrs = _lr_rule(train)
@@ -550,6 +554,7 @@ def guidelines(frame: pd.DataFrame) -> pd.DataFrame:
                 "derived": ", ".join(f"{m} {lr:g}" for m, lr in lrs.items()) or "none",
                 "on held-out": f"a good cell at that lr for {len(ok)} of {len(lrs)} methods",
                 "holds": bool(lrs) and len(ok) >= len(lrs) / 2,
+                "determined": bool(lrs),
             }
         )
         a, b, n = _stop_rule(train)
@@ -562,6 +567,7 @@ def guidelines(frame: pd.DataFrame) -> pd.DataFrame:
                 "on held-out": f"{c:.0%} against {d:.0%} ({m} runs)",
                 # a direction derived (a != b) and the same one on the held-out domain
                 "holds": bool(m) and a != b and c != d and (c > d) == (a > b),
+                "determined": bool(n) and bool(m) and a != b,
             }
         )
         x, y = _fails_first(train), _fails_first(test)
@@ -575,6 +581,7 @@ def guidelines(frame: pd.DataFrame) -> pd.DataFrame:
                 "on held-out": f"{my} first ({y['retain']} retain, {y['general']} "
                 f"general, {y['both']} both)",
                 "holds": sum(x.values()) > 0 and mx == my,
+                "determined": sum(x.values()) > 0 and sum(y.values()) > 0,
             }
         )
     return pd.DataFrame(rows).set_index(["guideline", "held-out domain"])

@@ -71,7 +71,7 @@ def claims_table(profile: Profile, grid: pd.DataFrame, zoo: dict | None = None) 
     chapter. ``grid`` is the :func:`~llmunlearn.grid.grid_frame` of every domain; the other
     chapters' results are read from their caches (the ground truth, the cost table, the
     relearning runs, the real LLM)."""
-    from .grid import FORGET_BAND, TOLERANCE, guidelines, per_replicate, robustness
+    from .grid import TOLERANCE, guidelines, per_replicate, robustness
     from .groundtruth import ground_truth_table
     from .methods import METHODS
     from .pretraining import pretrain_zoo
@@ -109,39 +109,9 @@ def claims_table(profile: Profile, grid: pd.DataFrame, zoo: dict | None = None) 
     # the referee: the retrained model's own row must be good (the design is feasible)
     retrained_good = grid[grid["method"] == "retrained"].groupby("domain")["good"].all().to_dict()
 
-    # 1. seven methods remove pre-training data
-    per, nums = {}, []
-    first = grid[(grid["optimizer"] == "adamw") & grid["method"].isin(paper)]
-    anygood = first.groupby(["domain", "replicate", "method"])["good"].any()
-    for d in domains:
-        counts = [int(anygood.loc[d, r].sum()) if (d, r) in anygood.index else 0 for r in reps]
-        ran = [
-            int(first[(first["domain"] == d) & (first["replicate"] == r)]["method"].nunique())
-            for r in reps
-        ]
-        shares = [c / n for c, n in zip(counts, ran) if n]
-        if not retrained_good.get(d, False):
-            per[d] = "undetermined"
-        elif all(s >= 0.5 for s in shares):
-            per[d] = "supports"
-        elif all(s < 0.5 for s in shares):
-            per[d] = "contradicts"
-        else:
-            per[d] = "undetermined"
-        nums.append(f"{d}: " + " / ".join(f"{c} of {n}" for c, n in zip(counts, ran)))
-    add(
-        "1. The seven methods remove pre-training data (arXiv, GitHub, books)",
-        f"per domain and replicate, the paper's methods with a good cell (forget perplexity "
-        f"within x{FORGET_BAND:g} of the exact retrained model's, its AUC within the "
-        f"retrained model's interval, held-out retain and general within +{TOLERANCE:.0%});"
-        " supports when at least half have one on every replicate, contradicts when fewer "
-        "than half on every replicate; undetermined when the retrained model's own row is "
-        "not good or the replicates disagree",
-        "; ".join(nums) + " (per replicate)",
-        per,
-        overall(per),
-        "robustness",
-    )
+    # 1. seven methods remove pre-training data (the referee's view, then the paper's)
+    for view, column in (("referee", "good"), ("paper", "good_paper")):
+        _claim_1(grid, domains, reps, paper, retrained_good, column, view, add)
 
     # 2. more than 1e5 times cheaper than retraining: the law at the paper's scale
     runs = {d: unlearn_all(profile, d, original=zoo["original"], progress=False) for d in domains}
@@ -463,6 +433,51 @@ def claims_table(profile: Profile, grid: pd.DataFrame, zoo: dict | None = None) 
         "real-llm",
     )
     return pd.DataFrame(rows)
+
+
+def _claim_1(grid, domains, reps, paper, retrained_good, column, view, add):
+    """Claim 1 by the good-cell rule of ``column`` (``good``: the referee's; ``good_paper``:
+    the paper's approximate target), one row."""
+    from .grid import FORGET_BAND, TOLERANCE
+
+    per, nums = {}, []
+    first = grid[(grid["optimizer"] == "adamw") & grid["method"].isin(paper)]
+    anygood = first.groupby(["domain", "replicate", "method"])[column].any()
+    for d in domains:
+        counts = [int(anygood.loc[d, r].sum()) if (d, r) in anygood.index else 0 for r in reps]
+        ran = [
+            int(first[(first["domain"] == d) & (first["replicate"] == r)]["method"].nunique())
+            for r in reps
+        ]
+        shares = [c / n for c, n in zip(counts, ran) if n]
+        if not retrained_good.get(d, False):
+            per[d] = "undetermined"
+        elif all(s >= 0.5 for s in shares):
+            per[d] = "supports"
+        elif all(s < 0.5 for s in shares):
+            per[d] = "contradicts"
+        else:
+            per[d] = "undetermined"
+        nums.append(f"{d}: " + " / ".join(f"{c} of {n}" for c, n in zip(counts, ran)))
+    if view == "paper":
+        claim = "1. (the paper's view) The seven methods remove pre-training data"
+        rule = (
+            f"as the row above, with the paper's rule for a good cell: forget perplexity "
+            f"within x{FORGET_BAND:g} of the approximate target (no retrained model, no "
+            "membership condition); where the two rows differ, the stand-in changes the "
+            "verdict"
+        )
+    else:
+        claim = "1. The seven methods remove pre-training data (arXiv, GitHub, books)"
+        rule = (
+            f"per domain and replicate, the paper's methods with a good cell (forget "
+            f"perplexity within x{FORGET_BAND:g} of the exact retrained model's, its AUC "
+            f"within the retrained model's interval, held-out retain and general within "
+            f"+{TOLERANCE:.0%}); supports when at least half have one on every replicate, "
+            "contradicts when fewer than half on every replicate; undetermined when the "
+            "retrained model's own row is not good or the replicates disagree"
+        )
+    add(claim, rule, "; ".join(nums) + " (per replicate)", per, overall(per), "robustness")
 
 
 def _selected_cells(grid: pd.DataFrame, profile: Profile, methods) -> pd.DataFrame:

@@ -3,7 +3,19 @@ import sys
 
 import pytest
 
-SUBCOMMANDS = ["book", "mathjax", "data", "pretrain", "unlearn", "evaluate", "lm-eval", "bench"]
+SUBCOMMANDS = [
+    "book",
+    "mathjax",
+    "data",
+    "pretrain",
+    "unlearn",
+    "grid",
+    "relearn",
+    "claims",
+    "evaluate",
+    "lm-eval",
+    "bench",
+]
 
 
 def cli(*args):
@@ -29,3 +41,29 @@ def test_unknown_method_and_domain_are_rejected_before_any_work():
     assert res.returncode == 2 and "unknown method 'nope'; valid: ga" in res.stderr
     res = cli("unlearn", "--profile", "smoke", "--domain", "poetry")
     assert res.returncode == 2 and "unknown domain 'poetry'; valid:" in res.stderr
+
+
+@pytest.mark.parametrize(
+    "args, named",
+    [
+        (["--methods", "ga,nope"], "unknown method 'nope'"),
+        (["--lrs", ","], "--lrs names no value"),
+        (["--lrs", "1e-3,fast"], "--lrs must be comma-separated numbers"),
+        (["--lrs", "1e-3,-1"], "grid_lrs entry must be a positive finite number"),
+        (["--domain", "poetry"], "unknown domain 'poetry'"),
+        (["--seeds", "42,42"], "grid_seeds has a seed twice"),
+    ],
+)
+def test_a_bad_grid_command_is_refused_before_anything_is_written(tmp_path, args, named):
+    import os
+
+    home = tmp_path / "home"
+    res = subprocess.run(
+        [sys.executable, "-m", "llmunlearn", "grid", "--profile", "smoke", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "LLMUNLEARN_HOME": str(home)},
+    )
+    assert res.returncode == 2 and named in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr
+    assert not home.exists() or not any(home.rglob("*"))

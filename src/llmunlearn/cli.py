@@ -151,6 +151,53 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     p = sub.add_parser(
+        "grid",
+        help="the hyper-parameter grid on one or more domains",
+        description="Run (or reuse) every cell of the profile's grid: every "
+        "method x learning rate on every replicate original, evaluated at the "
+        "profile's steps. Prints the robustness score of each method and, last, "
+        "the path of a CSV with every cell.",
+    )
+    _profile_arg(p)
+    p.add_argument(
+        "--domain",
+        action="append",
+        help="a domain (repeatable; default: arxiv, github and books)",
+    )
+    p.add_argument(
+        "--lrs",
+        help="comma-separated learning rates (default: the profile's grid_lrs)",
+    )
+    p.add_argument(
+        "--methods",
+        help="comma-separated methods (default: every registered method)",
+    )
+    p.add_argument(
+        "--seeds",
+        help="comma-separated pre-training seeds of the replicate originals "
+        "(default: the profile's grid_seeds)",
+    )
+
+    p = sub.add_parser(
+        "relearn",
+        help="relearning attack on every selected model of a domain",
+        description="Fine-tune the original, the exact retrained model and "
+        "every method's selected model on a share of the forget documents and "
+        "measure the others. Prints the path of a CSV with every step last.",
+    )
+    _profile_arg(p)
+    p.add_argument("--domain", default="github", help="arxiv, github or books")
+
+    p = sub.add_parser(
+        "claims",
+        help="the paper's claims with verdicts, from the runs",
+        description="Decide every claim per domain (supports / contradicts / "
+        "undetermined) from the cached runs, running what is missing. Prints "
+        "each verdict and, last, the path of a CSV of the claims table.",
+    )
+    _profile_arg(p)
+
+    p = sub.add_parser(
         "evaluate",
         help="every metric of one model on one domain",
         description="Evaluate any Hugging Face model folder (ours or yours) "
@@ -285,6 +332,8 @@ def _run(args) -> int:
             )
         print(run.path / "summary.json")
         return 0
+    if args.command in ("grid", "relearn", "claims"):
+        return _study(args, profile)
     if args.command == "evaluate":
         from .evaluation import evaluate_folder
 
@@ -308,4 +357,83 @@ def _run(args) -> int:
     )
     print(f"status: {run.summary['status']}")
     print(run.path / "summary.json")
+    return 0
+
+
+def _numbers(flag: str, text: str | None, kind=float) -> tuple | None:
+    """A comma-separated list of numbers from a flag, or None; a bad entry or an empty
+    list is a ``ValueError`` naming the flag."""
+    if text is None:
+        return None
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise ValueError(f"{flag} names no value: {text!r}")
+    try:
+        return tuple(kind(t) for t in items)
+    except ValueError:
+        raise ValueError(f"{flag} must be comma-separated numbers, got {text!r}") from None
+
+
+def _study(args, profile) -> int:
+    """``grid``, ``relearn`` and ``claims``: every value checked before any run starts;
+    the result written as CSV under the home folder, its path printed last."""
+    import dataclasses
+
+    from .config import DOMAINS, check_choice, check_profile
+    from .runs import config_hash, home
+
+    if args.command == "grid":
+        from .grid import grid_cells, grid_frame, robustness
+        from .methods import get_method
+
+        lrs = _numbers("--lrs", args.lrs)
+        seeds = _numbers("--seeds", args.seeds, int)
+        profile = check_profile(
+            dataclasses.replace(
+                profile,
+                grid_lrs=lrs or profile.grid_lrs,
+                grid_seeds=seeds or profile.grid_seeds,
+            )
+        )
+        domains = [check_choice("domain", d, DOMAINS) for d in (args.domain or DOMAINS)]
+        methods = [m.strip() for m in (args.methods or "").split(",") if m.strip()] or None
+        for m in methods or ():
+            get_method(m)
+        grid_cells(profile, methods)  # the grid checked whole before any run
+        frame = grid_frame(profile, domains)
+        if methods:
+            frame = frame[frame["method"].isin([*methods, "retrained"])]
+        scores = robustness(frame)
+        for (d, m, o), r in scores.iterrows():
+            print(f"{d:<7} {m:<14} {o:<7} score {r['score']:.2f}  best cost {r['best cost']:+.0%}")
+        key = config_hash(
+            {
+                "lrs": profile.grid_lrs,
+                "seeds": profile.grid_seeds,
+                "domains": domains,
+                "methods": methods,
+            }
+        )
+        path = home() / "grid" / f"grid-{profile.name}-{key}.csv"
+    elif args.command == "relearn":
+        import pandas as pd
+
+        from .relearn import relearn_domain
+
+        domain = check_choice("domain", args.domain, DOMAINS)
+        frame = pd.DataFrame(relearn_domain(profile, domain))
+        path = home() / "relearn" / f"relearn-{profile.name}-{domain}.csv"
+    else:
+        from .claims import claims_table
+        from .grid import grid_frame
+
+        frame = claims_table(profile, grid_frame(profile, progress=False))
+        for _, r in frame.iterrows():
+            print(f"{r['verdict']:<18} {r['claim']}")
+        path = home() / "claims" / f"claims-{profile.name}.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".partial")
+    frame.to_csv(tmp, index=False)
+    tmp.replace(path)
+    print(path)
     return 0

@@ -76,3 +76,39 @@ def test_only_a_method_that_unlearned_can_have_hidden_knowledge():
     assert pairs["unlearned"].tolist() == [True, True, False]
     assert pairs["hidden"].tolist() == [True, False, False]
     assert pairs.loc[("arxiv", "ga"), "ppl after / retrained's"] < HIDDEN
+
+
+def test_hidden_knowledge_is_judged_within_each_model_against_the_retrained_one():
+    """A model whose held-out forget perplexity ends above the retrained model's can still
+    have hidden knowledge, if its own unseen text got even harder (and the other way
+    round): the rule reads held-out forget over the model's own approximate perplexity."""
+    import pandas as pd
+
+    from llmunlearn.relearn import hidden_knowledge
+
+    rows = []
+    # (model, held-out before, after, approximate after); the original's held-out is 20
+    for model, before, after, approx in (
+        ("original", 20, 20, 25),
+        ("retrained", 32, 30, 25),  # own ratio after 1.2
+        ("ga", 60, 20, 25),  # 0.8: far below the retrained model's ratio: hidden
+        ("npo_gd", 60, 36, 30),  # 1.2: like the retrained model: gone
+        ("task_vector", 60, 33, 40),  # above the retrained level, yet 0.83: hidden
+    ):
+        for step, v, a in ((0, before, 25), (4, after, approx)):
+            rows.append(
+                dict(
+                    domain="books",
+                    model=model,
+                    seed=42,
+                    step=step,
+                    ppl_heldout=v,
+                    ppl_approximate=a,
+                    ppl_rel=v / 20,
+                    auc=0.5,
+                )
+            )
+    pairs = hidden_knowledge(steps_to_recover(pd.DataFrame(rows)))
+    assert pairs["unlearned"].all()
+    assert pairs["hidden"].tolist() == [True, False, True]
+    assert pairs.loc[("books", "task_vector"), "ppl after / retrained's"] > 1  # old rule: no

@@ -367,7 +367,7 @@ def claims_table(profile: Profile, grid: pd.DataFrame, zoo: dict | None = None) 
             overall(per),
             "robustness",
         )
-    from .relearn import hidden_knowledge, relearn_domain, steps_to_recover
+    from .relearn import HIDDEN, MARGIN, hidden_knowledge, relearn_domain, steps_to_recover
 
     rel = pd.concat([relearn_domain(profile, d, zoo, progress=False) for d in domains])
     pairs = hidden_knowledge(steps_to_recover(rel))
@@ -384,13 +384,14 @@ def claims_table(profile: Profile, grid: pd.DataFrame, zoo: dict | None = None) 
             if sub["hidden"].mean() < 0.5
             else "undetermined"
         )
-    median = did["ppl after / retrained's"].median()
+    median = did["own ratio after / retrained's"].median()
     add(
         "Survey: a few relearning steps bring unlearned knowledge back",
-        "among the (method, domain) pairs that had unlearned (held-out forget perplexity "
-        "more than 10 % above the original's), after the same relearning (a quarter of the "
-        "forget documents) the held-out forget perplexity ends more than 5 % below the "
-        "exact retrained model's: supports when most pairs do, contradicts when most do not",
+        f"among the (method, domain) pairs that had unlearned (held-out forget perplexity "
+        f"more than {MARGIN:.0%} above the original's), after the same relearning (a quarter"
+        f" of the forget documents) the model's held-out forget over its own approximate "
+        f"perplexity ends below {HIDDEN:.2f} x the exact retrained model's same ratio: "
+        "supports when most pairs do, contradicts when most do not",
         f"{int(did['hidden'].sum())} of {len(did)} pairs that unlearned ({len(pairs)} in "
         f"all); median ratio to the retrained model {median:.2f}",
         per,

@@ -64,7 +64,8 @@ def relearn_model(
     documents for ``steps`` steps at ``lr`` (default: the profile's unlearning learning
     rate) and batch ``profile.unlearn_batch``, measuring the held-out forget documents
     every ``eval_every`` steps (cached :class:`~llmunlearn.runs.Run`). ``summary.json``
-    holds ``evals``: step, ``ppl_heldout``, ``auc`` (Min-K% 0.3, held-out forget chunks
+    holds ``evals``: step, ``ppl_heldout``, ``ppl_approximate`` (the model's own, on an
+    approximate sample), ``auc`` (Min-K% 0.3, held-out forget chunks
     against as many approximate chunks) and ``n_relearn`` / ``n_heldout`` chunks."""
     import dataclasses
     from pathlib import Path
@@ -99,6 +100,7 @@ def relearn_model(
             "fraction": fraction,
             "eval_every": eval_every,
             "train": dataclasses.asdict(cfg),
+            "row": 2,  # 2: the model's own approximate perplexity at every step
         },
     )
     if run.done:
@@ -114,7 +116,11 @@ def relearn_model(
     def on_eval(m, step):
         row = evaluation_row(m.eval(), sets, profile.seed)
         m.train()
-        return {"ppl_heldout": row["ppl_forget"], "auc": row["auc"]}
+        return {
+            "ppl_heldout": row["ppl_forget"],
+            "ppl_approximate": row["ppl_approximate"],
+            "auc": row["auc"],
+        }
 
     result = train(
         model,
@@ -181,6 +187,7 @@ def relearn_domain(
                         "seed": s,
                         "step": e["step"],
                         "ppl_heldout": e["ppl_heldout"],
+                        "ppl_approximate": e.get("ppl_approximate", float("nan")),
                         "auc": e["auc"],
                         "status": run.summary["status"],
                     }
@@ -212,17 +219,27 @@ def steps_to_recover(frame: pd.DataFrame, margin: float = MARGIN) -> pd.DataFram
                 "ppl after": g["ppl_rel"].iloc[-1],
                 "AUC before": g["auc"].iloc[0],
                 "AUC after": g["auc"].iloc[-1],
+                "own ratio after": g["ppl_heldout"].iloc[-1] / g["ppl_approximate"].iloc[-1]
+                if {"ppl_heldout", "ppl_approximate"} <= set(g.columns)
+                else float("nan"),
             }
         )
     out = pd.DataFrame(rows)
     ref = out[out["model"] == "retrained"].groupby("domain")["ppl after"].mean()
     out["ppl after / retrained's"] = out["ppl after"] / out["domain"].map(ref)
+    own = out[out["model"] == "retrained"].groupby("domain")["own ratio after"].mean()
+    out["own ratio after / retrained's"] = out["own ratio after"] / out["domain"].map(own)
     return out.set_index(["domain", "model", "seed"])
 
 
-HIDDEN = 0.95
-"""A method's knowledge came back when its held-out forget perplexity ends relearning
-below this fraction of the exact retrained model's (fixed before the runs)."""
+HIDDEN = 1 / 1.2
+"""A method's knowledge came back when, after relearning, its held-out forget perplexity
+over its *own* approximate perplexity is below this fraction of the exact retrained
+model's same ratio after the same relearning (the referee's band of
+:data:`llmunlearn.grid.FORGET_BAND`, 1.2; fixed before the runs of this design). Within
+each model, so that an unlearner that made the whole domain harder (an approximate
+unlearner whose forget perplexity sits above the retrained model's) is not flagged for
+it."""
 
 
 def hidden_knowledge(table: pd.DataFrame, margin: float = MARGIN) -> pd.DataFrame:
@@ -230,10 +247,12 @@ def hidden_knowledge(table: pd.DataFrame, margin: float = MARGIN) -> pd.DataFram
     and the retrained model left out): ``unlearned`` whether the method had moved the
     held-out forget perplexity more than ``margin`` above the original's before
     relearning (a method that never unlearned has nothing to hide), and ``hidden``
-    whether it unlearned and relearning then brought it below :data:`HIDDEN` of the
-    retrained model's level."""
+    whether it unlearned and relearning then brought its own held-out forget over
+    approximate perplexity below :data:`HIDDEN` of the retrained model's (the held-out
+    perplexity over the retrained model's where a run has no approximate perplexity)."""
     mean = table.groupby(["domain", "model"], sort=False).mean()
     out = mean.drop(index=["original", "retrained"], level="model", errors="ignore").copy()
     out["unlearned"] = out["ppl before"] > 1 + margin
-    out["hidden"] = out["unlearned"] & (out["ppl after / retrained's"] < HIDDEN)
+    ratio = out["own ratio after / retrained's"].fillna(out["ppl after / retrained's"])
+    out["hidden"] = out["unlearned"] & (ratio < HIDDEN)
     return out

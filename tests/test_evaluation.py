@@ -264,3 +264,43 @@ def test_the_metric_registry_refuses_duplicates_and_directionless_metrics():
         register_metric("new_metric", "a metric", None)
     with pytest.raises(KeyError, match="no registered metric 'nonsense'"):
         metric("nonsense")
+
+
+def test_tpr_at_a_low_fpr_by_hand_and_the_smallest_resolvable_rate():
+    from llmunlearn.mia import tpr_at_fpr
+
+    members = [0.9, 0.8, 0.1]
+    non_members = [0.5, 0.4, 0.3, 0.2] * 25  # 100: rates resolved in steps of 1 %
+    r = tpr_at_fpr(members, non_members, 0.01)
+    assert r["tpr"] == pytest.approx(2 / 3) and r["fpr"] == 0.01
+    few = tpr_at_fpr(members, [0.5, 0.4, 0.3, 0.2], 0.001)
+    assert few["fpr"] == 0.25 and few["asked"] == 0.001  # 4 non-members resolve 25 %
+    with pytest.raises(ValueError, match=r"false-positive rate must lie in \(0, 1\)"):
+        tpr_at_fpr(members, non_members, 0.0)
+
+
+def test_the_blind_baseline_sees_a_shift_in_the_text_and_nothing_in_exchangeable_sets():
+    import random
+
+    from llmunlearn.mia import blind_baseline
+
+    rng = random.Random(0)
+    pool = "alpha beta gamma delta epsilon zeta eta theta iota kappa".split()
+    other = "red green blue cyan magenta yellow black white grey brown".split()
+
+    def chunks(words, n_docs, prefix):
+        texts, groups = [], []
+        for d in range(n_docs):
+            for _ in range(3):
+                texts.append(" ".join(rng.choice(words) for _ in range(40)))
+                groups.append(f"{prefix}{d}")
+        return texts, groups
+
+    m, n = chunks(pool, 12, "m"), chunks(pool, 12, "n")
+    same = blind_baseline(*m, *n, folds=4)
+    assert same["ci_low"] <= 0.5 <= same["ci_high"]  # exchangeable: nothing to see
+    shifted = blind_baseline(*m, *chunks(other, 12, "o"), folds=4)
+    assert shifted["auc"] > 0.95 and shifted["ci_low"] > 0.8  # the text gives it away
+    for folds in (1, 13, 2.5):
+        with pytest.raises(ValueError, match="blind-baseline folds must be an integer from 2"):
+            blind_baseline(*m, *n, folds=folds)

@@ -318,3 +318,54 @@ def ground_truth_table(profile: Profile):
             row["verdict"] = c["verdict"]
             rows.append(row)
     return pd.DataFrame(rows).set_index(["domain", "design"])
+
+
+def blind_baseline_table(profile: Profile, folds: int = 5):
+    """Per domain and design: the blind baseline (:func:`llmunlearn.mia.blind_baseline`,
+    text alone, cross-validated by document) on every forget (members) and approximate
+    (non-members) chunk, beside the original model's Min-K% AUC on the same sets
+    (:func:`retraining_check`), and whether the model-based attack beats the blind one
+    (its interval above the blind baseline's). A ``DataFrame`` indexed by domain and
+    design."""
+    import dataclasses
+
+    import pandas as pd
+
+    from .data import chunked_splits
+    from .mia import blind_baseline
+    from .pretraining import pretraining_tokenizer
+
+    tokenizer = pretraining_tokenizer(profile)
+    rows = []
+    for domain in DOMAINS:
+        for design in DESIGNS:
+            p = dataclasses.replace(profile, design=design)
+            chunks = chunked_splits(p, domain, tokenizer)
+            sets = {}
+            for split in ("forget", "approximate"):
+                c = chunks[split]
+                texts = tokenizer.batch_decode(
+                    [[t for t in ids if t != tokenizer.pad_token_id] for ids in c["input_ids"]]
+                )
+                sets[split] = (texts, list(c["doc_id"]))
+            n_docs = min(len(set(sets[s][1])) for s in sets)
+            blind = blind_baseline(
+                *sets["forget"], *sets["approximate"], folds=min(folds, n_docs), seed=p.seed
+            )
+            attack = retraining_check(profile, domain, design)["auc"]["original"]["min_k@0.3"]
+            rows.append(
+                {
+                    "domain": domain,
+                    "design": design,
+                    "blind AUC": blind["auc"],
+                    "blind low": blind["ci_low"],
+                    "blind high": blind["ci_high"],
+                    "blind TPR@1%": blind["tpr@0.01"],
+                    "Min-K% AUC (original)": attack["auc"],
+                    "Min-K% low": attack["ci_low"],
+                    "Min-K% high": attack["ci_high"],
+                    "attack beats blind": bool(attack["ci_low"] > blind["ci_high"]),
+                    "folds": blind["folds"],
+                }
+            )
+    return pd.DataFrame(rows).set_index(["domain", "design"])

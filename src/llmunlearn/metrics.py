@@ -158,6 +158,14 @@ for _key, _label, _better, _ideal in (
     ("general_rel", "general perplexity / original's", False, None),
     ("auc_gap", "AUC - exact retrained model's AUC", None, "0"),
     (
+        "forget_ref",
+        "forget perplexity / exact retrained model's",
+        None,
+        "1 (within the forget band either way)",
+    ),
+    ("mia|tpr@0.01", "true-positive rate at 1 % false positives", None, RETRAINED_AUC),
+    ("mia|tpr@0.001", "true-positive rate at 0.1 % false positives", None, RETRAINED_AUC),
+    (
         "ppl_rel",
         "held-out forget perplexity / original's",
         None,

@@ -15,6 +15,12 @@ folds both failures together; we report both.
 | ``min_k`` (k) | mean of the k fraction of lowest token log-probabilities (Shi et al. 2024; the paper's attack) |
 | ``min_k_pp`` (k) | the same on log-probabilities standardised by the model's own next-token mean and spread (Zhang et al. 2024) |
 | ``reference`` | reference model's mean NLL minus the target model's (Carlini et al. 2022) |
+
+Two checks a sceptical reader runs on any AUC: the true-positive rate at a low
+false-positive rate (:func:`tpr_at_fpr`, Carlini et al. 2022), and a *blind baseline*
+(:func:`blind_baseline`): a classifier that never looks at the model, trained on the text
+alone to tell the same members from the same non-members (Das et al. 2024). An attack
+that does not beat the blind baseline measures how the two sets differ, not membership.
 """
 
 # ruff: noqa: E501  (the attack table in the docstring)
@@ -151,12 +157,17 @@ def cluster_auc_interval(
 
 
 def mia_report(member_scores: dict, non_member_scores: dict, intervals: bool = True) -> dict:
-    """Per attack: ``auc`` (unfolded), ``auc_folded`` (the paper's max(AUC, 1 - AUC)) and,
-    if asked, the bootstrap interval of the unfolded AUC."""
+    """Per attack: ``auc`` (unfolded), ``auc_folded`` (the paper's max(AUC, 1 - AUC)),
+    the true-positive rate at each of :data:`LOW_FPRS` (``tpr@0.01``, ...; at the smallest
+    rate the non-members resolve when that is larger, ``smallest_fpr``) and, if asked,
+    the bootstrap interval of the unfolded AUC."""
     out = {}
     for name, m in member_scores.items():
         a = auc(m, non_member_scores[name])
         out[name] = {"auc": a, "auc_folded": max(a, 1 - a)}
+        for f in LOW_FPRS:
+            out[name][f"tpr@{f:g}"] = tpr_at_fpr(m, non_member_scores[name], f)["tpr"]
+        out[name]["smallest_fpr"] = 1 / len(non_member_scores[name])
         if intervals:
             out[name]["ci_low"], out[name]["ci_high"] = auc_interval(m, non_member_scores[name])
     return out
@@ -169,3 +180,76 @@ def roc_points(members, non_members) -> tuple[np.ndarray, np.ndarray]:
     y = np.r_[np.ones(len(members)), np.zeros(len(non_members))]
     fpr, tpr, _ = roc_curve(y, np.r_[members, non_members])
     return fpr, tpr
+
+
+LOW_FPRS = (0.01, 0.001)
+"""The false-positive rates at which the true-positive rate is reported."""
+
+
+def tpr_at_fpr(members, non_members, fpr: float) -> dict:
+    """True-positive rate of the best threshold whose false-positive rate is at most
+    ``fpr`` (``sklearn.metrics.roc_curve``). Non-members resolve false-positive rates in
+    steps of 1 / their count: below that the smallest resolvable rate is used instead, and
+    ``fpr`` in the result says which rate was reached (``asked`` what was asked)."""
+    from sklearn.metrics import roc_curve
+
+    if not 0 < fpr < 1:
+        raise ValueError(f"a false-positive rate must lie in (0, 1), got {fpr!r}")
+    members, non_members = np.asarray(members, float), np.asarray(non_members, float)
+    if not len(members) or not len(non_members):
+        raise ValueError(
+            f"membership inference needs members and non-members; got "
+            f"{len(members)} and {len(non_members)}"
+        )
+    resolved = max(fpr, 1 / len(non_members))
+    y = np.r_[np.ones(len(members)), np.zeros(len(non_members))]
+    f, t, _ = roc_curve(y, np.r_[members, non_members])
+    ok = f <= resolved + 1e-12
+    return {"tpr": float(t[ok].max()), "fpr": float(resolved), "asked": fpr}
+
+
+def blind_baseline(
+    member_texts,
+    member_groups,
+    non_member_texts,
+    non_member_groups,
+    folds: int = 5,
+    seed: int = 0,
+) -> dict:
+    """How well the *text alone* tells members from non-members: TF-IDF character n-grams
+    (2-4, within words) and logistic regression (scikit-learn), cross-validated by
+    document (``StratifiedGroupKFold``: no document has chunks in both the training and
+    the scored fold). Returns the out-of-fold ``auc`` with its interval over documents
+    (:func:`cluster_auc_interval`), the true-positive rates at :data:`LOW_FPRS` and
+    ``folds``. ``folds`` must be at least 2 and at most the documents on the smaller
+    side; anything else is a ``ValueError`` naming it, before anything is fitted."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+
+    docs = min(len(set(member_groups)), len(set(non_member_groups)))
+    if isinstance(folds, bool) or not isinstance(folds, int) or not 2 <= folds <= docs:
+        raise ValueError(
+            f"blind-baseline folds must be an integer from 2 to {docs} (the documents on "
+            f"the smaller side), got {folds!r}"
+        )
+    texts = [*member_texts, *non_member_texts]
+    y = np.r_[np.ones(len(member_texts)), np.zeros(len(non_member_texts))]
+    groups = [f"m:{g}" for g in member_groups] + [f"n:{g}" for g in non_member_groups]
+    model = make_pipeline(
+        TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), sublinear_tf=True, min_df=2),
+        LogisticRegression(max_iter=2000),
+    )
+    cv = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    score = cross_val_predict(model, texts, y, groups=groups, cv=cv, method="decision_function")
+    m, n = score[: len(member_texts)], score[len(member_texts) :]
+    lo, hi = cluster_auc_interval(m, list(member_groups), n, list(non_member_groups), seed=seed)
+    return {
+        "auc": auc(m, n),
+        "ci_low": lo,
+        "ci_high": hi,
+        "folds": folds,
+        **{f"tpr@{f:g}": tpr_at_fpr(m, n, f)["tpr"] for f in LOW_FPRS},
+        "smallest fpr": 1 / len(n),
+    }

@@ -281,7 +281,8 @@ def plot_mia_auc(frame, attack: str = "min_k@0.3"):
 
 
 def plot_roc(evaluations, models=("original", "retrained", "ga_gd_in")):
-    """ROC curves of the Min-K% attack for a few models, per domain."""
+    """ROC curves of the Min-K% attack for a few models, per domain, on log-log axes (the
+    low false-positive region, where a membership attack has to work, is visible)."""
     sns.set_theme(style="whitegrid")
     fig, axes = plt.subplots(
         1, len(evaluations), figsize=(3.2 * len(evaluations), 3.2), squeeze=False
@@ -290,8 +291,13 @@ def plot_roc(evaluations, models=("original", "retrained", "ga_gd_in")):
         for m in models:
             if m in runs:
                 roc = runs[m].summary["mia"]["roc"]
-                ax.plot(roc["fpr"], roc["tpr"], label=m)
-        ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=0.8)
+                ax.step(roc["fpr"], roc["tpr"], where="post", label=m)
+                floor = 1 / max(2, len(roc["fpr"]))
+        ax.plot([1e-3, 1], [1e-3, 1], ls="--", color="grey", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlim(max(1e-3, floor / 2), 1)
+        ax.set_ylim(1e-3, 1.05)
         ax.set_title(d)
         ax.set_xlabel("false-positive rate")
     axes[0][0].set_ylabel("true-positive rate")

@@ -199,12 +199,18 @@ def build(profile: str = "cpu", only: str | None = None, root: Path = PROJECT_RO
         check_choice("chapter", only, all_chapters)
     stage = root / "_build" / (profile if only is None else f"{profile}-{only}")
     entries = toc_files(root)
-    if only is not None:
+    if only is not None:  # the chapter, with the root and the references its citations need
         entries = [entries[0], next(e for e in entries if Path(e).name == only)]
+        if "book/references" in toc_files(root) and "book/references" not in entries:
+            entries.append("book/references")
     for name in BOOK_FILES:
         _copy_if_changed(root / name, stage / name)
     if only is not None:
-        toc = {"format": "jb-book", "root": entries[0], "chapters": [{"file": entries[1]}]}
+        toc = {
+            "format": "jb-book",
+            "root": entries[0],
+            "chapters": [{"file": e} for e in entries[1:]],
+        }
         (stage / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False))
     for extra in (root / "book").rglob("*"):  # pages, images, bibliography
         if extra.is_file() and extra.suffix != ".ipynb" and ".ipynb_checkpoints" not in extra.parts:

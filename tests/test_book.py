@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def make_book(root: Path, cells: list[str]) -> Path:
     (root / "book").mkdir(parents=True)
     shutil.copy(ROOT / "_config.yml", root / "_config.yml")
+    shutil.copy(ROOT / "book" / "references.bib", root / "book" / "references.bib")
     (root / "_toc.yml").write_text(
         "format: jb-book\nroot: book/intro\nchapters:\n  - file: book/ch\n"
     )

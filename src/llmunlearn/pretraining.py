@@ -170,35 +170,23 @@ def pretrain(
         removed_ids = {d.id for d in removed}
         order = [i for i in order if doc_ids[i] not in removed_ids]
         steps = max(1, len(order) // profile.pretrain_batch)
-    cfg = TrainConfig(
-        steps=steps,
-        lr=lr,
-        batch=profile.pretrain_batch,
-        micro_batch=profile.pretrain_batch,
-        warmup_ratio=warmup,
-        weight_decay=0.1,
-        seed=seed,
-        checkpoint_every=max(1, steps // 5),
-    )
-    result = train(
+    result = _train_lm(
+        profile,
         model,
-        lambda m, b: nll_loss(m, b["train"]),
-        {"train": train_set},
-        cfg,
-        run.path,
-        orders={"train": order},
-        desc=f"pre-train {profile.name} {kind}"
+        train_set,
+        order,
+        steps,
+        lr,
+        warmup,
+        seed,
+        run,
+        f"pre-train {profile.name} {kind}"
         + (" (final slice)" if late else "")
         + (f" (seed {seed})" if seed != profile.seed else ""),
-        progress=progress,
+        progress,
     )
     if not result["is_main_process"]:
         return run  # under `accelerate launch`, the main process saves and evaluates
-    if result["status"] != "finished":
-        raise RuntimeError(
-            f"pre-training diverged at step {len(result['log'])}; "
-            f"lower pretrain_lr (was {profile.pretrain_lr})"
-        )
     model = result["model"].eval()
     model.save_pretrained(run.path / "model")
     tokenizer.save_pretrained(run.path / "model")
@@ -234,6 +222,40 @@ def pretrain(
     return run
 
 
+def _train_lm(profile, model, train_set, order, steps, lr, warmup, seed, run, desc, progress):
+    """The zoo's one recipe for a stretch of pre-training (a base, a mixed-order model or
+    a final slice): next-token loss over ``order`` of ``train_set`` in batches of
+    ``pretrain_batch``, AdamW with weight decay 0.1, ``warmup`` then cosine decay,
+    checkpoints five times. Returns :func:`~llmunlearn.train.train`'s result; a run that
+    diverged is a ``RuntimeError`` naming the learning rate."""
+    cfg = TrainConfig(
+        steps=steps,
+        lr=lr,
+        batch=profile.pretrain_batch,
+        micro_batch=profile.pretrain_batch,
+        warmup_ratio=warmup,
+        weight_decay=0.1,
+        seed=seed,
+        checkpoint_every=max(1, steps // 5),
+    )
+    result = train(
+        model,
+        lambda m, b: nll_loss(m, b["train"]),
+        {"train": train_set},
+        cfg,
+        run.path,
+        orders={"train": order},
+        desc=desc,
+        progress=progress,
+    )
+    if result["status"] != "finished":
+        raise RuntimeError(
+            f"pre-training diverged at step {len(result['log'])}; "
+            f"lower pretrain_lr (was {profile.pretrain_lr})"
+        )
+    return result
+
+
 def pretrain_base(profile: Profile, seed: int, progress: bool = True) -> Run:
     """The late order's base: D minus every forget set, ``pretrain_epochs`` passes, the
     recipe of the mixed order. Every model of the seed (the original and each retrained
@@ -263,32 +285,20 @@ def pretrain_base(profile: Profile, seed: int, progress: bool = True) -> Run:
     train_set = chunk_documents(tokenizer, docs, profile.chunk_len)
     steps = max(1, profile.pretrain_epochs * len(train_set) // profile.pretrain_batch)
     order = stream_order(len(train_set), steps * profile.pretrain_batch, seed)
-    cfg = TrainConfig(
-        steps=steps,
-        lr=profile.pretrain_lr,
-        batch=profile.pretrain_batch,
-        micro_batch=profile.pretrain_batch,
-        warmup_ratio=0.05,
-        weight_decay=0.1,
-        seed=seed,
-        checkpoint_every=max(1, steps // 5),
-    )
-    result = train(
+    result = _train_lm(
+        profile,
         model,
-        lambda m, b: nll_loss(m, b["train"]),
-        {"train": train_set},
-        cfg,
-        run.path,
-        orders={"train": order},
-        desc=f"pre-train {profile.name} base (no forget set)"
+        train_set,
+        order,
+        steps,
+        profile.pretrain_lr,
+        0.05,
+        seed,
+        run,
+        f"pre-train {profile.name} base (no forget set)"
         + (f" (seed {seed})" if seed != profile.seed else ""),
-        progress=progress,
+        progress,
     )
-    if result["status"] != "finished":
-        raise RuntimeError(
-            f"pre-training diverged at step {len(result['log'])}; "
-            f"lower pretrain_lr (was {profile.pretrain_lr})"
-        )
     if not result["is_main_process"]:
         return run
     result["model"].save_pretrained(run.path / "model")

@@ -94,3 +94,31 @@ def test_each_variant_page_has_its_own_title(tmp_path):
         staged = nbformat.read(root / "_build" / "smoke" / "book" / f"{name}.ipynb", 4)
         assert staged.cells[0].source.splitlines()[0] == f"# {title}"
         assert f"<h1>{title}" in (index.parent / "book" / f"{name}.html").read_text()
+
+
+def test_a_chapters_table_is_served_as_csv_beside_its_page(tmp_path):
+    root = make_book(
+        tmp_path / "b",
+        [
+            "import pandas as pd\nimport llmunlearn as ul\n"
+            'ul.offer_csv(pd.DataFrame({"lr": [1e-4, 1e-3], "cost": [0.1, 0.4]}), "grid-x", '
+            '"the grid")'
+        ],
+    )
+    index = build("smoke", root=root)
+    html = (index.parent / "book" / "ch.html").read_text()
+    assert 'href="tables/grid-x.csv" download' in html
+    served = index.parent / "book" / "tables" / "grid-x.csv"  # where the link points
+    assert served.read_text().splitlines() == [",lr,cost", "0,0.0001,0.1", "1,0.001,0.4"]
+
+
+@pytest.mark.parametrize("name", ["", "Grid", "a/b", "../x", "x y", 3])
+def test_a_bad_table_name_is_refused_and_writes_nothing(tmp_path, monkeypatch, name):
+    import pandas as pd
+
+    from llmunlearn.book import offer_csv
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="file name must be lower-case"):
+        offer_csv(pd.DataFrame({"a": [1]}), name)
+    assert list(tmp_path.iterdir()) == []

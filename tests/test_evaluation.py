@@ -56,6 +56,25 @@ def test_the_document_interval_of_the_auc_is_wider_than_a_chunk_one():
     assert hi_d - lo_d > 1.5 * (hi_c - lo_c)
 
 
+def test_a_utility_ratio_interval_is_paired_over_documents():
+    """The same chunks in two models: a model that adds the same loss to every chunk has
+    a ratio of exactly exp(that loss), with no width (pairing removes the chunks' own
+    spread); a model that hurts one document only has an interval that reaches 1."""
+    from llmunlearn.mia import cluster_ratio_interval
+
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(10), 4)
+    base = rng.normal(3.0, 1.0, 40)
+    lo, hi = cluster_ratio_interval(base + 0.1, base, groups)
+    assert lo == pytest.approx(np.exp(0.1)) and hi == pytest.approx(np.exp(0.1))
+    hurt = base + np.where(groups == 0, 2.0, 0.0)
+    point = np.exp(hurt.mean() - base.mean())
+    lo, hi = cluster_ratio_interval(hurt, base, groups, n_resamples=500)
+    assert lo == pytest.approx(1.0) and lo < point < hi
+    with pytest.raises(ValueError, match="same chunks in both models: got 40 and 39"):
+        cluster_ratio_interval(base, base[:39], groups)
+
+
 def test_min_k_by_hand():
     v = np.array([-5.0, -1.0, -3.0, -2.0, -4.0])
     assert min_k(v, 0.4) == pytest.approx((-5 - 4) / 2)

@@ -72,6 +72,20 @@ def test_a_bad_pilot_is_named_before_anything_trains(tiny):
     assert not (ul.home() / "pretrain").exists()
 
 
+def test_the_pilot_stops_at_the_first_repeat_count_in_the_band(tiny, monkeypatch):
+    """The rule takes the smallest count in the band, so a larger one is never trained;
+    with no count in the band every one is, and the rule chooses none."""
+    import llmunlearn.pretraining as pt
+
+    monkeypatch.setattr(pt, "GAP_BAND", (0.0, math.inf))  # every gap is in this band
+    frame = ul.pilot(tiny, (1, 2), progress=False)
+    assert list(frame.index) == [1] and ul.pilot_choice(frame) == 1
+    assert len(list((ul.home() / "pretrain").glob("smoke-original-*"))) == 1
+    monkeypatch.setattr(pt, "GAP_BAND", (50.0, 60.0))  # and none is in this one
+    frame = ul.pilot(tiny, (1, 2), progress=False)
+    assert list(frame.index) == [1, 2] and ul.pilot_choice(frame) is None
+
+
 def test_an_empty_grid_or_an_unknown_method_is_named():
     with pytest.raises(ValueError, match="grid_lrs is empty"):
         grid_cells(ul.get_profile("smoke", grid_lrs=()))

@@ -75,6 +75,7 @@ _LAZY = {
     "home": "runs",
     "provenance": "runs",
     "glue": "book",
+    "offer_csv": "book",
     "build_status": "book",
     "domain_models": "evaluation",
     "plot_harness_agreement": "plotting",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -213,7 +214,9 @@ def build(profile: str = "cpu", only: str | None = None, root: Path = PROJECT_RO
         }
         (stage / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False))
     for extra in (root / "book").rglob("*"):  # pages, images, bibliography
-        if extra.is_file() and extra.suffix != ".ipynb" and ".ipynb_checkpoints" not in extra.parts:
+        skip = {".ipynb_checkpoints", TABLES}  # a JupyterLab session's outputs stay out
+        parts = set(extra.relative_to(root).parts)
+        if extra.is_file() and extra.suffix != ".ipynb" and not skip & parts:
             _copy_if_changed(extra, stage / extra.relative_to(root))
 
     lib = _library_digest()
@@ -246,6 +249,7 @@ def build(profile: str = "cpu", only: str | None = None, root: Path = PROJECT_RO
         )
     _say(f"chapters done in {time.perf_counter() - t_all:.1f} s; rendering with jupyter-book")
     _serve_mathjax(stage)
+    _serve_tables(stage, entries)
     cmd = [
         str(Path(sys.executable).parent / "jupyter-book"),
         "build",
@@ -340,6 +344,58 @@ def mathjax(fetch: bool = False) -> Path | None:
     return target / "es5"
 
 
+TABLES = "tables"
+"""The folder, beside each executed chapter, that holds its tables as CSV files
+(:func:`offer_csv`); the build serves it with the pages."""
+
+
+def offer_csv(frame, name: str, label: str | None = None) -> Path:
+    """Write ``frame`` to ``tables/<name>.csv`` beside the running chapter and show a link
+    to it (the numbers behind a table, to take home; the built book serves the file
+    beside the page). ``name``: lower-case letters, digits, ``-``, ``_`` and ``.``.
+    Returns the file's path."""
+    import html
+
+    from IPython.display import HTML, display
+
+    if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9][a-z0-9_.-]*", name):
+        raise ValueError(
+            f"a table's file name must be lower-case letters, digits, '-', '_' or '.'; got {name!r}"
+        )
+    path = Path(TABLES) / f"{name}.csv"
+    path.parent.mkdir(exist_ok=True)
+    frame.to_csv(path)
+    text = html.escape(label or name)
+    display(
+        HTML(
+            f'<p class="llmunlearn-csv"><a href="{path.as_posix()}" download>'
+            f"Download {text} (CSV, {len(frame)} rows)</a></p>"
+        )
+    )
+    return path
+
+
+def _extra_path(stage: Path, update: dict | None = None) -> Path:
+    """The staged book's ``_offline/`` folder, served at the HTML output's root through
+    ``html_extra_path`` (with ``update`` merged into the staged Sphinx configuration)."""
+    config = yaml.safe_load((stage / "_config.yml").read_text())
+    sphinx = config.setdefault("sphinx", {}).setdefault("config", {})
+    sphinx.update(update or {})
+    sphinx["html_extra_path"] = ["_offline"]
+    text = yaml.safe_dump(config, sort_keys=False)
+    if (stage / "_config.yml").read_text() != text:
+        (stage / "_config.yml").write_text(text)
+    return stage / "_offline"
+
+
+def _serve_tables(stage: Path, entries: list[str]) -> None:
+    """Serve each chapter's CSV files (:func:`offer_csv`) beside its page: the ``tables/``
+    folder beside each executed chapter is copied to the same place under ``_offline/``."""
+    for rel in sorted({Path(e).parent / TABLES for e in entries}):
+        for f in sorted((stage / rel).glob("*.csv")):
+            _copy_if_changed(f, _extra_path(stage) / rel / f.name)
+
+
 def _serve_mathjax(stage: Path) -> None:
     """Make the staged book serve MathJax from its own build: the bundle goes to
     ``_static/mathjax/`` of the HTML output through ``html_extra_path`` (not the source
@@ -348,17 +404,10 @@ def _serve_mathjax(stage: Path) -> None:
     bundle = mathjax()
     if bundle is None:
         return
-    extra = stage / "_offline" / "_static" / "mathjax"
+    extra = _extra_path(stage, {"mathjax_path": "mathjax/tex-chtml.js"}) / "_static" / "mathjax"
     if not (extra / "tex-chtml.js").exists():
         shutil.rmtree(extra, ignore_errors=True)
         shutil.copytree(bundle, extra)
-    config = yaml.safe_load((stage / "_config.yml").read_text())
-    sphinx = config.setdefault("sphinx", {}).setdefault("config", {})
-    sphinx["mathjax_path"] = "mathjax/tex-chtml.js"
-    sphinx["html_extra_path"] = ["_offline"]
-    text = yaml.safe_dump(config, sort_keys=False)
-    if (stage / "_config.yml").read_text() != text:
-        (stage / "_config.yml").write_text(text)
 
 
 def glue(name: str, value) -> None:

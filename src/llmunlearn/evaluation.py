@@ -387,8 +387,11 @@ def evaluation_row(model, sets: dict, seed: int, intervals: bool = False) -> dic
     that the full evaluation of the same model on the same sets can take it instead of
     computing it again). One forward pass per set gives all of it. With ``intervals``,
     ``auc_low`` / ``auc_high``: the 95 % interval of ``auc`` over documents
-    (:func:`~llmunlearn.mia.cluster_auc_interval`)."""
-    row, stats = {"perplexity": {}}, {}
+    (:func:`~llmunlearn.mia.cluster_auc_interval`). Under ``chunk_nll``, the per-chunk
+    losses on the utility sets (retain, general), so that a ratio to another model's row
+    has an interval over documents (:func:`utility_intervals`); with ``intervals``, also
+    their chunks' documents (``doc_id``)."""
+    row, stats = {"perplexity": {}, "chunk_nll": {}}, {}
     for split, c in sets.items():
         res = perplexity(
             model, c, token_stats="logp" if split in ("forget", "approximate") else False
@@ -396,6 +399,10 @@ def evaluation_row(model, sets: dict, seed: int, intervals: bool = False) -> dic
         stats[split] = res.pop("token_stats", None)
         row[f"ppl_{split}"], row[f"acc_{split}"] = res["ppl"], res["acc"]
         row["perplexity"][split] = {k: v for k, v in res.items() if k != "chunk_nll"}
+        if split in UTILITY_SETS:
+            row["chunk_nll"][split] = res["chunk_nll"]
+            if intervals:
+                row.setdefault("doc_id", {})[split] = list(c["doc_id"])
     if "forget" in sets and "approximate" in sets:
         m, n = mia_indices(len(sets["forget"]), len(sets["approximate"]), seed)
         for key, attack in (("auc", ROC_ATTACK), ("auc_loss", "loss")):
@@ -413,6 +420,29 @@ def evaluation_row(model, sets: dict, seed: int, intervals: bool = False) -> dic
                     seed=seed,
                 )
     return row
+
+
+UTILITY_SETS = ("retain", "general")
+"""The evaluation sets whose perplexity measures utility (held-out retain, general)."""
+
+
+def utility_intervals(row: dict, reference: dict, seed: int = 0) -> dict:
+    """``<split>_low`` / ``<split>_high``: the 95 % interval over documents of the
+    perplexity ratio ``row`` / ``reference`` (two :func:`evaluation_row` of the same
+    chunks; ``reference`` evaluated with ``intervals``) on each utility set both hold
+    (:func:`~llmunlearn.mia.cluster_ratio_interval`)."""
+    from .mia import cluster_ratio_interval
+
+    out = {}
+    for split in UTILITY_SETS:
+        a = row.get("chunk_nll", {}).get(split)
+        b = reference.get("chunk_nll", {}).get(split)
+        docs = reference.get("doc_id", {}).get(split)
+        if a is not None and b is not None and docs is not None:
+            out[f"{split}_low"], out[f"{split}_high"] = cluster_ratio_interval(
+                a, b, docs, seed=seed
+            )
+    return out
 
 
 def _score(chunk_stats: dict, attack: str) -> float:
@@ -434,9 +464,9 @@ def evaluation_config(profile: Profile) -> dict:
         **pretrain_config(profile),
         "design": profile.design,
         "eval_chunks": profile.eval_chunks,
-        "row": 5,
+        "row": 6,
     }  # row 2: rows hold the AUC; 4: every forget chunk, held-out retain, whole target;
-    # 5: the full evaluation's attacks report TPR at low FPR
+    # 5: the full evaluation's attacks report TPR at low FPR; 6: utility chunk losses
 
 
 def evaluate_reference(profile: Profile, domain: str, model_run: Run) -> dict:
@@ -456,8 +486,13 @@ def evaluate_reference(profile: Profile, domain: str, model_run: Run) -> dict:
         chunks, general = domain_chunks(profile, domain, tokenizer)
         sets = evaluation_sets(profile, chunks, general)
         row = evaluation_row(model.eval(), sets, profile.seed, intervals=True)
-        # the target: the whole approximate set, measured once per model and domain
-        row["whole_approximate_ppl"] = perplexity(model, chunks["approximate"])["ppl"]
+        # the target: the whole approximate set, measured once per model and domain (a
+        # zoo model measured it when it was trained, on the same chunks)
+        whole = model_run.summary.get("ppl", {}).get(domain, {})
+        key = f"{profile.design}/approximate"
+        row["whole_approximate_ppl"] = (
+            whole[key] if key in whole else perplexity(model, chunks["approximate"])["ppl"]
+        )
         run.finish(row)
     return run.summary
 

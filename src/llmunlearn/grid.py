@@ -185,7 +185,8 @@ def grid_frame(
     the perplexities, ``forget_rel`` (forget perplexity over the paper's approximate
     target), ``forget_ref`` (over the exact retrained model's forget perplexity: the
     referee; NaN without one), ``retain_rel`` and ``general_rel`` (held-out retain and
-    general over the original model's), ``auc`` (Min-K% 0.3, forget against approximate),
+    general over the original model's, with ``*_rel_low`` / ``*_rel_high``: their 95 %
+    intervals over documents), ``auc`` (Min-K% 0.3, forget against approximate),
     ``auc_gap`` (minus the retrained model's AUC) and ``auc_in`` (within the retrained
     model's interval), ``status``, ``good`` (the referee's rule) and ``good_paper`` (the
     same rule around the approximate target). A run that diverged has rows for the steps
@@ -256,6 +257,11 @@ def _row(cell, replicate, step, e, original, retrained, profile) -> dict:
     row["retain_rel"] = e["ppl_retain"] / original["ppl_retain"]
     row["general_rel"] = e["ppl_general"] / original["ppl_general"]
     row["self_rel"] = e["ppl_forget"] / e["ppl_approximate"]
+    # the utility ratios' 95 % intervals over documents (the same chunks in both models)
+    from .evaluation import utility_intervals
+
+    intervals = utility_intervals(e, original, profile.seed)  # retain_low -> retain_rel_low
+    row.update({k.replace("_", "_rel_", 1): v for k, v in intervals.items()})
     if retrained is not None:
         row["forget_ref"] = e["ppl_forget"] / retrained["ppl_forget"]
         row["auc_gap"] = e["auc"] - retrained["auc"]

@@ -122,6 +122,23 @@ def auc_interval(
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
+def document_draws(groups, n_resamples: int, rng) -> list[np.ndarray]:
+    """``n_resamples`` resamples of whole *documents* (``groups``: each item's document),
+    each as the item indices of the drawn documents (a document drawn twice counts
+    twice): the unit of a cluster bootstrap."""
+    index: dict = {}
+    for i, g in enumerate(groups):
+        index.setdefault(g, []).append(i)
+    blocks = [np.asarray(v) for v in index.values()]
+    picks = rng.integers(0, len(blocks), (n_resamples, len(blocks)))
+    return [np.concatenate([blocks[j] for j in row]) for row in picks]
+
+
+def _percentiles(values, confidence: float) -> tuple[float, float]:
+    alpha = (1 - confidence) / 2
+    return float(np.quantile(values, alpha)), float(np.quantile(values, 1 - alpha))
+
+
 def cluster_auc_interval(
     members,
     member_groups,
@@ -137,23 +154,41 @@ def cluster_auc_interval(
     unequal size. Written with numpy because ``scipy.stats.bootstrap`` resamples single
     observations, not clusters."""
     rng = np.random.default_rng(seed)
-
-    def draws(values, groups):
-        index: dict = {}
-        for i, g in enumerate(groups):
-            index.setdefault(g, []).append(i)
-        blocks = [np.asarray(values, float)[v] for v in index.values()]
-        picks = rng.integers(0, len(blocks), (n_resamples, len(blocks)))
-        return [np.concatenate([blocks[j] for j in row]) for row in picks]
-
+    a_all, b_all = np.asarray(members, float), np.asarray(non_members, float)
     out = [
         (a[:, None] > b[None, :]).mean() + 0.5 * (a[:, None] == b[None, :]).mean()
         for a, b in zip(
-            draws(members, list(member_groups)), draws(non_members, list(non_member_groups))
+            (a_all[i] for i in document_draws(list(member_groups), n_resamples, rng)),
+            (b_all[i] for i in document_draws(list(non_member_groups), n_resamples, rng)),
         )
     ]
-    alpha = (1 - confidence) / 2
-    return float(np.quantile(out, alpha)), float(np.quantile(out, 1 - alpha))
+    return _percentiles(out, confidence)
+
+
+def cluster_ratio_interval(
+    chunk_nll,
+    reference_nll,
+    groups,
+    confidence: float = 0.95,
+    n_resamples: int = 1000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval, over *documents*, of a perplexity ratio between two
+    models on the same chunks: exp(mean ``chunk_nll`` - mean ``reference_nll``), the
+    chunks of each resampled document taken in both models at once (paired). Vectorised
+    as weights (how often each chunk's document was drawn), since every grid row asks."""
+    a, b = np.asarray(chunk_nll, float), np.asarray(reference_nll, float)
+    if a.shape != b.shape or len(a) != len(groups):
+        raise ValueError(
+            f"a paired ratio needs the same chunks in both models: got {len(a)} and "
+            f"{len(b)} chunk losses for {len(groups)} chunks"
+        )
+    docs, chunk_doc = np.unique(np.asarray(groups), return_inverse=True)
+    picks = np.random.default_rng(seed).integers(0, len(docs), (n_resamples, len(docs)))
+    counts = np.zeros((n_resamples, len(docs)))
+    np.add.at(counts, (np.arange(n_resamples)[:, None], picks), 1.0)
+    weights = counts[:, chunk_doc]  # resample x chunk: times its document was drawn
+    return _percentiles(np.exp(weights @ (a - b) / weights.sum(1)), confidence)
 
 
 def mia_report(member_scores: dict, non_member_scores: dict, intervals: bool = True) -> dict:

@@ -5,7 +5,9 @@ build (``make check-pages``); ``BOOK_HTML`` names another build folder. Every pa
 without a console error and without reaching for the network, every figure is an image
 that decodes, equations are typeset by the MathJax served from the build (no raw
 ``\\(...\\)`` left), and every internal link resolves. A screenshot of each page is kept
-under ``<build>/../screenshots/`` (a build artefact, never committed).
+under ``<build>/../screenshots/`` in the theme's light and dark modes (a build artefact,
+never committed), and every figure has an opaque background, legible in both. Each CSV
+download (a chapter's tables) loads and is a table.
 """
 
 import functools
@@ -57,6 +59,20 @@ def test_the_front_page_leads_to_the_book():
     assert target.exists(), f"index.html points to {target}, which was not built"
 
 
+def test_the_numbers_behind_the_tables_are_offered_as_csv():
+    """The grid's every cell, the claims table and the evaluation rows are downloads
+    beside their pages (the browser test below checks that each one loads)."""
+    offered = {
+        p.relative_to(HTML).as_posix(): re.findall(r'href="([^"]+\.csv)" download', p.read_text())
+        for p in pages()
+    }
+    for page in ("book/claims.html", "book/robustness.html", "book/privacy.html"):
+        assert offered.get(page), f"{page} offers no CSV table"
+    assert [p for p, links in offered.items() if "unlearning-" in p and links], (
+        "no unlearning chapter offers its grid as CSV"
+    )
+
+
 @pytest.fixture(scope="module")
 def site():
     class Quiet(http.server.SimpleHTTPRequestHandler):
@@ -106,12 +122,33 @@ def test_page_renders_offline(page_path, site, browser):
         target = urldefrag(urljoin(url, href or "")).url
         if target.startswith(site):
             assert page.request.get(target).ok, f"{url}: broken internal link {href}"
+    for a in page.query_selector_all("a[download]"):  # a table to take home: a real CSV
+        got = page.request.get(urljoin(url, a.get_attribute("href")))
+        assert got.ok, f"{url}: download {a.get_attribute('href')} does not load"
+        header, *rows = got.text().splitlines()
+        assert "," in header and rows, f"{url}: {a.get_attribute('href')} is not a CSV table"
     shots = HTML.parent / "screenshots"
     shots.mkdir(exist_ok=True)
-    page.screenshot(
-        path=str(shots / (page_path.relative_to(HTML).as_posix().replace("/", "_") + ".png")),
-        full_page=True,
-    )
+    name = page_path.relative_to(HTML).as_posix().replace("/", "_")
+    for mode in ("light", "dark"):  # the theme's two modes, as a reader switches them
+        page.evaluate(
+            "m => { document.documentElement.dataset.theme = m; "
+            "document.documentElement.dataset.mode = m; }",
+            mode,
+        )
+        page.screenshot(path=str(shots / f"{name}-{mode}.png"), full_page=True)
+        for img in page.query_selector_all("article img"):
+            # a figure drawn on a transparent background turns its black axes and text
+            # invisible on the dark theme; the book's figures carry their own background
+            alpha = img.evaluate(
+                "i => { const c = document.createElement('canvas'); c.width = 4; "
+                "c.height = 4; const x = c.getContext('2d'); x.drawImage(i, 0, 0, 4, 4, "
+                "0, 0, 4, 4); return x.getImageData(1, 1, 1, 1).data[3]; }"
+            )
+            assert alpha == 255, (
+                f"{url}: image {img.get_attribute('src')} has a transparent background, "
+                f"illegible in the {mode} theme"
+            )
     page.close()
     assert not off_host, f"{url}: requests off this host: {off_host[:5]}"
     assert not errors, f"{url}: console errors: {errors[:5]}"

@@ -52,6 +52,7 @@ def test_unknown_method_and_domain_are_rejected_before_any_work():
         (["--lrs", "1e-3,-1"], "grid_lrs entry must be a positive finite number"),
         (["--domain", "poetry"], "unknown domain 'poetry'"),
         (["--seeds", "42,42"], "grid_seeds has a seed twice"),
+        (["--executor", "slurm"], "unknown executor 'slurm'; valid: local, ray"),
     ],
 )
 def test_a_bad_grid_command_is_refused_before_anything_is_written(tmp_path, args, named):

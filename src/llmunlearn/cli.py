@@ -177,6 +177,16 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated pre-training seeds of the replicate originals "
         "(default: the profile's grid_seeds)",
     )
+    p.add_argument(
+        "--executor",
+        help="where the runs not cached yet execute: local (this process, the default) "
+        "or ray (Ray tasks; a local Ray unless --address names a cluster)",
+    )
+    p.add_argument(
+        "--address",
+        help="the Ray cluster to run on with --executor ray (e.g. auto, or "
+        "ray://head:10001; default: start a local Ray)",
+    )
 
     p = sub.add_parser(
         "relearn",
@@ -393,6 +403,8 @@ def _study(args, profile) -> int:
                 profile,
                 grid_lrs=lrs or profile.grid_lrs,
                 grid_seeds=seeds or profile.grid_seeds,
+                executor=args.executor or profile.executor,
+                ray_address=args.address or profile.ray_address,
             )
         )
         domains = [check_choice("domain", d, DOMAINS) for d in (args.domain or DOMAINS)]
@@ -400,7 +412,7 @@ def _study(args, profile) -> int:
         for m in methods or ():
             get_method(m)
         grid_cells(profile, methods)  # the grid checked whole before any run
-        frame = grid_frame(profile, domains)
+        frame = grid_frame(profile, domains, methods=methods)
         if methods:
             frame = frame[frame["method"].isin([*methods, "retrained"])]
         scores = robustness(frame)

@@ -111,6 +111,12 @@ class Profile:
     grid_eval_steps: tuple[int, ...] = ()
     # methods outside the paper's seven run on the grid at the profile's learning rate only
     grid_survey_default_lr: bool = False
+    # --- where the zoo's and the grid's runs execute (llmunlearn.executor) ---------------
+    # "local": this process (jobs > 1: worker processes); "ray": Ray tasks of `threads`
+    # CPUs (and ray_gpus_per_run GPUs) on a local Ray, or on the cluster at ray_address
+    executor: str = "local"
+    ray_address: str | None = None
+    ray_gpus_per_run: float = 0.0
 
     def batch_for(self, domain: str) -> int:
         """Forget chunks per unlearning step on ``domain``."""
@@ -205,6 +211,7 @@ PROFILES: dict[str, Profile] = {
         ),
         Profile(
             name="gpu",
+            ray_gpus_per_run=1.0,  # on Ray, each run gets a GPU of its own
             forget_chars=400_000,
             retain_chars=1_600_000,
             approximate_chars=400_000,
@@ -238,6 +245,7 @@ PROFILES: dict[str, Profile] = {
             # on its hub dataset, 4k context, one epoch at 8 GPUs x 1 chunk x accumulation
             # 60 (arXiv) or 85 (GitHub) = 480 / 680 chunks per optimiser step.
             name="paper",
+            ray_gpus_per_run=1.0,  # on Ray, each run gets a GPU of its own
             forget_chars=0,
             retain_chars=0,
             approximate_chars=0,
@@ -336,7 +344,15 @@ def check_profile(profile: Profile) -> Profile:
         check_positive("unlearn_epochs", profile.unlearn_epochs)
     check_grid(profile)
     check_design(profile)
+    check_choice("executor", profile.executor, EXECUTORS)
+    gpus = profile.ray_gpus_per_run
+    if isinstance(gpus, bool) or not isinstance(gpus, (int, float)) or not 0 <= gpus <= 8:
+        raise ValueError(f"ray_gpus_per_run must be a number in [0, 8], got {gpus!r}")
     return profile
+
+
+EXECUTORS = ("local", "ray")
+"""Where runs execute (see :mod:`llmunlearn.executor`)."""
 
 
 PRETRAIN_ORDERS = ("mixed", "late")
@@ -399,15 +415,6 @@ def check_grid(profile: Profile) -> Profile:
     return profile
 
 
-def check_grid_methods(profile: Profile) -> None:
-    """The grid's method names are methods (needs the method registry, so it is checked
-    where the grid is run, not when a profile is made)."""
-    from .methods import get_method
-
-    for m in (*(profile.grid_seed_methods or ()), *profile.grid_sophia_methods):
-        get_method(m)
-
-
 def check_int(name: str, value, low: int) -> int:
     """``value`` if it is an integer >= ``low``, else a ``ValueError`` naming it."""
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -431,6 +438,9 @@ def check_positive(name: str, value) -> float:
 EXECUTION_FIELDS = (
     "threads",
     "jobs",
+    "executor",
+    "ray_address",
+    "ray_gpus_per_run",
     "grid_lrs",
     "grid_seeds",
     "grid_seed_methods",

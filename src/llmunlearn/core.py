@@ -84,3 +84,17 @@ def token_logprob_stats(logits: torch.Tensor, labels: torch.Tensor):
     mu = (p * logp_all).sum(-1)
     var = (p * logp_all.square()).sum(-1) - mu.square()
     return -nll, mu, var.clamp_min(0), mask
+
+
+def batch_token_stats(logits: torch.Tensor, labels: torch.Tensor) -> list[dict]:
+    """Per chunk of one batch (``logits`` ``[B, T, V]`` and labels): token
+    log-probabilities, Min-K%++ standardised values and mean NLL, what
+    :func:`llmunlearn.mia.chunk_token_stats` collects from a forward pass."""
+    logp, mu, var, mask = token_logprob_stats(logits, labels)
+    out = []
+    for i in range(len(logp)):
+        m = mask[i]
+        lp = logp[i][m].cpu().numpy()
+        z = ((logp[i][m] - mu[i][m]) / var[i][m].sqrt().clamp_min(1e-6)).cpu().numpy()
+        out.append({"logp": lp, "z": z, "nll": float(-lp.mean())})
+    return out

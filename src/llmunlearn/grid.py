@@ -41,7 +41,7 @@ import math
 
 import pandas as pd
 
-from .config import DOMAINS, Profile, check_choice, check_grid, check_grid_methods
+from .config import DOMAINS, Profile, check_choice, check_grid
 from .runs import Run
 
 TOLERANCE = 0.10
@@ -71,6 +71,16 @@ def check_band(name: str, value: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 1 <= value < math.inf:
         raise ValueError(f"{name} must be a finite factor >= 1, got {value!r}")
     return value
+
+
+def check_grid_methods(profile: Profile) -> None:
+    """The grid's method names are methods (needs the method registry, so it is checked
+    where the grid is run, not when a profile is made: the configuration sits below the
+    methods)."""
+    from .methods import get_method
+
+    for m in (*(profile.grid_seed_methods or ()), *profile.grid_sophia_methods):
+        get_method(m)
 
 
 def grid_cells(profile: Profile, methods=None) -> list[dict]:
@@ -136,7 +146,8 @@ def run_grid(
     are cached one by one, so an interrupted grid resumes where it stopped. Only the
     chapters' own runs keep their weights. ``zoos``: replicate seed -> zoo
     (:func:`~llmunlearn.pretraining.replicate_zoos`); ``original`` stands for the first
-    replicate's original when given."""
+    replicate's original when given. With the profile's ``executor`` "ray", the runs not
+    cached yet execute as Ray tasks first (:mod:`llmunlearn.executor`)."""
     from .progress import progress_bar as tqdm
 
     from .pretraining import pretrain
@@ -149,6 +160,39 @@ def run_grid(
         originals[profile.grid_seeds[0]] = original
     for s in {c["replicate"] for c in cells} - set(originals):
         originals[s] = pretrain(profile, seed=s, progress=False)
+
+    def kwargs(cell):
+        return {
+            "lr": cell["lr"],
+            "seed": cell["seed"],
+            "optimizer": cell["optimizer"],
+            "original": originals[cell["replicate"]],
+            "keep_model": is_default(profile, cell),
+        }
+
+    if profile.executor != "local":  # the runs not cached yet go out as tasks
+        from .executor import run_tasks
+        from .unlearning import unlearn_run
+
+        todo = [c for c in cells if not unlearn_run(profile, domain, c["method"], **kwargs(c)).done]
+        if todo:
+            run_tasks(
+                unlearn,
+                [
+                    (
+                        f"{c['method']} lr={c['lr']:g}",
+                        (profile, domain, c["method"]),
+                        {**kwargs(c), "progress": False},
+                    )
+                    for c in todo
+                ],
+                threads=profile.threads,
+                desc=f"grid on {domain}",
+                executor=profile.executor,
+                address=profile.ray_address,
+                inputs=("data", "tokenizer", "evaluate"),
+                gpus=profile.ray_gpus_per_run,
+            )
     out = []
     with tqdm(cells, desc=f"grid on {domain}", unit="run", disable=not progress) as bar:
         for cell in bar:
@@ -160,24 +204,18 @@ def run_grid(
             out.append(
                 (
                     cell,
-                    unlearn(
-                        profile,
-                        domain,
-                        cell["method"],
-                        lr=cell["lr"],
-                        seed=cell["seed"],
-                        optimizer=cell["optimizer"],
-                        original=originals[cell["replicate"]],
-                        keep_model=is_default(profile, cell),
-                        progress=False,
-                    ),
+                    unlearn(profile, domain, cell["method"], **kwargs(cell), progress=False),
                 )
             )
     return out
 
 
 def grid_frame(
-    profile: Profile, domains=DOMAINS, zoo: dict | None = None, progress: bool = True
+    profile: Profile,
+    domains=DOMAINS,
+    zoo: dict | None = None,
+    progress: bool = True,
+    methods=None,
 ) -> pd.DataFrame:
     """One row per grid cell (domain, method, optimizer, lr, seed, replicate, step) from
     the cached runs (run if missing), plus one row per domain and replicate for the exact
@@ -190,7 +228,8 @@ def grid_frame(
     ``auc_gap`` (minus the retrained model's AUC) and ``auc_in`` (within the retrained
     model's interval), ``status``, ``good`` (the referee's rule) and ``good_paper`` (the
     same rule around the approximate target). A run that diverged has rows for the steps
-    it never reached, with status ``diverged``. ``zoo`` stands for the first replicate's."""
+    it never reached, with status ``diverged``. ``zoo`` stands for the first replicate's;
+    ``methods`` (default: every registered one) limits the runs."""
     from .evaluation import evaluate_reference
     from .pretraining import pretrain_zoo
     from .unlearning import eval_points
@@ -218,7 +257,7 @@ def grid_frame(
                         profile,
                     )
                 )
-        for cell, run in run_grid(profile, domain, progress=progress, zoos=zoos):
+        for cell, run in run_grid(profile, domain, methods=methods, progress=progress, zoos=zoos):
             original, retrained = refs[cell["replicate"]]
             summ, steps = run.summary, run.config["train"]["steps"]
             evals = {e["step"]: e for e in summ["evals"]}

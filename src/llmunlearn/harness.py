@@ -335,10 +335,10 @@ def lm_eval_domain(
     profile: Profile, domain: str, zoo: dict | None = None, tasks="battery", **kwargs
 ) -> dict[str, Run]:
     """:func:`lm_eval_run` for every model of
-    :func:`llmunlearn.evaluation.domain_models` (cached): name -> :class:`Run`."""
+    :func:`llmunlearn.unlearning.domain_models` (cached): name -> :class:`Run`."""
     from .progress import progress_bar as tqdm
 
-    from .evaluation import domain_models
+    from .unlearning import domain_models
 
     out = {}
     with tqdm(

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .core import chunk_mean, token_nll
+from .core import batch_token_stats, chunk_mean, token_nll
 from .config import TENSOR_COLUMNS
 
 
@@ -31,8 +31,6 @@ def perplexity(model, chunks, batch_size: int = 32, token_stats: bool | str = Fa
     """
     if len(chunks) == 0:
         raise ValueError("cannot compute perplexity of an empty set of chunks")
-    from .mia import batch_token_stats
-
     device = next(model.parameters()).device
     per_chunk, nll_sum, n_tok, n_correct, stats = [], 0.0, 0, 0, []
     ds = chunks.with_format("torch", columns=TENSOR_COLUMNS)

@@ -29,9 +29,8 @@ from __future__ import annotations
 import zlib
 
 import numpy as np
-import torch
 
-from .core import token_logprob_stats
+from .core import batch_token_stats  # noqa: F401  (the per-batch half, beside the loss)
 
 K_VALUES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 1.0)
 """Min-K% fractions (the paper used 0.3-0.6 and 1.0)."""
@@ -39,23 +38,11 @@ K_VALUES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 1.0)
 
 def chunk_token_stats(model, chunks, batch_size: int = 32) -> list[dict]:
     """Per chunk: token log-probabilities, Min-K%++ standardised values and mean NLL
-    (:func:`batch_token_stats` of each batch, from :func:`llmunlearn.metrics.perplexity`'s
+    (:func:`~llmunlearn.core.batch_token_stats` of each batch, from :func:`llmunlearn.metrics.perplexity`'s
     forward pass)."""
     from .metrics import perplexity
 
     return perplexity(model, chunks, batch_size, token_stats=True)["token_stats"]
-
-
-def batch_token_stats(logits: torch.Tensor, labels: torch.Tensor) -> list[dict]:
-    """:func:`chunk_token_stats` of one batch's ``logits`` (``[B, T, V]``) and labels."""
-    logp, mu, var, mask = token_logprob_stats(logits, labels)
-    out = []
-    for i in range(len(logp)):
-        m = mask[i]
-        lp = logp[i][m].cpu().numpy()
-        z = ((logp[i][m] - mu[i][m]) / var[i][m].sqrt().clamp_min(1e-6)).cpu().numpy()
-        out.append({"logp": lp, "z": z, "nll": float(-lp.mean())})
-    return out
 
 
 def min_k(values: np.ndarray, k: float) -> float:

@@ -99,7 +99,12 @@ def slice_order(doc_ids: list[str], forget: set[str], profile: Profile, seed: in
 
 
 def pretrain(
-    profile: Profile, *, seed: int | None = None, without: str | None = None, progress: bool = True
+    profile: Profile,
+    *,
+    seed: int | None = None,
+    without: str | None = None,
+    progress: bool = True,
+    plan_only: bool = False,
 ) -> Run:
     """Pre-train (or reuse) a model of the zoo; returns its :class:`Run`.
 
@@ -120,6 +125,9 @@ def pretrain(
     ``n_params``, ``tokens``, ``flops`` (6 x parameters x trained tokens, from scratch:
     the base included), ``branch_flops`` (what this model adds to its base; the whole for
     the mixed order), ``wall_s`` and the loss curve ``log``.
+
+    ``plan_only`` returns the run's folder without training (``.done`` when it is cached:
+    what an executor asks before it sends a run away).
     """
     import torch
 
@@ -147,10 +155,12 @@ def pretrain(
             "docs": sorted(d.sha256 for d in removed),
         },
     }
-    kind = zoo_name(without, profile.design)
-    run = Run.create("pretrain", f"{profile.name}-{kind}-s{seed}", config)
-    if run.done:
+    run = Run.create(
+        "pretrain", f"{profile.name}-{zoo_name(without, profile.design)}-s{seed}", config
+    )
+    if run.done or plan_only:
         return run
+    kind = zoo_name(without, profile.design)
 
     late = profile.pretrain_order == "late"
     base = pretrain_base(profile, seed, progress) if late else None
@@ -377,7 +387,7 @@ def pretrain_zoo(
     a second seed (``original-seed2``, to read differences against seed noise). With a
     ``base_model``, the zoo is that model alone. Once the original exists, the others
     train in ``profile.jobs`` parallel processes."""
-    from .parallel import run_tasks, with_threads
+    from .executor import run_tasks, with_threads
 
     seed = profile.seed if seed is None else seed
     zoo = {"original": pretrain(profile, seed=seed, progress=progress)}
@@ -392,13 +402,33 @@ def pretrain_zoo(
             tasks.append(
                 ("original-seed2", (worker,), {"seed": profile.seed + 1, "progress": not quiet})
             )
-        runs = run_tasks(
-            pretrain,
-            tasks,
-            profile.jobs,
-            profile.threads,
-            desc=f"pre-training the {profile.design} zoo",
-        )
+        if profile.executor != "local":  # the models not cached yet go out as tasks
+            base = (
+                [pretrain_base(profile, seed, False).path]
+                if profile.pretrain_order == "late"
+                else []
+            )
+            todo = [t for t in tasks if not pretrain(t[1][0], **t[2], plan_only=True).done]
+            if todo:
+                run_tasks(
+                    pretrain,
+                    todo,
+                    threads=profile.threads,
+                    desc=f"pre-training the {profile.design} zoo",
+                    executor=profile.executor,
+                    address=profile.ray_address,
+                    inputs=("data", "tokenizer", *(b.relative_to(home()) for b in base)),
+                    gpus=profile.ray_gpus_per_run,
+                )
+            runs = [pretrain(t[1][0], **t[2], plan_only=True) for t in tasks]
+        else:
+            runs = run_tasks(
+                pretrain,
+                tasks,
+                profile.jobs,
+                profile.threads,
+                desc=f"pre-training the {profile.design} zoo",
+            )
         zoo.update({name: run for (name, _, _), run in zip(tasks, runs)})
     suffix = "" if seed == profile.seed else f"-s{seed}"
     write_json(

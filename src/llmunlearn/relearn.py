@@ -164,7 +164,7 @@ def relearn_domain(
     ``ppl_rel`` (over the original model's held-out perplexity before relearning)."""
     from .progress import progress_bar as tqdm
 
-    from .evaluation import domain_models
+    from .unlearning import domain_models
 
     seeds = list(seeds or profile.grid_seeds)
     models = domain_models(profile, domain, zoo, methods, progress=False)

@@ -234,7 +234,7 @@ def unlearning_table(runs: dict[str, Run], original: dict, retrained: dict) -> p
 
 
 def evaluation_frame(evaluations: dict[str, dict[str, Run]]) -> pd.DataFrame:
-    """One row per (domain, model) from :func:`llmunlearn.evaluation.evaluate_domain`
+    """One row per (domain, model) from :func:`llmunlearn.unlearning.evaluate_domain`
     results (``{domain: {model: run}}``): perplexities, every MIA AUC (unfolded, folded,
     interval), verbatim memorisation, utility and the KL to the retrained model."""
     rows = []

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+from pathlib import Path
 
 from .config import DOMAINS, Profile, check_choice, check_int, check_positive, profile_config
 from .data import domain_chunks
 from .evaluation import (
+    evaluate_folder,
     evaluate_reference,
     evaluation_config,
     evaluation_row,
@@ -44,7 +46,7 @@ def unlearn_all(
     parallel processes (default: the profile's ``jobs``), each with its share of the
     profile's threads."""
     from .methods import METHODS
-    from .parallel import run_tasks, with_threads
+    from .executor import run_tasks, with_threads
 
     methods = list(methods or METHODS)
     hparams = dict(hparams or {})
@@ -138,81 +140,19 @@ def unlearn(
     weights: no ``model`` and ``selected`` folders (13 MB each on ``cpu``). A finished
     run kept that way is run again when its model is asked for.
     """
-    import torch
-
-    # every argument is checked before anything is trained or loaded
-    check_choice("domain", domain, DOMAINS)
-    spec = get_method(method)
-    hp = resolve_hparams(spec, hparams)
-    lr = profile.unlearn_lr if lr is None else lr
-    check_positive("learning rate", lr)
-    if steps is not None:
-        check_int("steps", steps, 1)
-    if seed is not None:
-        check_int("seed", seed, 0)
-    check_choice("optimizer", optimizer, OPTIMIZERS)
-    original = original or pretrain(profile, progress=progress)
-    batch = profile.batch_for(domain)
-    reference = evaluate_reference(profile, domain, original)  # step 0 of every method
-    target = reference.get("whole_approximate_ppl", reference["ppl_approximate"])
-
-    import time
-
-    t_load = time.perf_counter()
-    torch.set_num_threads(profile.threads)
-
-    def load():
-        model, tokenizer = load_original(original)
-        check_context(model, profile.chunk_len)
-        return model, tokenizer, *domain_chunks(profile, domain, tokenizer)
-
-    loaded = None
-    if steps is None and profile.unlearn_epochs:  # the length depends on the forget set
-        loaded = load()
-        steps = max(1, int(profile.unlearn_epochs * len(loaded[2]["forget"]) // batch))
-    elif steps is None:
-        steps = profile.unlearn_steps
-    seed = profile.seed if seed is None else seed
-    evaluated_steps = eval_points(profile, steps)
-    cfg = TrainConfig(
-        steps=steps,
-        lr=lr,
-        batch=batch,
-        micro_batch=min(batch, profile.unlearn_micro_batch),
-        seed=seed,
-        optimizer=optimizer,
-        # a run without its weights is short: rerun, not resumed
-        checkpoint_every=profile.eval_every if keep_model else 0,
-        gradient_checkpointing=bool(profile.gradient_checkpointing),
-        # evaluated at fixed steps (the grid's steps axis): a constant rate after warm-up
-        schedule="constant" if profile.grid_eval_steps else "cosine",
+    plan = _plan(
+        profile, domain, method, lr, steps, hparams, optimizer, original, seed, keep_model, progress
     )
-    name, config = (
-        f"{profile.name}-{domain}-{method}",
-        {
-            "profile": profile_config(profile),
-            "domain": domain,
-            "method": method,
-            "hparams": hp,
-            "original": original.path.name,
-            "train": {
-                k: v for k, v in dataclasses.asdict(cfg).items() if k != "checkpoint_every"
-            },  # how a run is kept, not what it computes
-            "evaluation": evaluation_config(profile)["row"],
-        },
-    )  # what an evaluated row holds
-    run = Run.create("unlearn", name, config)
-    if (
-        run.done
-        and keep_model
-        and run.summary["status"] == "finished"
-        and not (run.path / "selected").exists()
-    ):  # a grid run, now wanted with its model
-        shutil.rmtree(run.path)
-        run = Run.create("unlearn", name, config)
+    run = plan["run"]
     if run.done:
         return run
-    model, tokenizer, chunks, general = loaded or load()
+    import time
+
+    spec, hp, lr, steps, seed, cfg = (plan[k] for k in ("spec", "hp", "lr", "steps", "seed", "cfg"))
+    original, target, reference = plan["original"], plan["target"], plan["reference"]
+    evaluated_steps, load = plan["evaluated_steps"], plan["load"]
+    t_load = time.perf_counter()
+    model, tokenizer, chunks, general = plan["loaded"] or load()
 
     ref = None
     if spec.needs_reference or spec.prepare is not None:
@@ -305,3 +245,177 @@ def unlearn(
         }
     )
     return run
+
+
+def _plan(
+    profile, domain, method, lr, steps, hparams, optimizer, original, seed, keep_model, progress
+) -> dict:
+    """What a run of :func:`unlearn` is before it trains: its checked arguments, its
+    length and configuration, the original model's cached evaluation (step 0) and target,
+    and its :class:`Run` folder (done if cached)."""
+    import torch
+
+    # every argument is checked before anything is trained or loaded
+    check_choice("domain", domain, DOMAINS)
+    spec = get_method(method)
+    hp = resolve_hparams(spec, hparams)
+    lr = profile.unlearn_lr if lr is None else lr
+    check_positive("learning rate", lr)
+    if steps is not None:
+        check_int("steps", steps, 1)
+    if seed is not None:
+        check_int("seed", seed, 0)
+    check_choice("optimizer", optimizer, OPTIMIZERS)
+    original = original or pretrain(profile, progress=progress)
+    batch = profile.batch_for(domain)
+    reference = evaluate_reference(profile, domain, original)  # step 0 of every method
+    target = reference.get("whole_approximate_ppl", reference["ppl_approximate"])
+
+    torch.set_num_threads(profile.threads)
+
+    def load():
+        model, tokenizer = load_original(original)
+        check_context(model, profile.chunk_len)
+        return model, tokenizer, *domain_chunks(profile, domain, tokenizer)
+
+    loaded = None
+    if steps is None and profile.unlearn_epochs:  # the length depends on the forget set
+        loaded = load()
+        steps = max(1, int(profile.unlearn_epochs * len(loaded[2]["forget"]) // batch))
+    elif steps is None:
+        steps = profile.unlearn_steps
+    seed = profile.seed if seed is None else seed
+    evaluated_steps = eval_points(profile, steps)
+    cfg = TrainConfig(
+        steps=steps,
+        lr=lr,
+        batch=batch,
+        micro_batch=min(batch, profile.unlearn_micro_batch),
+        seed=seed,
+        optimizer=optimizer,
+        # a run without its weights is short: rerun, not resumed
+        checkpoint_every=profile.eval_every if keep_model else 0,
+        gradient_checkpointing=bool(profile.gradient_checkpointing),
+        # evaluated at fixed steps (the grid's steps axis): a constant rate after warm-up
+        schedule="constant" if profile.grid_eval_steps else "cosine",
+    )
+    name, config = (
+        f"{profile.name}-{domain}-{method}",
+        {
+            "profile": profile_config(profile),
+            "domain": domain,
+            "method": method,
+            "hparams": hp,
+            "original": original.path.name,
+            "train": {
+                k: v for k, v in dataclasses.asdict(cfg).items() if k != "checkpoint_every"
+            },  # how a run is kept, not what it computes
+            "evaluation": evaluation_config(profile)["row"],
+        },
+    )  # what an evaluated row holds
+    run = Run.create("unlearn", name, config)
+    if (
+        run.done
+        and keep_model
+        and run.summary["status"] == "finished"
+        and not (run.path / "selected").exists()
+    ):  # a grid run, now wanted with its model
+        shutil.rmtree(run.path)
+        run = Run.create("unlearn", name, config)
+    return {
+        "run": run,
+        "spec": spec,
+        "hp": hp,
+        "lr": lr,
+        "steps": steps,
+        "seed": seed,
+        "cfg": cfg,
+        "original": original,
+        "target": target,
+        "reference": reference,
+        "evaluated_steps": evaluated_steps,
+        "load": load,
+        "loaded": loaded,
+    }
+
+
+def unlearn_run(
+    profile: Profile,
+    domain: str,
+    method: str,
+    *,
+    lr: float | None = None,
+    steps: int | None = None,
+    hparams: dict | None = None,
+    optimizer: str = "adamw",
+    original: Run | None = None,
+    seed: int | None = None,
+    keep_model: bool = True,
+) -> Run:
+    """The :class:`Run` that :func:`unlearn` with these arguments writes, without training:
+    ``.done`` when it is cached (what an executor asks before it sends a run away)."""
+    return _plan(
+        profile, domain, method, lr, steps, hparams, optimizer, original, seed, keep_model, False
+    )["run"]
+
+
+# --- the models a domain compares: the zoo's and each method's selected model ----------
+def domain_models(
+    profile: Profile, domain: str, zoo: dict | None = None, methods=None, **unlearn_kwargs
+) -> dict[str, Path]:
+    """The models compared on ``domain``: the original, the domain's exact retrained model
+    (when the profile pre-trains one) and the selected model of every method that
+    finished (runs are cached): name -> folder."""
+    return {
+        name: path
+        for name, (path, _) in _measured_models(
+            profile, domain, zoo, methods, **unlearn_kwargs
+        ).items()
+    }
+
+
+def _measured_models(
+    profile: Profile, domain: str, zoo: dict | None, methods, **unlearn_kwargs
+) -> dict[str, tuple[Path, dict]]:
+    """:func:`domain_models` with, for each model, the :func:`evaluation_row` the runs
+    already measured of it on the domain's evaluation sets (all cached)."""
+    from .pretraining import pretrain_zoo
+
+    zoo = zoo if zoo is not None else pretrain_zoo(profile, progress=False)
+    runs = unlearn_all(profile, domain, methods, original=zoo["original"], **unlearn_kwargs)
+    out = {
+        name: (zoo[key].path / "model", evaluate_reference(profile, domain, zoo[key]))
+        for name, key in (("original", "original"), ("retrained", f"retrained-{domain}"))
+        if key in zoo
+    }  # a base-model profile has no retrained model
+    out.update(
+        {
+            m: (r.path / "selected", r.summary["selected"])
+            for m, r in runs.items()
+            if r.summary["status"] == "finished"
+        }
+    )
+    return out
+
+
+def evaluate_domain(
+    profile: Profile, domain: str, zoo: dict | None = None, methods=None, **unlearn_kwargs
+) -> dict[str, Run]:
+    """Evaluation runs of :func:`domain_models` (all cached): name -> :class:`Run`. What
+    the runs already measured of a model on the same sets is not measured again."""
+    from .pretraining import pretrain_zoo
+    from .progress import progress_bar as tqdm
+
+    zoo = zoo if zoo is not None else pretrain_zoo(profile, progress=False)
+    models = _measured_models(profile, domain, zoo, methods, **unlearn_kwargs)
+    out = {}
+    with tqdm(
+        models.items(),
+        desc=f"evaluating {domain}",
+        unit="model",
+        disable=not unlearn_kwargs.get("progress", True),
+    ) as bar:
+        for name, (path, row) in bar:
+            bar.set_postfix_str(name)
+            out[name] = evaluate_folder(profile, domain, path, zoo, known=row)
+    return out

@@ -98,6 +98,18 @@ LIBRARY = [  # (case, call, message the error must match)
         "forget_repeats must be an integer in 1..16, got 40",
     ),
     ("empty evaluation set", lambda: perplexity(None, _chunks(0)), "empty set of chunks"),
+    ("unknown executor", _smoke(executor="slurm"), "unknown executor 'slurm'; valid: local, ray"),
+    ("negative GPUs per run", _smoke(ray_gpus_per_run=-1), r"ray_gpus_per_run must be a number"),
+    (
+        "a table name with a path in it",
+        lambda: ul.offer_csv(__import__("pandas").DataFrame({"a": [1]}), "../grid"),
+        "a table's file name must be lower-case",
+    ),
+    (
+        "a grid on an unknown domain",
+        lambda: ul.run_grid(get_profile("smoke"), "poetry"),
+        "unknown domain 'poetry'",
+    ),
     (
         "hyper-parameters of an unknown method",
         lambda: ul.unlearn_all(get_profile("smoke"), "books", hparams={"nop": {"beta": 1.0}}),
@@ -121,12 +133,19 @@ LIBRARY = [  # (case, call, message the error must match)
 ]
 
 
+def _tree(folder):
+    """Every path under ``folder`` with its size (empty when it does not exist)."""
+    return sorted((str(p.relative_to(folder)), p.stat().st_size) for p in folder.rglob("*"))
+
+
 @pytest.mark.parametrize("case,call,message", LIBRARY, ids=[c[0] for c in LIBRARY])
-def test_library_rejects_bad_input_by_name(case, call, message, isolated_home):
+def test_library_rejects_bad_input_by_name(case, call, message, isolated_home, tmp_path):
+    before, here = _tree(isolated_home), _tree(tmp_path)
     with pytest.raises(ValueError, match=message):
         call()
-    # nothing was trained or written before the check
-    assert not (isolated_home / "pretrain").exists()
+    # nothing was trained or written before the check: the home folder is as it was
+    assert _tree(isolated_home) == before
+    assert _tree(tmp_path) == here
 
 
 def _saved_model(tmp_path, tiny, vocab=512):
@@ -218,6 +237,8 @@ CLI = [  # (arguments, message on stderr); exit status 2, no traceback
         "method 'npo' has no hyper-parameter(s) ['gamma']; it has ['beta']",
     ),
     (["unlearn", "--profile", "smoke", "--hparam", "beta"], "'beta' is not NAME=VALUE"),
+    (["grid", "--profile", "smoke", "--executor", "slurm"], "unknown executor 'slurm'"),
+    (["relearn", "--profile", "smoke", "--domain", "poetry"], "unknown domain 'poetry'"),
     (
         ["unlearn", "--profile", "smoke", "--method", "npo", "--hparam", "beta=x"],
         "'x' is not a number",
@@ -234,9 +255,11 @@ def _main(args, capsys):
 
 
 @pytest.mark.parametrize("args,message", CLI, ids=[" ".join(a) for a, _ in CLI])
-def test_cli_rejects_bad_input_in_one_line(args, message, capsys):
+def test_cli_rejects_bad_input_in_one_line(args, message, capsys, isolated_home):
+    before = _tree(isolated_home)
     code, err = _main(args, capsys)
     assert code == 2 and message in err and "Traceback" not in err
+    assert _tree(isolated_home) == before  # a refused command writes nothing
 
 
 def test_cli_names_a_pickled_checkpoint_and_an_unwritable_home(tiny, tmp_path, capsys, monkeypatch):

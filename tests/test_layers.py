@@ -29,6 +29,7 @@ LAYERS = (
             "groundtruth",
             "relearn",
             "realllm",
+            "quantisation",
             "results",
             "claims",
         ),

@@ -76,6 +76,8 @@ _LAZY = {
     "provenance": "runs",
     "glue": "book",
     "offer_csv": "book",
+    "quantised": "quantisation",
+    "quantisation_attack": "quantisation",
     "build_status": "book",
     "domain_models": "unlearning",
     "plot_harness_agreement": "plotting",

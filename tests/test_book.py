@@ -122,3 +122,20 @@ def test_a_bad_table_name_is_refused_and_writes_nothing(tmp_path, monkeypatch, n
     with pytest.raises(ValueError, match="file name must be lower-case"):
         offer_csv(pd.DataFrame({"a": [1]}), name)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_launch_buttons_follow_the_one_repository_setting(tmp_path):
+    root = make_book(tmp_path / "b", ["x = 1"])
+    index = build("smoke", root=root)
+    page = (index.parent / "book" / "ch.html").read_text()
+    assert "mybinder.org" not in page and "colab.research.google.com" not in page
+    config = (root / "_config.yml").read_text()
+    (root / "_config.yml").write_text(
+        config.replace('url: ""', "url: https://github.com/example/llmunlearn-book")
+    )
+    index = build("smoke", root=root)
+    page = (index.parent / "book" / "ch.html").read_text()
+    assert "mybinder.org/v2/gh/example/llmunlearn-book/main?urlpath=" in page
+    assert (
+        "colab.research.google.com/github/example/llmunlearn-book/blob/main/book/ch.ipynb" in page
+    )

@@ -248,6 +248,7 @@ def build(profile: str = "cpu", only: str | None = None, root: Path = PROJECT_RO
             f"in {time.perf_counter() - t0:.1f} s"
         )
     _say(f"chapters done in {time.perf_counter() - t_all:.1f} s; rendering with jupyter-book")
+    _launch_buttons(stage)
     _serve_mathjax(stage)
     _serve_tables(stage, entries)
     cmd = [
@@ -386,6 +387,35 @@ def _extra_path(stage: Path, update: dict | None = None) -> Path:
     if (stage / "_config.yml").read_text() != text:
         (stage / "_config.yml").write_text(text)
     return stage / "_offline"
+
+
+LAUNCHERS = {
+    "binderhub_url": "https://mybinder.org",
+    "colab_url": "https://colab.research.google.com",
+    "notebook_interface": "jupyterlab",
+}
+"""Where a page's launch button opens its notebook, when the book has a public repository."""
+
+
+def _launch_buttons(stage: Path) -> None:
+    """Launch buttons and the repository link from the one setting ``repository.url`` of
+    ``_config.yml``: on (Binder, Colab, the source) when it names a repository, off when
+    it is empty (no button that leads nowhere)."""
+    config = yaml.safe_load((stage / "_config.yml").read_text())
+    repo = config.get("repository") or {}
+    url = str(repo.get("url") or "").strip()
+    html = config.setdefault("html", {})
+    if url:
+        config["repository"] = {"path_to_book": "", "branch": "main", **repo, "url": url}
+        config["launch_buttons"] = dict(LAUNCHERS)
+        html["use_repository_button"] = True
+    else:
+        config.pop("repository", None)
+        config["launch_buttons"] = {"notebook_interface": "classic"}  # none configured
+        html["use_repository_button"] = False
+    text = yaml.safe_dump(config, sort_keys=False)
+    if (stage / "_config.yml").read_text() != text:
+        (stage / "_config.yml").write_text(text)
 
 
 def _serve_tables(stage: Path, entries: list[str]) -> None:

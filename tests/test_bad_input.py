@@ -238,6 +238,14 @@ CLI = [  # (arguments, message on stderr); exit status 2, no traceback
     ),
     (["unlearn", "--profile", "smoke", "--hparam", "beta"], "'beta' is not NAME=VALUE"),
     (["grid", "--profile", "smoke", "--executor", "slurm"], "unknown executor 'slurm'"),
+    (
+        ["grid", "--profile", "smoke", "--executor", "ray", "--address", "127.0.0.1:1"],
+        "no Ray cluster answers at '127.0.0.1:1'",
+    ),
+    (
+        ["grid", "--profile", "smoke", "--executor", "ray", "--address", "head-node"],
+        "Ray address 'head-node' is not host:port",
+    ),
     (["relearn", "--profile", "smoke", "--domain", "poetry"], "unknown domain 'poetry'"),
     (
         ["unlearn", "--profile", "smoke", "--method", "npo", "--hparam", "beta=x"],

@@ -19,6 +19,10 @@ def test_bench_writes_every_measurement(tiny):
     assert report["evaluation"]["ratio"] > 0
     assert report["full_evaluation"]["later_model_s"] > 0
     assert 0 < report["pretraining"]["fraction_of_peak"]
+    grid = report["grid"]  # the paper-style pipeline evaluated the grid's own steps
+    assert len(grid["ours_s"]) == len(grid["paper_style_s"]) == len(grid["configs"]) > 0
+    assert grid["paper_style_evaluated_steps"] == [grid["eval_steps"]] * len(grid["configs"])
+    assert grid["ratio"] == sum(grid["paper_style_s"]) / sum(grid["ours_s"])
     shares = report["breakdown"]["share"]
     assert abs(sum(shares.values()) - 1) < 1e-6
     # the breakdown ran in a scratch folder: the real home holds no unlearning run

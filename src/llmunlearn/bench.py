@@ -16,7 +16,10 @@ round of each. What is measured:
 - **peak memory** of each (resident set size sampled while it runs on CPU,
   ``max_memory_allocated`` on GPU);
 - **where an unlearning run's wall time goes**: loading, training steps, evaluations (a
-  fresh run of the profile's budget in a scratch folder that shares the zoo).
+  fresh run of the profile's budget in a scratch folder that shares the zoo);
+- **grid runs per hour**, ours against a pipeline in the paper's way (one process per
+  configuration with ``Trainer``, the model saved at each evaluated step, one process per
+  saved model that loads and evaluates it) on the same configurations.
 
 The report is one JSON file; its path is the last line printed.
 """
@@ -316,26 +319,13 @@ def pretrain_throughput(profile, steps: int) -> dict:
 def unlearning_breakdown(profile, domain: str, method: str = "ga") -> dict:
     """A fresh unlearning run at the profile's budget, in a scratch home that links the
     real zoo and data (nothing is recomputed but the run): where its time goes."""
-    from .runs import home
     from .unlearning import unlearn
 
-    real = home()
-    with tempfile.TemporaryDirectory() as tmp:
-        for sub in ("sources", "data", "tokenizer", "pretrain", "downloads"):
-            if (real / sub).exists():
-                os.symlink(real / sub, Path(tmp) / sub)
-        old = os.environ.get("LLMUNLEARN_HOME")
-        os.environ["LLMUNLEARN_HOME"] = tmp
-        try:
-            t0 = time.perf_counter()
-            run = unlearn(profile, domain, method, progress=False)
-            total = time.perf_counter() - t0
-            timing = run.summary["timing"]
-        finally:
-            if old is None:
-                os.environ.pop("LLMUNLEARN_HOME")
-            else:
-                os.environ["LLMUNLEARN_HOME"] = old
+    with _scratch_home():
+        t0 = time.perf_counter()
+        run = unlearn(profile, domain, method, progress=False)
+        total = time.perf_counter() - t0
+        timing = run.summary["timing"]
     reference = total - timing["load_s"] - timing["train_s"] - timing["eval_s"]
     return {
         "method": method,
@@ -351,6 +341,210 @@ def unlearning_breakdown(profile, domain: str, method: str = "ga") -> dict:
                 ("step 0, saving, rest", reference),
             )
         },
+    }
+
+
+@contextlib.contextmanager
+def _scratch_home():
+    """A fresh home that links the real one's zoo and data: a run there is computed
+    again, nothing else is."""
+    from .runs import home
+
+    real = home()
+    with tempfile.TemporaryDirectory() as tmp:
+        for sub in ("sources", "data", "tokenizer", "pretrain", "downloads", "evaluate"):
+            if (real / sub).exists():
+                os.symlink(real / sub, Path(tmp) / sub)
+        old = os.environ.get("LLMUNLEARN_HOME")
+        os.environ["LLMUNLEARN_HOME"] = tmp
+        try:
+            yield Path(tmp)
+        finally:
+            if old is None:
+                os.environ.pop("LLMUNLEARN_HOME")
+            else:
+                os.environ["LLMUNLEARN_HOME"] = old
+
+
+def _paper_style_inputs(work: Path, args: dict):
+    """What a paper-style process reads, prepared once by the parent: the profile, the
+    original model's folder, the method's streams and the evaluation sets on disk."""
+    import base64
+    import pickle
+
+    import datasets
+
+    from .methods import get_method, resolve_hparams
+    from .models import load_model
+
+    profile = pickle.loads(base64.b64decode(args["profile"]))
+    torch.set_num_threads(profile.threads)
+    spec = get_method(args["method"]) if "method" in args else None
+    load = lambda sub: {  # noqa: E731
+        d.name: datasets.load_from_disk(str(d)) for d in sorted((work / sub).iterdir())
+    }
+    return profile, spec, load, load_model, resolve_hparams
+
+
+def paper_style_train(args: dict) -> None:
+    """One configuration the paper's way, in a process of its own: the method as a
+    ``Trainer`` subclass at the grid's schedule, the model saved at each evaluated step."""
+    from transformers import Trainer, TrainerCallback, TrainingArguments
+
+    from .config import TENSOR_COLUMNS
+
+    work = Path(args["work"])
+    profile, spec, load, load_model, resolve_hparams = _paper_style_inputs(work, args)
+    model, tokenizer = load_model(args["original"])
+    ref = None
+    if spec.needs_reference:
+        ref, _ = load_model(args["original"])
+        ref.eval().requires_grad_(False)
+    hp = resolve_hparams(spec, None)
+    rows = {n: ds.with_format("torch", columns=TENSOR_COLUMNS) for n, ds in load("streams").items()}
+    n, saves = args["steps"] * profile.unlearn_batch, set(args["eval_steps"])
+
+    class Paired(torch.utils.data.Dataset):
+        def __len__(self):
+            return n
+
+        def __getitem__(self, i):
+            return {name: ds[i % len(ds)] for name, ds in rows.items()}
+
+    def collate(items):
+        return {
+            name: {k: torch.stack([it[name][k] for it in items]) for k in TENSOR_COLUMNS}
+            for name in rows
+        }
+
+    class MethodTrainer(Trainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            loss = spec.loss(model, inputs, ref, hp)
+            return (loss, None) if return_outputs else loss
+
+    class SaveAt(TrainerCallback):  # checkpoints where the grid evaluates
+        def on_step_end(self, targs, state, control, **kw):
+            control.should_save = state.global_step in saves
+
+    targs = TrainingArguments(
+        output_dir=str(work / "checkpoints"),
+        per_device_train_batch_size=profile.unlearn_batch,
+        max_steps=args["steps"],
+        learning_rate=args["lr"],
+        lr_scheduler_type="constant_with_warmup",
+        warmup_steps=max(1, round(0.03 * args["steps"])),
+        max_grad_norm=1.0,
+        weight_decay=0.0,
+        logging_strategy="no",
+        save_strategy="steps",
+        save_steps=10**9,  # only where SaveAt says
+        save_only_model=True,
+        report_to=[],
+        seed=profile.seed,
+        disable_tqdm=True,
+        remove_unused_columns=False,
+        use_cpu=not torch.cuda.is_available(),
+    )
+    MethodTrainer(
+        model=model,
+        args=targs,
+        train_dataset=Paired(),
+        data_collator=collate,
+        callbacks=[SaveAt()],
+        processing_class=tokenizer,  # saved with each checkpoint, as loading needs it
+    ).train()
+
+
+def paper_style_evaluate(args: dict) -> None:
+    """The paper's separate evaluation: a process that loads one saved checkpoint and
+    measures it on the grid's evaluation sets."""
+    from .evaluation import evaluation_row
+
+    work = Path(args["work"])
+    profile, _, load, load_model, _ = _paper_style_inputs(work, args)
+    model, _ = load_model(args["folder"])
+    evaluation_row(model.eval(), load("evaluation"), profile.seed)
+
+
+def _in_process_of_its_own(function: str, args: dict) -> None:
+    import json
+    import subprocess
+    import sys
+
+    code = (
+        f"import json, sys; from llmunlearn.bench import {function} as f; "
+        "f(json.loads(sys.argv[1]))"
+    )
+    subprocess.run([sys.executable, "-c", code, json.dumps(args)], check=True, env=os.environ)
+
+
+def grid_throughput(profile: Profile, domain: str, configs: list[tuple[str, float]]) -> dict:
+    """Grid runs per hour, ours against the paper's pipeline, on the same configurations
+    (method, lr) at the grid's budget: ours is :func:`~llmunlearn.unlearning.unlearn` of a
+    grid cell (no weights kept, evaluated in the loop at the grid's steps, the original's
+    step 0 cached); the paper's is one process per configuration that trains with
+    ``Trainer`` and saves the model at each of those steps, then one process per saved
+    model that loads and evaluates it on the same sets (data prepared once, on disk; the
+    processes' start-up is part of what that pipeline costs)."""
+    import base64
+    import pickle
+
+    from .data import domain_chunks
+    from .evaluation import evaluation_sets
+    from .methods import get_method
+    from .pretraining import load_original, pretrain
+    from .unlearning import eval_points, unlearn
+
+    steps = profile.unlearn_steps
+    points = eval_points(profile, steps)
+    original = pretrain(profile, progress=False)
+    _, tokenizer = load_original(original)
+    chunks, general = domain_chunks(profile, domain, tokenizer)
+    sets = evaluation_sets(profile, chunks, general)
+    blob = base64.b64encode(pickle.dumps(profile)).decode()
+    ours, paper, evaluated = [], [], []
+    with _scratch_home():
+        for method, lr in configs:
+            t0 = time.perf_counter()
+            unlearn(profile, domain, method, lr=lr, keep_model=False, progress=False)
+            ours.append(time.perf_counter() - t0)
+            spec = get_method(method)
+            with tempfile.TemporaryDirectory() as tmp:
+                work = Path(tmp)
+                streams = {"forget": chunks["forget"]}
+                if spec.retain is not None:
+                    streams["retain"] = (
+                        chunks["retain"] if spec.retain == "in" else general["retain"]
+                    )
+                for sub, dss in (("streams", streams), ("evaluation", sets)):
+                    for name, ds in dss.items():
+                        ds.save_to_disk(str(work / sub / name))
+                common = {"work": tmp, "profile": blob, "original": str(original.path / "model")}
+                t0 = time.perf_counter()
+                _in_process_of_its_own(
+                    "paper_style_train",
+                    {
+                        **common,
+                        "method": method,
+                        "lr": lr,
+                        "steps": steps,
+                        "eval_steps": list(points),
+                    },
+                )
+                saved = sorted((work / "checkpoints").glob("checkpoint-*"))
+                for ckpt in saved:
+                    _in_process_of_its_own("paper_style_evaluate", {**common, "folder": str(ckpt)})
+                paper.append(time.perf_counter() - t0)
+                evaluated.append(sorted(int(c.name.split("-")[1]) for c in saved))
+    return {
+        "configs": [list(c) for c in configs],
+        "eval_steps": list(points),
+        "ours_s": ours,
+        "paper_style_s": paper,
+        "paper_style_evaluated_steps": evaluated,
+        "ours_runs_per_hour": 3600 * len(ours) / sum(ours),
+        "paper_style_runs_per_hour": 3600 * len(paper) / sum(paper),
+        "ratio": sum(paper) / sum(ours),
     }
 
 
@@ -425,6 +619,17 @@ def run_bench(
     say(
         "an unlearning run's wall time: "
         + ", ".join(f"{k} {v:.0%}" for k, v in report["breakdown"]["share"].items())
+    )
+    configs = [
+        (m, lr)
+        for m in ("ga", "ga_gd_in")
+        for lr in (profile.grid_lrs or (profile.unlearn_lr,))[:2]
+    ]
+    report["grid"] = grid_throughput(profile, domain, configs)
+    say(
+        f"grid runs per hour: ours {report['grid']['ours_runs_per_hour']:,.0f}, the paper's "
+        f"pipeline {report['grid']['paper_style_runs_per_hour']:,.0f}: "
+        f"{report['grid']['ratio']:.2f}x"
     )
     report["provenance"] = provenance()
     path = home() / "bench" / f"bench-{profile.name}-{time.strftime('%Y%m%d-%H%M%S')}.json"

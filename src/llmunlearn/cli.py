@@ -412,6 +412,10 @@ def _study(args, profile) -> int:
         for m in methods or ():
             get_method(m)
         grid_cells(profile, methods)  # the grid checked whole before any run
+        if profile.executor == "ray":
+            from .executor import check_ray_address
+
+            check_ray_address(profile.ray_address)  # seconds, not a hang
         frame = grid_frame(profile, domains, methods=methods)
         if methods:
             frame = frame[frame["method"].isin([*methods, "retrained"])]

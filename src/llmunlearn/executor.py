@@ -184,6 +184,31 @@ def remote_run(fn, args, kwargs, bundle: bytes, threads: int) -> tuple[str, byte
                 os.environ["LLMUNLEARN_HOME"] = before
 
 
+def check_ray_address(address: str | None, timeout: float = 5.0) -> None:
+    """A ``ConnectionError`` naming ``address`` if nothing answers there within
+    ``timeout`` seconds (``None`` and ``"auto"`` are not checked: Ray starts one, or
+    finds the one this machine runs). ``host:port`` and ``ray://host:port`` are read."""
+    import socket
+    from urllib.parse import urlparse
+
+    if address in (None, "", "auto", "local"):
+        return
+    parsed = urlparse(address if "://" in address else f"ray://{address}")
+    try:
+        host, port = parsed.hostname, parsed.port
+    except ValueError:
+        host, port = None, None
+    if not host or not port:
+        raise ValueError(f"Ray address {address!r} is not host:port or ray://host:port (or auto)")
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as e:
+        raise ConnectionError(
+            f"no Ray cluster answers at {address!r} ({e}); start one with `ray start "
+            "--head`, or leave the address out to start a local Ray"
+        ) from None
+
+
 def _on_ray(fn, tasks, threads, desc, address, inputs, gpus) -> list:
     try:
         import ray
@@ -197,6 +222,7 @@ def _on_ray(fn, tasks, threads, desc, address, inputs, gpus) -> list:
 
     root = home()
     if not ray.is_initialized():
+        check_ray_address(address)
         ray.init(
             address=address,
             include_dashboard=False,

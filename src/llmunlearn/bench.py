@@ -128,18 +128,15 @@ def ours_unlearn(profile, original, domain, method, steps) -> dict:
     return out
 
 
-def trainer_unlearn(profile, original, domain, method, steps) -> dict:
-    """The same method as a ``transformers.Trainer`` subclass whose ``compute_loss`` is
-    the method's loss, on the same chunks in the same batch."""
-    from transformers import Trainer, TrainerCallback, TrainingArguments
+def _trainer_parts(rows: dict, n: int, spec, ref, hp):
+    """The method as a ``Trainer`` sees it: a dataset whose item i is chunk i of every
+    stream (``rows``, torch-formatted), its collate function, and a ``Trainer`` subclass
+    whose ``compute_loss`` is the method's loss."""
+    from transformers import Trainer
 
     from .config import TENSOR_COLUMNS
 
-    model, spec, streams, ref, hp = _setup(profile, original, domain, method)
-    n = steps * profile.unlearn_batch
-    rows = {name: ds.with_format("torch", columns=TENSOR_COLUMNS) for name, ds in streams.items()}
-
-    class Paired(torch.utils.data.Dataset):  # item i: chunk i of every stream
+    class Paired(torch.utils.data.Dataset):
         def __len__(self):
             return n
 
@@ -156,6 +153,22 @@ def trainer_unlearn(profile, original, domain, method, steps) -> dict:
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             loss = spec.loss(model, inputs, ref, hp)
             return (loss, None) if return_outputs else loss
+
+    return Paired(), collate, MethodTrainer
+
+
+def trainer_unlearn(profile, original, domain, method, steps) -> dict:
+    """The same method as a ``transformers.Trainer`` subclass whose ``compute_loss`` is
+    the method's loss, on the same chunks in the same batch."""
+    from transformers import TrainerCallback, TrainingArguments
+
+    from .config import TENSOR_COLUMNS
+
+    model, spec, streams, ref, hp = _setup(profile, original, domain, method)
+    n = steps * profile.unlearn_batch
+    rows = {name: ds.with_format("torch", columns=TENSOR_COLUMNS) for name, ds in streams.items()}
+
+    dataset, collate, MethodTrainer = _trainer_parts(rows, n, spec, ref, hp)
 
     stamps = []
 
@@ -187,7 +200,7 @@ def trainer_unlearn(profile, original, domain, method, steps) -> dict:
         trainer = MethodTrainer(
             model=model,
             args=args,
-            train_dataset=Paired(),
+            train_dataset=dataset,
             data_collator=collate,
             callbacks=[Stamp()],
         )
@@ -348,53 +361,46 @@ def unlearning_breakdown(profile, domain: str, method: str = "ga") -> dict:
 def _scratch_home():
     """A fresh home that links the real one's zoo and data: a run there is computed
     again, nothing else is."""
-    from .runs import home
+    from .runs import home, use_home
 
     real = home()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, use_home(tmp) as scratch:
         for sub in ("sources", "data", "tokenizer", "pretrain", "downloads", "evaluate"):
             if (real / sub).exists():
-                os.symlink(real / sub, Path(tmp) / sub)
-        old = os.environ.get("LLMUNLEARN_HOME")
-        os.environ["LLMUNLEARN_HOME"] = tmp
-        try:
-            yield Path(tmp)
-        finally:
-            if old is None:
-                os.environ.pop("LLMUNLEARN_HOME")
-            else:
-                os.environ["LLMUNLEARN_HOME"] = old
+                os.symlink(real / sub, scratch / sub)
+        yield scratch
 
 
 def _paper_style_inputs(work: Path, args: dict):
-    """What a paper-style process reads, prepared once by the parent: the profile, the
-    original model's folder, the method's streams and the evaluation sets on disk."""
+    """What a paper-style process reads, prepared once by the parent: the profile, and a
+    loader of the datasets it saved on disk (``load("streams")``, ``load("evaluation")``)."""
     import base64
     import pickle
 
     import datasets
 
-    from .methods import get_method, resolve_hparams
-    from .models import load_model
-
     profile = pickle.loads(base64.b64decode(args["profile"]))
     torch.set_num_threads(profile.threads)
-    spec = get_method(args["method"]) if "method" in args else None
-    load = lambda sub: {  # noqa: E731
-        d.name: datasets.load_from_disk(str(d)) for d in sorted((work / sub).iterdir())
-    }
-    return profile, spec, load, load_model, resolve_hparams
+
+    def load(sub):
+        return {d.name: datasets.load_from_disk(str(d)) for d in sorted((work / sub).iterdir())}
+
+    return profile, load
 
 
 def paper_style_train(args: dict) -> None:
     """One configuration the paper's way, in a process of its own: the method as a
     ``Trainer`` subclass at the grid's schedule, the model saved at each evaluated step."""
-    from transformers import Trainer, TrainerCallback, TrainingArguments
+    from transformers import TrainerCallback, TrainingArguments
 
     from .config import TENSOR_COLUMNS
 
+    from .methods import get_method, resolve_hparams
+    from .models import load_model
+
     work = Path(args["work"])
-    profile, spec, load, load_model, resolve_hparams = _paper_style_inputs(work, args)
+    profile, load = _paper_style_inputs(work, args)
+    spec = get_method(args["method"])
     model, tokenizer = load_model(args["original"])
     ref = None
     if spec.needs_reference:
@@ -404,23 +410,7 @@ def paper_style_train(args: dict) -> None:
     rows = {n: ds.with_format("torch", columns=TENSOR_COLUMNS) for n, ds in load("streams").items()}
     n, saves = args["steps"] * profile.unlearn_batch, set(args["eval_steps"])
 
-    class Paired(torch.utils.data.Dataset):
-        def __len__(self):
-            return n
-
-        def __getitem__(self, i):
-            return {name: ds[i % len(ds)] for name, ds in rows.items()}
-
-    def collate(items):
-        return {
-            name: {k: torch.stack([it[name][k] for it in items]) for k in TENSOR_COLUMNS}
-            for name in rows
-        }
-
-    class MethodTrainer(Trainer):
-        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            loss = spec.loss(model, inputs, ref, hp)
-            return (loss, None) if return_outputs else loss
+    dataset, collate, MethodTrainer = _trainer_parts(rows, n, spec, ref, hp)
 
     class SaveAt(TrainerCallback):  # checkpoints where the grid evaluates
         def on_step_end(self, targs, state, control, **kw):
@@ -448,7 +438,7 @@ def paper_style_train(args: dict) -> None:
     MethodTrainer(
         model=model,
         args=targs,
-        train_dataset=Paired(),
+        train_dataset=dataset,
         data_collator=collate,
         callbacks=[SaveAt()],
         processing_class=tokenizer,  # saved with each checkpoint, as loading needs it
@@ -460,8 +450,10 @@ def paper_style_evaluate(args: dict) -> None:
     measures it on the grid's evaluation sets."""
     from .evaluation import evaluation_row
 
+    from .models import load_model
+
     work = Path(args["work"])
-    profile, _, load, load_model, _ = _paper_style_inputs(work, args)
+    profile, load = _paper_style_inputs(work, args)
     model, _ = load_model(args["folder"])
     evaluation_row(model.eval(), load("evaluation"), profile.seed)
 

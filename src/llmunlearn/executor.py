@@ -113,42 +113,24 @@ def unpack(data: bytes, root: Path) -> None:
         tar.extractall(root, filter="data")
 
 
-def _relative(obj, root: Path):
-    """Task arguments with every :class:`Run` replaced by its path relative to ``root``
-    (a marker the worker maps back into its own home)."""
-    from .runs import Run
+@dataclasses.dataclass(frozen=True)
+class _RunRef:
+    """A :class:`~llmunlearn.runs.Run` argument on its way to a task: its path relative
+    to the home, mapped back into the task's own home."""
 
-    if isinstance(obj, Run):
-        return ("__run__", obj.path.relative_to(root).as_posix())
+    rel: str
+
+
+def _swap(obj, kind, fn):
+    """``obj`` with every instance of ``kind`` inside dicts, lists and tuples replaced by
+    ``fn(instance)``."""
+    if isinstance(obj, kind):
+        return fn(obj)
     if isinstance(obj, dict):
-        return {k: _relative(v, root) for k, v in obj.items()}
+        return {k: _swap(v, kind, fn) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return type(obj)(_relative(v, root) for v in obj)
+        return type(obj)(_swap(v, kind, fn) for v in obj)
     return obj
-
-
-def _absolute(obj, root: Path):
-    from .runs import Run
-
-    if isinstance(obj, tuple) and len(obj) == 2 and obj[0] == "__run__":
-        return Run(root / obj[1])
-    if isinstance(obj, dict):
-        return {k: _absolute(v, root) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_absolute(v, root) for v in obj)
-    return obj
-
-
-def _runs_in(obj) -> list[Path]:
-    from .runs import Run
-
-    if isinstance(obj, Run):
-        return [obj.path]
-    if isinstance(obj, dict):
-        return [p for v in obj.values() for p in _runs_in(v)]
-    if isinstance(obj, (list, tuple)):
-        return [p for v in obj for p in _runs_in(v)]
-    return []
 
 
 def _run_folders(root: Path) -> set[str]:
@@ -166,22 +148,16 @@ def remote_run(fn, args, kwargs, bundle: bytes, threads: int) -> tuple[str, byte
 
     import torch
 
+    from .runs import Run, use_home
+
     torch.set_num_threads(threads)
-    before = os.environ.get("LLMUNLEARN_HOME")
-    with tempfile.TemporaryDirectory(prefix="llmunlearn-task-") as tmp:
-        root = Path(tmp)
-        os.environ["LLMUNLEARN_HOME"] = str(root)
-        try:
-            unpack(bundle, root)
-            carried = _run_folders(root)
-            run = fn(*_absolute(args, root), **_absolute(kwargs, root))
-            new = sorted(_run_folders(root) - carried)
-            return run.path.relative_to(root).as_posix(), pack(root, new)
-        finally:
-            if before is None:
-                os.environ.pop("LLMUNLEARN_HOME", None)
-            else:
-                os.environ["LLMUNLEARN_HOME"] = before
+    with tempfile.TemporaryDirectory(prefix="llmunlearn-task-") as tmp, use_home(tmp) as root:
+        unpack(bundle, root)
+        carried = _run_folders(root)
+        args, kwargs = _swap((args, kwargs), _RunRef, lambda r: Run(root / r.rel))
+        run = fn(*args, **kwargs)
+        new = sorted(_run_folders(root) - carried)
+        return run.path.relative_to(root).as_posix(), pack(root, new)
 
 
 def check_ray_address(address: str | None, timeout: float = 5.0) -> None:
@@ -229,18 +205,20 @@ def _on_ray(fn, tasks, threads, desc, address, inputs, gpus) -> list:
             log_to_driver=False,
             **({} if address else {"num_cpus": os.cpu_count()}),
         )
-    # what every task reads, packed and put in the object store once
-    folders = list(inputs) + [
-        p.relative_to(root) for _, args, kwargs in tasks for p in _runs_in((args, kwargs))
-    ]
-    bundle = ray.put(pack(root, folders))
-    task = ray.remote(num_cpus=threads, num_gpus=gpus, max_retries=0)(remote_run)
-    refs = {
-        task.remote(fn, _relative(args, root), _relative(kwargs, root), bundle, threads): i
-        for i, (_, args, kwargs) in enumerate(tasks)
-    }
-    results: dict[int, object] = {}
     from .runs import Run
+
+    # what every task reads (its Run arguments too), packed and put in the object store once
+    carried = list(inputs)
+
+    def ref(run):
+        carried.append(run.path.relative_to(root))
+        return _RunRef(carried[-1].as_posix())
+
+    sent = [_swap((args, kwargs), Run, ref) for _, args, kwargs in tasks]
+    bundle = ray.put(pack(root, carried))
+    task = ray.remote(num_cpus=threads, num_gpus=gpus, max_retries=0)(remote_run)
+    refs = {task.remote(fn, a, k, bundle, threads): i for i, (a, k) in enumerate(sent)}
+    results: dict[int, object] = {}
 
     with tqdm(total=len(refs), desc=f"{desc} (ray)", leave=True) as bar:
         pending = list(refs)

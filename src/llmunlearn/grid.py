@@ -172,9 +172,12 @@ def run_grid(
 
     if profile.executor != "local":  # the runs not cached yet go out as tasks
         from .executor import run_tasks
-        from .unlearning import unlearn_run
 
-        todo = [c for c in cells if not unlearn_run(profile, domain, c["method"], **kwargs(c)).done]
+        todo = [
+            c
+            for c in cells
+            if not unlearn(profile, domain, c["method"], **kwargs(c), plan_only=True).done
+        ]
         if todo:
             run_tasks(
                 unlearn,

@@ -77,12 +77,13 @@ def quantisation_attack(
     profile, domain: str, zoo: dict | None = None, methods=None, bits=(8, 4), progress=True
 ):
     """Every model a domain compares (the original, the exact retrained model, each
-    method's selected model; :func:`~llmunlearn.unlearning.domain_models`) evaluated in
-    fp32 and quantised to each of ``bits``, on the runs' evaluation sets (cached per model
-    and width). A ``DataFrame``, one row per (model, bits; 32 = fp32): perplexities, the
-    Min-K% AUC, and ``undone``: the share of the model's fp32 change of log forget
-    perplexity from the original's that quantisation takes back (1: the original's
-    again, 0: quantisation changes nothing, NaN for the original itself)."""
+    method's selected model; :func:`~llmunlearn.unlearning.domain_models`) quantised to
+    each of ``bits`` and evaluated on the runs' evaluation sets (cached per model), beside
+    the fp32 row its run already measured on the same sets. A ``DataFrame``, one row per
+    (model, bits; 32 = fp32): perplexities, the Min-K% AUC, and ``undone``: the share of
+    the model's fp32 change of log forget perplexity from the original's that
+    quantisation takes back (1: the original's again, 0: quantisation changes nothing,
+    NaN for the original itself)."""
     import math
 
     import pandas as pd
@@ -90,15 +91,18 @@ def quantisation_attack(
     from .evaluation import evaluation_config, evaluation_row, evaluation_sets, load_folder
     from .progress import progress_bar as tqdm
     from .runs import Run
-    from .unlearning import domain_models
+    from .unlearning import _measured_models
 
     bits = tuple(bits)
     for b in bits:
         if isinstance(b, bool) or b not in SCHEMES:
             raise ValueError(f"bits must be one of {sorted(SCHEMES)}, got {b!r}")
-    models = domain_models(profile, domain, zoo, methods, progress=False)
+    # each model with the row its run already measured on these sets: its fp32 numbers
+    models = _measured_models(profile, domain, zoo, methods, progress=False)
     rows = []
-    for name, folder in tqdm(models.items(), desc=f"quantising {domain}", disable=not progress):
+    for name, (folder, known) in tqdm(
+        models.items(), desc=f"quantising {domain}", disable=not progress
+    ):
         run = Run.create(
             "quantise",
             f"{profile.name}-{domain}-{name}",
@@ -113,7 +117,7 @@ def quantisation_attack(
             model, _, chunks, general = load_folder(profile, domain, folder)
             check_quantisable(model, bits[0])  # every width checked before any is measured
             sets = evaluation_sets(profile, chunks, general)
-            found = {32: evaluation_row(model.eval(), sets, profile.seed)}
+            found = {32: known}
             for b in bits:
                 found[b] = evaluation_row(quantised(model, b).eval(), sets, profile.seed)
             run.finish(

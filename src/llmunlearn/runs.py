@@ -9,6 +9,7 @@ half-written JSON behind.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -32,6 +33,21 @@ def home() -> Path:
     if (PROJECT_ROOT / "pyproject.toml").exists() and (PROJECT_ROOT / "_toc.yml").exists():
         return PROJECT_ROOT / ".llmunlearn"
     return Path.home() / ".cache" / "llmunlearn"
+
+
+@contextlib.contextmanager
+def use_home(path: Path):
+    """Make ``path`` the home (:func:`home`) inside the ``with`` block, the previous one
+    back after it (a task's own folder, a benchmark's scratch copy)."""
+    before = os.environ.get("LLMUNLEARN_HOME")
+    os.environ["LLMUNLEARN_HOME"] = str(path)
+    try:
+        yield Path(path)
+    finally:
+        if before is None:
+            os.environ.pop("LLMUNLEARN_HOME", None)
+        else:
+            os.environ["LLMUNLEARN_HOME"] = before
 
 
 ALLOCATOR_ENV = {

@@ -117,6 +117,7 @@ def unlearn(
     seed: int | None = None,
     keep_model: bool = True,
     progress: bool = True,
+    plan_only: bool = False,
 ) -> Run:
     """Run (or reuse) ``method`` on ``domain``'s forget set; returns its :class:`Run`.
 
@@ -139,12 +140,15 @@ def unlearn(
     ``keep_model=False`` (the hyper-parameter grid's runs) keeps the numbers and not the
     weights: no ``model`` and ``selected`` folders (13 MB each on ``cpu``). A finished
     run kept that way is run again when its model is asked for.
+
+    ``plan_only`` returns the run's folder without training (``.done`` when it is cached:
+    what an executor asks before it sends a run away), as :func:`pretrain` does.
     """
     plan = _plan(
         profile, domain, method, lr, steps, hparams, optimizer, original, seed, keep_model, progress
     )
     run = plan["run"]
-    if run.done:
+    if run.done or plan_only:
         return run
     import time
 
@@ -337,26 +341,6 @@ def _plan(
         "load": load,
         "loaded": loaded,
     }
-
-
-def unlearn_run(
-    profile: Profile,
-    domain: str,
-    method: str,
-    *,
-    lr: float | None = None,
-    steps: int | None = None,
-    hparams: dict | None = None,
-    optimizer: str = "adamw",
-    original: Run | None = None,
-    seed: int | None = None,
-    keep_model: bool = True,
-) -> Run:
-    """The :class:`Run` that :func:`unlearn` with these arguments writes, without training:
-    ``.done`` when it is cached (what an executor asks before it sends a run away)."""
-    return _plan(
-        profile, domain, method, lr, steps, hparams, optimizer, original, seed, keep_model, False
-    )["run"]
 
 
 # --- the models a domain compares: the zoo's and each method's selected model ----------

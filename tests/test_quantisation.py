@@ -79,3 +79,39 @@ def test_every_model_of_a_domain_is_measured_at_each_width(tiny):
         assert d8 < 0.01 and d8 <= d4, m
     again = ul.quantisation_attack(tiny, "books", zoo, methods=["ga"], bits=(8, 4), progress=False)
     assert again.equals(frame)  # cached
+
+
+def test_the_share_back_on_a_base_model_and_the_sets_read(tiny, tmp_path):
+    """``same_weights`` is 1 for a model on its base's grid and falls when an update moves
+    the grid; the attack reads only the sets asked for and reports that share against a
+    base folder."""
+    from llmunlearn.quantisation import same_weights
+
+    q = quantised(build_model(tiny, 64, seed=0), 4)
+    assert same_weights(quantised(q, 4), q) == 1.0
+    nudged = quantised(q, 4)
+    with torch.no_grad():
+        for p in nudged.parameters():
+            if p.ndim == 2:
+                p.add_(1e-5 * torch.randn_like(p))
+    assert same_weights(quantised(nudged, 4), q) < 1.0
+
+    zoo = ul.pretrain_zoo(tiny, progress=False)
+    base = zoo["original"].path / "model"
+    frame = ul.quantisation_attack(
+        tiny,
+        "books",
+        zoo,
+        methods=["ga"],
+        bits=(4,),
+        splits=("forget", "approximate"),
+        base=base,
+        progress=False,
+    )
+    by = frame.set_index(["model", "bits"])
+    assert by.loc[("original", 32), "same_as_base"] == 1.0  # the base itself
+    assert by.loc[("ga", 32), "same_as_base"] < 1.0  # unlearning moved it
+    assert "ppl_retain" not in frame.columns and "ppl_general" not in frame.columns
+    assert {"ppl_forget", "ppl_approximate", "auc"} <= set(frame.columns)
+    with pytest.raises(ValueError, match="splits must include 'forget'"):
+        ul.quantisation_attack(tiny, "books", zoo, methods=["ga"], splits=("retain",))

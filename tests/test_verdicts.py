@@ -96,3 +96,61 @@ def test_late_order_retrained_models_branch_from_a_base_that_never_saw_a_forget_
     left_out = {d.id for d in forget_documents(p, "github", p.design)}
     kept = [i for i in order if ids[i] not in left_out]
     assert len(kept) < len(order) and all(ids[i] in left_out for i in set(order) - set(kept))
+
+
+def _quant_frame(domain, forget):
+    """A quantisation frame: model -> (fp32, 4-bit) forget perplexity."""
+    import math
+
+    import pandas as pd
+
+    rows = [
+        {"domain": domain, "model": m, "bits": b, "ppl_forget": v}
+        for m, (f32, f4) in forget.items()
+        for b, v in ((32, f32), (4, f4))
+    ]
+    frame = pd.DataFrame(rows)
+    fp = frame[frame["bits"] == 32].set_index("model")["ppl_forget"]
+    frame["undone"] = [
+        math.nan
+        if r.model == "original"
+        else math.log(fp[r.model] / r.ppl_forget) / math.log(fp[r.model] / fp["original"])
+        for r in frame.itertuples()
+    ]
+    return frame
+
+
+def test_quantisation_decisions_read_a_tie_as_equivalence_only_when_it_is_bounded():
+    from llmunlearn.claims import quantisation_decisions
+
+    frames = {
+        # 4 bits takes back half of each method's change, the retrained model's not at all
+        "back": _quant_frame(
+            "back",
+            {"original": (10, 10), "retrained": (20, 20), "ga": (20, 14.14), "npo": (40, 20)},
+        ),
+        # nothing moves: equivalent to no effect, a refutation bounded below a tenth
+        "still": _quant_frame(
+            "still",
+            {"original": (10, 10), "retrained": (20, 20), "ga": (20, 20.01), "npo": (40, 40)},
+        ),
+        # quantisation moves the original itself as far as the methods are from it
+        "noisy": _quant_frame(
+            "noisy", {"original": (10, 20), "retrained": (20, 20), "ga": (20, 19), "npo": (40, 38)}
+        ),
+    }
+    d = quantisation_decisions(frames)["decision"].to_dict()
+    assert d == {"back": "supports", "still": "contradicts", "noisy": "undetermined"}
+
+
+def test_a_retrained_model_is_measured_where_a_rule_reads_it(tiny):
+    """The original on every split of both designs; a retrained model on its own domain's
+    splits of its design, the other domains' approximate set of its design (the ground
+    truth's control) and general, and nowhere else."""
+    zoo = ul.pretrain_zoo(tiny, progress=False)
+    everything = zoo["original"].summary["ppl"]
+    assert {"matched/forget", "shifted/forget", "retain", HELDOUT} <= set(everything["github"])
+    r = zoo["retrained-github"].summary["ppl"]
+    assert set(r["github"]) == {"matched/forget", "matched/approximate", "retain", HELDOUT}
+    assert set(r["arxiv"]) == set(r["books"]) == {"matched/approximate"}
+    assert set(r["general"]) == set(everything["general"])

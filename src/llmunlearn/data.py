@@ -79,8 +79,10 @@ def _load_verified(path: Path):
 
 # ------------------------------------------------------------------------ documents --
 def source_documents(source) -> tuple[list[Document], str]:
-    """Documents of one source function, cached; returns (documents, cache digest)."""
-    path = home() / "sources" / f"{source.__name__}.json"
+    """Documents of one source function, cached; returns (documents, cache digest). A
+    source whose pins are its default arguments (a package list) is cached per pins."""
+    pins = f"-{config_hash(repr(source.__defaults__))}" if source.__defaults__ else ""
+    path = home() / "sources" / f"{source.__name__}{pins}.json"
     cached = _load_verified(path)
     if cached is None:
         docs = source()

@@ -34,6 +34,7 @@ from .core import IGNORE_INDEX, token_nll
 from .data import domain_chunks, fixed_sample, sample_indices
 from .metrics import perplexity
 from .mia import (
+    LOW_FPRS,
     attack_scores,
     auc,
     chunk_token_stats,
@@ -41,6 +42,7 @@ from .mia import (
     mia_report,
     min_k,
     roc_points,
+    tpr_at_fpr,
 )
 from .pretraining import load_original
 from .runs import Run
@@ -412,6 +414,9 @@ def evaluation_row(model, sets: dict, seed: int, intervals: bool = False) -> dic
             }
             row[key] = auc(np.array(score["forget"]), np.array(score["approximate"]))
             if intervals and key == "auc":
+                for f in LOW_FPRS:  # beside the AUC, as every attack is reported
+                    row[f"tpr@{f:g}"] = tpr_at_fpr(score["forget"], score["approximate"], f)["tpr"]
+                row["smallest_fpr"] = 1 / len(n)
                 row["auc_low"], row["auc_high"] = cluster_auc_interval(
                     score["forget"],
                     [sets["forget"]["doc_id"][i] for i in m],

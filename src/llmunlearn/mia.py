@@ -240,8 +240,8 @@ def blind_baseline(
 ) -> dict:
     """How well the *text alone* tells members from non-members: TF-IDF character n-grams
     (2-4, within words) and logistic regression (scikit-learn), cross-validated by
-    document (``StratifiedGroupKFold``: no document has chunks in both the training and
-    the scored fold). Returns the out-of-fold ``auc`` with its interval over documents
+    group (``StratifiedGroupKFold``: no group, a document or a unit of several, has
+    chunks in both the training and the scored fold). Returns the out-of-fold ``auc`` with its interval over documents
     (:func:`cluster_auc_interval`), the true-positive rates at :data:`LOW_FPRS` and
     ``folds``. ``folds`` must be at least 2 and at most the documents on the smaller
     side; anything else is a ``ValueError`` naming it, before anything is fitted."""
@@ -253,12 +253,14 @@ def blind_baseline(
     docs = min(len(set(member_groups)), len(set(non_member_groups)))
     if isinstance(folds, bool) or not isinstance(folds, int) or not 2 <= folds <= docs:
         raise ValueError(
-            f"blind-baseline folds must be an integer from 2 to {docs} (the documents on "
+            f"blind-baseline folds must be an integer from 2 to {docs} (the groups on "
             f"the smaller side), got {folds!r}"
         )
     texts = [*member_texts, *non_member_texts]
     y = np.r_[np.ones(len(member_texts)), np.zeros(len(non_member_texts))]
-    groups = [f"m:{g}" for g in member_groups] + [f"n:{g}" for g in non_member_groups]
+    # one group on both sides is one unit (a package split at random by passage): its
+    # members and non-members share a fold, so no fold learns the unit for the label
+    groups = [*member_groups, *non_member_groups]
     model = make_pipeline(
         TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), sublinear_tf=True, min_df=2),
         LogisticRegression(max_iter=2000),

@@ -579,3 +579,52 @@ def plot_relearning(frame):
     axes[0][-1].legend(fontsize=7, loc="upper right", ncol=2)
     fig.tight_layout()
     return _done(fig)
+
+
+def plot_quantisation(frame):
+    """Each model's forget perplexity over the original model's fp32 one (log scale), at
+    fp32 and at each quantised width, one panel per domain (a
+    :func:`~llmunlearn.quantisation.quantisation_attack` frame, several domains
+    concatenated). A model whose knowledge only hides from fp32 moves back toward 1 (the
+    dashed line) when quantised; the exact retrained model (red label) shows how much
+    quantisation moves a model that never saw the data."""
+    sns.set_theme(style="whitegrid")
+    domains = list(dict.fromkeys(frame["domain"]))
+    models = list(dict.fromkeys(frame["model"]))
+    fig, axes = plt.subplots(
+        1,
+        len(domains),
+        figsize=(3.4 * len(domains), 0.28 * len(models) + 1.6),
+        sharey=True,
+        squeeze=False,
+    )
+    widths = sorted(frame["bits"].unique(), reverse=True)
+    style = {32: ("o", "#1f77b4"), 8: ("s", "#ff7f0e"), 4: ("D", "#d62728")}
+    for ax, d in zip(axes[0], domains):
+        f = frame[frame["domain"] == d]
+        base = f[(f["model"] == "original") & (f["bits"] == 32)]["ppl_forget"].iloc[0]
+        for b in widths:
+            g = f[f["bits"] == b].set_index("model").reindex(models)
+            marker, colour = style.get(int(b), ("x", "black"))
+            ax.scatter(
+                g["ppl_forget"] / base,
+                range(len(models)),
+                marker=marker,
+                color=colour,
+                s=28,
+                alpha=0.85,
+                label="fp32" if b == 32 else f"{b}-bit",
+                zorder=3,
+            )
+        ax.axvline(1, color="black", lw=0.8, ls="--")
+        ax.set_xscale("log")
+        ax.set_title(d)
+        ax.set_xlabel("forget ppl / original's (fp32)")
+    axes[0][0].set_yticks(range(len(models)), models)
+    for label in axes[0][0].get_yticklabels():
+        if label.get_text() in ("retrained", "twin"):
+            label.set_color("#d62728")
+    axes[0][0].invert_yaxis()
+    axes[0][-1].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return _done(fig)

@@ -202,9 +202,14 @@ def pretrain(
     model.save_pretrained(run.path / "model")
     tokenizer.save_pretrained(run.path / "model")
     chunks = {
-        d: {s: _zoo_chunks(profile, tokenizer, s, v) for s, v in sp.items()}
+        d: {
+            s: _zoo_chunks(profile, tokenizer, s, v)
+            for s, v in sp.items()
+            if without is None or _read_of_retrained(d, s, without, profile.design)
+        }
         for d, sp in splits.items()
-    }  # every split of both designs (the training-only splits sampled)
+    }  # every split of both designs (the training-only splits sampled); a retrained
+    # model only where a rule reads it
     n = n_params(model)
     before = base.summary if base is not None else {"tokens": 0, "wall_s": 0.0, "log": []}
     log = before["log"] + [
@@ -233,6 +238,18 @@ def pretrain(
     return run
 
 
+def _read_of_retrained(domain: str, split: str, without: str, design: str) -> bool:
+    """Whether a retrained model (``without``, ``design``) is measured on ``domain``'s
+    ``split``: its own domain's splits of its design (and the shared retain splits), the
+    other domains' approximate set of its design (the ground truth's control) and
+    general; the rest no rule reads, and an original is measured everywhere."""
+    if domain == "general":
+        return True
+    if domain == without:
+        return "/" not in split or split.startswith(f"{design}/")
+    return split == f"{design}/approximate"
+
+
 ZOO_TRAIN_SAMPLE = 64
 """Chunks of each training-only split (a domain's regulariser ``retain``, general's
 ``retain``) on which a zoo model's perplexity is reported: a fixed sample, since no rule
@@ -247,12 +264,15 @@ def _zoo_chunks(profile: Profile, tokenizer, split: str, documents):
     return fixed_sample(chunks, ZOO_TRAIN_SAMPLE, profile.seed) if split == "retain" else chunks
 
 
-def _train_lm(profile, model, train_set, order, steps, lr, warmup, seed, run, desc, progress):
+def _train_lm(
+    profile, model, train_set, order, steps, lr, warmup, seed, run, desc, progress, checkpoints=5
+):
     """The zoo's one recipe for a stretch of pre-training (a base, a mixed-order model or
     a final slice): next-token loss over ``order`` of ``train_set`` in batches of
     ``pretrain_batch``, AdamW with weight decay 0.1, ``warmup`` then cosine decay,
-    checkpoints five times. Returns :func:`~llmunlearn.train.train`'s result; a run that
-    diverged is a ``RuntimeError`` naming the learning rate."""
+    ``checkpoints`` times a checkpoint (0: none, for a run shorter than its saves).
+    Returns :func:`~llmunlearn.train.train`'s result; a run that diverged is a
+    ``RuntimeError`` naming the learning rate."""
     cfg = TrainConfig(
         steps=steps,
         lr=lr,
@@ -261,7 +281,7 @@ def _train_lm(profile, model, train_set, order, steps, lr, warmup, seed, run, de
         warmup_ratio=warmup,
         weight_decay=0.1,
         seed=seed,
-        checkpoint_every=max(1, steps // 5),
+        checkpoint_every=max(1, steps // checkpoints) if checkpoints else 0,
     )
     result = train(
         model,

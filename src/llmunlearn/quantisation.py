@@ -20,6 +20,7 @@ measures.
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -50,16 +51,17 @@ def check_quantisable(model, bits: int) -> None:
 
 
 @torch.no_grad()
-def quantised(model, bits: int):
+def quantised(model, bits: int, copy_model: bool = True):
     """A copy of ``model`` whose 2-D weights are quantised to ``bits`` (see the module
     doc) and stored back dequantised in fp32, so that every metric reads it as it reads
-    any model. The model itself is left as it was."""
+    any model. The model itself is left as it was (``copy_model=False``: rounded in
+    place, for a model loaded only to be measured once more)."""
     from gguf import GGMLQuantizationType
     from gguf.quants import dequantize, quantize
 
     check_quantisable(model, bits)
     qtype = GGMLQuantizationType[SCHEMES[bits]]
-    out = copy.deepcopy(model)
+    out = copy.deepcopy(model) if copy_model else model
     seen = {}
     for name, p in out.named_parameters():
         if p.ndim != 2:
@@ -73,17 +75,47 @@ def quantised(model, bits: int):
     return out
 
 
+def same_weights(model, base) -> float:
+    """The share of :func:`quantised_tensors`' weights of ``model`` equal to ``base``'s
+    (two models of one architecture): 1 when a model is back on its base's grid."""
+    same = total = 0
+    theirs = dict(base.named_parameters())
+    for name in quantised_tensors(model):
+        a, b = dict(model.named_parameters())[name], theirs[name]
+        same += int((a == b).sum())
+        total += a.numel()
+    return same / total
+
+
+SPLITS = ("forget", "approximate", "retain", "general")
+"""The evaluation sets a quantised model can be read on."""
+
+READ = ("forget", "approximate", "retain")
+"""The sets a quantised model is read on by default: what it knows of the forget set,
+against unseen text of the domain and the domain's retained text."""
+
+
 def quantisation_attack(
-    profile, domain: str, zoo: dict | None = None, methods=None, bits=(8, 4), progress=True
+    profile,
+    domain: str,
+    zoo: dict | None = None,
+    methods=None,
+    bits=(8, 4),
+    splits=READ,
+    base=None,
+    progress=True,
 ):
     """Every model a domain compares (the original, the exact retrained model, each
     method's selected model; :func:`~llmunlearn.unlearning.domain_models`) quantised to
-    each of ``bits`` and evaluated on the runs' evaluation sets (cached per model), beside
-    the fp32 row its run already measured on the same sets. A ``DataFrame``, one row per
-    (model, bits; 32 = fp32): perplexities, the Min-K% AUC, and ``undone``: the share of
-    the model's fp32 change of log forget perplexity from the original's that
-    quantisation takes back (1: the original's again, 0: quantisation changes nothing,
-    NaN for the original itself)."""
+    each of ``bits`` and evaluated on the runs' evaluation sets (``splits`` of them,
+    default :data:`READ`; cached per model), beside the fp32 row its run already measured
+    on the same sets. A ``DataFrame``, one row per (model, bits; 32 = fp32): perplexities,
+    the Min-K% AUC, and
+    ``undone``: the share of the model's fp32 change of log forget perplexity from the
+    original's that quantisation takes back (1: the original's again, 0: quantisation
+    changes nothing, NaN for the original itself). With ``base`` (a folder: the model the
+    zoo started from, for a model that came quantised), ``same_as_base``: the share of
+    weights that quantisation puts back exactly on ``base``'s (:func:`same_weights`)."""
     import math
 
     import pandas as pd
@@ -93,12 +125,20 @@ def quantisation_attack(
     from .runs import Run
     from .unlearning import _measured_models
 
+    from .models import load_model
+
     bits = tuple(bits)
     for b in bits:
         if isinstance(b, bool) or b not in SCHEMES:
             raise ValueError(f"bits must be one of {sorted(SCHEMES)}, got {b!r}")
+    splits = tuple(splits)
+    if "forget" not in splits or set(splits) - set(SPLITS):
+        raise ValueError(
+            f"splits must include 'forget' and be among {', '.join(SPLITS)}; got {splits!r}"
+        )
     # each model with the row its run already measured on these sets: its fp32 numbers
     models = _measured_models(profile, domain, zoo, methods, progress=False)
+    reference = None  # the base model, loaded once when a model needs it
     rows = []
     for name, (folder, known) in tqdm(
         models.items(), desc=f"quantising {domain}", disable=not progress
@@ -111,18 +151,34 @@ def quantisation_attack(
                 "domain": domain,
                 "model": str(folder.resolve().relative_to(folder.resolve().parents[1])),
                 "bits": list(bits),
+                "splits": list(splits),
+                **({"base": Path(base).name} if base is not None else {}),
             },
         )
         if not run.done:
             model, _, chunks, general = load_folder(profile, domain, folder)
             check_quantisable(model, bits[0])  # every width checked before any is measured
             sets = evaluation_sets(profile, chunks, general)
-            found = {32: known}
-            for b in bits:
-                found[b] = evaluation_row(quantised(model, b).eval(), sets, profile.seed)
+            sets = {k: v for k, v in sets.items() if k in splits}
+            if base is not None and reference is None:
+                reference = load_model(base)[0]
+            found = {32: dict(known)}
+            if reference is not None:
+                found[32]["same_as_base"] = same_weights(model, reference)
+            for i, b in enumerate(bits):  # the last width rounds the loaded model itself
+                q = quantised(model, b, copy_model=i < len(bits) - 1).eval()
+                found[b] = evaluation_row(q, sets, profile.seed)
+                if reference is not None:
+                    found[b]["same_as_base"] = same_weights(q, reference)
+
             run.finish(
                 {
-                    str(b): {k: v for k, v in r.items() if k.startswith(("ppl_", "auc"))}
+                    str(b): {
+                        k: v
+                        for k, v in r.items()
+                        if k.startswith(("ppl_", "auc", "same_as_base"))
+                        and (not k.startswith("ppl_") or k[4:] in splits)
+                    }
                     for b, r in found.items()
                 }
             )

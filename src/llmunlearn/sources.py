@@ -104,36 +104,65 @@ def debian_package(name: str) -> tuple[Path, str]:
 def pypi_package(spec: str, *, binary: bool) -> tuple[Path, str]:
     """Download ``spec`` (``name==version``) from PyPI without installing it and unpack
     it; returns (unpacked folder, "name version")."""
-    name, version = spec.split("==")
-    dest = _downloads() / "pypi" / f"{name}-{version}"
-    if (dest / ".complete").exists():
-        return dest / "root", f"{name} {version}"
-    dest.mkdir(parents=True, exist_ok=True)
-    cmd = [
-        sys.executable,
-        "-m",
-        "pip",
-        "download",
-        "--no-deps",
-        "--quiet",
-        "-d",
-        str(dest),
-        "--only-binary=:all:" if binary else "--no-binary=:all:",
-        spec,
-    ]
-    res = subprocess.run(cmd, capture_output=True, text=True)
-    files = [f for f in dest.iterdir() if f.suffix in (".whl", ".gz", ".zip")]
-    if res.returncode != 0 or not files:
-        raise SourceUnavailable(
-            f"could not download PyPI package {spec!r}: "
-            f"{res.stderr.strip()[-300:]}; fetch it by hand with: "
-            f"{' '.join(cmd)}"
-        )
-    shutil.unpack_archive(
-        files[0], dest / "root", format="zip" if files[0].suffix in (".whl", ".zip") else "gztar"
-    )
-    (dest / ".complete").write_text("ok")
-    return dest / "root", f"{name} {version}"
+    return pypi_packages([spec], binary=binary)[0]
+
+
+def _pypi_archive(name: str, version: str, files: list[Path]) -> Path | None:
+    """The archive of ``name`` ``version`` among downloaded ``files`` (pip normalises
+    ``-`` to ``_`` in file names)."""
+    stem = re.sub(r"[-_.]+", "_", name).lower()
+    for f in files:
+        key = f"{stem}_{re.sub(r'[-_.]+', '_', version)}_".lower()
+        if re.sub(r"[-_.]+", "_", f.name).lower().startswith(key):
+            return f
+    return None
+
+
+def pypi_packages(specs, *, binary: bool) -> list[tuple[Path, str]]:
+    """:func:`pypi_package` for every spec, the missing ones fetched by one ``pip
+    download`` (one resolver start instead of one per package); returns a list of
+    (unpacked folder, "name version") in the order of ``specs``."""
+    specs = list(specs)
+    dests = {s: _downloads() / "pypi" / "-".join(s.split("==")) for s in specs}
+    missing = [s for s in specs if not (dests[s] / ".complete").exists()]
+    if missing:
+        batch = _downloads() / "pypi" / ".batch"
+        shutil.rmtree(batch, ignore_errors=True)
+        batch.mkdir(parents=True)
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--quiet",
+            "-d",
+            str(batch),
+            "--only-binary=:all:" if binary else "--no-binary=:all:",
+            *missing,
+        ]
+        res = subprocess.run(cmd, capture_output=True, text=True)
+        files = [f for f in batch.iterdir() if f.suffix in (".whl", ".gz", ".zip")]
+        for spec in missing:
+            archive = _pypi_archive(*spec.split("=="), files)
+            if res.returncode != 0 or archive is None:
+                raise SourceUnavailable(
+                    f"could not download PyPI package {spec!r}: "
+                    f"{res.stderr.strip()[-300:]}; fetch it by hand with: "
+                    f"{' '.join(cmd)}"
+                )
+            dest = dests[spec]
+            shutil.rmtree(dest, ignore_errors=True)
+            dest.mkdir(parents=True)
+            shutil.move(str(archive), dest / archive.name)
+            shutil.unpack_archive(
+                dest / archive.name,
+                dest / "root",
+                format="zip" if archive.suffix in (".whl", ".zip") else "gztar",
+            )
+            (dest / ".complete").write_text("ok")
+        shutil.rmtree(batch, ignore_errors=True)
+    return [(dests[s] / "root", " ".join(s.split("=="))) for s in specs]
 
 
 # ------------------------------------------------------------------------- github --
@@ -145,7 +174,7 @@ def _code_files(
     docs = []
     for path in sorted(root.rglob(pattern)):
         rel = path.relative_to(root)
-        if skip & set(rel.parts) or path.name.endswith("_test.go"):
+        if skip & set(rel.parts) or path.name.endswith("_test.go") or not path.is_file():
             continue
         text = path.read_text(encoding="utf-8", errors="replace")
         docs.append(
@@ -154,6 +183,26 @@ def _code_files(
             )
         )
     return docs
+
+
+DEBIAN_PYTHON = "libpython3.11-stdlib"
+"""The Debian package whose standard library the real-LLM chapter's contrast reads: a
+fixed, recorded version, the same text on every machine (unlike the running
+interpreter's)."""
+
+
+def debian_python_stdlib() -> list[Document]:
+    """Python's standard library from Debian :data:`DEBIAN_PYTHON` (tests, IDLE and
+    site-packages excluded), its version in each document's source."""
+    root, version = debian_package(DEBIAN_PYTHON)
+    return _code_files(
+        next(root.glob("usr/lib/python3.*")),
+        "*.py",
+        {"test", "tests", "idlelib", "site-packages", "dist-packages", "__pycache__"},
+        f"debian {DEBIAN_PYTHON} {version}",
+        "PSF-2.0",
+        "python",
+    )
 
 
 def python_stdlib() -> list[Document]:
@@ -518,10 +567,34 @@ def lee_news() -> list[Document]:
 
 
 # ------------------------------------------------------ code a model cannot have seen --
-POST_RELEASE_PYTHON = ("openai-agents==0.0.6", "a2a-sdk==0.2.4")
-"""Pure-Python packages whose *first* release on PyPI (2025-03-04 and 2025-05-15) came
+POST_RELEASE_PYTHON = (
+    "openai-agents==0.0.6",
+    "a2a-sdk==0.2.4",
+    "strands-agents==0.1.0",
+    "langgraph-swarm==0.0.14",
+    "langgraph-supervisor==0.0.10",
+    "langchain-mcp-adapters==0.0.8",
+    "pydantic-evals==0.0.47",
+    "pydantic-graph==0.0.19",
+    "fastapi-mcp==0.1.0",
+    "mcp-use==0.0.3",
+    "any-agent==0.1.0",
+    "kernels==0.1.7",
+    "verifiers==0.1.0",
+    "gepa==0.0.1",
+    "kokoro==0.2.1",
+    "claude-agent-sdk==0.0.23",
+    "mcpadapt==0.0.10",
+    "acp-sdk==0.0.1",
+    "openevals==0.0.0",
+    "math-verify==0.1.0",
+    "python-a2a==0.1.0",
+)
+"""Pure-Python packages (21, by as many teams) whose *first* release on PyPI came in 2025,
 after SmolLM2 was released (2024-11): code the real-LLM chapter's model cannot have been
-trained on. MIT and Apache-2.0."""
+trained on. Each is pinned to an early version with a wheel of real code (10-200 kB); the
+dates are read from PyPI (:func:`pypi_dates`) and the licences (MIT or Apache-2.0) from
+each wheel's METADATA into the manifest."""
 
 PYPI_JSON = "https://pypi.org/pypi/{name}/json"
 """PyPI's JSON API: upload dates of every file of every release of a project."""
@@ -536,7 +609,8 @@ def pypi_dates(name: str, version: str) -> dict[str, str]:
     url = PYPI_JSON.format(name=name)
     try:
         with urllib.request.urlopen(url, timeout=30) as r:
-            releases = json.load(r)["releases"]
+            project = json.load(r)
+        releases = project["releases"]
     except (OSError, ValueError, KeyError) as e:
         raise SourceUnavailable(
             f"could not read the release dates of {name!r} from {url}: "
@@ -548,19 +622,34 @@ def pypi_dates(name: str, version: str) -> dict[str, str]:
     }
     if version not in first:
         raise SourceUnavailable(f"PyPI lists no files for {name}=={version} ({url})")
-    return {"first_release": min(first.values())[:10], "version_release": first[version][:10]}
+    info = project.get("info") or {}
+    short = [info.get("license_expression"), info.get("license")]  # newest release's
+    return {
+        "first_release": min(first.values())[:10],
+        "version_release": first[version][:10],
+        "license": next((x.strip() for x in short if x and len(x.strip()) <= 40), None),
+    }
 
 
 def post_release_python(packages=POST_RELEASE_PYTHON) -> list[Document]:
     """One document per module of :data:`POST_RELEASE_PYTHON` (their wheels from PyPI);
-    each document's ``source`` carries the package, version and both PyPI dates."""
+    each document's ``source`` carries the package, version and both PyPI dates, its
+    licence the wheel's METADATA (else PyPI's record of the project)."""
     docs = []
-    for spec in packages:
-        root, version = pypi_package(spec, binary=True)
+    for spec, (root, version) in zip(packages, pypi_packages(packages, binary=True)):
         dates = pypi_dates(*spec.split("=="))
         meta = next(root.glob("*.dist-info/METADATA")).read_text(errors="replace")
-        licence = re.search(r"^License-Expression: (.+)$", meta, re.M) or re.search(
-            r"^Classifier: License :: OSI Approved :: (.+)$", meta, re.M
+        licence = next(
+            (
+                m.group(1).strip()
+                for pattern in (
+                    r"^License-Expression: (.+)$",
+                    r"^Classifier: License :: OSI Approved :: (.+)$",
+                    r"^License: (.{1,40})$",
+                )
+                if (m := re.search(pattern, meta, re.M))
+            ),
+            dates["license"],
         )
         source = (
             f"{version} (first release {dates['first_release']}, this version "
@@ -571,7 +660,7 @@ def post_release_python(packages=POST_RELEASE_PYTHON) -> list[Document]:
             "*.py",
             {"__pycache__"},
             source,
-            licence.group(1).strip() if licence else "see METADATA",
+            licence or "see the wheel's licence files",
             spec.split("==")[0],
         )
     return docs

@@ -530,6 +530,17 @@ def sample_indices(total: int, n: int, seed: int) -> list[int]:
     return sorted(random.Random(seed).sample(range(total), n))
 
 
+def chunk_texts(tokenizer, chunks) -> list[str]:
+    """The text of each chunk (its tokens decoded, padding left out): what a classifier
+    that never sees the model reads."""
+    return tokenizer.batch_decode(
+        [
+            [t for t in ids if t != tokenizer.pad_token_id]
+            for ids in chunks.with_format(None)["input_ids"]
+        ]
+    )
+
+
 def fixed_sample(chunks, n: int, seed: int):
     """At most ``n`` chunks, the same ones every time (seeded), in their original order."""
     if len(chunks) <= n:

@@ -31,7 +31,7 @@ import torch
 
 from .config import DOMAINS, TENSOR_COLUMNS, Profile, check_choice, pretrain_config
 from .core import IGNORE_INDEX, token_nll
-from .data import domain_chunks, fixed_sample, sample_indices
+from .data import chunk_texts, domain_chunks, fixed_sample, sample_indices
 from .metrics import perplexity
 from .mia import (
     LOW_FPRS,
@@ -316,12 +316,7 @@ def evaluate_model(
         out["perplexity"][s] = {k: v for k, v in res.items() if k != "chunk_nll"}
     idx = dict(zip("mn", mia_indices(len(sets["forget"]), len(sets["approximate"]), profile.seed)))
     members, non_members = sets["forget"].select(idx["m"]), sets["approximate"].select(idx["n"])
-    texts = {
-        n: tokenizer.batch_decode(
-            [[t for t in r if t != tokenizer.pad_token_id] for r in ds["input_ids"]]
-        )
-        for n, ds in (("m", members), ("n", non_members))
-    }
+    texts = {n: chunk_texts(tokenizer, ds) for n, ds in (("m", members), ("n", non_members))}
     stats = {k: [stats[s][i] for i in idx[k]] for k, s in (("m", "forget"), ("n", "approximate"))}
     out["mia"] = {}
     for ref_name, ref in [(None, None), *references.items()]:

@@ -121,7 +121,7 @@ def retraining_check(profile: Profile, domain: str, design: str | None = None) -
 
     from .mia import attack_scores, chunk_token_stats, mia_report
     from .pretraining import load_original, pretrain_zoo
-    from .data import chunked_splits, sample_indices
+    from .data import chunk_texts, chunked_splits, sample_indices
     from .evaluation import evaluation_config
 
     check_choice("domain", domain, DOMAINS)
@@ -170,12 +170,7 @@ def retraining_check(profile: Profile, domain: str, design: str | None = None) -
         scores = {}
         for split in sets:
             keep = sample_indices(len(sets[split]), n, profile.seed)
-            texts = tokenizer.batch_decode(
-                [
-                    [t for t in sets[split][i]["input_ids"].tolist() if t != tokenizer.pad_token_id]
-                    for i in keep
-                ]
-            )
+            texts = chunk_texts(tokenizer, sets[split].select(keep))
             scores[split] = attack_scores([stats[split][i] for i in keep], texts)
         out["auc"][name] = mia_report(
             {a: scores["forget"][a] for a in ATTACKS},
@@ -331,7 +326,7 @@ def blind_baseline_table(profile: Profile, folds: int = 5):
 
     import pandas as pd
 
-    from .data import chunked_splits
+    from .data import chunk_texts, chunked_splits
     from .mia import blind_baseline
     from .pretraining import pretraining_tokenizer
 
@@ -344,10 +339,7 @@ def blind_baseline_table(profile: Profile, folds: int = 5):
             sets = {}
             for split in ("forget", "approximate"):
                 c = chunks[split]
-                texts = tokenizer.batch_decode(
-                    [[t for t in ids if t != tokenizer.pad_token_id] for ids in c["input_ids"]]
-                )
-                sets[split] = (texts, list(c["doc_id"]))
+                sets[split] = (chunk_texts(tokenizer, c), list(c["doc_id"]))
             n_docs = min(len(set(sets[s][1])) for s in sets)
             blind = blind_baseline(
                 *sets["forget"], *sets["approximate"], folds=min(folds, n_docs), seed=p.seed

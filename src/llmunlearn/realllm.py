@@ -483,15 +483,16 @@ def membership_table(designs: dict[str, Profile], zoo: dict, folds: int = 5):
     the shifted design on SmolLM2 itself."""
     import pandas as pd
 
-    from .data import chunked_splits
+    from transformers import AutoTokenizer
+
+    from .data import chunk_texts, chunked_splits
     from .evaluation import evaluate_reference
     from .mia import blind_baseline
-    from .models import load_model
     from .pretraining import base_model_run
 
     rows = []
     for design, p in designs.items():
-        _, tokenizer = load_model(p.base_model)
+        tokenizer = AutoTokenizer.from_pretrained(p.base_model)  # the text, not the weights
         chunks = chunked_splits(p, "github", tokenizer)
         documents = json.loads((Path(p.dataset) / "manifest.json").read_text())["documents"]
         sets = {}
@@ -501,11 +502,8 @@ def membership_table(designs: dict[str, Profile], zoo: dict, folds: int = 5):
                 f"github/{split}/{i:05d}": d["group"]
                 for i, d in enumerate(x for x in documents if x["split"] == f"github/{split}")
             }
-            c = chunks[split].with_format(None)
-            ids = [
-                [t for t, a in zip(x, m) if a] for x, m in zip(c["input_ids"], c["attention_mask"])
-            ]
-            sets[split] = (tokenizer.batch_decode(ids), [unit[d] for d in c["doc_id"]])
+            c = chunks[split]
+            sets[split] = (chunk_texts(tokenizer, c), [unit[d] for d in c["doc_id"]])
         n_docs = min(len(set(sets[s][1])) for s in sets)
         blind = blind_baseline(
             *sets["forget"], *sets["approximate"], folds=min(folds, n_docs), seed=p.seed

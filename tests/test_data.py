@@ -273,3 +273,79 @@ def test_a_corrupted_cache_file_is_rebuilt_not_used(tiny):
     with pytest.warns(UserWarning, match="does not match its sha256"):
         again = load_splits("github", tiny)
     assert [d.id for d in again["forget"]] == [d.id for d in first["forget"]]
+
+
+def _fake_apt(tmp_path, monkeypatch, known):
+    """An ``apt-get`` on PATH that serves real .deb files built here for ``known`` names,
+    fails (as apt does, downloading nothing) when any name is unknown, and logs each
+    call."""
+    import shutil
+    import subprocess
+
+    if shutil.which("dpkg-deb") is None:
+        pytest.fail("these tests need dpkg-deb (Debian's dpkg), which the set-up provides")
+    pool, bin_ = tmp_path / "pool", tmp_path / "bin"
+    pool.mkdir()
+    bin_.mkdir()
+    for name in known:
+        pkg = tmp_path / "build" / name
+        (pkg / "DEBIAN").mkdir(parents=True)
+        (pkg / "usr/share").mkdir(parents=True)
+        (pkg / "usr/share" / f"{name}.txt").write_text(f"text of {name}\n")
+        (pkg / "DEBIAN/control").write_text(
+            f"Package: {name}\nVersion: 1.0-{len(name)}\nArchitecture: all\n"
+            "Maintainer: t <t@example.org>\nDescription: test\n"
+        )
+        subprocess.run(
+            ["dpkg-deb", "--build", str(pkg), str(pool / f"{name}_1.0_all.deb")],
+            check=True,
+            capture_output=True,
+        )
+    log = tmp_path / "apt.log"
+    script = bin_ / "apt-get"
+    script.write_text(
+        "#!/bin/sh\n"
+        f'echo "$@" >> {log}\n'
+        '[ "$1" = update ] && exit 0\n'
+        "shift 2\n"  # download -qq
+        'for n in "$@"; do\n'
+        f'  [ -f {pool}/"$n"_1.0_all.deb ] || {{ echo "E: Unable to locate package $n" >&2; '
+        "exit 100; }\n"
+        "done\n"
+        f'for n in "$@"; do cp {pool}/"$n"_1.0_all.deb .; done\n'
+    )
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_}:{__import__('os').environ['PATH']}")
+    return log
+
+
+def test_debian_packages_come_in_one_apt_call_and_an_unknown_one_is_named(
+    tiny, tmp_path, monkeypatch
+):
+    from llmunlearn import sources
+
+    log = _fake_apt(tmp_path, monkeypatch, ["pkg-a", "pkg-b", "pkg-c", "pkg-d"])
+    monkeypatch.setattr(sources, "_APT_UPDATED", [True])  # lists are fresh
+    got = sources.debian_packages(["pkg-a", "pkg-b", "pkg-c"])
+    assert log.read_text().splitlines() == ["download -qq pkg-a pkg-b pkg-c"]  # one start
+    for name in ("pkg-a", "pkg-b", "pkg-c"):
+        root, version = got[name]
+        assert (root / "usr/share" / f"{name}.txt").read_text() == f"text of {name}\n"
+        assert version == f"1.0-{len(name)}"
+    log.unlink()
+    assert sources.debian_packages(["pkg-b"])["pkg-b"] == got["pkg-b"]  # cached: no call
+    assert not log.exists()
+    # one unknown name: the batch fails, each is fetched alone; the others still arrive
+    got = sources.debian_packages(["pkg-b", "no-such-pkg", "pkg-d"])
+    assert isinstance(got["no-such-pkg"], SourceUnavailable)
+    assert "no-such-pkg" in str(got["no-such-pkg"]) and "apt-get download" in str(
+        got["no-such-pkg"]
+    )
+    assert got["pkg-d"][1] == "1.0-5" and got["pkg-b"][1] == "1.0-5"
+    assert log.read_text().splitlines() == [
+        "download -qq no-such-pkg pkg-d",
+        "download -qq no-such-pkg",
+        "download -qq pkg-d",
+    ]
+    with pytest.raises(SourceUnavailable, match="no-such-pkg"):
+        sources.debian_package("no-such-pkg")

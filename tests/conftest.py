@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import llmunlearn as ul
-from llmunlearn.sources import MATCHED_POOL, SHIFTED_PINS, SOURCES, Document
+from llmunlearn.data.sources import MATCHED_POOL, SHIFTED_PINS, SOURCES, Document
 
 # the real books design, kept before the fixtures replace it for the fake sources
 REAL_BOOKS_PINS = dict(SHIFTED_PINS["books"])

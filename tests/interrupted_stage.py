@@ -17,7 +17,7 @@ stage = sys.argv[1]
 # long enough that a kill lands mid-way: many steps, a checkpoint every few
 profile = dataclasses.replace(tiny_profile(), pretrain_epochs=40, unlearn_steps=60, eval_every=2)
 if stage == "data":
-    from llmunlearn.data import build_corpus
+    from llmunlearn.data.corpus import build_corpus
 
     result = json.loads(Path(build_corpus(profile)).read_text())
 elif stage == "pretrain":
@@ -28,7 +28,7 @@ elif stage == "evaluate":
     original = ul.pretrain(profile, progress=False)
     result = ul.evaluate_folder(profile, "books", original.path / "model", zoo={}).summary
 elif stage == "notebook":
-    from llmunlearn.book import execute
+    from llmunlearn.report.book import execute
 
     src, dst = Path(sys.argv[2]), Path(sys.argv[3])
     ran = execute(src, dst, {"seconds": float(sys.argv[4])}, key="k1")

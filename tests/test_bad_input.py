@@ -12,12 +12,12 @@ import torch
 
 import llmunlearn as ul
 from llmunlearn import cli
-from llmunlearn.book import build
+from llmunlearn.report.book import build
 from llmunlearn.config import get_profile
-from llmunlearn.data import hub_documents
-from llmunlearn.methods import get_method, resolve_hparams
-from llmunlearn.metrics import perplexity
-from llmunlearn.mia import auc
+from llmunlearn.data.corpus import hub_documents
+from llmunlearn.unlearning.methods import get_method, resolve_hparams
+from llmunlearn.measurement.metrics import perplexity
+from llmunlearn.measurement.mia import auc
 from llmunlearn.models import build_model, load_model
 from llmunlearn.runs import read_json, write_json
 
@@ -79,12 +79,12 @@ LIBRARY = [  # (case, call, message the error must match)
     ("no members", lambda: auc([], [0.1, 0.2]), "members and non-members; got 0 and 2"),
     (
         "a tolerance outside (0, 1)",
-        lambda: __import__("llmunlearn.grid").grid.check_tolerance("tolerance", 1.2),
+        lambda: __import__("llmunlearn.studies.robustness").grid.check_tolerance("tolerance", 1.2),
         r"tolerance must lie in \(0, 1\), got 1.2",
     ),
     (
         "a forget band below 1",
-        lambda: __import__("llmunlearn.grid").grid.check_band("forget band", 0.8),
+        lambda: __import__("llmunlearn.studies.robustness").grid.check_band("forget band", 0.8),
         "forget band must be a finite factor >= 1, got 0.8",
     ),
     (

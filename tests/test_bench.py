@@ -4,7 +4,7 @@ asserts what the report holds, never how fast anything was."""
 import json
 
 import llmunlearn as ul
-from llmunlearn.bench import BENCH_METHODS, run_bench
+from llmunlearn.studies.efficiency import BENCH_METHODS, run_bench
 
 
 def test_bench_writes_every_measurement(tiny):

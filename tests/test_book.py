@@ -6,7 +6,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from llmunlearn.book import ChapterFailed, build
+from llmunlearn.report.book import ChapterFailed, build
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -116,7 +116,7 @@ def test_a_chapters_table_is_served_as_csv_beside_its_page(tmp_path):
 def test_a_bad_table_name_is_refused_and_writes_nothing(tmp_path, monkeypatch, name):
     import pandas as pd
 
-    from llmunlearn.book import offer_csv
+    from llmunlearn.report.book import offer_csv
 
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ValueError, match="file name must be lower-case"):

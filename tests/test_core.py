@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from llmunlearn.core import IGNORE_INDEX, chunk_nll, model_chunk_nll, nll_loss, token_nll
-from llmunlearn.metrics import perplexity
+from llmunlearn.measurement.metrics import perplexity
 from llmunlearn.models import build_model
 
 

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from llmunlearn.config import IGNORE_INDEX
-from llmunlearn.data import (
+from llmunlearn.data.corpus import (
     build_corpus,
     chunk_documents,
     chunk_token_ids,
@@ -11,7 +11,7 @@ from llmunlearn.data import (
     split_documents,
 )
 from llmunlearn.models import train_tokenizer
-from llmunlearn.sources import Document, SourceUnavailable, SOURCES
+from llmunlearn.data.sources import Document, SourceUnavailable, SOURCES
 
 
 def test_chunks_are_consecutive_non_overlapping_and_short_tails_dropped():
@@ -190,10 +190,10 @@ def test_the_tokenizer_never_saw_a_forget_set(tiny, monkeypatch):
     novel does; a tokenizer trained on all of D (forget included) merges the forget
     groups' names into tokens that only forget text uses, and fails the same check."""
     from conftest import fake_source
-    from llmunlearn.data import forget_documents, pretraining_documents
-    from llmunlearn.groundtruth import token_coverage, unseen_token_share
+    from llmunlearn.data.corpus import forget_documents, pretraining_documents
+    from llmunlearn.studies.retraining import token_coverage, unseen_token_share
     from llmunlearn.models import train_tokenizer
-    from llmunlearn.sources import MATCHED_POOL, SHIFTED_PINS, SOURCES
+    from llmunlearn.data.sources import MATCHED_POOL, SHIFTED_PINS, SOURCES
 
     for domain in SOURCES:  # larger fake sources: token statistics need some text
         monkeypatch.setitem(SOURCES, domain, (fake_source(domain, 160),))
@@ -322,7 +322,7 @@ def _fake_apt(tmp_path, monkeypatch, known):
 def test_debian_packages_come_in_one_apt_call_and_an_unknown_one_is_named(
     tiny, tmp_path, monkeypatch
 ):
-    from llmunlearn import sources
+    from llmunlearn.data import sources
 
     log = _fake_apt(tmp_path, monkeypatch, ["pkg-a", "pkg-b", "pkg-c", "pkg-d"])
     monkeypatch.setattr(sources, "_APT_UPDATED", [True])  # lists are fresh

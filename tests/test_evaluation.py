@@ -17,7 +17,7 @@ from llmunlearn.evaluation import (
     rouge_l_f1,
     verbatim_memorisation,
 )
-from llmunlearn.mia import attack_scores, auc, auc_interval, chunk_token_stats, min_k
+from llmunlearn.measurement.mia import attack_scores, auc, auc_interval, chunk_token_stats, min_k
 from llmunlearn.models import build_model
 
 
@@ -43,7 +43,7 @@ def test_auc_refuses_empty_sets_and_takes_unequal_ones():
 def test_the_document_interval_of_the_auc_is_wider_than_a_chunk_one():
     """Chunks of one document move together: resampling documents gives a wider interval
     than resampling chunks when each document's chunks share a score."""
-    from llmunlearn.mia import cluster_auc_interval
+    from llmunlearn.measurement.mia import cluster_auc_interval
 
     rng = np.random.default_rng(0)
     doc_m, doc_n = rng.normal(0.3, 1, 8), rng.normal(0, 1, 8)
@@ -60,7 +60,7 @@ def test_a_utility_ratio_interval_is_paired_over_documents():
     """The same chunks in two models: a model that adds the same loss to every chunk has
     a ratio of exactly exp(that loss), with no width (pairing removes the chunks' own
     spread); a model that hurts one document only has an interval that reaches 1."""
-    from llmunlearn.mia import cluster_ratio_interval
+    from llmunlearn.measurement.mia import cluster_ratio_interval
 
     rng = np.random.default_rng(0)
     groups = np.repeat(np.arange(10), 4)
@@ -198,7 +198,7 @@ def test_the_full_evaluation_equals_a_fresh_one_where_it_reuses_the_run(tiny):
     # what a from-scratch evaluation of the same folder gives
     from llmunlearn.evaluation import evaluate_model
     from llmunlearn.models import load_model
-    from llmunlearn.data import domain_chunks
+    from llmunlearn.data.corpus import domain_chunks
     from llmunlearn.evaluation import _zoo_model, evaluation_sets
 
     zoo = ul.pretrain_zoo(tiny, progress=False)
@@ -246,7 +246,7 @@ def test_bootstrap_statistic_is_the_auc():
 
 
 def test_every_metric_a_run_or_an_evaluation_reports_is_registered_with_a_direction(tiny):
-    from llmunlearn.metrics import METRICS, metric
+    from llmunlearn.measurement.metrics import METRICS, metric
 
     zoo = ul.pretrain_zoo(tiny, progress=False)
     run = ul.unlearn(tiny, "books", "ga", steps=2, original=zoo["original"], progress=False)
@@ -275,7 +275,7 @@ def test_every_metric_a_run_or_an_evaluation_reports_is_registered_with_a_direct
 
 
 def test_the_metric_registry_refuses_duplicates_and_directionless_metrics():
-    from llmunlearn.metrics import metric, register_metric
+    from llmunlearn.measurement.metrics import metric, register_metric
 
     with pytest.raises(ValueError, match="'ppl_forget' is already registered"):
         register_metric("ppl_forget", "again", False)
@@ -286,7 +286,7 @@ def test_the_metric_registry_refuses_duplicates_and_directionless_metrics():
 
 
 def test_tpr_at_a_low_fpr_by_hand_and_the_smallest_resolvable_rate():
-    from llmunlearn.mia import tpr_at_fpr
+    from llmunlearn.measurement.mia import tpr_at_fpr
 
     members = [0.9, 0.8, 0.1]
     non_members = [0.5, 0.4, 0.3, 0.2] * 25  # 100: rates resolved in steps of 1 %
@@ -301,7 +301,7 @@ def test_tpr_at_a_low_fpr_by_hand_and_the_smallest_resolvable_rate():
 def test_the_blind_baseline_sees_a_shift_in_the_text_and_nothing_in_exchangeable_sets():
     import random
 
-    from llmunlearn.mia import blind_baseline
+    from llmunlearn.measurement.mia import blind_baseline
 
     rng = random.Random(0)
     pool = "alpha beta gamma delta epsilon zeta eta theta iota kappa".split()

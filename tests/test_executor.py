@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 import llmunlearn as ul
-from llmunlearn.executor import pack, run_tasks, unpack, with_threads
-from llmunlearn.grid import run_grid
+from llmunlearn.training.executor import pack, run_tasks, unpack, with_threads
+from llmunlearn.studies.robustness import run_grid
 
 TESTS = Path(__file__).parent
 

@@ -117,7 +117,7 @@ def test_another_architecture_is_refused(tmp_path):
 
 
 def test_our_conversion_matches_transformers_own_gguf_loader(gguf_file, tmp_path, docs):
-    from llmunlearn.realllm import logit_check
+    from llmunlearn.studies.real_llm import logit_check
 
     out = gguf_to_hf(gguf_file, tmp_path / "hf")
     check = logit_check(gguf_file, out, [d.text for d in docs[:2]], tokens=16)

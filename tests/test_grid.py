@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import llmunlearn as ul
-from llmunlearn.grid import (
+from llmunlearn.studies.robustness import (
     CURVE,
     FORGET_BAND,
     TOLERANCE,
@@ -75,7 +75,7 @@ def test_a_bad_pilot_is_named_before_anything_trains(tiny):
 def test_the_pilot_stops_at_the_first_repeat_count_in_the_band(tiny, monkeypatch):
     """The rule takes the smallest count in the band, so a larger one is never trained;
     with no count in the band every one is, and the rule chooses none."""
-    import llmunlearn.pretraining as pt
+    import llmunlearn.training.pretraining as pt
 
     monkeypatch.setattr(pt, "GAP_BAND", (0.0, math.inf))  # every gap is in this band
     frame = ul.pilot(tiny, (1, 2), progress=False)
@@ -328,9 +328,9 @@ def test_the_retrained_model_is_a_good_row_of_its_own_grid_and_the_replicates_di
 
 def test_the_trajectory_auc_is_the_full_evaluations_auc(tiny):
     """evaluation_row's AUC (one pass per set) equals evaluate_model's Min-K% AUC."""
-    from llmunlearn.data import domain_chunks
+    from llmunlearn.data.corpus import domain_chunks
     from llmunlearn.evaluation import evaluate_model, evaluation_row, evaluation_sets
-    from llmunlearn.pretraining import load_original
+    from llmunlearn.training.pretraining import load_original
 
     run = ul.pretrain(tiny, progress=False)
     model, tok = load_original(run)

@@ -11,7 +11,7 @@ import llmunlearn as ul
 from llmunlearn.core import nll_loss
 from llmunlearn.evaluation import mia_sets
 from llmunlearn.models import build_model
-from llmunlearn.train import TrainConfig, lr_factor, plan_batch, train, training_flops
+from llmunlearn.training.loop import TrainConfig, lr_factor, plan_batch, train, training_flops
 
 
 def _chunks(n: int):
@@ -42,7 +42,7 @@ def test_every_optimiser_step_trains():
 
 
 def test_the_first_step_changes_the_weights_and_the_log_shows_its_rate(tiny, docs, tmp_path):
-    from llmunlearn.data import chunk_documents
+    from llmunlearn.data.corpus import chunk_documents
     from llmunlearn.models import train_tokenizer
 
     tok = train_tokenizer([d.text for d in docs], 200)
@@ -105,7 +105,7 @@ def test_sophia_hessian_covers_every_stream_of_the_step(tiny):
 
 def test_an_interrupted_unlearning_run_resumes_without_step_0(tiny, monkeypatch):
     """Resuming must not depend on step 0 having run in the same process."""
-    import llmunlearn.unlearning as unlearning
+    import llmunlearn.unlearning.runner as unlearning
 
     straight = ul.unlearn(tiny, "github", "ga", lr=5e-3, steps=4, progress=False).summary
     real, calls = unlearning.evaluation_row, []
@@ -133,8 +133,8 @@ def test_the_retrained_model_never_trains_on_a_forget_token_of_its_design(tiny, 
     the original model trains on all of them."""
     import dataclasses
 
-    import llmunlearn.pretraining as pretraining
-    from llmunlearn.data import chunk_documents, forget_documents
+    import llmunlearn.training.pretraining as pretraining
+    from llmunlearn.data.corpus import chunk_documents, forget_documents
 
     fed = {}
     real_train = pretraining.train
@@ -177,7 +177,7 @@ def test_retraining_check_reports_r_auc_and_seed_noise(tiny):
 
 
 def test_verdict_follows_the_stated_rule():
-    from llmunlearn.groundtruth import verdict
+    from llmunlearn.studies.retraining import verdict
 
     base = {
         "domain": "books",
@@ -195,7 +195,7 @@ def test_verdict_follows_the_stated_rule():
 
 
 def test_r_factors_into_set_difference_times_lost_training_data():
-    from llmunlearn.groundtruth import factors
+    from llmunlearn.studies.retraining import factors
 
     check = {
         "ppl": {
@@ -213,7 +213,7 @@ def test_r_factors_into_set_difference_times_lost_training_data():
 
 def test_an_epoch_of_unlearning_is_the_forget_chunks_over_the_batch(tiny):
     import dataclasses
-    from llmunlearn.data import chunk_documents, load_splits
+    from llmunlearn.data.corpus import chunk_documents, load_splits
 
     p = dataclasses.replace(tiny, unlearn_epochs=1.0, unlearn_batch=4)
     run = ul.unlearn(p, "github", "ga", progress=False)

@@ -7,9 +7,9 @@ import torch
 import llmunlearn as ul
 from llmunlearn.cli import main
 from llmunlearn.config import PROFILES
-from llmunlearn.data import chunk_documents, load_splits
+from llmunlearn.data.corpus import chunk_documents, load_splits
 from llmunlearn.evaluation import utility_items
-from llmunlearn.harness import (
+from llmunlearn.studies.utility import (
     BATTERY,
     SUITE,
     battery_task,

@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import llmunlearn as ul
-from llmunlearn.data import hub_documents, load_splits
+from llmunlearn.data.corpus import hub_documents, load_splits
 
 LAYOUT = {
     "arxiv": ("forget", "approximate", "retain"),

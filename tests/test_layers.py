@@ -1,9 +1,11 @@
 """The package's house: every module stands above everything it imports.
 
 Read from the source (ast), not by importing it: each relative import of a module of
-``llmunlearn`` is an arrow from it to the module it names (a subpackage counts as one
-module). The layer order below is written here once; an arrow into a higher layer, or a
-circle of arrows inside a layer, fails with the modules named.
+``llmunlearn`` is an arrow from it to the module it names. On the coarse graph a folder
+(``data/``, ``training/``, ``studies/``...) counts as one node; the layer order below is
+written here once, over those nodes. An arrow into a higher layer, or a circle of arrows
+on the coarse graph or between any two modules (inside a folder too), fails with the
+modules named.
 """
 
 import ast
@@ -16,25 +18,13 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "llmunlearn"
 
 LAYERS = (
     ("foundation", ("config", "runs", "progress", "core")),
-    ("data, models and methods", ("sources", "data", "models", "optim", "methods")),
-    ("measurement", ("metrics", "mia")),
-    ("training", ("train", "executor", "pretraining")),
+    ("data and models", ("data", "models")),
+    ("measurement", ("measurement",)),
+    ("training", ("training",)),
     ("evaluation of one model", ("evaluation",)),
-    ("the unlearning runner", ("unlearning",)),
-    (
-        "studies, one per chapter's question",
-        (
-            "harness",
-            "grid",
-            "groundtruth",
-            "relearn",
-            "realllm",
-            "quantisation",
-            "results",
-            "claims",
-        ),
-    ),
-    ("report", ("plotting", "book", "bench")),
+    ("unlearning: the methods and the runner", ("unlearning",)),
+    ("studies, one per chapter's question", ("studies",)),
+    ("report", ("report",)),
     ("command line and the package's face", ("cli", "__main__", "__init__")),
 )
 """Bottom to top. A module may import from its own layer or any layer below."""
@@ -55,6 +45,48 @@ def arrows() -> dict[str, set[str]]:
             targets = [parts[0]] if parts else [a.name for a in node.names]
             out.setdefault(top, set()).update(t for t in targets if t != top)
     return out
+
+
+def module_arrows() -> dict[str, set[str]]:
+    """Module (dotted, below llmunlearn; a package is its ``__init__``) -> the modules
+    it imports (relative imports only): the finer graph, in which a circle between two
+    modules of one folder shows too."""
+    modules = {
+        ".".join(f.relative_to(PACKAGE).with_suffix("").parts).removesuffix(".__init__"): f
+        for f in sorted(PACKAGE.rglob("*.py"))
+    }
+    out: dict[str, set[str]] = {}
+    for name, f in modules.items():
+        inside = list(f.relative_to(PACKAGE).parts[:-1])
+        for node in ast.walk(ast.parse(f.read_text())):
+            if not (isinstance(node, ast.ImportFrom) and node.level):
+                continue
+            base = inside[: len(inside) - (node.level - 1)] if node.level > 1 else inside
+            target = ".".join(base + (node.module.split(".") if node.module else []))
+            for alias in node.names:  # a name that is a module is an arrow to it
+                sub = f"{target}.{alias.name}" if target else alias.name
+                out.setdefault(name, set()).add(sub if sub in modules else target)
+        out.get(name, set()).discard(name)
+    return out
+
+
+def circles(graph: dict[str, set[str]]) -> list[str]:
+    """Every circle a depth-first walk of ``graph`` meets, as "a -> b -> a"."""
+    found, state = [], {}
+
+    def visit(node, path):
+        state[node] = "open"
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == "open":
+                found.append(" -> ".join([*path[path.index(nxt) :], nxt]))
+            elif nxt not in state:
+                visit(nxt, [*path, nxt])
+        state[node] = "done"
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    return found
 
 
 def layer_of() -> dict[str, int]:
@@ -79,22 +111,28 @@ def test_no_module_imports_from_a_higher_layer():
 
 
 def test_no_import_circle():
-    graph = arrows()
-    circles, state = [], {}
+    assert circles(arrows()) == []  # between folders (and top-level modules)
+    assert circles(module_arrows()) == []  # between any two modules, inside a folder too
 
-    def visit(node, path):
-        state[node] = "open"
-        for nxt in sorted(graph.get(node, ())):
-            if state.get(nxt) == "open":
-                circles.append(" -> ".join([*path[path.index(nxt) :], nxt]))
-            elif nxt not in state:
-                visit(nxt, [*path, nxt])
-        state[node] = "done"
 
-    for node in sorted(graph):
-        if node not in state:
-            visit(node, [node])
-    assert circles == []
+def test_the_circle_finder_finds_circles():
+    """A check of the checker: a circle of three, and one of a module with itself."""
+    assert circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == ["a -> b -> c -> a"]
+    assert circles({"a": {"b"}, "b": set()}) == []
+
+
+def test_every_chapter_finds_its_logic_by_its_name():
+    """The chapters whose question is a study have a module of that name in studies/,
+    the data and unlearning chapters a folder, pre-training its module in training/."""
+    book = PACKAGE.parents[1] / "book"
+    chapters = {p.stem.split("-")[0].replace("-", "_") for p in book.glob("*.ipynb")}
+    studies = {p.stem for p in (PACKAGE / "studies").glob("*.py")}
+    assert {"retraining", "robustness", "utility", "efficiency", "relearning", "claims"} <= (
+        chapters & studies
+    )
+    assert "real_llm" in studies and "real-llm.ipynb" in {p.name for p in book.glob("*.ipynb")}
+    assert (PACKAGE / "data").is_dir() and (PACKAGE / "unlearning").is_dir()
+    assert (PACKAGE / "training" / "pretraining.py").is_file()
 
 
 @pytest.mark.parametrize(
@@ -102,7 +140,7 @@ def test_no_import_circle():
     [
         ("from .config import X", {"config"}),
         ("from ..core import X", {"core"}),  # from a subpackage's module
-        ("from . import grid", {"grid"}),
+        ("from . import studies", {"studies"}),
         ("import os\nfrom .data.sources import X", {"data"}),
     ],
 )
@@ -115,3 +153,16 @@ def test_the_reader_sees_relative_imports(tmp_path, monkeypatch, source, names):
     monkeypatch.setattr(sys.modules[__name__], "PACKAGE", pkg)
     top = "methods" if target.parent.name == "methods" else "m"
     assert arrows()[top] == names
+
+
+def test_a_circle_inside_a_folder_is_seen(tmp_path, monkeypatch):
+    pkg = tmp_path / "llmunlearn"
+    (pkg / "studies").mkdir(parents=True)
+    (pkg / "studies" / "__init__.py").write_text("")
+    (pkg / "studies" / "a.py").write_text("from .b import x\n")
+    (pkg / "studies" / "b.py").write_text("from . import a\nfrom ..config import y\n")
+    (pkg / "config.py").write_text("")
+    monkeypatch.setattr(sys.modules[__name__], "PACKAGE", pkg)
+    assert module_arrows()["studies.b"] == {"studies.a", "config"}
+    assert circles(module_arrows()) == ["studies.a -> studies.b -> studies.a"]
+    assert circles(arrows()) == []  # one node on the coarse graph

@@ -7,7 +7,7 @@ import torch
 
 import llmunlearn as ul
 from llmunlearn.config import IGNORE_INDEX
-from llmunlearn.methods import METHODS, resolve_hparams
+from llmunlearn.unlearning.methods import METHODS, resolve_hparams
 from llmunlearn.models import build_model
 
 V = 40

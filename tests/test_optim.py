@@ -2,7 +2,7 @@ import pytest
 import torch
 
 import llmunlearn as ul
-from llmunlearn.optim import SophiaG
+from llmunlearn.training.optim import SophiaG
 
 
 def test_sophia_update_is_the_clipped_ratio_of_momentum_to_hessian():

@@ -8,7 +8,7 @@ import torch
 
 import llmunlearn as ul
 from llmunlearn.models import build_model
-from llmunlearn.quantisation import BLOCK, quantised, quantised_tensors
+from llmunlearn.studies.quantisation import BLOCK, quantised, quantised_tensors
 
 
 def _weights(model):
@@ -85,7 +85,7 @@ def test_the_share_back_on_a_base_model_and_the_sets_read(tiny, tmp_path):
     """``same_weights`` is 1 for a model on its base's grid and falls when an update moves
     the grid; the attack reads only the sets asked for and reports that share against a
     base folder."""
-    from llmunlearn.quantisation import same_weights
+    from llmunlearn.studies.quantisation import same_weights
 
     q = quantised(build_model(tiny, 64, seed=0), 4)
     assert same_weights(quantised(q, 4), q) == 1.0

@@ -11,10 +11,11 @@ import random
 import pytest
 
 import llmunlearn as ul
-from llmunlearn import realllm, sources
-from llmunlearn.data import chunk_documents, load_splits
+from llmunlearn.data import sources
+from llmunlearn.studies import real_llm
+from llmunlearn.data.corpus import chunk_documents, load_splits
 from llmunlearn.models import build_model, train_tokenizer
-from llmunlearn.sources import Document, SourceUnavailable
+from llmunlearn.data.sources import Document, SourceUnavailable
 
 from conftest import WORDS, fake_source
 
@@ -61,7 +62,7 @@ def texts(p, split):
 
 
 def test_the_injected_splits_are_disjoint_draws_of_post_release_code(tiny, real_sources):
-    folder = realllm.real_llm_dataset(tiny, 2_000)
+    folder = real_llm.real_llm_dataset(tiny, 2_000)
     p = ul.get_profile("smoke", dataset=str(folder))
     forget, retain, approx = (texts(p, s) for s in ("forget", "retain", "approximate"))
     assert forget and retain and approx
@@ -74,8 +75,10 @@ def test_the_injected_splits_are_disjoint_draws_of_post_release_code(tiny, real_
 
 
 def test_the_shifted_contrast_keeps_the_approximate_set(tiny, real_sources):
-    injected = ul.get_profile("smoke", dataset=str(realllm.real_llm_dataset(tiny, 2_000)))
-    shifted = ul.get_profile("smoke", dataset=str(realllm.real_llm_dataset(tiny, 2_000, "shifted")))
+    injected = ul.get_profile("smoke", dataset=str(real_llm.real_llm_dataset(tiny, 2_000)))
+    shifted = ul.get_profile(
+        "smoke", dataset=str(real_llm.real_llm_dataset(tiny, 2_000, "shifted"))
+    )
     assert texts(shifted, "approximate") == texts(injected, "approximate")
     assert all("async await" not in t for t in texts(shifted, "forget"))  # stdlib stand-in
     manifest = json.loads(
@@ -93,15 +96,15 @@ def test_bad_pools_and_designs_are_named_before_anything_is_written(tiny, monkey
     monkeypatch.setattr(sources, "debian_python_stdlib", fake_source("stdlib", 48))
     monkeypatch.setattr(sources, "post_release_python", new_code("2023-06-01"))
     with pytest.raises(ValueError, match="not known to be first published after"):
-        realllm.real_llm_dataset(tiny, 2_000)
+        real_llm.real_llm_dataset(tiny, 2_000)
     monkeypatch.setattr(sources, "post_release_python", new_code(packages=5))
     with pytest.raises(ValueError, match="from 5 packages .* needs at least 20"):
-        realllm.real_llm_dataset(tiny, 2_000)
+        real_llm.real_llm_dataset(tiny, 2_000)
     monkeypatch.setattr(sources, "post_release_python", new_code(n_docs=21))
     with pytest.raises(ValueError, match="it needs 50,000 characters"):
-        realllm.real_llm_dataset(tiny, 50_000)
+        real_llm.real_llm_dataset(tiny, 50_000)
     with pytest.raises(ValueError, match="unknown real-LLM design 'mixed'"):
-        realllm.real_llm_dataset(tiny, 2_000, "mixed")
+        real_llm.real_llm_dataset(tiny, 2_000, "mixed")
     assert not list((ul.home() / "datasets").glob("real-llm-*"))
 
 
@@ -145,8 +148,8 @@ def test_the_twin_never_trains_on_a_forget_token(tiny, tiny_base):
     holds a forget chunk's tokens."""
     from llmunlearn.models import load_model
 
-    p = realllm.real_llm_profile(tiny, chars=2_000, steps=2, lr=1e-3)
-    zoo = realllm.real_llm_zoo(p, progress=False)
+    p = real_llm.real_llm_profile(tiny, chars=2_000, steps=2, lr=1e-3)
+    zoo = real_llm.real_llm_zoo(p, progress=False)
     o, t = zoo["original"].summary, zoo["retrained-github"].summary
     forget_ids = {d.id for d in load_splits("github", p)["forget"]}
     assert set(o["order_doc_ids"]) & forget_ids  # the original trains on forget chunks
@@ -156,19 +159,19 @@ def test_the_twin_never_trains_on_a_forget_token(tiny, tiny_base):
     _, tok = load_model(tiny_base)
     forget = chunk_documents(tok, load_splits("github", p)["forget"], p.chunk_len)
     rows = {tuple(r) for r in forget.with_format(None)["input_ids"]}
-    trained = realllm.continuation_chunks(p, tok).with_format(None)["input_ids"]
+    trained = real_llm.continuation_chunks(p, tok).with_format(None)["input_ids"]
     seen = {tuple(trained[i]) for i in t["order"]}
     assert not rows & seen
     assert t["trained_forget_chunks"] == 0
     assert len(forget) - 4 < o["trained_forget_chunks"] <= len(forget)  # but a last part batch
     with pytest.raises(ValueError, match="repeats must be an integer >= 1, got 0"):
-        realllm.continued(p, repeats=0)
+        real_llm.continued(p, repeats=0)
     with pytest.raises(ValueError, match=r"unknown continuation settings \['epochs'\]"):
-        realllm.continued(p, epochs=2)
+        real_llm.continued(p, epochs=2)
 
 
 def test_the_chapter_path_on_a_tiny_base_model(tiny, tiny_base):
-    study = realllm.real_llm_study(
+    study = real_llm.real_llm_study(
         tiny, ["ga", "npo"], chars=2_000, steps=2, lr=1e-3, progress=False
     )
     p, table = study["profile"], study["table"]
@@ -188,6 +191,6 @@ def test_the_chapter_path_on_a_tiny_base_model(tiny, tiny_base):
     assert set(quant["bits"]) == {32, 4} and "same_as_base" in quant
     assert set(study["twin"]) >= {"M", "R", "auc_original", "auc_twin"}
     with pytest.raises(ValueError, match="steps must be"):
-        realllm.real_llm_profile(tiny, steps=0)
+        real_llm.real_llm_profile(tiny, steps=0)
     with pytest.raises(ValueError, match="unknown method 'gaa'"):
-        realllm.real_llm_study(tiny, ["gaa"])
+        real_llm.real_llm_study(tiny, ["gaa"])

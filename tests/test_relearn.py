@@ -3,7 +3,7 @@
 import pytest
 
 import llmunlearn as ul
-from llmunlearn.relearn import relearn_split, steps_to_recover
+from llmunlearn.studies.relearning import relearn_split, steps_to_recover
 
 
 def test_relearned_and_measured_chunks_share_no_document():
@@ -58,7 +58,7 @@ def test_relearning_measures_only_held_out_documents(tiny):
 def test_only_a_method_that_unlearned_can_have_hidden_knowledge():
     import pandas as pd
 
-    from llmunlearn.relearn import HIDDEN, MARGIN, hidden_knowledge
+    from llmunlearn.studies.relearning import HIDDEN, MARGIN, hidden_knowledge
 
     rows = []
     # (model, ppl_rel before relearning, after): retrained ends at 1.5
@@ -84,7 +84,7 @@ def test_hidden_knowledge_is_judged_within_each_model_against_the_retrained_one(
     round): the rule reads held-out forget over the model's own approximate perplexity."""
     import pandas as pd
 
-    from llmunlearn.relearn import hidden_knowledge
+    from llmunlearn.studies.relearning import hidden_knowledge
 
     rows = []
     # (model, held-out before, after, approximate after); the original's held-out is 20

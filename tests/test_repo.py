@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from llmunlearn.book import chapters, toc_files, source_of
+from llmunlearn.report.book import chapters, toc_files, source_of
 
 ROOT = Path(__file__).resolve().parents[1]
 

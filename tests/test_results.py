@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 
 import llmunlearn as ul
-from llmunlearn.grid import good
-from llmunlearn.results import cost_frame, cost_ratios, trajectory_frame, unlearning_table
+from llmunlearn.studies.robustness import good
+from llmunlearn.report.results import trajectory_frame, unlearning_table
+from llmunlearn.studies.efficiency import cost_frame, cost_ratios
 from llmunlearn.runs import Run
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from llmunlearn.core import nll_loss
 from llmunlearn.models import build_model, load_model, train_tokenizer
-from llmunlearn.train import TrainConfig, train
+from llmunlearn.training.loop import TrainConfig, train
 
 
 class Payload:
@@ -36,7 +36,7 @@ def test_a_pickled_weights_file_is_refused_unopened(tiny, tmp_path):
     "planted", ["optimizer.bin", "random_states_0.pkl", "custom_checkpoint_0.pkl"]
 )
 def test_a_training_checkpoint_never_unpickles_code(tiny, docs, tmp_path, planted):
-    from llmunlearn.data import chunk_documents
+    from llmunlearn.data.corpus import chunk_documents
 
     tok = train_tokenizer([d.text for d in docs], 300)
     ds = chunk_documents(tok, docs, tiny.chunk_len)

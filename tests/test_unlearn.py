@@ -8,10 +8,10 @@ import torch
 
 import llmunlearn as ul
 from llmunlearn.core import nll_loss
-from llmunlearn.methods import METHODS, register
+from llmunlearn.unlearning.methods import METHODS, register
 from llmunlearn.config import profile_config
 from llmunlearn.models import build_model, load_model, n_params
-from llmunlearn.train import TrainConfig, train
+from llmunlearn.training.loop import TrainConfig, train
 
 
 def test_ga_loss_is_minus_the_models_own_loss(tiny):
@@ -72,7 +72,7 @@ def test_bad_learning_rate_is_named(tiny):
 
 
 def _stream(tiny, docs):
-    from llmunlearn.data import chunk_documents
+    from llmunlearn.data.corpus import chunk_documents
     from llmunlearn.models import train_tokenizer
 
     tok = train_tokenizer([d.text for d in docs], 200)

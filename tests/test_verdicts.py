@@ -7,8 +7,8 @@ import json
 import pytest
 
 import llmunlearn as ul
-from llmunlearn.claims import compare, overall
-from llmunlearn.data import HELDOUT, hold_out, load_splits, pretraining_documents
+from llmunlearn.studies.claims import compare, overall
+from llmunlearn.data.corpus import HELDOUT, hold_out, load_splits, pretraining_documents
 
 
 def test_compare_needs_every_replicate_and_a_difference_beyond_their_spread():
@@ -40,9 +40,9 @@ def test_held_out_retain_is_disjoint_from_the_regulariser_and_in_pre_training(ti
         assert not held & ({d.id for d in s["forget"]} | {d.id for d in s["approximate"]})
     # the unlearning runs regularise on ``retain`` and measure utility on the held-out
     # part: the evaluation set's documents are never in the regulariser's stream
-    from llmunlearn.data import domain_chunks
+    from llmunlearn.data.corpus import domain_chunks
     from llmunlearn.evaluation import evaluation_sets
-    from llmunlearn.pretraining import pretraining_tokenizer
+    from llmunlearn.training.pretraining import pretraining_tokenizer
 
     tok = pretraining_tokenizer(p)
     chunks, general = domain_chunks(p, "github", tok)
@@ -76,8 +76,8 @@ def test_late_order_retrained_models_branch_from_a_base_that_never_saw_a_forget_
     """The late order: the base is trained on D minus every forget set; the original and
     each retrained model continue from it; the retrained model's slice holds none of its
     forget chunks and is otherwise the original's slice, in the same order."""
-    from llmunlearn.data import chunk_documents, forget_documents
-    from llmunlearn.pretraining import _forget_ids, pretraining_tokenizer, slice_order
+    from llmunlearn.data.corpus import chunk_documents, forget_documents
+    from llmunlearn.training.pretraining import _forget_ids, pretraining_tokenizer, slice_order
 
     p = dataclasses.replace(tiny, pretrain_order="late")
     original = ul.pretrain(p, progress=False)
@@ -121,7 +121,7 @@ def _quant_frame(domain, forget):
 
 
 def test_quantisation_decisions_read_a_tie_as_equivalence_only_when_it_is_bounded():
-    from llmunlearn.claims import quantisation_decisions
+    from llmunlearn.studies.claims import quantisation_decisions
 
     frames = {
         # 4 bits takes back half of each method's change, the retrained model's not at all

@@ -1,27 +1,34 @@
 """llmunlearn: machine unlearning of pre-trained LLMs (Yao et al., ACL 2024), reproduced.
 
-The facade chapters import from. Where things live:
+The facade chapters import from (``import llmunlearn as ul``). The package is a house of
+layers, each folder standing above everything it imports (``tests/test_layers.py``
+holds it so), bottom to top:
 
-- profiles and sizes: :mod:`llmunlearn.config`
-- real text from the registries: :mod:`llmunlearn.sources`
-- documents, splits, chunking: :mod:`llmunlearn.data`
-- tokenizer and models: :mod:`llmunlearn.models`
-- the numeric core (NLL): :mod:`llmunlearn.core`
-- the training loop (accelerate): :mod:`llmunlearn.train`
-- pre-training the original model: :mod:`llmunlearn.pretraining`
-- unlearning methods, one file each: :mod:`llmunlearn.methods`
-- the unlearning runner and its selection rule: :mod:`llmunlearn.unlearning`
-- metrics: :mod:`llmunlearn.metrics`, :mod:`llmunlearn.mia`
-- evaluating a model, a run or a domain (every metric, cached): :mod:`llmunlearn.evaluation`
-- approximate against exact retraining: :mod:`llmunlearn.groundtruth`
-- the hyper-parameter grid, robustness and tuning guidelines: :mod:`llmunlearn.grid`
-- relearning attacks against the unlearned and the exact retrained models:
-  :mod:`llmunlearn.relearn`
-- the paper's setting on a real pre-trained LLM (SmolLM2): :mod:`llmunlearn.realllm`
-- the paper's claims with verdicts: :mod:`llmunlearn.claims`
-- downstream tasks (lm-evaluation-harness): :mod:`llmunlearn.harness`
-- results tables and figures: :mod:`llmunlearn.results`, :mod:`llmunlearn.plotting`
-- building the book: :mod:`llmunlearn.book`
+- foundation: profiles and sizes :mod:`~llmunlearn.config`, cached runs and the home
+  folder :mod:`~llmunlearn.runs`, progress bars :mod:`~llmunlearn.progress`, the
+  numeric core (token NLL) :mod:`~llmunlearn.core`;
+- ``data/`` (the data chapter): real text from the registries
+  :mod:`~llmunlearn.data.sources`; documents, splits, chunking, the manifest
+  :mod:`~llmunlearn.data.corpus`; tokenizers and models (SmolLM2, GGUF)
+  :mod:`~llmunlearn.models`;
+- ``measurement/``: perplexity and the metric registry
+  :mod:`~llmunlearn.measurement.metrics`, membership inference and its intervals
+  :mod:`~llmunlearn.measurement.mia`;
+- ``training/`` (the pre-training chapter): the training loop on accelerate
+  :mod:`~llmunlearn.training.loop`, SophiaG :mod:`~llmunlearn.training.optim`, the
+  local or Ray executor :mod:`~llmunlearn.training.executor`, the zoo of original and
+  exact retrained models :mod:`~llmunlearn.training.pretraining`;
+- the evaluation of one model (every metric, cached): :mod:`~llmunlearn.evaluation`;
+- ``unlearning/`` (the unlearning chapters): the methods, one file each,
+  :mod:`~llmunlearn.unlearning.methods`, and the runner with its selection rule
+  :mod:`~llmunlearn.unlearning.runner`;
+- ``studies/``, one module per chapter's question: retraining (approximate against
+  exact), robustness (the grid), utility (lm-evaluation-harness), efficiency (cost and
+  benchmarks), relearning, quantisation, real_llm, claims;
+- ``report/``: tables :mod:`~llmunlearn.report.results`, figures
+  :mod:`~llmunlearn.report.plotting`, the book build and its glue
+  :mod:`~llmunlearn.report.book`;
+- the command line :mod:`~llmunlearn.cli` and this facade.
 """
 
 from importlib import import_module
@@ -31,105 +38,105 @@ from .config import DOMAINS, PROFILES, SPLITS, Profile, get_profile
 # The facade loads heavy modules (torch, matplotlib) on first use, so that the command
 # line and ``import llmunlearn`` stay fast: name -> module that defines it.
 _LAZY = {
-    "METHODS": "methods",
-    "get_method": "methods",
-    "load_splits": "data",
-    "build_corpus": "data",
-    "chunk_documents": "data",
-    "pretrain": "pretraining",
-    "load_original": "pretraining",
-    "unlearn": "unlearning",
-    "select_step": "unlearning",
-    "unlearn_all": "unlearning",
+    "METHODS": "unlearning.methods",
+    "get_method": "unlearning.methods",
+    "load_splits": "data.corpus",
+    "build_corpus": "data.corpus",
+    "chunk_documents": "data.corpus",
+    "pretrain": "training.pretraining",
+    "load_original": "training.pretraining",
+    "unlearn": "unlearning.runner",
+    "select_step": "unlearning.runner",
+    "unlearn_all": "unlearning.runner",
     "evaluate_reference": "evaluation",
-    "unlearning_table": "results",
+    "unlearning_table": "report.results",
     "evaluate_folder": "evaluation",
-    "evaluate_domain": "unlearning",
-    "evaluation_frame": "results",
-    "mia_table": "results",
-    "plot_mia_auc": "plotting",
-    "plot_roc": "plotting",
-    "plot_k_sensitivity": "plotting",
-    "plot_cost": "plotting",
-    "cost_frame": "results",
-    "cost_ratios": "results",
-    "plot_method_trajectories": "plotting",
-    "trajectory_frame": "results",
-    "before_after": "results",
-    "split_table": "results",
-    "pretrain_table": "results",
-    "corpus_table": "results",
-    "licence_table": "results",
-    "document_table": "data",
-    "pretraining_tokenizer": "pretraining",
-    "plot_document_lengths": "plotting",
-    "plot_loss_curves": "plotting",
-    "plot_zoo_perplexity": "plotting",
-    "pretrain_zoo": "pretraining",
-    "full_zoo": "pretraining",
-    "zoo_table": "results",
-    "memorisation_gaps": "results",
-    "cost_table": "results",
-    "plot_trajectory": "plotting",
+    "evaluate_domain": "unlearning.runner",
+    "evaluation_frame": "report.results",
+    "mia_table": "report.results",
+    "plot_mia_auc": "report.plotting",
+    "plot_roc": "report.plotting",
+    "plot_k_sensitivity": "report.plotting",
+    "plot_cost": "report.plotting",
+    "cost_frame": "studies.efficiency",
+    "cost_ratios": "studies.efficiency",
+    "plot_method_trajectories": "report.plotting",
+    "trajectory_frame": "report.results",
+    "before_after": "report.results",
+    "split_table": "report.results",
+    "pretrain_table": "report.results",
+    "corpus_table": "report.results",
+    "licence_table": "report.results",
+    "document_table": "data.corpus",
+    "pretraining_tokenizer": "training.pretraining",
+    "plot_document_lengths": "report.plotting",
+    "plot_loss_curves": "report.plotting",
+    "plot_zoo_perplexity": "report.plotting",
+    "pretrain_zoo": "training.pretraining",
+    "full_zoo": "training.pretraining",
+    "zoo_table": "report.results",
+    "memorisation_gaps": "report.results",
+    "cost_table": "report.results",
+    "plot_trajectory": "report.plotting",
     "Run": "runs",
     "home": "runs",
     "provenance": "runs",
-    "glue": "book",
-    "offer_csv": "book",
-    "quantised": "quantisation",
-    "quantisation_attack": "quantisation",
-    "build_status": "book",
-    "domain_models": "unlearning",
-    "plot_harness_agreement": "plotting",
-    "lm_eval_run": "harness",
-    "lm_eval_domain": "harness",
-    "lm_eval_frame": "results",
-    "retraining_check": "groundtruth",
-    "ground_truth_table": "groundtruth",
-    "token_coverage": "groundtruth",
-    "blind_baseline_table": "groundtruth",
-    "blind_baseline": "mia",
-    "tpr_at_fpr": "mia",
-    "plot_ground_truth": "plotting",
-    "domain_splits": "data",
-    "split_groups": "results",
+    "glue": "report.book",
+    "offer_csv": "report.book",
+    "quantised": "studies.quantisation",
+    "quantisation_attack": "studies.quantisation",
+    "build_status": "report.book",
+    "domain_models": "unlearning.runner",
+    "plot_harness_agreement": "report.plotting",
+    "lm_eval_run": "studies.utility",
+    "lm_eval_domain": "studies.utility",
+    "lm_eval_frame": "report.results",
+    "retraining_check": "studies.retraining",
+    "ground_truth_table": "studies.retraining",
+    "token_coverage": "studies.retraining",
+    "blind_baseline_table": "studies.retraining",
+    "blind_baseline": "measurement.mia",
+    "tpr_at_fpr": "measurement.mia",
+    "plot_ground_truth": "report.plotting",
+    "domain_splits": "data.corpus",
+    "split_groups": "report.results",
     "DESIGNS": "config",
-    "run_grid": "grid",
-    "grid_frame": "grid",
-    "robustness": "grid",
-    "ranking": "grid",
-    "best_lr": "grid",
-    "most_robust": "grid",
-    "hardest_domains": "grid",
-    "guidelines": "grid",
-    "plot_grid": "plotting",
-    "plot_robustness": "plotting",
-    "claims_table": "claims",
-    "verdict_counts": "claims",
-    "utility_costs": "grid",
-    "robustness_curves": "grid",
-    "per_replicate": "grid",
-    "plot_robustness_curves": "plotting",
-    "pilot": "pretraining",
-    "pilot_choice": "pretraining",
-    "replicate_zoos": "pretraining",
-    "memorisation_gap": "pretraining",
-    "relearn_model": "relearn",
-    "relearn_domain": "relearn",
-    "relearn_split": "relearn",
-    "steps_to_recover": "relearn",
-    "hidden_knowledge": "relearn",
-    "plot_relearning": "plotting",
-    "plot_quantisation": "plotting",
+    "run_grid": "studies.robustness",
+    "grid_frame": "studies.robustness",
+    "robustness": "studies.robustness",
+    "ranking": "studies.robustness",
+    "best_lr": "studies.robustness",
+    "most_robust": "studies.robustness",
+    "hardest_domains": "studies.robustness",
+    "guidelines": "studies.robustness",
+    "plot_grid": "report.plotting",
+    "plot_robustness": "report.plotting",
+    "claims_table": "studies.claims",
+    "verdict_counts": "studies.claims",
+    "utility_costs": "studies.robustness",
+    "robustness_curves": "studies.robustness",
+    "per_replicate": "studies.robustness",
+    "plot_robustness_curves": "report.plotting",
+    "pilot": "training.pretraining",
+    "pilot_choice": "training.pretraining",
+    "replicate_zoos": "training.pretraining",
+    "memorisation_gap": "training.pretraining",
+    "relearn_model": "studies.relearning",
+    "relearn_domain": "studies.relearning",
+    "relearn_split": "studies.relearning",
+    "steps_to_recover": "studies.relearning",
+    "hidden_knowledge": "studies.relearning",
+    "plot_relearning": "report.plotting",
+    "plot_quantisation": "report.plotting",
     "smollm2": "models",
     "smollm2_gguf": "models",
-    "real_llm_dataset": "realllm",
-    "real_llm_study": "realllm",
-    "logit_check": "realllm",
-    "METRICS": "metrics",
-    "metric": "metrics",
-    "register_metric": "metrics",
-    "metric_guide": "results",
+    "real_llm_dataset": "studies.real_llm",
+    "real_llm_study": "studies.real_llm",
+    "logit_check": "studies.real_llm",
+    "METRICS": "measurement.metrics",
+    "metric": "measurement.metrics",
+    "register_metric": "measurement.metrics",
+    "metric_guide": "report.results",
 }
 
 

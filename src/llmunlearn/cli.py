@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from .config import DESIGNS, PROFILES
-from .harness import SUITE  # light: lm_eval is imported only when tasks run
+from .studies.utility import SUITE  # light: lm_eval is imported only when tasks run
 
 
 def _profile_arg(p: argparse.ArgumentParser, design: bool = True) -> None:
@@ -290,12 +290,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args) -> int:
     if args.command == "book":
-        from .book import build
+        from .report.book import build
 
         print(build(args.profile, args.only))
         return 0
     if args.command == "mathjax":
-        from .book import mathjax
+        from .report.book import mathjax
 
         bundle = mathjax(fetch=True)
         if bundle is None:
@@ -306,26 +306,26 @@ def _run(args) -> int:
 
     profile = get_profile(args.profile, design=getattr(args, "design", None))
     if args.command == "data":
-        from .data import build_corpus
+        from .data.corpus import build_corpus
 
         print(build_corpus(profile))
         return 0
     if args.command == "pretrain":
-        from .pretraining import pretrain_zoo
+        from .training.pretraining import pretrain_zoo
         from .runs import home
 
         pretrain_zoo(profile)
         print(home() / "pretrain" / f"zoo-{profile.name}-{profile.design}.json")
         return 0
     if args.command == "bench":
-        from .bench import run_bench
+        from .studies.efficiency import run_bench
         from .config import DOMAINS, check_choice
 
         check_choice("domain", args.domain, DOMAINS)
         print(run_bench(profile, args.domain, args.steps, args.repeats))
         return 0
     if args.command == "lm-eval":
-        from .harness import lm_eval_run
+        from .studies.utility import lm_eval_run
 
         run = lm_eval_run(
             profile,
@@ -350,8 +350,8 @@ def _run(args) -> int:
         print(evaluate_folder(profile, args.domain, args.model).path / "summary.json")
         return 0
     from .config import DOMAINS, check_choice
-    from .methods import get_method
-    from .unlearning import unlearn
+    from .unlearning.methods import get_method
+    from .unlearning.runner import unlearn
 
     check_choice("domain", args.domain, DOMAINS)
     get_method(args.method)
@@ -393,8 +393,8 @@ def _study(args, profile) -> int:
     from .runs import config_hash, home
 
     if args.command == "grid":
-        from .grid import grid_cells, grid_frame, robustness
-        from .methods import get_method
+        from .studies.robustness import grid_cells, grid_frame, robustness
+        from .unlearning.methods import get_method
 
         lrs = _numbers("--lrs", args.lrs)
         seeds = _numbers("--seeds", args.seeds, int)
@@ -413,7 +413,7 @@ def _study(args, profile) -> int:
             get_method(m)
         grid_cells(profile, methods)  # the grid checked whole before any run
         if profile.executor == "ray":
-            from .executor import check_ray_address
+            from .training.executor import check_ray_address
 
             check_ray_address(profile.ray_address)  # seconds, not a hang
         frame = grid_frame(profile, domains, methods=methods)
@@ -434,14 +434,14 @@ def _study(args, profile) -> int:
     elif args.command == "relearn":
         import pandas as pd
 
-        from .relearn import relearn_domain
+        from .studies.relearning import relearn_domain
 
         domain = check_choice("domain", args.domain, DOMAINS)
         frame = pd.DataFrame(relearn_domain(profile, domain))
         path = home() / "relearn" / f"relearn-{profile.name}-{domain}.csv"
     else:
-        from .claims import claims_table
-        from .grid import grid_frame
+        from .studies.claims import claims_table
+        from .studies.robustness import grid_frame
 
         frame = claims_table(profile, grid_frame(profile, progress=False))
         for _, r in frame.iterrows():

@@ -33,7 +33,7 @@ GENERAL_SPLITS = ("retain", "evaluation")
 """``general/retain`` is in pre-training; ``general/evaluation`` is held out."""
 
 DESIGNS = ("matched", "shifted")
-"""How a domain's forget and approximate sets are drawn (see :mod:`llmunlearn.data`).
+"""How a domain's forget and approximate sets are drawn (see :mod:`llmunlearn.data.corpus`).
 ``matched``: both are random documents of one pool (exchangeable samples, the paper's
 setting); ``shifted``: whole units against other whole units (one novel against another),
 kept as the contrast. One original model has seen both designs' forget sets."""
@@ -85,7 +85,7 @@ class Profile:
     # recompute activations in the backward pass (memory for time: a 6B model's
     # activations at 4k context do not fit beside its weights and optimiser states)
     gradient_checkpointing: bool | None = None
-    # --- the hyper-parameter grid (robustness chapter; see llmunlearn.grid) -------------
+    # --- the hyper-parameter grid (robustness chapter; llmunlearn.studies.robustness) ---
     # every method x learning rate is one run evaluated every eval_every steps (the steps
     # axis), at the first seed; the methods named in grid_seed_methods (None: all) also
     # at the other seeds, and those in grid_sophia_methods also with SophiaG (first seed)
@@ -93,7 +93,7 @@ class Profile:
     grid_seeds: tuple[int, ...] = (42, 43)
     grid_seed_methods: tuple[str, ...] | None = None
     grid_sophia_methods: tuple[str, ...] = ("ga", "ga_gd_in")
-    # --- the design that lets the claims be decided (issue 22; see data.py, pretraining.py)
+    # --- the design that lets the claims be decided (issue 22; see data/corpus.py, training/pretraining.py)
     # share of each domain's retain documents held out from the regularised methods'
     # retain stream (in pre-training, never trained on while unlearning): retain utility
     # is measured on these only
@@ -111,7 +111,7 @@ class Profile:
     grid_eval_steps: tuple[int, ...] = ()
     # methods outside the paper's seven run on the grid at the profile's learning rate only
     grid_survey_default_lr: bool = False
-    # --- where the zoo's and the grid's runs execute (llmunlearn.executor) ---------------
+    # --- where the zoo's and the grid's runs execute (llmunlearn.training.executor) ---------------
     # "local": this process (jobs > 1: worker processes); "ray": Ray tasks of `threads`
     # CPUs (and ray_gpus_per_run GPUs) on a local Ray, or on the cluster at ray_address
     executor: str = "local"
@@ -352,7 +352,7 @@ def check_profile(profile: Profile) -> Profile:
 
 
 EXECUTORS = ("local", "ray")
-"""Where runs execute (see :mod:`llmunlearn.executor`)."""
+"""Where runs execute (see :mod:`llmunlearn.training.executor`)."""
 
 
 PRETRAIN_ORDERS = ("mixed", "late")
@@ -398,9 +398,10 @@ def check_steps(name: str, steps, allow_empty: bool = False) -> tuple[int, ...]:
 
 
 def check_grid(profile: Profile) -> Profile:
-    """``profile`` if its grid is valid (see :mod:`llmunlearn.grid`), else a ``ValueError``
-    naming the field and the value: at least one learning rate, each positive and finite,
-    no learning rate or seed twice, seeds non-negative integers, known method names."""
+    """``profile`` if its grid is valid (see :mod:`llmunlearn.studies.robustness`), else a
+    ``ValueError`` naming the field and the value: at least one learning rate, each positive
+    and finite, no learning rate or seed twice, seeds non-negative integers, known method
+    names."""
     lrs, seeds = tuple(profile.grid_lrs), tuple(profile.grid_seeds)
     for lr in lrs:
         check_positive("grid_lrs entry", lr)

@@ -89,7 +89,7 @@ def token_logprob_stats(logits: torch.Tensor, labels: torch.Tensor):
 def batch_token_stats(logits: torch.Tensor, labels: torch.Tensor) -> list[dict]:
     """Per chunk of one batch (``logits`` ``[B, T, V]`` and labels): token
     log-probabilities, Min-K%++ standardised values and mean NLL, what
-    :func:`llmunlearn.mia.chunk_token_stats` collects from a forward pass."""
+    :func:`llmunlearn.measurement.mia.chunk_token_stats` collects from a forward pass."""
     logp, mu, var, mask = token_logprob_stats(logits, labels)
     out = []
     for i in range(len(logp)):

@@ -3,17 +3,17 @@
 Each metric has one definition here, says which direction is better, and is cross-checked
 in the tests against an independent computation.
 
-- **perplexity** (:mod:`llmunlearn.metrics`): forget should rise to the target, the rest
+- **perplexity** (:mod:`llmunlearn.measurement.metrics`): forget should rise to the target, the rest
   stay near the original model.
-- **membership inference** (:mod:`llmunlearn.mia`): members = forget chunks, non-members =
-  approximate chunks, equally many; AUC 0.5 is ideal.
+- **membership inference** (:mod:`llmunlearn.measurement.mia`): members = forget chunks, non-members
+  = approximate chunks, equally many; AUC 0.5 is ideal.
 - **verbatim memorisation**: greedy continuation of a forget chunk's first
   ``prefix`` tokens, against its true next ``suffix`` tokens: the length of the exactly
   matching start (lower is better after unlearning) and token ROUGE-L F1.
 - **utility**: four-way multiple choice on held-out general text: given a passage's start,
   pick its true continuation among three continuations of other passages by
   log-likelihood; chance is 25 %, higher is better. The same items run through
-  lm-evaluation-harness as a local task (:mod:`llmunlearn.harness`), which also runs
+  lm-evaluation-harness as a local task (:mod:`llmunlearn.studies.utility`), which also runs
   standard downstream tasks for real LLMs.
 - **distance to the exact retrained model**: mean next-token KL(retrained || model) on
   held-out text (approximate + general evaluation; lower is better) and the MIA AUC gap
@@ -31,9 +31,9 @@ import torch
 
 from .config import DOMAINS, TENSOR_COLUMNS, Profile, check_choice, pretrain_config
 from .core import IGNORE_INDEX, token_nll
-from .data import chunk_texts, domain_chunks, fixed_sample, sample_indices
-from .metrics import perplexity
-from .mia import (
+from .data.corpus import chunk_texts, domain_chunks, fixed_sample, sample_indices
+from .measurement.metrics import perplexity
+from .measurement.mia import (
     LOW_FPRS,
     attack_scores,
     auc,
@@ -44,7 +44,7 @@ from .mia import (
     roc_points,
     tpr_at_fpr,
 )
-from .pretraining import load_original
+from .training.pretraining import load_original
 from .runs import Run
 
 
@@ -138,7 +138,7 @@ def multiple_choice_items(chunks, context: int, continuation: int, n_items: int,
 def utility_items(profile, general) -> list:
     """The utility battery of ``profile``: up to 100 items from the held-out
     ``general`` chunks, context = half a chunk, continuations of 16 tokens (fewer for
-    chunks under 32 tokens). :mod:`llmunlearn.harness` writes the same items as an
+    chunks under 32 tokens). :mod:`llmunlearn.studies.utility` writes the same items as an
     lm-evaluation-harness task."""
     half = profile.chunk_len // 2
     return multiple_choice_items(
@@ -276,9 +276,9 @@ _REFERENCE_STATS: dict = {}
 
 
 def reference_token_stats(ref, chunks) -> list[dict]:
-    """:func:`~llmunlearn.mia.chunk_token_stats` of a reference model of the zoo, kept for
-    the process: every model evaluated on a domain is compared with the same references
-    on the same chunks, so each is computed once (keyed by the reference's checkpoint
+    """:func:`~llmunlearn.measurement.mia.chunk_token_stats` of a reference model of the zoo,
+    kept for the process: every model evaluated on a domain is compared with the same
+    references on the same chunks, so each is computed once (keyed by the reference's checkpoint
     path and the chunks' fingerprint)."""
     key = (getattr(ref, "name_or_path", None) or id(ref), chunks._fingerprint)
     if key not in _REFERENCE_STATS:
@@ -299,12 +299,11 @@ def evaluate_model(
     known_perplexity: dict | None = None,
 ) -> dict:
     """Every metric of ``model`` on a domain's evaluation ``sets`` (forget, approximate,
-    retain, general); ``references`` maps names ("retrained", "original") to models used
-    as MIA references, and "retrained" also as the target of the distance metrics.
-    ``known_perplexity``: split -> :func:`~llmunlearn.metrics.perplexity` result (without
-    ``chunk_nll``) already measured for this model on these sets; taken as it is for
-    retain and general (forget and approximate are read again, for MIA's per-token
-    statistics)."""
+    retain, general); ``references`` maps names ("retrained", "original") to models used as MIA
+    references, and "retrained" also as the target of the distance metrics. ``known_perplexity``:
+    split -> :func:`~llmunlearn.measurement.metrics.perplexity` result (without ``chunk_nll``)
+    already measured for this model on these sets; taken as it is for retain and general (forget and
+    approximate are read again, for MIA's per-token statistics)."""
     model.eval()
     out, stats = {"perplexity": {}}, {}
     for s, c in sets.items():  # forget and approximate: the same pass gives MIA's stats
@@ -358,7 +357,7 @@ def evaluation_sets(profile: Profile, chunks: dict, general: dict) -> dict:
     (``retain``: the retain documents no method trains on, where the profile holds some
     out; else the retain split) and of general/evaluation (``general``). The target is
     measured once on the whole approximate set (:func:`evaluate_reference`)."""
-    from .data import HELDOUT
+    from .data.corpus import HELDOUT
 
     sampled = {
         "approximate": chunks.get("approximate"),
@@ -380,11 +379,11 @@ def evaluation_row(model, sets: dict, seed: int, intervals: bool = False) -> dic
     membership-inference AUC of forget (members) against approximate (non-members) chunks
     of :func:`mia_indices` (``seed``) for the paper's attack (``auc``: Min-K% with
     k = 0.3) and the loss attack (``auc_loss``), and under ``perplexity`` everything
-    :func:`~llmunlearn.metrics.perplexity` gives per split but the per-chunk values (so
+    :func:`~llmunlearn.measurement.metrics.perplexity` gives per split but the per-chunk values (so
     that the full evaluation of the same model on the same sets can take it instead of
     computing it again). One forward pass per set gives all of it. With ``intervals``,
     ``auc_low`` / ``auc_high``: the 95 % interval of ``auc`` over documents
-    (:func:`~llmunlearn.mia.cluster_auc_interval`). Under ``chunk_nll``, the per-chunk
+    (:func:`~llmunlearn.measurement.mia.cluster_auc_interval`). Under ``chunk_nll``, the per-chunk
     losses on the utility sets (retain, general), so that a ratio to another model's row
     has an interval over documents (:func:`utility_intervals`); with ``intervals``, also
     their chunks' documents (``doc_id``)."""
@@ -430,8 +429,8 @@ def utility_intervals(row: dict, reference: dict, seed: int = 0) -> dict:
     """``<split>_low`` / ``<split>_high``: the 95 % interval over documents of the
     perplexity ratio ``row`` / ``reference`` (two :func:`evaluation_row` of the same
     chunks; ``reference`` evaluated with ``intervals``) on each utility set both hold
-    (:func:`~llmunlearn.mia.cluster_ratio_interval`)."""
-    from .mia import cluster_ratio_interval
+    (:func:`~llmunlearn.measurement.mia.cluster_ratio_interval`)."""
+    from .measurement.mia import cluster_ratio_interval
 
     out = {}
     for split in UTILITY_SETS:
@@ -446,7 +445,8 @@ def utility_intervals(row: dict, reference: dict, seed: int = 0) -> dict:
 
 
 def _score(chunk_stats: dict, attack: str) -> float:
-    """One chunk's score under ``attack`` ("loss" or "min_k@K"; see :mod:`llmunlearn.mia`)."""
+    """One chunk's score under ``attack`` ("loss" or "min_k@K"; see
+    :mod:`llmunlearn.measurement.mia`)."""
     if attack == "loss":
         return -chunk_stats["nll"]
     return min_k(chunk_stats["logp"], float(attack.split("@")[1]))
@@ -541,7 +541,7 @@ def evaluate_folder(
     instead of computed again. Returns the evaluation :class:`Run`; its ``summary`` holds
     the metrics."""
 
-    from .pretraining import pretrain_zoo
+    from .training.pretraining import pretrain_zoo
 
     check_choice("domain", domain, DOMAINS)
     model_path = Path(model_path).resolve()

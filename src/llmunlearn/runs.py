@@ -161,7 +161,7 @@ def provenance() -> dict:
         "torch_threads": torch.get_num_threads(),
         "device": "cuda" if cuda else "cpu",
         "cuda": torch.cuda.get_device_name(0) if cuda else None,
-        # what the training loop computes in (train.py: bf16 autocast on a GPU only)
+        # what the training loop computes in (training/loop.py: bf16 autocast on a GPU only)
         "compute_dtype": "bf16 autocast, fp32 weights" if cuda else "fp32",
         "processes": int(os.environ.get("WORLD_SIZE", "1")),
         "git_revision": rev,

@@ -1,0 +1,561 @@
+"""Corpus, splits, tokenisation and chunking.
+
+Each unlearning domain has five splits, for two *designs* of the forget / approximate pair:
+
+- ``retain``: in pre-training, kept (the in-distribution regulariser), shared by both designs;
+- ``matched/forget`` and ``matched/approximate`` (the default design): single documents drawn
+  at random from one pool, so the two are exchangeable samples of one distribution, as the
+  paper's arXiv and GitHub sets were (hundreds of documents on each side). Retain is drawn
+  from the same pool;
+- ``shifted/forget`` and ``shifted/approximate``: whole groups (one novel against another,
+  some articles or packages against others), kept as the contrast.
+
+Forget sets are in pre-training, then unlearned; approximate sets are never trained on (the
+approximate-retraining reference and the membership-inference non-members). One original
+model has seen both designs' forget sets, and each (domain, design) has its own exact
+retrained model. For the ``general`` domain: ``retain`` (in pre-training, the general
+regulariser) and ``evaluation`` (held out, for utility). :func:`load_splits` gives a run's
+view: ``forget``, ``retain``, ``approximate`` of one design.
+
+Sizes are character budgets from the profile: whole documents are taken in a seeded order
+until a split's budget is reached (documents are never truncated).
+
+Chunking follows the paper's code: each whole document is tokenised without BOS/EOS, cut into
+consecutive non-overlapping chunks of ``chunk_len`` tokens, chunks under
+:data:`MIN_CHUNK_TOKENS` tokens are dropped, and chunks are right-padded with labels
+:data:`~llmunlearn.core.IGNORE_INDEX` on padding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import warnings
+from pathlib import Path
+
+from ..config import DESIGNS, DOMAINS, GENERAL_SPLITS, IGNORE_INDEX, SPLITS, Profile, check_choice
+from ..runs import config_hash, home, write_json
+from .sources import MATCHED_POOL, SHIFTED_PINS, SOURCES, Document, SourceUnavailable
+
+MIN_CHUNK_TOKENS = 5
+"""Chunks shorter than this are dropped (official code)."""
+
+HUB_DATASET = "llmunlearn/unlearn_dataset"
+"""The paper's dataset on the Hugging Face hub (configs arxiv, github, general)."""
+
+ALL_DOMAINS = (*DOMAINS, "general")
+
+
+def splits_of(domain: str) -> tuple[str, ...]:
+    return GENERAL_SPLITS if domain == "general" else SPLITS
+
+
+# ------------------------------------------------------------- verified JSON cache --
+def _save_verified(path: Path, obj) -> str:
+    """Write ``obj`` as JSON with a ``.sha256`` sidecar; returns the digest."""
+    blob = json.dumps(obj, sort_keys=True).encode()
+    digest = hashlib.sha256(blob).hexdigest()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(blob)
+    tmp.replace(path)
+    path.with_suffix(".sha256").write_text(digest)
+    return digest
+
+
+def _load_verified(path: Path):
+    """The cached object, or None if missing or if its bytes do not match the sidecar
+    digest (then it is rebuilt, never silently used)."""
+    side = path.with_suffix(".sha256")
+    if not (path.exists() and side.exists()):
+        return None
+    blob = path.read_bytes()
+    if hashlib.sha256(blob).hexdigest() != side.read_text().strip():
+        warnings.warn(f"cache file {path} does not match its sha256; rebuilding it")
+        return None
+    return json.loads(blob)
+
+
+# ------------------------------------------------------------------------ documents --
+def source_documents(source) -> tuple[list[Document], str]:
+    """Documents of one source function, cached; returns (documents, cache digest). A
+    source whose pins are its default arguments (a package list) is cached per pins."""
+    pins = f"-{config_hash(repr(source.__defaults__))}" if source.__defaults__ else ""
+    path = home() / "sources" / f"{source.__name__}{pins}.json"
+    cached = _load_verified(path)
+    if cached is None:
+        docs = source()
+        _save_verified(path, [d.__dict__ for d in docs])
+        cached = _load_verified(path)
+    return [Document(**d) for d in cached], path.with_suffix(".sha256").read_text().strip()
+
+
+def domain_documents(domain: str) -> tuple[list[Document], dict[str, str]]:
+    """All documents of ``domain`` from every source; returns (documents, {source: digest}).
+
+    Raises :class:`SourceUnavailable` if a source cannot be fetched."""
+    check_choice("domain", domain, SOURCES)
+    docs, digests = [], {}
+    for source in SOURCES[domain]:
+        d, digests[source.__name__] = source_documents(source)
+        docs += d
+    return docs, digests
+
+
+# --------------------------------------------------------------------------- splits --
+def split_budgets(domain: str, profile: Profile) -> dict[str, int]:
+    """Characters wanted per split of ``domain``, in the order splits are filled: for the
+    unlearning domains, each design's forget and approximate sets and the shared retain
+    set (``"matched/forget"``, ..., ``"retain"``); for general, evaluation and retain."""
+    if domain == "general":
+        return {"evaluation": profile.general_eval_chars, "retain": profile.general_retain_chars}
+    return {
+        f"{design}/{split}": getattr(profile, f"{split}_chars")
+        for design in ("shifted", "matched")
+        for split in ("forget", "approximate")
+    } | {"retain": profile.retain_chars}
+
+
+def _selectable(docs: list[Document], profile: Profile) -> list[Document]:
+    """Documents within the profile's length bounds, exact duplicates kept once, by id."""
+    seen, out = set(), []
+    for d in sorted(docs, key=lambda d: d.id):
+        if profile.min_doc_chars <= len(d.text) <= profile.max_doc_chars and d.sha256 not in seen:
+            seen.add(d.sha256)
+            out.append(d)
+    return out
+
+
+def _take(candidates, budget: int) -> list[Document]:
+    """Documents from ``candidates`` (an iterable of documents, consumed) until their
+    characters reach ``budget``."""
+    taken, size = [], 0
+    if budget <= 0:
+        return taken
+    for d in candidates:
+        taken.append(d)
+        size += len(d.text)
+        if size >= budget:
+            break
+    return taken
+
+
+class SplitError(ValueError):
+    """A split cannot be filled from its pool."""
+
+
+def _check_filled(domain, key, taken, budget, pool_size, profile) -> None:
+    size = sum(len(d.text) for d in taken)
+    if size < budget:
+        design, _, split = key.rpartition("/")
+        field = (
+            {"evaluation": "general_eval_chars", "retain": "general_retain_chars"}[split]
+            if domain == "general"
+            else f"{split}_chars"
+        )
+        where = f"domain {domain!r}" + (f", design {design!r}" if design else "")
+        raise SplitError(
+            f"{where}: split {split!r} has {size:,} characters in {len(taken)} documents "
+            f"from {len({d.group for d in taken})} groups (pool: {pool_size} documents) but "
+            f"profile {profile.name!r} needs {budget:,}; lower {field} or add documents"
+        )
+
+
+def split_documents(
+    docs: list[Document],
+    profile: Profile,
+    domain: str = "",
+    shifted_pins: dict | None = None,
+    matched_pool=None,
+) -> dict[str, list[Document]]:
+    """Assign ``docs`` (one domain's) to the splits of :func:`split_budgets`, disjoint by
+    document and by text, deterministic given ``profile.seed`` whatever the input order.
+
+    - ``shifted/forget`` and ``shifted/approximate``: whole *groups* (a book, an article, a
+      package): the groups of ``shifted_pins[split]`` if given, else groups drawn at random
+      until the budget is reached. Every group they touch is reserved for them.
+    - ``matched/forget``, ``matched/approximate``, ``retain``: single *documents* drawn at
+      random from one pool (every document outside the reserved groups; the groups in
+      ``matched_pool`` first when given), so forget and approximate are exchangeable
+      samples of one distribution and retain comes from the same distribution. Retain
+      then fills up from the rest of the pool.
+    - ``general`` (``domain="general"``): evaluation and retain take whole groups.
+
+    A split that cannot reach its budget raises :class:`SplitError` naming the domain,
+    design, split, what it got and what it needs.
+    """
+    budgets = split_budgets(domain, profile)
+    docs = _selectable(docs, profile)
+    rng = random.Random(profile.seed)
+    groups: dict[str, list[Document]] = {}
+    for d in docs:
+        groups.setdefault(d.group, []).append(d)
+    for members in groups.values():
+        rng.shuffle(members)
+    out: dict[str, list[Document]] = {}
+
+    def whole_groups(key, names):
+        taken, used = [], []
+        for g in names:
+            if sum(len(d.text) for d in taken) >= budgets[key]:
+                break
+            used.append(g)
+            taken += _take(iter(groups[g]), budgets[key] - sum(len(d.text) for d in taken))
+        _check_filled(domain, key, taken, budgets[key], len(docs), profile)
+        out[key] = taken
+        return used
+
+    pins = shifted_pins or {}
+    if missing := sorted({g for gs in pins.values() for g in gs} - set(groups)):
+        raise SplitError(
+            f"domain {domain!r}: pinned group(s) {missing} have no selectable documents"
+        )
+    free = sorted(g for g in groups if g not in {g for gs in pins.values() for g in gs})
+    rng.shuffle(free)
+    if domain == "general":
+        for key in budgets:
+            used = whole_groups(key, free)
+            free = [g for g in free if g not in used]
+    else:
+        for split in ("forget", "approximate"):
+            key = f"shifted/{split}"
+            used = whole_groups(key, list(pins.get(split, ())) or free)
+            free = [g for g in free if g not in used]
+        preferred = set(matched_pool or ()) & set(free)
+        first = [d for g in sorted(free) if not preferred or g in preferred for d in groups[g]]
+        rest = [d for g in sorted(free) if preferred and g not in preferred for d in groups[g]]
+        rng.shuffle(first)
+        rng.shuffle(rest)
+        stream = iter(first)
+        for key in ("matched/forget", "matched/approximate"):
+            out[key] = _take(stream, budgets[key])
+            _check_filled(domain, key, out[key], budgets[key], len(first), profile)
+        remaining = list(stream)
+        out["retain"] = _take(iter(remaining + rest), budgets["retain"])
+        _check_filled(
+            domain, "retain", out["retain"], budgets["retain"], len(remaining) + len(rest), profile
+        )
+    return {k: sorted(out[k], key=lambda d: d.id) for k in budgets}
+
+
+HELDOUT = "heldout"
+"""The key of the held-out retain split: retain documents in pre-training that no method
+trains on (retain utility is measured on them, never on the regulariser's own chunks)."""
+
+
+def hold_out(retain: list[Document], share: float, seed: int) -> tuple[list, list]:
+    """``retain`` cut by document into (regulariser, held-out): ``round(share x n)``
+    documents drawn at random (seeded) are held out, the rest stay the regularised
+    methods' retain stream. Both parts are in pre-training."""
+    docs = sorted(retain, key=lambda d: d.id)
+    n = round(share * len(docs))
+    if share and not 0 < n < len(docs):
+        raise SplitError(
+            f"heldout_share {share} of {len(docs)} retain documents leaves "
+            f"{n} held out and {len(docs) - n} to regularise; both need at least one"
+        )
+    picked = set(random.Random(seed + 7).sample(range(len(docs)), n))
+    return (
+        [d for i, d in enumerate(docs) if i not in picked],
+        [d for i, d in enumerate(docs) if i in picked],
+    )
+
+
+def domain_splits(domain: str, profile: Profile) -> dict[str, list[Document]]:
+    """Every split of ``domain`` under both designs (keys of :func:`split_budgets`, the
+    retain set cut into ``retain``, the regulariser, and :data:`HELDOUT` when the profile
+    holds some out), from our sources, cached under ``<home>/data``; or the paper's hub
+    dataset (one design, ``matched``) when the profile says so."""
+    splits = _domain_splits(domain, profile)
+    if domain != "general" and profile.heldout_share:
+        splits["retain"], splits[HELDOUT] = hold_out(
+            splits["retain"], profile.heldout_share, profile.seed
+        )
+    return splits
+
+
+def _domain_splits(domain: str, profile: Profile) -> dict[str, list[Document]]:
+    check_choice("domain", domain, ALL_DOMAINS)
+    if profile.dataset != "local":
+        hub = {s: hub_documents(domain, s, profile.dataset) for s in splits_of(domain)}
+        if domain == "general":
+            return hub
+        return {
+            "matched/forget": hub["forget"],
+            "matched/approximate": hub["approximate"],
+            "retain": hub["retain"],
+        }
+    budgets = split_budgets(domain, profile)
+    digests, docs = {s.__name__: _source_digest(s) for s in SOURCES[domain]}, None
+    if None in digests.values():
+        docs, digests = domain_documents(domain)
+    key = config_hash(
+        {
+            "domain": domain,
+            "sources": digests,
+            "budgets": budgets,
+            "bounds": [profile.min_doc_chars, profile.max_doc_chars],
+            "seed": profile.seed,
+            "pins": SHIFTED_PINS.get(domain),
+            "pool": MATCHED_POOL.get(domain),
+        }
+    )
+    path = home() / "data" / f"{domain}-{key}.json"
+    cached = _load_verified(path)
+    if cached is not None:
+        return {s: [Document(**d) for d in cached[s]] for s in budgets}
+    if docs is None:
+        docs, _ = domain_documents(domain)
+    splits = split_documents(
+        docs, profile, domain, SHIFTED_PINS.get(domain), MATCHED_POOL.get(domain)
+    )
+    _save_verified(path, {s: [d.__dict__ for d in v] for s, v in splits.items()})
+    return splits
+
+
+def load_splits(
+    domain: str, profile: Profile, design: str | None = None
+) -> dict[str, list[Document]]:
+    """The splits of ``domain`` as an unlearning run sees them: ``forget``, ``retain``
+    (the regulariser), ``approximate`` of ``design`` (default: the profile's) and
+    :data:`HELDOUT` when the profile holds retain documents out; for general,
+    ``evaluation`` and ``retain``."""
+    design = check_choice("design", design or profile.design, DESIGNS)
+    joint = domain_splits(domain, profile)
+    if domain == "general":
+        return joint
+    if f"{design}/forget" not in joint:
+        raise ValueError(
+            f"dataset {profile.dataset!r} has one split design ('matched'); "
+            f"design {design!r} needs dataset='local'"
+        )
+    return {
+        "forget": joint[f"{design}/forget"],
+        "retain": joint["retain"],
+        "approximate": joint[f"{design}/approximate"],
+        **({HELDOUT: joint[HELDOUT]} if HELDOUT in joint else {}),
+    }
+
+
+def pretraining_documents(profile: Profile) -> list[Document]:
+    """D: every domain's forget sets (both designs) and retain set, plus general/retain.
+    No approximate set and no general/evaluation document is in it."""
+    out = []
+    for domain in (*DOMAINS, "general"):
+        out += [
+            d
+            for key, docs in domain_splits(domain, profile).items()
+            if key in ("retain", HELDOUT) or key.endswith("/forget")
+            for d in docs
+        ]
+    return out
+
+
+def tokenizer_documents(profile: Profile) -> list[Document]:
+    """What the tokenizer is trained on: D minus every forget set (every retain set and
+    general/retain), so no model of the zoo has a token made for forget text."""
+    return [
+        d
+        for domain in (*DOMAINS, "general")
+        for key, docs in domain_splits(domain, profile).items()
+        if key in ("retain", HELDOUT)
+        for d in docs
+    ]
+
+
+def forget_documents(profile: Profile, domain: str, design: str) -> list[Document]:
+    """The forget set that ``domain``'s exact retrained model for ``design`` leaves out."""
+    return load_splits(domain, profile, design)["forget"]
+
+
+def _source_digest(source) -> str | None:
+    side = home() / "sources" / f"{source.__name__}.sha256"
+    return side.read_text().strip() if side.exists() else None
+
+
+def manifest_rows(splits: dict[str, list[Document]]) -> list[dict]:
+    """One manifest row per document of ``splits``: id, split, group, source package and
+    version, licence, sha256 and length."""
+    return [
+        {
+            "id": d.id,
+            "split": s,
+            "group": d.group,
+            "source": d.source,
+            "license": d.license,
+            "sha256": d.sha256,
+            "characters": len(d.text),
+        }
+        for s, v in splits.items()
+        for d in v
+    ]
+
+
+def build_corpus(profile: Profile, domains=ALL_DOMAINS, progress=print) -> Path:
+    """Fetch and split every domain, and write the manifest; returns its path.
+
+    The manifest records for every document its domain, split, group, source package and
+    version, licence and sha256, plus counts per split. A domain whose source cannot be
+    fetched is recorded under ``errors`` and the other domains still build; the function
+    then raises :class:`SourceUnavailable` after writing the manifest.
+    """
+    import time
+
+    manifest = {"profile": profile.name, "domains": {}, "errors": {}}
+    for domain in domains:
+        t0 = time.perf_counter()
+        try:
+            splits = domain_splits(domain, profile)
+        except SourceUnavailable as e:
+            manifest["errors"][domain] = str(e)
+            progress(f"{domain:<8} FAILED: {e}")
+            continue
+        manifest["domains"][domain] = {
+            "counts": {
+                s: {
+                    "documents": len(v),
+                    "characters": sum(len(d.text) for d in v),
+                    "groups": len({d.group for d in v}),
+                }
+                for s, v in splits.items()
+            },
+            "documents": manifest_rows(splits),
+        }
+        counts = ", ".join(f"{s} {len(v)}" for s, v in splits.items())
+        progress(f"{domain:<8} {counts} documents ({time.perf_counter() - t0:.1f} s)")
+    path = home() / "data" / f"manifest-{profile.name}.json"
+    write_json(path, manifest)
+    if manifest["errors"]:
+        raise SourceUnavailable(
+            f"{len(manifest['errors'])} domain(s) could not be built "
+            f"(see {path}):\n" + "\n".join(manifest["errors"].values())
+        )
+    return path
+
+
+# ------------------------------------------------------------- the paper's dataset --
+def hub_documents(domain: str, split: str, repo: str = HUB_DATASET) -> list[Document]:
+    """Documents of the paper's dataset (``load_dataset(repo, domain, split=split)``).
+
+    ``repo`` is a hub id or a local folder of the same layout. The ``general`` config's
+    text column is ``content``; it is renamed to ``text`` as everywhere else. The paper
+    released no books config.
+    """
+    import datasets
+
+    if domain == "books":
+        raise ValueError(
+            f"{repo} has no 'books' config (the paper never released one); "
+            "use a profile with dataset='local' for books"
+        )
+    check_choice(f"split of {domain}", split, splits_of(domain))
+    ds = datasets.load_dataset(repo, domain, split=split)
+    if "content" in ds.column_names and "text" not in ds.column_names:
+        ds = ds.rename_column("content", "text")
+    return [
+        Document(
+            f"{domain}/{split}/{i:05d}",
+            t,
+            f"{domain}/{split}/{i:05d}",
+            f"{repo} ({domain}/{split})",
+            "Apache-2.0",
+        )
+        for i, t in enumerate(ds["text"])
+    ]
+
+
+# ------------------------------------------------------------------------- chunking --
+def chunk_token_ids(ids: list[int], chunk_len: int) -> list[list[int]]:
+    """Consecutive non-overlapping chunks of ``chunk_len``; short tails (< 5) dropped."""
+    chunks = [ids[i : i + chunk_len] for i in range(0, len(ids), chunk_len)]
+    return [c for c in chunks if len(c) >= MIN_CHUNK_TOKENS]
+
+
+def chunk_documents(tokenizer, docs: list[Document], chunk_len: int):
+    """Tokenise whole documents (no BOS/EOS) and chunk them as the paper.
+
+    Returns a ``datasets.Dataset`` with ``input_ids``, ``attention_mask``, ``labels``
+    (``[chunk_len]`` each, right-padded; labels ``-100`` on padding) and ``doc_id``.
+    """
+    import datasets
+
+    if tokenizer.pad_token_id is None:
+        raise ValueError("the tokenizer has no pad token; set tokenizer.pad_token first")
+    rows = {"input_ids": [], "attention_mask": [], "labels": [], "doc_id": []}
+    encoded = tokenizer([d.text for d in docs], add_special_tokens=False)["input_ids"]
+    for doc, ids in zip(docs, encoded):
+        for chunk in chunk_token_ids(ids, chunk_len):
+            pad = chunk_len - len(chunk)
+            rows["input_ids"].append(chunk + [tokenizer.pad_token_id] * pad)
+            rows["attention_mask"].append([1] * len(chunk) + [0] * pad)
+            rows["labels"].append(chunk + [IGNORE_INDEX] * pad)
+            rows["doc_id"].append(doc.id)
+    return datasets.Dataset.from_dict(rows).with_format(
+        "torch", columns=["input_ids", "attention_mask", "labels"], output_all_columns=True
+    )
+
+
+def document_table(profile: Profile, tokenizer):
+    """One row per document of every domain and split (both designs, keys of
+    :func:`split_budgets`): domain, split, id, group, source, licence, characters, tokens
+    and chunks (as :func:`chunk_documents` cuts them)."""
+    import pandas as pd
+
+    rows = []
+    for domain in ALL_DOMAINS:
+        for split, docs in domain_splits(domain, profile).items():
+            ids = tokenizer([d.text for d in docs], add_special_tokens=False)["input_ids"]
+            for d, toks in zip(docs, ids):
+                rows.append(
+                    {
+                        "domain": domain,
+                        "split": split,
+                        "id": d.id,
+                        "group": d.group,
+                        "source": d.source,
+                        "license": d.license,
+                        "characters": len(d.text),
+                        "tokens": len(toks),
+                        "chunks": len(chunk_token_ids(toks, profile.chunk_len)),
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def sample_indices(total: int, n: int, seed: int) -> list[int]:
+    """At most ``n`` of ``range(total)``, the same ones every time (seeded), sorted."""
+    if total <= n:
+        return list(range(total))
+    return sorted(random.Random(seed).sample(range(total), n))
+
+
+def chunk_texts(tokenizer, chunks) -> list[str]:
+    """The text of each chunk (its tokens decoded, padding left out): what a classifier
+    that never sees the model reads."""
+    return tokenizer.batch_decode(
+        [
+            [t for t in ids if t != tokenizer.pad_token_id]
+            for ids in chunks.with_format(None)["input_ids"]
+        ]
+    )
+
+
+def fixed_sample(chunks, n: int, seed: int):
+    """At most ``n`` chunks, the same ones every time (seeded), in their original order."""
+    if len(chunks) <= n:
+        return chunks
+    return chunks.select(sample_indices(len(chunks), n, seed))
+
+
+def chunked_splits(profile: Profile, domain: str, tokenizer) -> dict:
+    """Every split of ``domain`` (or ``general``), chunked with ``tokenizer``."""
+    return {
+        s: chunk_documents(tokenizer, docs, profile.chunk_len)
+        for s, docs in load_splits(domain, profile).items()
+    }
+
+
+def domain_chunks(profile: Profile, domain: str, tokenizer) -> tuple[dict, dict]:
+    """The domain's splits and the general splits, chunked with ``tokenizer``."""
+    return chunked_splits(profile, domain, tokenizer), chunked_splits(profile, "general", tokenizer)

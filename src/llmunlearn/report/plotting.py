@@ -1,0 +1,632 @@
+"""Figures. Each function returns a matplotlib Figure and says what it shows."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import seaborn as sns
+
+from ..measurement.metrics import metric
+
+
+def _done(fig):
+    """Close ``fig`` in pyplot so notebooks show it once, where the chapter glues it."""
+    plt.close(fig)
+    return fig
+
+
+SPLIT_COLOURS = {
+    "forget": "#d62728",
+    "approximate": "#7f7f7f",
+    "retain": "#1f77b4",
+    "general": "#2ca02c",
+}
+
+
+def plot_trajectory(frame, title: str = ""):
+    """Perplexity of every split along an unlearning run (log scale), with the
+    approximate-retraining target as a dashed line and the selected step marked."""
+    sns.set_theme(style="whitegrid")
+    long = frame.melt(
+        id_vars=["step"],
+        value_vars=[c for c in frame if c.startswith("ppl_")],
+        var_name="split",
+        value_name="perplexity",
+    )
+    long["split"] = long["split"].str.removeprefix("ppl_")
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    sns.lineplot(
+        long, x="step", y="perplexity", hue="split", marker="o", ax=ax, palette=SPLIT_COLOURS
+    )
+    ax.axhline(
+        frame["target"].iloc[0],
+        ls="--",
+        color="black",
+        lw=1,
+        label="target: original model on approximate",
+    )
+    sel = frame[frame["selected"]]
+    if len(sel):
+        ax.axvline(sel["step"].iloc[0], ls=":", color="grey", lw=1, label="selected step")
+    ax.set_yscale("log")
+    ax.set_xlabel("unlearning step")
+    ax.set_ylabel("perplexity (log scale)")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _done(fig)
+
+
+def plot_document_lengths(documents):
+    """Distribution of document length in tokens, one panel per domain, one colour per
+    split (log scale): whether forget, retain and approximate are comparable."""
+    sns.set_theme(style="whitegrid")
+    g = sns.displot(
+        documents,
+        x="tokens",
+        hue="split",
+        col="domain",
+        kind="ecdf",
+        log_scale=True,
+        height=2.6,
+        aspect=1.0,
+        facet_kws={"sharex": False},
+        palette=_split_palette(documents["split"].unique()),
+    )
+    g.set_axis_labels("document length (tokens, log scale)", "fraction of documents")
+    g.set_titles("{col_name}")
+    g.figure.tight_layout()
+    return _done(g.figure)
+
+
+def _split_palette(splits) -> dict:
+    """Colours for split names, the designs' ``shifted/forget`` lighter than ``matched``."""
+    base = {**SPLIT_COLOURS, "evaluation": "#9467bd"}
+    out = {}
+    for s in splits:
+        design, _, split = s.rpartition("/")
+        colour = base.get(split, "#444444")
+        out[s] = sns.light_palette(colour, 3)[1] if design == "shifted" else colour
+    return out
+
+
+def plot_loss_curves(zoo):
+    """Training loss against tokens seen for every model of the zoo."""
+    import pandas as pd
+
+    sns.set_theme(style="whitegrid")
+    frame = pd.DataFrame(
+        [{"model": name, **row} for name, run in zoo.items() for row in run.summary["log"]]
+    )
+    frame["smoothed loss"] = frame.groupby("model")["loss"].transform(
+        lambda s: s.rolling(20, min_periods=1).mean()
+    )
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    sns.lineplot(frame, x="tokens", y="smoothed loss", hue="model", ax=ax, lw=1.2)
+    ax.set_xlabel("tokens trained on")
+    ax.set_ylabel("training loss (running mean of 20 steps)")
+    fig.tight_layout()
+    return _done(fig)
+
+
+def plot_zoo_perplexity(zoo):
+    """Forget vs approximate perplexity per domain (columns) and split design (rows) for
+    the original model, that domain and design's exact retrained model and the second
+    seed (``zoo`` from :func:`~llmunlearn.training.pretraining.full_zoo`): the memorisation gap
+    and how retraining closes it."""
+    from .results import zoo_frame
+
+    sns.set_theme(style="whitegrid")
+    frame = zoo_frame(zoo)
+    frame = frame[frame["split"].isin(["forget", "approximate"]) & (frame["domain"] != "general")]
+    frame = frame[
+        frame["model"].isin(["original", "original-seed2"])
+        | (frame["model"] == "retrained-" + frame["domain"] + "-" + frame["design"])
+    ].copy()
+    frame.loc[frame["model"].str.startswith("retrained"), "model"] = "retrained"
+    g = sns.catplot(
+        frame,
+        x="model",
+        y="ppl",
+        hue="split",
+        col="domain",
+        row="design",
+        kind="bar",
+        height=2.6,
+        aspect=1.1,
+        sharey=False,
+        order=["original", "retrained", "original-seed2"],
+        palette={k: SPLIT_COLOURS[k] for k in ("forget", "approximate")},
+    )
+    g.set_axis_labels("", "perplexity")
+    g.set_titles("{col_name}, {row_name}")
+    for ax in g.axes.flat:
+        ax.tick_params(axis="x", rotation=25)
+    g.figure.tight_layout()
+    return _done(g.figure)
+
+
+def plot_ground_truth(table):
+    """Left: R = exact retrained forget perplexity / original approximate perplexity with
+    its 95 % interval per domain and design (1 = the paper's stand-in is exact; grey band:
+    the equivalence band of the rule). Right: the retrained model's Min-K% AUC with its interval
+    (0.5 = membership inference cannot tell two unseen sets apart)."""
+    sns.set_theme(style="whitegrid")
+    t = table.reset_index()
+    labels = t["domain"] + " / " + t["design"]
+    y = list(range(len(t)))
+    fig, axes = plt.subplots(1, 2, figsize=(10.0, 0.5 * len(t) + 1.6), sharey=True)
+    colours = {"matched": "#1f77b4", "shifted": "#ff7f0e"}
+    auc = "retrained AUC min_k@0.3"
+    from ..studies.retraining import EQUIVALENCE_BAND
+
+    axes[0].axvspan(1 / EQUIVALENCE_BAND, EQUIVALENCE_BAND, color="grey", alpha=0.15, lw=0)
+    axes[0].axvline(1, color="black", lw=1)
+    axes[1].axvline(0.5, color="black", lw=1)
+    for i, row in t.iterrows():
+        c = colours.get(row["design"], "black")
+        axes[0].errorbar(
+            row["R"],
+            i,
+            xerr=[[row["R"] - row["R low"]], [row["R high"] - row["R"]]],
+            fmt="o",
+            color=c,
+            capsize=3,
+        )
+        axes[1].errorbar(
+            row[auc],
+            i,
+            xerr=[[row[auc] - row[f"{auc} low"]], [row[f"{auc} high"] - row[auc]]],
+            fmt="o",
+            color=c,
+            capsize=3,
+        )
+    axes[0].scatter(
+        t["seed ratio"],
+        y,
+        marker="x",
+        color="grey",
+        zorder=3,
+        label="second seed / original,\napproximate set",
+    )
+    for design, c in colours.items():
+        axes[0].plot([], [], "o", color=c, label=f"{design} design")
+    axes[0].set_xlabel("R = retrained forget ppl / original approximate ppl")
+    axes[0].legend(fontsize=7, loc="best")
+    axes[1].set_xlabel("retrained model's Min-K% AUC (k = 0.3)")
+    axes[1].set_yticks(list(y), labels)
+    axes[1].invert_yaxis()
+    fig.tight_layout()
+    return _done(fig)
+
+
+def plot_method_trajectories(frame, retrained: dict | None = None):
+    """Small multiples, one per method: forget, retain and general perplexity along the
+    run (log scale), the approximate-retraining target (dashed) and the exact retrained
+    model's forget perplexity (dotted)."""
+    sns.set_theme(style="whitegrid")
+    cols = [c for c in ("ppl_forget", "ppl_retain", "ppl_general") if c in frame]
+    long = frame.melt(
+        id_vars=["method", "step", "target"],
+        value_vars=cols,
+        var_name="split",
+        value_name="perplexity",
+    )
+    long["split"] = long["split"].str.removeprefix("ppl_")
+    g = sns.relplot(
+        long,
+        x="step",
+        y="perplexity",
+        hue="split",
+        col="method",
+        col_wrap=4,
+        kind="line",
+        marker="o",
+        markersize=3,
+        height=2.2,
+        aspect=1.2,
+        palette=SPLIT_COLOURS,
+        facet_kws={"sharey": False},
+    )
+    for method, ax in g.axes_dict.items():
+        ax.axhline(frame["target"].iloc[0], ls="--", color="black", lw=0.8)
+        if retrained is not None:
+            ax.axhline(retrained["ppl_forget"], ls=":", color="#d62728", lw=1)
+        ax.set_yscale("log")
+    g.set_titles("{col_name}")
+    g.set_axis_labels("unlearning step", "perplexity")
+    g.figure.tight_layout()
+    sns.move_legend(g, "lower right", bbox_to_anchor=(0.97, 0.08), frameon=True)
+    return _done(g.figure)
+
+
+def plot_mia_auc(frame, attack: str = "min_k@0.3"):
+    """Unfolded MIA AUC with its 95 % bootstrap interval for every model, per domain. The
+    grey line is 0.5 (cannot tell members from non-members); the red band is the exact
+    retrained model's AUC, the target an unlearned model should match."""
+    sns.set_theme(style="whitegrid")
+    domains = list(dict.fromkeys(frame["domain"]))
+    fig, axes = plt.subplots(
+        1, len(domains), figsize=(3.4 * len(domains), 4.2), sharey=True, squeeze=False
+    )
+    for ax, d in zip(axes[0], domains):
+        f = frame[frame["domain"] == d].reset_index(drop=True)
+        y = range(len(f))
+        ax.errorbar(
+            f[f"{attack}|auc"],
+            y,
+            xerr=[
+                f[f"{attack}|auc"] - f[f"{attack}|ci_low"],
+                f[f"{attack}|ci_high"] - f[f"{attack}|auc"],
+            ],
+            fmt="o",
+            color="#1f77b4",
+            ms=4,
+            capsize=2,
+        )
+        ax.axvline(0.5, color="grey", lw=1)
+        r = f[f["model"] == "retrained"]
+        if len(r):
+            ax.axvspan(
+                float(r[f"{attack}|ci_low"].iloc[0]),
+                float(r[f"{attack}|ci_high"].iloc[0]),
+                color="#d62728",
+                alpha=0.12,
+            )
+        ax.set_yticks(list(y), f["model"])
+        ax.set_title(d)
+        ax.set_xlabel(f"AUC ({attack})\nbest: the retrained model's (red band)")
+    axes[0][0].invert_yaxis()
+    fig.tight_layout()
+    return _done(fig)
+
+
+def plot_roc(evaluations, models=("original", "retrained", "ga_gd_in")):
+    """ROC curves of the Min-K% attack for a few models, per domain, on log-log axes (the
+    low false-positive region, where a membership attack has to work, is visible)."""
+    sns.set_theme(style="whitegrid")
+    fig, axes = plt.subplots(
+        1, len(evaluations), figsize=(3.2 * len(evaluations), 3.2), squeeze=False
+    )
+    for ax, (d, runs) in zip(axes[0], evaluations.items()):
+        for m in models:
+            if m in runs:
+                roc = runs[m].summary["mia"]["roc"]
+                ax.step(roc["fpr"], roc["tpr"], where="post", label=m)
+                floor = 1 / max(2, len(roc["fpr"]))
+        ax.plot([1e-3, 1], [1e-3, 1], ls="--", color="grey", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlim(max(1e-3, floor / 2), 1)
+        ax.set_ylim(1e-3, 1.05)
+        ax.set_title(d)
+        ax.set_xlabel("false-positive rate")
+    axes[0][0].set_ylabel("true-positive rate")
+    axes[0][-1].legend(fontsize=7)
+    fig.tight_layout()
+    return _done(fig)
+
+
+def plot_k_sensitivity(frame, models=("original", "retrained", "ga", "ga_gd_in")):
+    """Min-K% AUC against k, per domain, for a few models."""
+    import pandas as pd
+
+    sns.set_theme(style="whitegrid")
+    cols = [c for c in frame if c.startswith("min_k@") and c.endswith("|auc")]
+    long = frame[frame["model"].isin(models)].melt(
+        id_vars=["domain", "model"], value_vars=cols, var_name="k", value_name="AUC"
+    )
+    long["k"] = pd.to_numeric(long["k"].str.extract(r"@([\d.]+)")[0])
+    g = sns.relplot(
+        long,
+        x="k",
+        y="AUC",
+        hue="model",
+        col="domain",
+        kind="line",
+        marker="o",
+        height=2.8,
+        aspect=1.0,
+    )
+    for ax in g.axes.flat:
+        ax.axhline(0.5, color="grey", lw=0.8)
+    g.set_titles("{col_name}")
+    g.figure.tight_layout()
+    return _done(g.figure)
+
+
+def plot_cost(costs):
+    """FLOPs of every pre-training and unlearning run (log scale)."""
+    import pandas as pd
+
+    sns.set_theme(style="whitegrid")
+    frame = costs.copy()
+    frame["run"] = frame["name"] + frame["domain"].map(lambda d: f" ({d})" if pd.notna(d) else "")
+    frame = frame.sort_values("flops")
+    fig, ax = plt.subplots(figsize=(6.4, 0.16 * len(frame) + 1.2))
+    sns.scatterplot(frame, y="run", x="flops", hue="kind", ax=ax, s=30)
+    ax.set_xscale("log")
+    ax.set_xlabel("FLOPs (log scale)")
+    ax.set_ylabel("")
+    ax.tick_params(axis="y", labelsize=6)
+    fig.tight_layout()
+    return _done(fig)
+
+
+def plot_harness_agreement(battery):
+    """Utility battery accuracy by lm-evaluation-harness against ours, one point per
+    (domain, model) of :func:`llmunlearn.report.results.lm_eval_frame`'s battery rows: on the
+    diagonal when both score the same items the same way; chance level dotted."""
+    sns.set_theme(style="whitegrid")
+    fig, ax = plt.subplots(figsize=(4.6, 4.2))
+    sns.scatterplot(battery, x="ours", y="acc", hue="domain", style="domain", s=50, ax=ax)
+    lo = min(battery["ours"].min(), battery["acc"].min(), 0.25) - 0.02
+    hi = max(battery["ours"].max(), battery["acc"].max()) + 0.02
+    ax.plot([lo, hi], [lo, hi], color="black", lw=1, ls="--", label="same accuracy")
+    ax.axvline(0.25, color="grey", lw=1, ls=":")
+    ax.axhline(0.25, color="grey", lw=1, ls=":", label="chance (0.25)")
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.set_xlabel("accuracy, llmunlearn.evaluation")
+    ax.set_ylabel("accuracy, lm-evaluation-harness")
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return _done(fig)
+
+
+GRID_STATES = {
+    "good": "#2ca02c",
+    "target not reached": "#c7d7e8",  # outside the forget band (short or overshot)
+    "utility broken": "#ff9f40",
+    "target missed, utility broken": "#d62728",
+    "diverged": "#000000",
+}
+"""What a grid cell can be (:func:`llmunlearn.studies.robustness.good` and its failures),
+and its colour."""
+
+
+def grid_states(frame):
+    """The :data:`GRID_STATES` name of every row of a
+    :func:`llmunlearn.studies.robustness.grid_frame` (the referee's rule: forget perplexity
+    within the band around the retrained model's with its AUC inside the retrained model's
+    interval, utility within the tolerance)."""
+    import numpy as np
+
+    from ..studies.robustness import FORGET_BAND, TOLERANCE
+
+    col = frame["forget_ref"] if "forget_ref" in frame else frame["forget_rel"]
+    reached = col.between(1 / FORGET_BAND, FORGET_BAND).fillna(False)
+    if "auc_in" in frame:
+        reached &= frame["auc_in"].fillna(False).astype(bool)
+    kept = (
+        (frame["retain_rel"] <= 1 + TOLERANCE) & (frame["general_rel"] <= 1 + TOLERANCE)
+    ).fillna(False)
+    return np.select(
+        [frame["status"] == "diverged", reached & kept, ~reached & kept, reached & ~kept],
+        ["diverged", "good", "target not reached", "utility broken"],
+        "target missed, utility broken",
+    )
+
+
+def plot_grid(frame, domain: str, seed: int | None = None):
+    """Small multiples, one per method (and optimiser): learning rate (rows) by evaluated
+    step (columns) on ``domain`` at ``seed`` (default: the first), each cell coloured by
+    its state (one shared legend); the number in a cell is its forget perplexity over the
+    exact retrained model's (over the approximate target where there is none). "Target"
+    in the legend is the band around that reference."""
+    import numpy as np
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    f = frame[(frame["domain"] == domain) & (frame["step"] > 0)]
+    f = f[f["method"] != "retrained"]
+    rep = "replicate" if "replicate" in f else "seed"
+    f = f[f[rep] == (f[rep].min() if seed is None else seed)].copy()
+    value = "forget_ref" if "forget_ref" in f and f["forget_ref"].notna().any() else "forget_rel"
+    f["state"] = list(grid_states(f))
+    f["panel"] = np.where(
+        f["optimizer"] == "adamw", f["method"], f["method"] + " (" + f["optimizer"] + ")"
+    )
+    panels = list(dict.fromkeys(f["panel"]))
+    codes = {s: i for i, s in enumerate(GRID_STATES)}
+    cols = 4
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols, 2.2 * rows), squeeze=False)
+    cmap = ListedColormap(list(GRID_STATES.values()))
+    for ax, panel in zip(axes.flat, panels):
+        g = f[f["panel"] == panel]
+        code = g.pivot_table(
+            index="lr", columns="step", values="state", aggfunc=lambda s: codes[s.iloc[0]]
+        ).sort_index(ascending=False)
+        rel = g.pivot_table(index="lr", columns="step", values=value, aggfunc="first").reindex_like(
+            code
+        )
+        ax.imshow(
+            code.to_numpy(float), cmap=cmap, vmin=-0.5, vmax=len(GRID_STATES) - 0.5, aspect="auto"
+        )
+        for (i, j), v in np.ndenumerate(rel.to_numpy(float)):
+            if np.isfinite(v):
+                ax.text(
+                    j,
+                    i,
+                    f"{v:.1f}" if v < 10 else f"{v:.0f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if code.iloc[i, j] in (3, 4) else "black",
+                )
+        ax.set_xticks(range(code.shape[1]), code.columns)
+        ax.set_yticks(range(code.shape[0]), [f"{lr:.1e}" for lr in code.index])
+        ax.set_title(panel, fontsize=9)
+        ax.grid(False)
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.axis("off")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("learning rate")
+    for ax in axes[-1, :]:
+        ax.set_xlabel("step")
+    fig.legend(
+        handles=[Patch(color=c, label=s) for s, c in GRID_STATES.items()],
+        loc="lower center",
+        ncol=len(GRID_STATES),
+        frameon=False,
+        fontsize=8,
+        bbox_to_anchor=(0.5, -0.02),
+    )
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    return _done(fig)
+
+
+def plot_robustness(scores):
+    """Robustness score (area under the robustness curve) per method and domain: the mean
+    over replicates (bar; blue: the paper's methods, purple: the survey's, grey: the exact
+    retrained model, the referee) and the range over replicates (black line)."""
+    sns.set_theme(style="whitegrid")
+    s = scores.reset_index()
+    s["label"] = s["method"].where(
+        s["optimizer"].isin(["adamw", "-"]), s["method"] + " (" + s["optimizer"] + ")"
+    )
+    domains = list(dict.fromkeys(s["domain"]))
+    fig, axes = plt.subplots(
+        1,
+        len(domains),
+        figsize=(3.4 * len(domains), 0.28 * s["label"].nunique() + 1.4),
+        sharey=True,
+        squeeze=False,
+    )
+    order = list(dict.fromkeys(s["label"]))
+    for ax, d in zip(axes[0], domains):
+        g = s[s["domain"] == d].set_index("label").reindex(order)
+        y = range(len(order))
+        colours = [
+            "#7f7f7f" if m == "retrained" else "#1f77b4" if p else "#9467bd"
+            for m, p in zip(g["method"], g["paper method"])
+        ]
+        ax.barh(list(y), g["score"].fillna(0), color=colours)
+        several = (g["replicates"] > 1).fillna(False)
+        ax.hlines(
+            [i for i, k in zip(y, several) if k],
+            g["score_min"][several],
+            g["score_max"][several],
+            color="black",
+            lw=2,
+        )
+        ax.set_yticks(list(y), order)
+        ax.set_xlim(0, 1)
+        ax.set_title(d)
+        ax.set_xlabel("robustness score (area)")
+    axes[0][0].invert_yaxis()
+    fig.tight_layout()
+    return _done(fig)
+
+
+def plot_robustness_curves(frame, domain: str):
+    """The robustness curve of every method (AdamW) on ``domain``, first replicate: the
+    share of learning rates whose utility cost at the retrained model's forget perplexity
+    stays under each tolerance; the exact retrained model dashed."""
+    from ..studies.robustness import robustness_curves, utility_costs
+
+    sns.set_theme(style="whitegrid")
+    curves = robustness_curves(utility_costs(frame[frame["domain"] == domain]))
+    first = curves.index.get_level_values("replicate").min()
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    for (d, method, opt, rep), row in curves.iterrows():
+        if rep != first or opt not in ("adamw", "-"):
+            continue
+        style = {"ls": "--", "color": "black", "lw": 2} if method == "retrained" else {}
+        ax.step([100 * t for t in row.index], row.to_numpy(), where="post", label=method, **style)
+    ax.set_xlabel("utility tolerance (% rise of held-out retain or general perplexity)")
+    ax.set_ylabel("share of learning rates")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(domain)
+    ax.legend(fontsize=7, ncol=2, loc="lower right")
+    fig.tight_layout()
+    return _done(fig)
+
+
+def plot_relearning(frame):
+    """Held-out forget perplexity over the original model's (log scale) against
+    relearning steps, one line per model (mean over seeds, band: range), per domain. The
+    original model (grey) is the level "back"; the exact retrained model (thick red) is
+    how fast a model that never saw the data relearns."""
+    sns.set_theme(style="whitegrid")
+    domains = list(dict.fromkeys(frame["domain"]))
+    fig, axes = plt.subplots(
+        1, len(domains), figsize=(3.8 * len(domains), 3.6), sharey=True, squeeze=False
+    )
+    models = list(dict.fromkeys(frame["model"]))
+    palette = dict(zip(models, sns.color_palette("tab20", len(models))))
+    palette.update({"original": "#7f7f7f", "retrained": "#d62728"})
+    for ax, d in zip(axes[0], domains):
+        f = frame[frame["domain"] == d]
+        for m in models:
+            g = f[f["model"] == m].groupby("step")["ppl_rel"].agg(["mean", "min", "max"])
+            if not len(g):
+                continue
+            ref = m in ("original", "retrained")
+            ax.plot(
+                g.index,
+                g["mean"],
+                color=palette[m],
+                lw=2.5 if ref else 1.2,
+                label=m,
+                zorder=3 if ref else 2,
+            )
+            if (g["max"] > g["min"]).any():
+                ax.fill_between(g.index, g["min"], g["max"], color=palette[m], alpha=0.15)
+        ax.axhline(1, color="black", lw=0.8, ls="--")
+        ax.set_yscale("log")
+        ax.set_title(d)
+        ax.set_xlabel("relearning step")
+    axes[0][0].set_ylabel(metric("ppl_rel").label)
+    axes[0][-1].legend(fontsize=7, loc="upper right", ncol=2)
+    fig.tight_layout()
+    return _done(fig)
+
+
+def plot_quantisation(frame):
+    """Each model's forget perplexity over the original model's fp32 one (log scale), at
+    fp32 and at each quantised width, one panel per domain (a
+    :func:`~llmunlearn.studies.quantisation.quantisation_attack` frame, several domains
+    concatenated). A model whose knowledge only hides from fp32 moves back toward 1 (the
+    dashed line) when quantised; the exact retrained model (red label) shows how much
+    quantisation moves a model that never saw the data."""
+    sns.set_theme(style="whitegrid")
+    domains = list(dict.fromkeys(frame["domain"]))
+    models = list(dict.fromkeys(frame["model"]))
+    fig, axes = plt.subplots(
+        1,
+        len(domains),
+        figsize=(3.4 * len(domains), 0.28 * len(models) + 1.6),
+        sharey=True,
+        squeeze=False,
+    )
+    widths = sorted(frame["bits"].unique(), reverse=True)
+    style = {32: ("o", "#1f77b4"), 8: ("s", "#ff7f0e"), 4: ("D", "#d62728")}
+    for ax, d in zip(axes[0], domains):
+        f = frame[frame["domain"] == d]
+        base = f[(f["model"] == "original") & (f["bits"] == 32)]["ppl_forget"].iloc[0]
+        for b in widths:
+            g = f[f["bits"] == b].set_index("model").reindex(models)
+            marker, colour = style.get(int(b), ("x", "black"))
+            ax.scatter(
+                g["ppl_forget"] / base,
+                range(len(models)),
+                marker=marker,
+                color=colour,
+                s=28,
+                alpha=0.85,
+                label="fp32" if b == 32 else f"{b}-bit",
+                zorder=3,
+            )
+        ax.axvline(1, color="black", lw=0.8, ls="--")
+        ax.set_xscale("log")
+        ax.set_title(d)
+        ax.set_xlabel("forget ppl / original's (fp32)")
+    axes[0][0].set_yticks(range(len(models)), models)
+    for label in axes[0][0].get_yticklabels():
+        if label.get_text() in ("retrained", "twin"):
+            label.set_color("#d62728")
+    axes[0][0].invert_yaxis()
+    axes[0][-1].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return _done(fig)

@@ -1,0 +1,678 @@
+"""The paper's setting on a real pre-trained LLM (SmolLM2-135M, from PyPI), with an exact
+retrained twin.
+
+We cannot retrain a model we did not pre-train, as the paper could not retrain Yi-6B. But
+we can *continue* its pre-training on text it cannot have seen, and so make a membership
+that we know exactly (the **injected** design, the chapter's main one):
+
+- a pool of modules of pure-Python packages whose *first* PyPI release came after the
+  model's (:data:`~llmunlearn.data.sources.POST_RELEASE_PYTHON`, at least
+  :data:`MIN_PACKAGES` packages; the dates are read from PyPI into the manifest), split
+  at random by document into ``forget``, ``retain`` and ``approximate``: exchangeable
+  samples of the same kind of code, none of it seen by SmolLM2;
+- the **original** is SmolLM2 after a short continued pre-training on forget (repeated)
+  + retain + a slice of general text (:func:`continued`); its **exact retrained twin**
+  is the same continuation, same order and seed, without the forget chunks;
+- the paper's methods then unlearn the original, and both the approximate target and the
+  twin say how far each got.
+
+The **shifted** design is the paper's own kind and is kept only as the contrast it is:
+forget = modules of Python's standard library (from a pinned Debian package; SmolLM2 has
+very likely seen them) against the same approximate modules. Forget and approximate then
+differ in authors, age and idiom as well as in membership, so what an attack measures
+there is the distance between two kinds of code; the blind baseline
+(:func:`~llmunlearn.measurement.mia.blind_baseline`) says how much of it the text alone gives away.
+
+Both are written as folders in the layout of the paper's hub dataset, so that a profile
+with ``base_model`` and ``dataset`` runs the same runner, evaluation and
+lm-evaluation-harness code as the ``paper`` profile.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from pathlib import Path
+
+from ..config import Profile
+from ..runs import Run, config_hash, home
+
+MODEL_RELEASED = "2024-11-01"
+"""SmolLM2's release (November 2024); its pre-training data were collected before."""
+
+SPLITS = {"github": ("forget", "retain", "approximate"), "general": ("retain", "evaluation")}
+
+DESIGNS = ("injected", "shifted")
+"""``injected``: members we made by continued pre-training, against an exact twin (the
+main design); ``shifted``: the standard library against newer code (the paper's kind)."""
+
+MIN_PACKAGES = 20
+"""The fewest packages the injected pool may come from, so that no split is one team's
+code."""
+
+
+def _release_checked(docs) -> list:
+    """``docs`` if every one is known (from PyPI, in its ``source``) to be first published
+    after :data:`MODEL_RELEASED`, else a ``ValueError`` naming the first that is not."""
+    for d in docs:
+        first = re.search(r"first release (\d{4}-\d{2}-\d{2})", d.source)
+        if first is None or first.group(1) <= MODEL_RELEASED:
+            raise ValueError(
+                f"document {d.id} ({d.source}) is not known to be first published "
+                f"after the model's release ({MODEL_RELEASED}): drop its package from "
+                "the list"
+            )
+    return docs
+
+
+def _passages(docs, cap: int) -> list:
+    """Each module cut at blank lines into passages of at most ``cap`` characters
+    (:func:`~llmunlearn.data.sources.passages`, as the books' chapters are): the documents the
+    splits are drawn from, so that a split of a few thousand characters holds several,
+    from several packages."""
+    from ..data.sources import Document, passages
+
+    return [
+        Document(f"{d.id}#{j}", piece, d.group, d.source, d.license)
+        for d in docs
+        for j, piece in enumerate(passages(d.text, cap))
+    ]
+
+
+def real_llm_splits(profile: Profile, chars: int, design: str = "injected") -> dict[str, list]:
+    """The documents of every split (``"github/forget"``, ...): ``chars`` characters each
+    (passages of modules, :func:`_passages`, of at most a quarter of ``chars`` and within
+    the profile's length bounds, so that every split has several; seeded order). The
+    injected design draws forget, retain and approximate at random from one shuffled pool
+    of passages of post-release modules; the
+    shifted design keeps that approximate set and takes forget and retain from the
+    standard library. A pool of fewer than :data:`MIN_PACKAGES` packages, a document not
+    newer than the model, or a split the pool cannot fill is a ``ValueError``, before
+    anything is written."""
+    import dataclasses
+
+    from ..config import check_choice
+    from ..data.corpus import _selectable, _take, domain_splits, source_documents
+    from ..data.sources import debian_python_stdlib, post_release_python
+
+    check_choice("real-LLM design", design, DESIGNS)
+    cap = min(profile.max_doc_chars, max(profile.min_doc_chars, chars // 4))
+    bounded = dataclasses.replace(profile, max_doc_chars=cap)
+    new = _selectable(
+        _passages(_release_checked(source_documents(post_release_python)[0]), cap), bounded
+    )
+    packages = sorted({d.id.split("/")[0] for d in new})
+    if len(packages) < MIN_PACKAGES:
+        raise ValueError(
+            f"the post-release pool has documents from {len(packages)} packages "
+            f"({', '.join(packages)}); the injected design needs at least {MIN_PACKAGES}"
+        )
+    rng = random.Random(profile.seed)
+    rng.shuffle(new)
+    stream = iter(new)
+    out = {f"github/{s}": _take(stream, chars) for s in SPLITS["github"]}
+    if design == "shifted":
+        seen = _selectable(_passages(source_documents(debian_python_stdlib)[0], cap), bounded)
+        rng.shuffle(seen)
+        stdlib = iter(seen)
+        out["github/forget"] = _take(stdlib, chars)
+        out["github/retain"] = _take(stdlib, chars)
+    general = domain_splits("general", profile)
+    for split in SPLITS["general"]:
+        out[f"general/{split}"] = _take(iter(general[split]), chars)
+    for key, docs in out.items():  # general takes what the zoo's split has, up to chars
+        need, least = (chars, 2) if key.startswith("github/") else (1, 1)
+        if sum(len(d.text) for d in docs) < need or len(docs) < least:
+            raise ValueError(
+                f"real-LLM split {key} gets {len(docs)} documents of "
+                f"{sum(len(d.text) for d in docs):,} characters from its pool; it needs "
+                f"{need:,} characters in at least {least}: lower chars or the profile's "
+                f"min_doc_chars ({profile.min_doc_chars})"
+            )
+    return out
+
+
+def real_llm_dataset(profile: Profile, chars: int, design: str = "injected") -> Path:
+    """The folder of :func:`real_llm_splits` (paper's hub layout: configs ``github`` and
+    ``general``, one parquet file per split, ``text`` / ``content`` columns) and its
+    ``manifest.json``: per document its split, source package and version with the PyPI
+    dates, licence and sha256. Built once per profile, size and design."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ..data.corpus import manifest_rows
+
+    splits = real_llm_splits(profile, chars, design)
+    key = config_hash({k: [d.sha256 for d in v] for k, v in splits.items()})
+    root = home() / "datasets" / f"real-llm-{design}-{profile.name}-{key}"
+    if (root / "manifest.json").exists():
+        return root
+    partial = root.with_name(root.name + ".partial")
+    yaml = ["---", "configs:"]
+    for config, names in SPLITS.items():
+        yaml.append(f"- config_name: {config}\n  data_files:")
+        column = "content" if config == "general" else "text"  # as the paper's dataset
+        for split in names:
+            path = partial / config / f"{split}-00000-of-00001.parquet"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(pa.table({column: [d.text for d in splits[f"{config}/{split}"]]}), path)
+            yaml.append(f"  - split: {split}\n    path: {config}/{split}-*.parquet")
+    (partial / "README.md").write_text("\n".join([*yaml, "---", ""]))
+    manifest = {
+        "design": design,
+        "model_released": MODEL_RELEASED,
+        "chars_per_split": chars,
+        "documents": manifest_rows(splits),
+    }
+    (partial / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    partial.rename(root)
+    return root
+
+
+def logit_check(
+    gguf_file: str | Path, folder: str | Path, texts: list[str], tokens: int = 64
+) -> dict:
+    """Our converted model (``folder``, from :func:`~llmunlearn.models.read_gguf`) against
+    transformers' own GGUF loader on the same file: the largest absolute difference of
+    their logits on the first ``tokens`` tokens of each text, the largest logit, and how
+    often their next-token choices agree."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from ..models import load_model
+
+    from unittest import mock
+
+    import transformers.modeling_gguf_pytorch_utils as gguf_loader
+
+    from ..progress import progress_bar
+
+    gguf_file = Path(gguf_file)
+    ours, tokenizer = load_model(folder)
+    import functools
+
+    import gguf
+
+    # its tensor loop uses tqdm.auto, a widget in a kernel (which the built book would
+    # fetch from a CDN): this library's bar is text in the book and a widget in JupyterLab.
+    # The loader parses the file once for the configuration and again for the weights,
+    # and builds the same tensor-name map once per tensor (397 times): both memoised for
+    # this call (20 s instead of about 40 on 2 cores; the same weights)
+    with (
+        mock.patch.object(gguf_loader, "tqdm", progress_bar),
+        mock.patch.object(gguf, "GGUFReader", functools.lru_cache(gguf.GGUFReader)),
+        mock.patch.object(
+            gguf, "get_tensor_name_map", functools.lru_cache(gguf.get_tensor_name_map)
+        ),
+    ):
+        theirs = AutoModelForCausalLM.from_pretrained(
+            str(gguf_file.parent), gguf_file=gguf_file.name
+        )
+    diff, peak, agree, n = 0.0, 0.0, 0, 0
+    with torch.inference_mode():
+        for text in texts:
+            ids = tokenizer(text, return_tensors="pt")["input_ids"][:, :tokens]
+            a, b = ours.eval()(ids).logits.float(), theirs.eval()(ids).logits.float()
+            diff = max(diff, (a - b).abs().max().item())
+            peak = max(peak, a.abs().max().item())
+            agree += int((a.argmax(-1) == b.argmax(-1)).sum())
+            n += ids.shape[1]
+    return {
+        "max_abs_diff": diff,
+        "max_abs_logit": peak,
+        "argmax_agreement": agree / n,
+        "tokens": n,
+        "texts": len(texts),
+    }
+
+
+METHODS = ("ga", "ga_gd_in", "npo")
+"""The methods run on the real LLM: the paper's baseline, its most robust variant, NPO."""
+
+
+def real_llm_profile(
+    profile: Profile,
+    *,
+    design: str = "injected",
+    chars: int | None = None,
+    steps: int = 6,
+    lr: float = 5e-5,
+    batch: int = 2,
+    eval_every: int | None = None,
+) -> Profile:
+    """``profile`` turned to SmolLM2 (converted once, :func:`~llmunlearn.models.smollm2`)
+    on the data of :func:`real_llm_dataset` (``design``; ``chars`` per split, default an
+    eighth of the profile's approximate budget): ``steps`` unlearning steps of ``batch``
+    forget chunks at ``lr``, evaluated every ``eval_every`` steps (default: at the end
+    only) on at most half the profile's evaluation sample per set. A real LLM of 135M
+    parameters runs about 40 times slower per token than the ``cpu`` zoo's model
+    (measured on 2 cores: about 290 tokens/s evaluated, 67 trained), hence the small
+    default budget. Every argument is checked, and the data are built, before anything
+    is trained."""
+    import dataclasses
+
+    from ..config import check_choice, check_int, check_positive, check_profile
+    from ..models import smollm2
+
+    check_choice("real-LLM design", design, DESIGNS)
+    chars = profile.approximate_chars // 8 if chars is None else chars
+    check_int("chars", chars, 1)
+    check_int("steps", steps, 1)
+    check_int("batch", batch, 1)
+    check_positive("learning rate", lr)
+    eval_every = steps if eval_every is None else check_int("eval_every", eval_every, 1)
+    data, folder = real_llm_dataset(profile, chars, design), smollm2()
+    return check_profile(
+        dataclasses.replace(
+            profile,
+            base_model=str(folder),
+            dataset=str(data),
+            unlearn_lr=lr,
+            unlearn_steps=steps,
+            unlearn_batch=batch,
+            eval_every=eval_every,
+            eval_chunks=max(8, profile.eval_chunks // 2),
+            unlearn_batch_per_domain=None,
+            unlearn_epochs=None,
+            # the chapter's own design: no held-out retain, the paper's cosine schedule
+            # evaluated every eval_every steps
+            heldout_share=0.0,
+            grid_eval_steps=(),
+        )
+    )
+
+
+CONTINUATION = {"repeats": 1, "lr": 2e-4, "batch": 4}
+"""The continued pre-training that makes the injected members: every forget chunk
+``repeats`` times, the retain chunks and a slice of general text once, in one seeded
+shuffle, ``batch`` chunks a step at peak ``lr`` (AdamW, warm-up then cosine, the zoo's
+recipe). Seen once, the members' memorisation gap lands in the zoo's band on ``cpu``
+(measured 1.41; twice gave 2.23)."""
+
+
+def _continuation_parts(p: Profile) -> dict:
+    """D of the continuation, by part: the forget and retain documents of ``p``'s data
+    and half its general/retain documents."""
+    from ..data.corpus import load_splits
+
+    splits, general = load_splits("github", p), load_splits("general", p)
+    return {
+        "forget": splits["forget"],
+        "retain": splits["retain"],
+        "general": general["retain"][: max(1, len(general["retain"]) // 2)],
+    }
+
+
+def continuation_chunks(p: Profile, tokenizer):
+    """Every chunk of D of the continuation (forget, retain, general, in that order) as one
+    dataset with a ``part`` column: what :func:`continued`'s ``order`` indexes."""
+    import datasets
+
+    from ..data.corpus import chunk_documents
+
+    parts = {
+        k: chunk_documents(tokenizer, v, p.chunk_len) for k, v in _continuation_parts(p).items()
+    }
+    joined = datasets.concatenate_datasets([c.with_format(None) for c in parts.values()])
+    joined = joined.add_column("part", [k for k, c in parts.items() for _ in range(len(c))])
+    return joined.with_format(
+        "torch", columns=["input_ids", "attention_mask", "labels"], output_all_columns=True
+    )
+
+
+def continued(p: Profile, *, twin: bool = False, progress: bool = True, **overrides) -> Run:
+    """SmolLM2 (``p.base_model``) after a continued pre-training on ``p``'s injected data
+    (:data:`CONTINUATION`, ``overrides`` replacing any of it): the *original*, or with
+    ``twin=True`` its exact retrained twin, the same order and seed without the forget
+    chunks (so it never trains on a forget token). The run's ``model/`` is a Hugging
+    Face folder; ``summary.json`` holds ``tokens``, ``steps``, ``flops``, ``wall_s``,
+    the loss curve, the chunk counts of each part, and the ``order`` of the trained
+    chunks (indices of :func:`continuation_chunks`) with their documents."""
+    import dataclasses
+
+    import torch
+
+    from ..config import check_int, check_positive
+    from ..models import load_model, n_params
+    from ..training.pretraining import _train_lm
+    from ..training.loop import training_flops
+
+    recipe = {**CONTINUATION, **overrides}
+    unknown = set(recipe) - set(CONTINUATION)
+    if unknown:
+        raise ValueError(
+            f"unknown continuation settings {sorted(unknown)}; allowed: {sorted(CONTINUATION)}"
+        )
+    check_int("repeats", recipe["repeats"], 1)
+    check_int("batch", recipe["batch"], 1)
+    check_positive("learning rate", recipe["lr"])
+    parts = _continuation_parts(p)
+    name = "twin" if twin else "original"
+    run = Run.create(
+        "pretrain",
+        f"{p.name}-smollm2-{name}",
+        {
+            "base_model": Path(p.base_model).name,
+            "seed": p.seed,
+            "chunk_len": p.chunk_len,
+            "recipe": recipe,
+            "docs": {k: [d.sha256 for d in v] for k, v in parts.items()},
+            "twin": twin,
+        },
+    )
+    if run.done:
+        return run
+    torch.set_num_threads(p.threads)
+    model, tokenizer = load_model(p.base_model)
+    train_set = continuation_chunks(p, tokenizer)
+    kinds = list(train_set["part"])
+    order = [i for i, k in enumerate(kinds) if k == "forget"] * recipe["repeats"] + [
+        i for i, k in enumerate(kinds) if k != "forget"
+    ]
+    random.Random(p.seed + 2000).shuffle(order)
+    order = order[: max(1, len(order) // recipe["batch"]) * recipe["batch"]]  # whole batches
+    if twin:  # the original's trained order with every forget chunk taken out
+        order = [i for i in order if kinds[i] != "forget"]
+        order = order[: max(1, len(order) // recipe["batch"]) * recipe["batch"]]
+    steps = len(order) // recipe["batch"]
+    recipe_profile = dataclasses.replace(
+        p, pretrain_batch=recipe["batch"], pretrain_lr=recipe["lr"]
+    )
+    result = _train_lm(
+        recipe_profile,
+        model,
+        train_set,
+        order,
+        steps,
+        recipe["lr"],
+        0.1,
+        p.seed,
+        run,
+        f"continue SmolLM2 ({name})",
+        progress,
+        checkpoints=0,  # a few minutes, and each save is half a gigabyte
+    )
+    model = result["model"].eval()
+    model.save_pretrained(run.path / "model")
+    tokenizer.save_pretrained(run.path / "model")
+    n = n_params(model)
+    doc_ids = list(train_set["doc_id"])
+    run.finish(
+        {
+            "n_params": n,
+            "chunks": {k: kinds.count(k) for k in parts},
+            "trained_forget_chunks": sum(kinds[i] == "forget" for i in order),
+            "order": order,
+            "order_doc_ids": [doc_ids[i] for i in order],
+            "tokens": result["tokens"],
+            "steps": steps,
+            "flops": training_flops(n, result["tokens"]),
+            "wall_s": result["wall_s"],
+            "log": result["log"],
+            "ppl": {},
+        }
+    )
+    return run
+
+
+def real_llm_zoo(p: Profile, progress: bool = True, **overrides) -> dict[str, Run]:
+    """The injected design's models: ``base`` (SmolLM2 itself), ``original`` (continued
+    on D) and ``retrained-github`` (its exact twin), keyed as the zoo's are so that every
+    function that compares a domain's models (the quantisation attack among them) takes
+    the twin as the retrained model."""
+    from ..training.pretraining import base_model_run
+
+    return {
+        "base": base_model_run(p),
+        "original": continued(p, progress=progress, **overrides),
+        "retrained-github": continued(p, twin=True, progress=progress, **overrides),
+    }
+
+
+def real_llm_table(p: Profile, runs: dict, zoo: dict | None = None, progress: bool = True):
+    """One row per model: the continued ``original``, its exact ``twin`` (with ``zoo``,
+    from :func:`real_llm_zoo`; else the original is SmolLM2 itself) and each method's
+    selected step: forget, approximate, retain and
+    general perplexity, forget over the target (the original's approximate perplexity),
+    forget over the twin's forget perplexity, the Min-K% AUC with its interval and TPR at
+    1 % FPR, the AUC's distance to the twin's, and the utility battery's accuracy through
+    lm-evaluation-harness."""
+    import pandas as pd
+
+    from ..evaluation import evaluate_reference
+    from .utility import lm_eval_run
+    from ..training.pretraining import base_model_run
+    from ..progress import progress_bar
+
+    first = next(iter(runs.values())).summary
+    zoo = zoo or {"original": base_model_run(p)}
+    models = {}
+    for name, key in (("original", "original"), ("twin", "retrained-github")):
+        if key in zoo:
+            models[name] = (evaluate_reference(p, "github", zoo[key]), zoo[key].path / "model")
+    for m, run in runs.items():
+        models[m] = (run.summary["selected"], run.path / "selected")
+    twin = models.get("twin", (None,))[0]
+    rows = []
+    for name, (row, path) in progress_bar(
+        models.items(), desc="utility of SmolLM2 models", disable=not progress
+    ):
+        # the battery before (the original) and after each method; the twin's utility
+        # is read from its perplexities (a real LLM is slow on a CPU)
+        res = (
+            lm_eval_run(p, path, "battery", quiet=True).summary["results"]
+            if name != "twin"
+            else {"llmunlearn_battery": {"acc": float("nan")}}
+        )
+        rows.append(
+            {
+                "model": name,
+                "step": row.get("step", 0),
+                "forget": row["ppl_forget"],
+                "approximate": row["ppl_approximate"],
+                "retain": row["ppl_retain"],
+                "general": row["ppl_general"],
+                "forget / target": row["ppl_forget"] / first["target"],
+                "forget / twin": row["ppl_forget"] / twin["ppl_forget"] if twin else float("nan"),
+                "AUC": row["auc"],
+                "AUC - twin": row["auc"] - twin["auc"] if twin else float("nan"),
+                "battery acc": res["llmunlearn_battery"]["acc"],
+                "reached": bool(row.get("reached_target", False)),
+            }
+        )
+    return pd.DataFrame(rows).set_index("model")
+
+
+def membership_table(designs: dict[str, Profile], zoo: dict, folds: int = 5):
+    """Per design (name -> real-LLM profile): the members (forget) against the
+    non-members (approximate) as a model sees them, the Min-K% AUC with its interval over documents
+    and its TPR at 1 % FPR (at the smallest rate the chunks resolve, stated), beside the blind
+    baseline on the same chunks (:func:`~llmunlearn.measurement.mia.blind_baseline`, text alone,
+    cross-validated by unit: a package, whose passages the random split puts on both sides, or a
+    standard-library module) and whether the attack's interval lies above the blind one's. The
+    injected design is read on the continued original and on its twin (which never saw the members:
+    its AUC is what no membership looks like here); the shifted design on SmolLM2 itself."""
+    import pandas as pd
+
+    from transformers import AutoTokenizer
+
+    from ..data.corpus import chunk_texts, chunked_splits
+    from ..evaluation import evaluate_reference
+    from ..measurement.mia import blind_baseline
+    from ..training.pretraining import base_model_run
+
+    rows = []
+    for design, p in designs.items():
+        tokenizer = AutoTokenizer.from_pretrained(p.base_model)  # the text, not the weights
+        chunks = chunked_splits(p, "github", tokenizer)
+        documents = json.loads((Path(p.dataset) / "manifest.json").read_text())["documents"]
+        sets = {}
+        for split in ("forget", "approximate"):
+            # the hub layout numbers a split's documents in the manifest's order
+            unit = {
+                f"github/{split}/{i:05d}": d["group"]
+                for i, d in enumerate(x for x in documents if x["split"] == f"github/{split}")
+            }
+            c = chunks[split]
+            sets[split] = (chunk_texts(tokenizer, c), [unit[d] for d in c["doc_id"]])
+        n_docs = min(len(set(sets[s][1])) for s in sets)
+        blind = blind_baseline(
+            *sets["forget"], *sets["approximate"], folds=min(folds, n_docs), seed=p.seed
+        )
+        rows_of = (
+            {
+                n: evaluate_reference(p, "github", zoo[k])
+                for n, k in (("original", "original"), ("twin", "retrained-github"))
+            }
+            if design == "injected"
+            else {"SmolLM2": _membership_row(p, base_model_run(p))}
+        )
+        for name, row in rows_of.items():
+            rows.append(
+                {
+                    "design": design,
+                    "model": name,
+                    "Min-K% AUC": row["auc"],
+                    "low": row["auc_low"],
+                    "high": row["auc_high"],
+                    "TPR@1%": row.get("tpr@0.01", float("nan")),
+                    "smallest FPR": row.get("smallest_fpr", float("nan")),
+                    "blind AUC": blind["auc"],
+                    "blind low": blind["ci_low"],
+                    "blind high": blind["ci_high"],
+                    "blind TPR@1%": blind["tpr@0.01"],
+                    "attack beats blind": bool(row["auc_low"] > blind["ci_high"]),
+                    "member chunks": len(sets["forget"][0]),
+                    "non-member chunks": len(sets["approximate"][0]),
+                    "folds": blind["folds"],
+                }
+            )
+    return pd.DataFrame(rows).set_index(["design", "model"])
+
+
+def _membership_row(p: Profile, model_run: Run) -> dict:
+    """:func:`~llmunlearn.evaluation.evaluation_row` of a model on the forget and
+    approximate sets only, with intervals (cached): what the membership table reads of a
+    model no other table needs."""
+    import torch
+
+    from ..data.corpus import domain_chunks
+    from ..evaluation import evaluation_config, evaluation_row, evaluation_sets
+    from ..training.pretraining import load_original
+
+    run = Run.create(
+        "evaluate",
+        f"{p.name}-github-{model_run.path.name}-membership",
+        {"profile": evaluation_config(p), "model": model_run.path.name, "sets": "membership"},
+    )
+    if not run.done:
+        torch.set_num_threads(p.threads)
+        model, tokenizer = load_original(model_run)
+        chunks, general = domain_chunks(p, "github", tokenizer)
+        sets = evaluation_sets(p, chunks, general)
+        sets = {k: sets[k] for k in ("forget", "approximate")}
+        run.finish(evaluation_row(model.eval(), sets, p.seed, intervals=True))
+    return run.summary
+
+
+def twin_check(p: Profile, zoo: dict) -> dict:
+    """What the injected design gives, read on the same evaluation sets: ``M``, the
+    continued original's approximate over forget perplexity (its memorisation gap);
+    ``R``, the twin's forget over approximate perplexity (1 when the twin cannot tell
+    the forget set from unseen text); both models' AUC (the twin's with its interval)."""
+    from ..evaluation import evaluate_reference
+
+    o, t = (evaluate_reference(p, "github", zoo[k]) for k in ("original", "retrained-github"))
+    return {
+        "M": o["ppl_approximate"] / o["ppl_forget"],
+        "R": t["ppl_forget"] / t["ppl_approximate"],
+        "auc_original": o["auc"],
+        "auc_twin": t["auc"],
+        "auc_twin_low": t["auc_low"],
+        "auc_twin_high": t["auc_high"],
+        "twin_forget_over_original": t["ppl_forget"] / o["ppl_forget"],
+    }
+
+
+def real_llm_study(
+    profile: Profile,
+    methods=METHODS,
+    *,
+    chars: int | None = None,
+    steps: int = 6,
+    lr: float = 5e-5,
+    batch: int = 2,
+    continuation: dict | None = None,
+    progress: bool = True,
+) -> dict:
+    """Everything the real-LLM chapter shows, cached, for the chapter and the claims page
+    alike: ``profile`` / ``shifted`` (the two designs' profiles), ``zoo``
+    (:func:`real_llm_zoo`), ``runs`` (each method on the continued original),
+    ``table`` (:func:`real_llm_table`), ``twin`` (:func:`twin_check`), ``membership``
+    (:func:`membership_table`) and ``quantisation`` (the original, the twin and each
+    method's selected model at 4 bits, the GGUF file's own scheme, on forget and
+    approximate; :func:`~llmunlearn.studies.quantisation.quantisation_attack`, with the share of
+    weights back on SmolLM2's). Every argument is checked before anything trains."""
+    from ..unlearning.methods import get_method
+    from .quantisation import quantisation_attack
+    from ..unlearning.runner import unlearn_all
+
+    methods = list(methods)
+    for m in methods:
+        get_method(m)  # an unknown method is named before anything is fetched
+    p = real_llm_profile(profile, chars=chars, steps=steps, lr=lr, batch=batch)
+    shifted = real_llm_profile(
+        profile, design="shifted", chars=chars, steps=steps, lr=lr, batch=batch
+    )
+    zoo = real_llm_zoo(p, progress=progress, **(continuation or {}))
+    runs = unlearn_all(p, "github", methods, original=zoo["original"], progress=progress)
+    return {
+        "profile": p,
+        "shifted": shifted,
+        "zoo": zoo,
+        "runs": runs,
+        "table": real_llm_table(p, runs, zoo, progress=progress),
+        "twin": twin_check(p, zoo),
+        "membership": membership_table({"injected": p, "shifted": shifted}, zoo),
+        "quantisation": quantisation_attack(
+            p,
+            "github",
+            zoo,
+            methods,
+            bits=(4,),
+            splits=("forget", "approximate"),
+            base=p.base_model,
+            progress=progress,
+        ),
+    }
+
+
+def zoo_agreement(profile: Profile, table):
+    """The same methods on the zoo's GitHub domain (the unlearning chapter's runs at the
+    profile's defaults) next to the real LLM: whether each reached the target, and the
+    change of the Min-K% AUC. ``agree`` when both reach (or both miss) the target and the
+    AUC moves the same way."""
+    import pandas as pd
+
+    from ..unlearning.runner import unlearn
+
+    rows = []
+    before = table.loc["original"]
+    for m in table.index.drop("original"):
+        s = unlearn(profile, "github", m, progress=False).summary
+        zoo_reached = bool(s["selected"]["reached_target"])
+        zoo_dauc = s["selected"]["auc"] - s["evals"][0]["auc"]
+        real_dauc = table.loc[m, "AUC"] - before["AUC"]
+        rows.append(
+            {
+                "method": m,
+                "zoo reached": zoo_reached,
+                "SmolLM2 reached": bool(table.loc[m, "reached"]),
+                "zoo AUC change": zoo_dauc,
+                "SmolLM2 AUC change": real_dauc,
+                "agree": zoo_reached == bool(table.loc[m, "reached"])
+                and (zoo_dauc < 0) == (real_dauc < 0),
+            }
+        )
+    return pd.DataFrame(rows).set_index("method")

@@ -1,0 +1,635 @@
+"""The hyper-parameter grid: every method x learning rate x evaluated step x seed.
+
+The paper's Figure 2 claims that gradient ascent with gradient descent on in-distribution
+data is the most robust to learning rate and number of steps. A grid cell is one
+(method, optimiser, learning rate, seed, step): each learning rate is one unlearning run
+(:func:`llmunlearn.unlearning.runner.unlearn`, the chapters' recipe) evaluated every
+``eval_every`` steps, so the steps axis comes with the run. The profile declares the grid
+(``grid_lrs``, ``grid_seeds``, ``grid_seed_methods``, ``grid_sophia_methods``): ``cpu``
+runs a small one, ``gpu`` a larger one, with this code.
+
+Everything below was fixed before the grid was run (the chapter states it too). The
+exact retrained model is the referee: every rule is also applied to it, and a rule that
+rejects it is a wrong rule (a test checks this).
+
+- runs use a constant learning rate after warm-up and are evaluated at the profile's
+  ``grid_eval_steps`` (geometrically spaced), so each run sweeps its total amount of
+  unlearning; the grid runs on every independently pre-trained original of
+  ``grid_seeds`` (the replicates);
+- a cell is **good** when the forget perplexity lies within a factor :data:`FORGET_BAND`
+  of the exact retrained model's (two-sided: overshooting is as visible as doing
+  nothing), held-out retain and general perplexity are at most :data:`TOLERANCE` above the
+  original model's, and the Min-K% AUC lies within the retrained model's 95 % interval
+  (over documents). Without a retrained model (the paper's setting) the forget band is
+  around the approximate target and the membership condition is forget / approximate
+  perplexity of the same model at least 1;
+- a run's **utility cost at target** is max(held-out retain, general perplexity ratio) - 1
+  where its forget perplexity first reaches the reference (the retrained model's forget
+  perplexity; in the paper's view the approximate target), interpolated in log space
+  between evaluated steps; a run that never reaches it is *censored* (infinite cost);
+- a method's **robustness curve** on a domain is, for each tolerance from 0 to
+  :data:`MAX_TOLERANCE`, the share of its learning rates whose cost stays under it; its
+  **score** is the area under that curve (1: every learning rate reaches the reference
+  at no cost; 0: none reaches it within the largest tolerance), per replicate;
+- a method's **best learning rate** is the one of least utility cost on the first
+  replicate, reported on the others (chosen on one sample, reported on another).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from ..config import DOMAINS, Profile, check_choice, check_grid
+from ..runs import Run
+
+TOLERANCE = 0.10
+"""How much held-out retain and general perplexity may rise over the original model's in a
+good cell (fixed before the grid was run)."""
+
+FORGET_BAND = 1.2
+"""A good cell's forget perplexity lies within this factor of the reference, either way
+(fixed before the grid was run)."""
+
+MAX_TOLERANCE = 0.5
+"""The robustness curve runs over utility tolerances from 0 to this."""
+
+CURVE = tuple(i / 100 for i in range(0, int(MAX_TOLERANCE * 100) + 1))
+"""The tolerances the robustness curve is evaluated at (its area is the score)."""
+
+
+def check_tolerance(name: str, value: float) -> float:
+    """``value`` if it lies in (0, 1), else a ``ValueError`` naming it."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        raise ValueError(f"{name} must lie in (0, 1), got {value!r}")
+    return value
+
+
+def check_band(name: str, value: float) -> float:
+    """``value`` if it is a finite factor of at least 1, else a ``ValueError`` naming it."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 1 <= value < math.inf:
+        raise ValueError(f"{name} must be a finite factor >= 1, got {value!r}")
+    return value
+
+
+def check_grid_methods(profile: Profile) -> None:
+    """The grid's method names are methods (needs the method registry, so it is checked
+    where the grid is run, not when a profile is made: the configuration sits below the
+    methods)."""
+    from ..unlearning.methods import get_method
+
+    for m in (*(profile.grid_seed_methods or ()), *profile.grid_sophia_methods):
+        get_method(m)
+
+
+def grid_cells(profile: Profile, methods=None) -> list[dict]:
+    """The grid's runs: method, optimizer, lr, seed (the unlearning seed, the profile's)
+    and ``replicate`` (the pre-training seed of the original it starts from) of each.
+    On the first replicate every method runs at every learning rate (methods outside the
+    paper's seven at the profile's learning rate only when ``grid_survey_default_lr``),
+    and ``grid_sophia_methods`` also with SophiaG; on the other replicates the methods of
+    ``grid_seed_methods`` (None: all) likewise, AdamW only. A grid with no learning rate
+    is a ``ValueError``."""
+    from ..unlearning.methods import METHODS, get_method
+
+    check_grid(profile)
+    check_grid_methods(profile)
+    if not profile.grid_lrs:
+        raise ValueError(
+            f"profile {profile.name!r} has no grid: grid_lrs is empty; give it "
+            "at least one learning rate (get_profile(..., grid_lrs=(1e-4, "
+            "1e-3)))"
+        )
+    methods = list(methods or METHODS)
+    for m in methods:
+        get_method(m)
+    first, *others = profile.grid_seeds
+    seeded = set(methods if profile.grid_seed_methods is None else profile.grid_seed_methods)
+
+    def lrs(m):
+        if profile.grid_survey_default_lr and not get_method(m).paper:
+            return (profile.unlearn_lr,)
+        return profile.grid_lrs
+
+    cells = []
+    for m in methods:
+        for lr in lrs(m):
+            base = {"method": m, "lr": lr, "seed": profile.seed}
+            cells.append({**base, "optimizer": "adamw", "replicate": first})
+            if m in profile.grid_sophia_methods:
+                cells.append({**base, "optimizer": "sophia", "replicate": first})
+            cells += [{**base, "optimizer": "adamw", "replicate": r} for r in others if m in seeded]
+    return cells
+
+
+def is_default(profile: Profile, cell: dict) -> bool:
+    """Whether ``cell`` is the chapters' run (the profile's learning rate and seed, AdamW):
+    its model is kept for the privacy and utility chapters."""
+    return (
+        cell["optimizer"] == "adamw"
+        and math.isclose(cell["lr"], profile.unlearn_lr)
+        and cell["seed"] == profile.seed
+        and cell.get("replicate", profile.seed) == profile.seed
+    )
+
+
+def run_grid(
+    profile: Profile,
+    domain: str,
+    original: Run | None = None,
+    methods=None,
+    progress: bool = True,
+    zoos: dict | None = None,
+) -> list[tuple[dict, Run]]:
+    """Run (or reuse) every cell of the grid on ``domain``: a list of (cell, run). Runs
+    are cached one by one, so an interrupted grid resumes where it stopped. Only the
+    chapters' own runs keep their weights. ``zoos``: replicate seed -> zoo
+    (:func:`~llmunlearn.training.pretraining.replicate_zoos`); ``original`` stands for the first
+    replicate's original when given. With the profile's ``executor`` "ray", the runs not
+    cached yet execute as Ray tasks first (:mod:`llmunlearn.training.executor`)."""
+    from ..progress import progress_bar as tqdm
+
+    from ..training.pretraining import pretrain
+    from ..unlearning.runner import unlearn
+
+    check_choice("domain", domain, DOMAINS)
+    cells = grid_cells(profile, methods)  # every value checked before any run starts
+    originals = {s: z["original"] for s, z in (zoos or {}).items()}
+    if original is not None:
+        originals[profile.grid_seeds[0]] = original
+    for s in {c["replicate"] for c in cells} - set(originals):
+        originals[s] = pretrain(profile, seed=s, progress=False)
+
+    def kwargs(cell):
+        return {
+            "lr": cell["lr"],
+            "seed": cell["seed"],
+            "optimizer": cell["optimizer"],
+            "original": originals[cell["replicate"]],
+            "keep_model": is_default(profile, cell),
+        }
+
+    if profile.executor != "local":  # the runs not cached yet go out as tasks
+        from ..training.executor import run_tasks
+
+        todo = [
+            c
+            for c in cells
+            if not unlearn(profile, domain, c["method"], **kwargs(c), plan_only=True).done
+        ]
+        if todo:
+            run_tasks(
+                unlearn,
+                [
+                    (
+                        f"{c['method']} lr={c['lr']:g}",
+                        (profile, domain, c["method"]),
+                        {**kwargs(c), "progress": False},
+                    )
+                    for c in todo
+                ],
+                threads=profile.threads,
+                desc=f"grid on {domain}",
+                executor=profile.executor,
+                address=profile.ray_address,
+                inputs=("data", "tokenizer", "evaluate"),
+                gpus=profile.ray_gpus_per_run,
+            )
+    out = []
+    with tqdm(cells, desc=f"grid on {domain}", unit="run", disable=not progress) as bar:
+        for cell in bar:
+            bar.set_postfix_str(
+                f"{cell['method']} {cell['optimizer']} lr={cell['lr']:g} "
+                f"original s{cell['replicate']}",
+                refresh=False,
+            )
+            out.append(
+                (
+                    cell,
+                    unlearn(profile, domain, cell["method"], **kwargs(cell), progress=False),
+                )
+            )
+    return out
+
+
+def grid_frame(
+    profile: Profile,
+    domains=DOMAINS,
+    zoo: dict | None = None,
+    progress: bool = True,
+    methods=None,
+) -> pd.DataFrame:
+    """One row per grid cell (domain, method, optimizer, lr, seed, replicate, step) from
+    the cached runs (run if missing), plus one row per domain and replicate for the exact
+    retrained model (method ``retrained``, step 0: the referee judged by the same rules):
+    the perplexities, ``forget_rel`` (forget perplexity over the paper's approximate
+    target), ``forget_ref`` (over the exact retrained model's forget perplexity: the
+    referee; NaN without one), ``retain_rel`` and ``general_rel`` (held-out retain and
+    general over the original model's, with ``*_rel_low`` / ``*_rel_high``: their 95 %
+    intervals over documents), ``auc`` (Min-K% 0.3, forget against approximate),
+    ``auc_gap`` (minus the retrained model's AUC) and ``auc_in`` (within the retrained
+    model's interval), ``status``, ``good`` (the referee's rule) and ``good_paper`` (the
+    same rule around the approximate target). A run that diverged has rows for the steps
+    it never reached, with status ``diverged``. ``zoo`` stands for the first replicate's;
+    ``methods`` (default: every registered one) limits the runs."""
+    from ..evaluation import evaluate_reference
+    from ..training.pretraining import pretrain_zoo
+    from ..unlearning.runner import eval_points
+
+    zoos = {}
+    for i, s in enumerate(profile.grid_seeds):
+        zoos[s] = zoo if (i == 0 and zoo is not None) else pretrain_zoo(profile, False, seed=s)
+    rows = []
+    for domain in domains:
+        refs = {}
+        for s, z in zoos.items():
+            original = evaluate_reference(profile, domain, z["original"])
+            key = f"retrained-{domain}"
+            retrained = evaluate_reference(profile, domain, z[key]) if key in z else None
+            refs[s] = (original, retrained)
+            if retrained is not None:
+                rows.append(
+                    _row(
+                        {"domain": domain, "method": "retrained", "optimizer": "-", "lr": 0.0},
+                        s,
+                        0,
+                        retrained,
+                        original,
+                        retrained,
+                        profile,
+                    )
+                )
+        for cell, run in run_grid(profile, domain, methods=methods, progress=progress, zoos=zoos):
+            original, retrained = refs[cell["replicate"]]
+            summ, steps = run.summary, run.config["train"]["steps"]
+            evals = {e["step"]: e for e in summ["evals"]}
+            for step in (0, *eval_points(profile, steps)):
+                rows.append(
+                    _row(
+                        {"domain": domain, **cell},
+                        cell["replicate"],
+                        step,
+                        evals.get(step),
+                        original,
+                        retrained,
+                        profile,
+                    )
+                )
+    frame = pd.DataFrame(rows)
+    frame["good"] = good(frame)
+    frame["good_paper"] = good(frame, paper=True)
+    return frame
+
+
+def _row(cell, replicate, step, e, original, retrained, profile) -> dict:
+    target = original.get("whole_approximate_ppl", original["ppl_approximate"])
+    row = {
+        "seed": profile.seed,
+        **cell,
+        "replicate": replicate,
+        "step": step,
+        "target": target,
+        "status": "finished" if e is not None else "diverged",
+    }
+    if e is None:
+        return row
+    row.update({k: e[k] for k in e if k.startswith(("ppl_", "auc"))})
+    row["forget_rel"] = e["ppl_forget"] / target
+    row["retain_rel"] = e["ppl_retain"] / original["ppl_retain"]
+    row["general_rel"] = e["ppl_general"] / original["ppl_general"]
+    row["self_rel"] = e["ppl_forget"] / e["ppl_approximate"]
+    # the utility ratios' 95 % intervals over documents (the same chunks in both models)
+    from ..evaluation import utility_intervals
+
+    intervals = utility_intervals(e, original, profile.seed)  # retain_low -> retain_rel_low
+    row.update({k.replace("_", "_rel_", 1): v for k, v in intervals.items()})
+    if retrained is not None:
+        row["forget_ref"] = e["ppl_forget"] / retrained["ppl_forget"]
+        row["auc_gap"] = e["auc"] - retrained["auc"]
+        row["auc_in"] = bool(retrained["auc_low"] <= e["auc"] <= retrained["auc_high"])
+    return row
+
+
+def good(frame: pd.DataFrame, paper: bool = False) -> pd.Series:
+    """Whether each row is a good cell by the rule of the module doc: the referee's (the
+    exact retrained model's forget perplexity and AUC interval) where the row has one,
+    else, and with ``paper=True`` always, the paper's view (the approximate target, and
+    forget / approximate perplexity of the same model at least 1)."""
+    lo, hi = 1 / FORGET_BAND, FORGET_BAND
+    finished = frame["status"] == "finished"
+    kept = (frame["retain_rel"] <= 1 + TOLERANCE) & (frame["general_rel"] <= 1 + TOLERANCE)
+    paper_rule = frame["forget_rel"].between(lo, hi)
+    if "self_rel" in frame:
+        paper_rule &= frame["self_rel"] >= 1
+    if paper or "forget_ref" not in frame:
+        forget = paper_rule
+    else:
+        referee = frame["forget_ref"].between(lo, hi) & frame["auc_in"].fillna(False).astype(bool)
+        forget = referee.where(frame["forget_ref"].notna(), paper_rule)
+    return (finished & kept & forget).fillna(False).astype(bool)
+
+
+def cost_at_target(steps: pd.DataFrame, column: str = "forget_ref") -> float:
+    """The utility cost at target of one run (``steps``: its rows, step 0 included):
+    max(retain_rel, general_rel) - 1 where ``column`` (forget perplexity over the
+    reference) first reaches 1, interpolated in log space between the evaluated steps
+    around that point; ``inf`` when the run never reaches it (censored) or diverged
+    before."""
+    r = steps.sort_values("step")
+    prev = None
+    for _, row in r.iterrows():
+        if row["status"] != "finished" or not math.isfinite(row.get(column, math.nan)):
+            return math.inf
+        if row[column] >= 1:
+            if prev is None or row["step"] == 0:
+                return max(row["retain_rel"], row["general_rel"]) - 1
+            lf0, lf1 = math.log(prev[column]), math.log(row[column])
+            t = 1.0 if lf1 == lf0 else (0 - lf0) / (lf1 - lf0)
+            cost = [
+                math.exp(math.log(prev[c]) + t * (math.log(row[c]) - math.log(prev[c])))
+                for c in ("retain_rel", "general_rel")
+            ]
+            return max(cost) - 1
+        prev = row
+    return math.inf
+
+
+RUN_KEYS = ["domain", "method", "optimizer", "lr", "seed", "replicate"]
+
+
+def utility_costs(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per run (and per retrained model): ``cost`` (the referee's view: at the
+    retrained model's forget perplexity) and ``cost_paper`` (at the approximate target),
+    ``censored`` / ``censored_paper`` when the run never gets there."""
+    rows = []
+    ref = "forget_ref" if "forget_ref" in frame else "forget_rel"
+    for key, g in frame.groupby(RUN_KEYS, sort=False):
+        c, cp = cost_at_target(g, ref), cost_at_target(g, "forget_rel")
+        rows.append(
+            {
+                **dict(zip(RUN_KEYS, key)),
+                "cost": c,
+                "censored": not math.isfinite(c),
+                "cost_paper": cp,
+                "censored_paper": not math.isfinite(cp),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def robustness_curves(costs: pd.DataFrame, column: str = "cost") -> pd.DataFrame:
+    """Per domain, method, optimizer and replicate: the share of learning rates whose cost
+    is at most each tolerance of :data:`CURVE` (columns are the tolerances)."""
+    keys = ["domain", "method", "optimizer", "replicate"]
+    out = {}
+    for key, g in costs.groupby(keys, sort=False):
+        c = g[column].clip(lower=0).to_numpy()
+        out[key] = {t: float((c <= t).mean()) for t in CURVE}
+    frame = pd.DataFrame(out).T
+    frame.index.names = keys
+    return frame
+
+
+def robustness(frame: pd.DataFrame, column: str = "cost") -> pd.DataFrame:
+    """Per domain, method and optimizer: the robustness score (area under the robustness
+    curve, 0 to 1) on each replicate, its mean, min and max over replicates; the best
+    utility cost at target (over learning rates; mean over replicates); the share of
+    censored runs, and of runs that diverged; ``paper method``. ``column`` is ``cost``
+    (the referee's view) or ``cost_paper`` (at the approximate target)."""
+    costs = utility_costs(frame)
+    curves = robustness_curves(costs, column)
+    area = curves.mean(axis=1).rename("score").reset_index()
+    keys = ["domain", "method", "optimizer"]
+    out = area.groupby(keys, sort=False)["score"].agg(
+        score="mean", score_min="min", score_max="max", replicates="count"
+    )
+    best = costs.groupby([*keys, "replicate"], sort=False)[column].min().groupby(keys).mean()
+    out["best cost"] = best
+    cens = "censored" if column == "cost" else "censored_paper"
+    out["censored"] = costs.groupby(keys, sort=False)[cens].mean()
+    div = frame.groupby(RUN_KEYS, sort=False)["status"].apply(lambda s: (s == "diverged").any())
+    out["diverged"] = div.groupby(keys).mean()
+    out["paper method"] = [_paper(m) for m in out.index.get_level_values("method")]
+    return out
+
+
+def per_replicate(frame: pd.DataFrame, column: str = "cost") -> pd.DataFrame:
+    """The robustness score of every (domain, method, optimizer) on each replicate: a
+    frame with one column per replicate seed."""
+    curves = robustness_curves(utility_costs(frame), column)
+    return curves.mean(axis=1).unstack("replicate")
+
+
+def _paper(method: str) -> bool:
+    from ..unlearning.methods import get_method
+
+    return method != "retrained" and get_method(method).paper
+
+
+def ranking(scores: pd.DataFrame, paper_only: bool = False) -> pd.DataFrame:
+    """Methods (AdamW) ranked by robustness score per domain (1 = most robust; ties
+    share the better rank): a table method x domain."""
+    s = scores.xs("adamw", level="optimizer")
+    if paper_only:
+        s = s[s["paper method"]]
+    return s["score"].unstack("domain").rank(ascending=False, method="min")
+
+
+def most_robust(scores: pd.DataFrame, domain: str, paper_only: bool = False) -> list[str]:
+    """The methods (AdamW) with the highest robustness score on ``domain``, ties included;
+    none when that score is 0 (a tie at no good cell is no evidence of robustness)."""
+    s = scores.xs("adamw", level="optimizer").loc[domain]
+    if paper_only:
+        s = s[s["paper method"]]
+    top = s["score"].max()
+    return list(s.index[s["score"] == top]) if top > 0 else []
+
+
+def hardest_domains(scores: pd.DataFrame) -> list[str]:
+    """The domain(s) with the lowest mean robustness score of the paper's methods (AdamW),
+    ties included."""
+    s = scores.xs("adamw", level="optimizer")
+    mean = s[s["paper method"]]["score"].groupby("domain").mean()
+    return list(mean.index[mean == mean.min()])
+
+
+def best_lr(frame: pd.DataFrame, profile: Profile) -> pd.DataFrame:
+    """Per domain and method (AdamW): the learning rate of least utility cost at target
+    (the referee's view) on the first replicate, and what it costs there (``cost``) and
+    on the other replicates (``cost on replicate S``): chosen on one sample, reported on
+    another. ``reached`` False when no learning rate reaches the reference."""
+    costs = utility_costs(frame)
+    costs = costs[(costs["optimizer"] == "adamw") & (costs["method"] != "retrained")]
+    first, *others = profile.grid_seeds
+    rows = []
+    for (domain, method), g in costs.groupby(["domain", "method"], sort=False):
+        g1 = g[g["replicate"] == first].sort_values(["cost", "lr"])
+        if not len(g1):
+            continue
+        pick = g1.iloc[0]
+        row = {
+            "domain": domain,
+            "method": method,
+            "lr": pick["lr"],
+            "reached": bool(math.isfinite(pick["cost"])),
+            "cost": pick["cost"],
+        }
+        for s in others:
+            o = g[(g["replicate"] == s) & (g["lr"] == pick["lr"])]
+            row[f"cost on replicate {s}"] = float(o["cost"].iloc[0]) if len(o) else math.nan
+        rows.append(row)
+    return pd.DataFrame(rows).set_index(["domain", "method"])
+
+
+# --- tuning guidelines: derived on two domains, checked on the third ----------------
+
+
+def _first_seed_adamw(frame: pd.DataFrame) -> pd.DataFrame:
+    """The first replicate's AdamW runs, evaluated steps only (no retrained-model row)."""
+    col = "replicate" if "replicate" in frame else "seed"
+    first = frame.groupby("domain")[col].transform("min")
+    return frame[
+        (frame["optimizer"] == "adamw")
+        & (frame[col] == first)
+        & (frame["step"] > 0)
+        & (frame["method"] != "retrained")
+    ]
+
+
+def _pick_method(f: pd.DataFrame) -> str:
+    """The method with the highest share of good cells in ``f`` (ties: paper order)."""
+    from ..unlearning.methods import METHODS
+
+    share = f.groupby("method")["good"].mean()
+    return max(share.index, key=lambda m: (share[m], -list(METHODS).index(m)))
+
+
+def _lr_rule(f: pd.DataFrame) -> dict:
+    """Per method: the learning rate with the most good cells (ties: the smaller); only
+    methods with at least one good cell."""
+    out = {}
+    for method, g in f.groupby("method"):
+        n = g.groupby("lr")["good"].sum()
+        if n.max() > 0:
+            out[method] = min(n.index[n == n.max()])
+    return out
+
+
+def _stop_rule(f: pd.DataFrame) -> tuple[float, float, int]:
+    """Over runs that reach the target: share whose first step at the target is good, share
+    whose last step is good, number of such runs."""
+    at_target, at_end = [], []
+    for _, g in f.groupby(["domain", "method", "lr"]):
+        g = g[g["status"] == "finished"].sort_values("step")
+        hit = g[g["forget_rel"] >= 1]
+        if len(hit) and len(g):
+            at_target.append(bool(hit.iloc[0]["good"]))
+            at_end.append(bool(g.iloc[-1]["good"]))
+    n = len(at_target)
+    return (sum(at_target) / n if n else math.nan, sum(at_end) / n if n else math.nan, n)
+
+
+def _fails_first(f: pd.DataFrame) -> dict:
+    """Over runs that leave the tolerance: how many leave it first on retain, first on
+    general, or on both at the same evaluated step."""
+    count = {"retain": 0, "general": 0, "both": 0}
+    for _, g in f.groupby(["domain", "method", "lr"]):
+        g = g.sort_values("step")
+        r = g[g["retain_rel"] > 1 + TOLERANCE]["step"].min()
+        q = g[g["general_rel"] > 1 + TOLERANCE]["step"].min()
+        if pd.isna(r) and pd.isna(q):
+            continue
+        if pd.isna(q) or (not pd.isna(r) and r < q):
+            count["retain"] += 1
+        elif pd.isna(r) or q < r:
+            count["general"] += 1
+        else:
+            count["both"] += 1
+    return count
+
+
+def guidelines(frame: pd.DataFrame) -> pd.DataFrame:
+    """Four tuning guidelines, each derived on two domains and checked on the third, for
+    every choice of the held-out domain (first seed, AdamW cells):
+
+    - **method**: use the method with the highest robustness score on the two domains;
+      holds if it has good cells on both sides and ranks in the top two on the held-out
+      domain;
+    - **learning rate**: per method, the learning rate with the most good cells; holds if
+      that learning rate has a good cell on the held-out domain for at least half of the
+      methods it was derived for;
+    - **stop at the target**: stop at the first evaluated step whose forget perplexity
+      reaches the approximate target (no exact model needed) rather than at the end of
+      the budget; holds if the two domains show a difference between the two and the
+      held-out domain the same direction;
+    - **what fails first**: which of retain and general perplexity leaves the tolerance
+      first; holds if the held-out domain has the same majority.
+
+    ``determined`` says whether a check can be read at all (something to derive the
+    guideline from, and something to check it on): a check without it is no refutation.
+    """
+    f = _first_seed_adamw(frame)
+    domains = list(dict.fromkeys(f["domain"]))
+    rows = []
+    for held in domains:
+        train, test = f[f["domain"] != held], f[f["domain"] == held]
+        method = _pick_method(train)
+        test_rank = test.groupby("method")["good"].mean().rank(ascending=False, method="min")
+        share_train = train[train["method"] == method]["good"].mean()
+        share_test = test[test["method"] == method]["good"].mean()
+        rows.append(
+            {
+                "guideline": "method",
+                "held-out domain": held,
+                "derived": f"{method} (good cells {share_train:.0%})",
+                "on held-out": f"rank {int(test_rank[method])} (good cells {share_test:.0%})",
+                # no good cell to derive from: nothing holds
+                "holds": bool(share_train > 0 and share_test > 0 and test_rank[method] <= 2),
+                "determined": bool(share_train > 0),
+            }
+        )
+        lrs = _lr_rule(train)
+        ok = [
+            m
+            for m, lr in lrs.items()
+            if test[(test["method"] == m) & (test["lr"] == lr)]["good"].any()
+        ]
+        rows.append(
+            {
+                "guideline": "learning rate",
+                "held-out domain": held,
+                "derived": ", ".join(f"{m} {lr:g}" for m, lr in lrs.items()) or "none",
+                "on held-out": f"a good cell at that lr for {len(ok)} of {len(lrs)} methods",
+                "holds": bool(lrs) and len(ok) >= len(lrs) / 2,
+                "determined": bool(lrs),
+            }
+        )
+        a, b, n = _stop_rule(train)
+        c, d, m = _stop_rule(test)
+        rows.append(
+            {
+                "guideline": "stop at the target",
+                "held-out domain": held,
+                "derived": f"good at the target step {a:.0%}, at the last step {b:.0%} ({n} runs)",
+                "on held-out": f"{c:.0%} against {d:.0%} ({m} runs)",
+                # a direction derived (a != b) and the same one on the held-out domain
+                "holds": bool(m) and a != b and c != d and (c > d) == (a > b),
+                "determined": bool(n) and bool(m) and a != b,
+            }
+        )
+        x, y = _fails_first(train), _fails_first(test)
+        mx, my = max(x, key=x.get), max(y, key=y.get)
+        rows.append(
+            {
+                "guideline": "what fails first",
+                "held-out domain": held,
+                "derived": f"{mx} first ({x['retain']} retain, {x['general']} general, "
+                f"{x['both']} both)",
+                "on held-out": f"{my} first ({y['retain']} retain, {y['general']} "
+                f"general, {y['both']} both)",
+                "holds": sum(x.values()) > 0 and mx == my,
+                "determined": sum(x.values()) > 0 and sum(y.values()) > 0,
+            }
+        )
+    return pd.DataFrame(rows).set_index(["guideline", "held-out domain"])

@@ -1,0 +1,3 @@
+"""Training: the loop on accelerate (:mod:`.loop`), SophiaG (:mod:`.optim`), where
+runs execute (:mod:`.executor`), and the zoo of pre-trained models (:mod:`.pretraining`).
+"""

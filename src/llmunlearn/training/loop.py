@@ -1,0 +1,354 @@
+"""The one training loop, on ``accelerate``: pre-training, retraining and unlearning.
+
+Single process by default; the same code runs under ``accelerate launch`` on several
+processes (DDP or FSDP). The order follows accelerate's documentation: build, ``prepare``,
+count steps, accumulate, gather for metrics, save from the main process after unwrapping.
+
+A loss function sees one micro-batch per data *stream* (``{"forget": batch}`` for gradient
+ascent, ``{"forget": ..., "retain": ...}`` for the regularised methods, ``{"train": ...}``
+for pre-training) and returns a scalar to *minimise*. Each stream is read in a fixed order
+(a new seeded permutation every epoch), so a run is deterministic and can resume mid-way.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from ..config import TENSOR_COLUMNS, check_choice
+from .optim import SophiaG, estimate_hessian
+from ..runs import read_json, write_json
+
+OPTIMIZERS = ("adamw", "sophia")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int  # optimiser steps
+    lr: float  # peak learning rate
+    batch: int  # chunks per optimiser step and stream, over all processes
+    micro_batch: int = 8  # chunks per forward pass; the rest is gradient accumulation
+    warmup_ratio: float = 0.03  # paper: 3 % linear warmup, then cosine decay to 0
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    seed: int = 42
+    checkpoint_every: int = 0  # optimiser steps between resumable checkpoints (0: never)
+    optimizer: str = "adamw"  # "adamw" (the paper's) or "sophia" (SophiaG, see optim.py)
+    hessian_every: int = 10  # Sophia: steps between Hessian estimates (k in its paper)
+    gradient_checkpointing: bool = False  # recompute activations in backward (large models)
+    schedule: str = "cosine"  # after warm-up: "cosine" decay to 0, or "constant" (grid runs)
+
+
+class Diverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+def stream_order(n: int, count: int, seed: int) -> list[int]:
+    """``count`` indices into a stream of ``n`` chunks: a fresh seeded permutation per
+    epoch, concatenated. Step ``s`` of a run always sees the same chunks."""
+    g = torch.Generator().manual_seed(seed)
+    out: list[int] = []
+    while len(out) < count:
+        out.extend(torch.randperm(n, generator=g).tolist())
+    return out[:count]
+
+
+def training_flops(
+    n_params: int,
+    trained_tokens: int,
+    *,
+    reference_tokens: int = 0,
+    hessian_tokens: int = 0,
+    labelling_tokens: int = 0,
+) -> int:
+    """FLOPs of a training run by one rule for every run (Kaplan et al.'s 6 N per token):
+    6 N per trained token (forward and backward), 6 N per token of a Sophia Hessian
+    estimate (a forward and a backward of its own), 2 N per token that a frozen reference
+    model reads (forward only) and 2 N per token of a one-off pass of the original model
+    that makes labels (adversarial samples)."""
+    return 6 * n_params * (trained_tokens + hessian_tokens) + 2 * n_params * (
+        reference_tokens + labelling_tokens
+    )
+
+
+SCHEDULES = ("cosine", "constant")
+
+
+def lr_factor(step: int, steps: int, warmup: int, schedule: str = "cosine") -> float:
+    """Multiplier of the peak learning rate for optimiser step ``step`` (0-based) of
+    ``steps``: a linear warmup that reaches the peak at step ``warmup - 1``, then cosine
+    decay towards 0. Every step trains: the first uses ``1 / warmup`` of the peak, the
+    last a small positive rate (the official code's warmup starts at 0, which makes its
+    first update a no-op). ``schedule="constant"`` keeps the peak after the warmup, so
+    that every evaluated step of a run sees the same rate (the grid's steps axis)."""
+    if step < warmup:
+        return (step + 1) / warmup
+    if schedule == "constant":
+        return 1.0
+    progress = (step - warmup + 1) / (steps - warmup + 1)
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+STATE = "train_state.json"
+"""The loop's state (step, log, evaluations), kept inside the checkpoint it belongs to."""
+
+
+def save_checkpoint(accelerator, run_dir: Path, state: dict) -> None:
+    """Write a resumable checkpoint so that a kill at any moment leaves a complete one:
+    the new checkpoint is written in full under ``checkpoint.new`` (weights, optimiser and
+    :data:`STATE`), then takes the place of ``checkpoint`` by two renames, the previous
+    one kept as ``checkpoint.old`` in between (:func:`last_checkpoint` reads it if the
+    kill fell between the renames)."""
+    import shutil
+
+    new, cur, old = (run_dir / f"checkpoint{s}" for s in (".new", "", ".old"))
+    if accelerator.is_main_process:
+        shutil.rmtree(new, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(new))
+    if accelerator.is_main_process:
+        write_json(new / STATE, state)  # last: a checkpoint without it is incomplete
+        shutil.rmtree(old, ignore_errors=True)
+        if cur.exists():
+            cur.rename(old)
+        new.rename(cur)
+        shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+
+
+def last_checkpoint(run_dir: Path) -> Path | None:
+    """The complete checkpoint of an interrupted run (``checkpoint``, else
+    ``checkpoint.old``), or None; ``checkpoint.new`` may be partial and is never read."""
+    for name in ("checkpoint", "checkpoint.old"):
+        if (run_dir / name / STATE).exists():
+            return run_dir / name
+    return None
+
+
+def plan_batch(batch: int, world: int, micro_batch: int) -> tuple[int, int, int]:
+    """Split ``batch`` chunks per optimiser step over ``world`` processes: returns
+    ``(micro, accumulation, effective batch)``. A batch that does not divide evenly is
+    rounded up to the nearest one that does (never down, so no chunk of the asked batch
+    is dropped), and the effective batch is what the run records."""
+    if batch < 1 or world < 1 or micro_batch < 1:
+        raise ValueError(
+            f"batch ({batch}), processes ({world}) and micro_batch "
+            f"({micro_batch}) must be at least 1"
+        )
+    per_process = math.ceil(batch / world)
+    micro = min(micro_batch, per_process)
+    accum = math.ceil(per_process / micro)
+    return micro, accum, micro * accum * world
+
+
+def train(
+    model,
+    loss_fn: Callable,
+    streams: dict,
+    cfg: TrainConfig,
+    run_dir: Path,
+    *,
+    orders: dict | None = None,
+    on_eval: Callable | None = None,
+    eval_every: int = 0,
+    eval_steps: tuple = (),
+    frozen: tuple = (),
+    desc: str = "train",
+    progress: bool = True,
+) -> dict:
+    """Optimise ``model`` for ``cfg.steps`` steps of ``loss_fn`` over ``streams``.
+
+    ``streams`` maps a name to a chunked ``datasets.Dataset``; ``orders`` may give a
+    stream's chunk indices in the order to read them (default: :func:`stream_order`).
+    ``on_eval(model, step)``
+    returns a dict of metrics, recorded at step 0, every ``eval_every`` steps, at each of
+    ``eval_steps`` and at the end. ``frozen`` modules (the original model of the methods
+    that read it) are moved to the training device. Returns ``{"status": "finished" |
+    "diverged", "log": [...], "evals": [...], "tokens": int, "hessian_tokens": int,
+    "batch": int, "wall_s": float, "eval_s": float}`` (``eval_s``: the part of ``wall_s``
+    spent in ``on_eval`` after step 0)
+    (``batch``: the effective chunks per step, see :func:`plan_batch`);
+    ``run_dir/checkpoint`` lets an interrupted run resume where it stopped. The trained
+    model is left in ``model`` (unwrapped).
+    """
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from ..progress import progress_bar as tqdm
+
+    accelerator = Accelerator(mixed_precision="bf16" if torch.cuda.is_available() else "no")
+    if torch.cuda.is_available():  # TF32 for what bf16 autocast leaves in fp32
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    set_seed(cfg.seed)
+    world = accelerator.num_processes
+    micro, accum, batch = plan_batch(cfg.batch, world, cfg.micro_batch)
+    if batch != cfg.batch and accelerator.is_main_process:
+        import warnings
+
+        warnings.warn(
+            f"batch {cfg.batch} does not divide into {world} processes x micro-"
+            f"batch {micro}: using {batch} chunks per step ({accum} accumulation "
+            "steps)"
+        )
+    accelerator.gradient_accumulation_steps = accum
+    for module in frozen:
+        module.to(accelerator.device)
+
+    ckpt = last_checkpoint(Path(run_dir))
+    state = (
+        read_json(ckpt / STATE)
+        if ckpt
+        else {"step": 0, "log": [], "evals": [], "tokens": 0, "hessian_tokens": 0, "wall_s": 0.0}
+    )
+    start = state["step"]
+
+    loaders = {}
+    for i, (name, ds) in enumerate(streams.items()):
+        if len(ds) == 0:
+            raise ValueError(f"data stream {name!r} is empty")
+        order = (orders or {}).get(name) or stream_order(len(ds), cfg.steps * batch, cfg.seed + i)
+        if len(order) < cfg.steps * batch:
+            raise ValueError(
+                f"stream {name!r} has {len(order)} chunks in its order but "
+                f"{cfg.steps} steps x batch {batch} need {cfg.steps * batch}"
+            )
+        columns = [c for c in (*TENSOR_COLUMNS, "target") if c in ds.column_names]
+        subset = ds.with_format("torch", columns=columns).select(order[start * batch :])
+        loaders[name] = torch.utils.data.DataLoader(subset, batch_size=micro, shuffle=False)
+
+    check_choice("optimizer", cfg.optimizer, OPTIMIZERS)
+    check_choice("schedule", cfg.schedule, SCHEDULES)
+    if cfg.optimizer == "sophia":
+        optimizer = SophiaG(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    else:
+        optimizer = torch.optim.AdamW(
+            model.parameters(),
+            lr=cfg.lr,
+            betas=cfg.betas,
+            eps=cfg.eps,
+            weight_decay=cfg.weight_decay,
+        )
+    warmup = max(1, math.ceil(cfg.warmup_ratio * cfg.steps))
+    # The scheduler is a function of the step alone, rebuilt at the resumed step rather
+    # than saved: accelerate saves registered objects as pickles and reads them back with
+    # weights_only=False, and a checkpoint folder is nothing to unpickle. It is stepped
+    # by hand once per optimiser step: accelerate's wrapper would step it once per
+    # process, which suits per-process step counts, not our global ones.
+    for group in optimizer.param_groups:
+        group.setdefault("initial_lr", group["lr"])
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_factor(s, cfg.steps, warmup, cfg.schedule), last_epoch=start - 1
+    )
+    model, optimizer, *prepared = accelerator.prepare(model, optimizer, *loaders.values())
+    iters = {name: iter(dl) for name, dl in zip(loaders, prepared)}
+    if start:
+        accelerator.load_state(str(ckpt))  # tensors only: torch.load(weights_only=True)
+
+    def evaluate(step):
+        if on_eval is not None:
+            t_eval = time.perf_counter()
+            model.eval()
+            row = {
+                "step": step,
+                "tokens": state["tokens"],
+                **on_eval(accelerator.unwrap_model(model), step),
+            }
+            model.train()
+            state["evals"].append(row)
+            state["eval_s"] = state.get("eval_s", 0.0) + time.perf_counter() - t_eval
+
+    if start == 0:
+        evaluate(0)
+    model.train()
+    bar = tqdm(
+        total=cfg.steps,
+        initial=start,
+        desc=desc,
+        disable=not progress or not accelerator.is_main_process,
+        dynamic_ncols=True,
+        leave=True,
+    )
+    status, t0 = "finished", time.perf_counter() - state["wall_s"]
+    for step in range(start + 1, cfg.steps + 1):
+        step_loss, step_tokens = 0.0, 0
+        step_lr = scheduler.get_last_lr()[0]  # the rate this step's update uses
+        for micro_step in range(accum):
+            batches = {name: next(it) for name, it in iters.items()}
+            if isinstance(optimizer.optimizer, SophiaG) and micro_step == 0:
+                # SophiaG's B: the tokens of one step, over every stream and process; the
+                # Hessian estimate covers the same streams (SophiaG's training script)
+                optimizer.optimizer.tokens_per_step = (
+                    int(sum(b["attention_mask"].sum() for b in batches.values())) * accum * world
+                )
+                if (step - 1) % cfg.hessian_every == 0:
+                    state["hessian_tokens"] += world * estimate_hessian(
+                        model, list(batches.values()), optimizer.optimizer
+                    )
+            with accelerator.accumulate(model):
+                loss = loss_fn(model, batches)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and cfg.max_grad_norm:
+                    accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                optimizer.step()
+                if accelerator.sync_gradients:
+                    scheduler.step()
+                optimizer.zero_grad()
+            step_loss += loss.detach().float() / accum
+            step_tokens += sum(int(b["attention_mask"].sum()) for b in batches.values())
+        step_loss = accelerator.gather(step_loss.reshape(1)).mean().item()
+        step_tokens = int(
+            accelerator.gather(torch.tensor([step_tokens], device=accelerator.device)).sum()
+        )
+        state["tokens"] += step_tokens
+        wall = time.perf_counter() - t0
+        state["log"].append(
+            {
+                "step": step,
+                "loss": step_loss,
+                "lr": step_lr,
+                "tokens": state["tokens"],
+                "wall_s": wall,
+            }
+        )
+        bar.update(1)
+        bar.set_postfix(
+            loss=f"{step_loss:.3f}",
+            refresh=False,  # redrawn at the bar's rate
+            tok_s=f"{state['tokens'] / max(wall, 1e-9):.0f}",
+        )
+        if not math.isfinite(step_loss):
+            status = "diverged"
+            break
+        if (eval_every and step % eval_every == 0) or step in eval_steps or step == cfg.steps:
+            try:
+                evaluate(step)
+            except Diverged:
+                status = "diverged"
+                break
+        state["step"], state["wall_s"] = step, time.perf_counter() - t0
+        if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < cfg.steps:
+            save_checkpoint(accelerator, Path(run_dir), state)
+    bar.close()
+    state["wall_s"] = time.perf_counter() - t0
+    accelerator.wait_for_everyone()
+    unwrapped = accelerator.unwrap_model(model)
+    return {
+        "status": status,
+        "config": asdict(cfg),
+        "model": unwrapped,
+        "batch": batch,
+        "is_main_process": accelerator.is_main_process,
+        **{
+            k: state.get(k, 0)
+            for k in ("log", "evals", "tokens", "hessian_tokens", "wall_s", "eval_s")
+        },
+    }

@@ -1,0 +1,556 @@
+"""Pre-train the original model on D, with the one training loop.
+
+D = every domain's forget documents (of both split designs) and retain documents plus
+general/retain; approximate and general/evaluation are never trained on.
+
+The tokenizer is trained on D minus every forget set (the retain sets and general/retain),
+so no model of the zoo has a token that was merged for forget text: the exact retrained
+model is blind to its forget set in its vocabulary too, and held-out data stays unseen in
+every sense. The run directory holds the model in Hugging Face format
+(``model/``: safetensors, config, tokenizer), the loss curve and perplexity on every split.
+
+A profile with ``base_model`` (the paper's, Yi-6B) pre-trains nothing: the pre-trained LLM
+is the original model (:func:`base_model_run`), and there is no exact retrained model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..config import DOMAINS, Profile, check_choice, pretrain_config
+from ..core import nll_loss
+from ..data.corpus import (
+    ALL_DOMAINS,
+    chunk_documents,
+    domain_splits,
+    fixed_sample,
+    forget_documents,
+    pretraining_documents,
+    tokenizer_documents,
+)
+from ..measurement.metrics import perplexity
+from ..models import build_model, check_checkpoint, load_model, n_params, train_tokenizer
+from ..runs import Run, home, write_json
+from .loop import TrainConfig, stream_order, train, training_flops
+
+
+def pretraining_tokenizer(profile: Profile):
+    """The byte-level BPE of ``profile``, trained on D minus every forget set (cached)."""
+    from transformers import PreTrainedTokenizerFast
+
+    docs = tokenizer_documents(profile)
+    run = Run.create(
+        "tokenizer",
+        profile.name,
+        {"vocab_size": profile.vocab_size, "docs": sorted(d.sha256 for d in docs)},
+    )
+    if not run.done:
+        train_tokenizer([d.text for d in docs], profile.vocab_size).save_pretrained(run.path)
+        run.finish({"vocab_size": profile.vocab_size, "documents": len(docs)})
+    return PreTrainedTokenizerFast.from_pretrained(run.path)
+
+
+def zoo_name(without: str | None, design: str) -> str:
+    """``original`` or ``retrained-<domain>-<design>``: a pre-training run's kind."""
+    return "original" if without is None else f"retrained-{without}-{design}"
+
+
+SLICE_LR = 0.3
+"""The late order's final slice trains at this fraction of ``pretrain_lr`` (its own warm-up
+and cosine decay): a continued pre-training, not a restart."""
+
+
+def _forget_ids(profile: Profile) -> set[str]:
+    """Every forget document of every domain and design: what the original model has seen
+    that some retrained model has not."""
+    return {
+        d.id
+        for domain in DOMAINS
+        for key, docs in domain_splits(domain, profile).items()
+        if key.endswith("/forget")
+        for d in docs
+    }
+
+
+def training_order(doc_ids: list[str], forget: set[str], profile: Profile, seed: int):
+    """The mixed order: ``pretrain_epochs`` passes over D in which every forget chunk
+    appears ``forget_repeats`` times per pass (a fresh seeded permutation per pass):
+    chunk indices, and the number of optimiser steps."""
+    base = list(range(len(doc_ids)))
+    extra = [i for i, d in enumerate(doc_ids) if d in forget] * (profile.forget_repeats - 1)
+    pool = base + extra
+    steps = max(1, profile.pretrain_epochs * len(pool) // profile.pretrain_batch)
+    return [pool[i] for i in stream_order(len(pool), steps * profile.pretrain_batch, seed)], steps
+
+
+def slice_order(doc_ids: list[str], forget: set[str], profile: Profile, seed: int) -> list[int]:
+    """The late order's final slice: every forget chunk ``forget_repeats`` times and as
+    many chunks replayed from the rest of D (a seeded sample), in one seeded shuffle."""
+    import random
+
+    rng = random.Random(seed + 1000)
+    fidx = [i for i, d in enumerate(doc_ids) if d in forget]
+    rest = [i for i, d in enumerate(doc_ids) if d not in forget]
+    n = len(fidx) * profile.forget_repeats
+    replay = [rest[rng.randrange(len(rest))] for _ in range(n)]
+    order = fidx * profile.forget_repeats + replay
+    rng.shuffle(order)
+    return order
+
+
+def pretrain(
+    profile: Profile,
+    *,
+    seed: int | None = None,
+    without: str | None = None,
+    progress: bool = True,
+    plan_only: bool = False,
+) -> Run:
+    """Pre-train (or reuse) a model of the zoo; returns its :class:`Run`.
+
+    With ``without=None`` this is the *original model*, trained on D. With
+    ``without=domain`` it is that domain's *exact retrained model* for the profile's split
+    design: the same tokenizer, seed and chunk order as the original with that design's
+    forget chunks of the domain left out (so batches are the original's minus those
+    chunks, and there are fewer steps). The original model does not depend on the design.
+
+    ``profile.pretrain_order`` says where the forget chunks are: ``"mixed"`` shuffles
+    them into every epoch (``forget_repeats`` times per epoch); ``"late"`` pre-trains a
+    *base* on D minus every forget set (:func:`pretrain_base`, shared by the original and
+    every retrained model of the seed) and puts the forget sets in a final slice
+    (:func:`slice_order`), so a retrained model repeats only that slice without its forget
+    chunks: exact by construction (SISA's slicing, Bourtoule et al. 2021) and far cheaper.
+
+    ``summary.json`` holds ``ppl[domain][split]`` for every domain (and general),
+    ``n_params``, ``tokens``, ``flops`` (6 x parameters x trained tokens, from scratch:
+    the base included), ``branch_flops`` (what this model adds to its base; the whole for
+    the mixed order), ``wall_s`` and the loss curve ``log``.
+
+    ``plan_only`` returns the run's folder without training (``.done`` when it is cached:
+    what an executor asks before it sends a run away).
+    """
+    import torch
+
+    if profile.base_model:
+        if without is not None or seed not in (None, profile.seed):
+            raise ValueError(
+                f"profile {profile.name!r} starts from the pre-trained base model "
+                f"{profile.base_model!r}: there is no retrained model or second "
+                "seed to pre-train (set base_model=None to pre-train a zoo)"
+            )
+        return base_model_run(profile)
+    seed = profile.seed if seed is None else seed
+    if without is not None:
+        check_choice("domain", without, DOMAINS)
+    splits = {d: domain_splits(d, profile) for d in ALL_DOMAINS}
+    removed = [] if without is None else forget_documents(profile, without, profile.design)
+    config = {
+        "profile": pretrain_config(profile),
+        "seed": seed,
+        "docs": {d: {s: [x.sha256 for x in v] for s, v in sp.items()} for d, sp in splits.items()},
+        "without": without
+        and {
+            "domain": without,
+            "design": profile.design,
+            "docs": sorted(d.sha256 for d in removed),
+        },
+    }
+    run = Run.create(
+        "pretrain", f"{profile.name}-{zoo_name(without, profile.design)}-s{seed}", config
+    )
+    if run.done or plan_only:
+        return run
+    kind = zoo_name(without, profile.design)
+
+    late = profile.pretrain_order == "late"
+    base = pretrain_base(profile, seed, progress) if late else None
+    torch.set_num_threads(profile.threads)
+    tokenizer = pretraining_tokenizer(profile)
+    train_set = chunk_documents(tokenizer, pretraining_documents(profile), profile.chunk_len)
+    doc_ids = list(train_set["doc_id"])
+    forget = _forget_ids(profile)
+    if late:
+        model, _ = load_model(base.path / "model")
+        order = slice_order(doc_ids, forget, profile, seed)
+        lr, warmup, steps = profile.pretrain_lr * SLICE_LR, 0.1, None
+    else:
+        model = build_model(profile, len(tokenizer), seed)
+        order, steps = training_order(doc_ids, forget, profile, seed)
+        lr, warmup = profile.pretrain_lr, 0.05
+    if removed or late:
+        removed_ids = {d.id for d in removed}
+        order = [i for i in order if doc_ids[i] not in removed_ids]
+        steps = max(1, len(order) // profile.pretrain_batch)
+    result = _train_lm(
+        profile,
+        model,
+        train_set,
+        order,
+        steps,
+        lr,
+        warmup,
+        seed,
+        run,
+        f"pre-train {profile.name} {kind}"
+        + (" (final slice)" if late else "")
+        + (f" (seed {seed})" if seed != profile.seed else ""),
+        progress,
+    )
+    if not result["is_main_process"]:
+        return run  # under `accelerate launch`, the main process saves and evaluates
+    model = result["model"].eval()
+    model.save_pretrained(run.path / "model")
+    tokenizer.save_pretrained(run.path / "model")
+    chunks = {
+        d: {
+            s: _zoo_chunks(profile, tokenizer, s, v)
+            for s, v in sp.items()
+            if without is None or _read_of_retrained(d, s, without, profile.design)
+        }
+        for d, sp in splits.items()
+    }  # every split of both designs (the training-only splits sampled); a retrained
+    # model only where a rule reads it
+    n = n_params(model)
+    before = base.summary if base is not None else {"tokens": 0, "wall_s": 0.0, "log": []}
+    log = before["log"] + [
+        {**r, "tokens": r["tokens"] + before["tokens"], "stage": "slice"} for r in result["log"]
+    ]
+    run.finish(
+        {
+            "ppl": {
+                d: {s: perplexity(model, c)["ppl"] for s, c in cs.items()}
+                for d, cs in chunks.items()
+            },
+            "n_chunks": {d: {s: len(c) for s, c in cs.items()} for d, cs in chunks.items()},
+            "n_params": n,
+            "order": profile.pretrain_order,
+            "base": base.path.name if base is not None else None,
+            "tokens": before["tokens"] + result["tokens"],
+            "flops": training_flops(n, before["tokens"] + result["tokens"]),
+            "branch_tokens": result["tokens"],
+            "branch_flops": training_flops(n, result["tokens"]),
+            "wall_s": before["wall_s"] + result["wall_s"],
+            "branch_wall_s": result["wall_s"],
+            "steps": (base.summary["steps"] if base is not None else 0) + steps,
+            "log": log,
+        }
+    )
+    return run
+
+
+def _read_of_retrained(domain: str, split: str, without: str, design: str) -> bool:
+    """Whether a retrained model (``without``, ``design``) is measured on ``domain``'s
+    ``split``: its own domain's splits of its design (and the shared retain splits), the
+    other domains' approximate set of its design (the ground truth's control) and
+    general; the rest no rule reads, and an original is measured everywhere."""
+    if domain == "general":
+        return True
+    if domain == without:
+        return "/" not in split or split.startswith(f"{design}/")
+    return split == f"{design}/approximate"
+
+
+ZOO_TRAIN_SAMPLE = 64
+"""Chunks of each training-only split (a domain's regulariser ``retain``, general's
+``retain``) on which a zoo model's perplexity is reported: a fixed sample, since no rule
+reads those numbers (the held-out retain, forget, approximate and general evaluation
+splits are measured whole)."""
+
+
+def _zoo_chunks(profile: Profile, tokenizer, split: str, documents):
+    """The chunks of ``split`` a zoo model is evaluated on: every chunk, or a fixed sample
+    of :data:`ZOO_TRAIN_SAMPLE` for the training-only ``retain`` splits."""
+    chunks = chunk_documents(tokenizer, documents, profile.chunk_len)
+    return fixed_sample(chunks, ZOO_TRAIN_SAMPLE, profile.seed) if split == "retain" else chunks
+
+
+def _train_lm(
+    profile, model, train_set, order, steps, lr, warmup, seed, run, desc, progress, checkpoints=5
+):
+    """The zoo's one recipe for a stretch of pre-training (a base, a mixed-order model or
+    a final slice): next-token loss over ``order`` of ``train_set`` in batches of
+    ``pretrain_batch``, AdamW with weight decay 0.1, ``warmup`` then cosine decay,
+    ``checkpoints`` times a checkpoint (0: none, for a run shorter than its saves).
+    Returns :func:`~llmunlearn.training.loop.train`'s result; a run that diverged is a
+    ``RuntimeError`` naming the learning rate."""
+    cfg = TrainConfig(
+        steps=steps,
+        lr=lr,
+        batch=profile.pretrain_batch,
+        micro_batch=profile.pretrain_batch,
+        warmup_ratio=warmup,
+        weight_decay=0.1,
+        seed=seed,
+        checkpoint_every=max(1, steps // checkpoints) if checkpoints else 0,
+    )
+    result = train(
+        model,
+        lambda m, b: nll_loss(m, b["train"]),
+        {"train": train_set},
+        cfg,
+        run.path,
+        orders={"train": order},
+        desc=desc,
+        progress=progress,
+    )
+    if result["status"] != "finished":
+        raise RuntimeError(
+            f"pre-training diverged at step {len(result['log'])}; "
+            f"lower pretrain_lr (was {profile.pretrain_lr})"
+        )
+    return result
+
+
+def pretrain_base(profile: Profile, seed: int, progress: bool = True) -> Run:
+    """The late order's base: D minus every forget set, ``pretrain_epochs`` passes, the
+    recipe of the mixed order. Every model of the seed (the original and each retrained
+    model) continues from it, so none of them shares a forget chunk through it."""
+    import torch
+
+    forget = _forget_ids(profile)
+    docs = [d for d in pretraining_documents(profile) if d.id not in forget]
+    run = Run.create(
+        "pretrain",
+        f"{profile.name}-base-s{seed}",
+        {
+            "profile": {
+                k: v
+                for k, v in pretrain_config(profile).items()
+                if k not in ("forget_repeats", "pretrain_order")
+            },
+            "seed": seed,
+            "docs": sorted(d.sha256 for d in docs),
+        },
+    )
+    if run.done:
+        return run
+    torch.set_num_threads(profile.threads)
+    tokenizer = pretraining_tokenizer(profile)
+    model = build_model(profile, len(tokenizer), seed)
+    train_set = chunk_documents(tokenizer, docs, profile.chunk_len)
+    steps = max(1, profile.pretrain_epochs * len(train_set) // profile.pretrain_batch)
+    order = stream_order(len(train_set), steps * profile.pretrain_batch, seed)
+    result = _train_lm(
+        profile,
+        model,
+        train_set,
+        order,
+        steps,
+        profile.pretrain_lr,
+        0.05,
+        seed,
+        run,
+        f"pre-train {profile.name} base (no forget set)"
+        + (f" (seed {seed})" if seed != profile.seed else ""),
+        progress,
+    )
+    if not result["is_main_process"]:
+        return run
+    result["model"].save_pretrained(run.path / "model")
+    tokenizer.save_pretrained(run.path / "model")
+    run.finish(
+        {
+            "tokens": result["tokens"],
+            "wall_s": result["wall_s"],
+            "steps": steps,
+            "log": [{**r, "stage": "base"} for r in result["log"]],
+            "n_params": n_params(result["model"]),
+        }
+    )
+    return run
+
+
+def base_model_run(profile: Profile) -> Run:
+    """The original model of a profile with ``base_model``, as a pre-training run whose
+    ``model`` links to the checkpoint (a local folder, or the hub download); nothing is
+    trained. ``summary.json`` holds ``n_params`` (counted without loading the weights)
+    and no training figures."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    run = Run.create("pretrain", f"{profile.name}-base", {"base_model": profile.base_model})
+    if run.done:
+        return run
+    source = Path(profile.base_model).expanduser()
+    if not source.exists():
+        from huggingface_hub import snapshot_download
+
+        source = Path(snapshot_download(profile.base_model))  # needs the network once
+    link = run.path / "model"
+    if link.is_symlink():
+        link.unlink()
+    link.symlink_to(source.resolve(), target_is_directory=True)
+    check_checkpoint(link)
+    with torch.device("meta"):  # shapes only: no memory, tied embeddings stay tied
+        empty = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(link))
+    run.finish(
+        {
+            "base_model": profile.base_model,
+            "n_params": n_params(empty),
+            "ppl": {},
+            "steps": 0,
+            "tokens": None,
+            "flops": None,
+            "wall_s": 0.0,
+            "log": [],
+        }
+    )
+    return run
+
+
+def pretrain_zoo(
+    profile: Profile, progress: bool = True, seed: int | None = None
+) -> dict[str, Run]:
+    """Every model of the zoo for the profile's split design and pre-training ``seed``
+    (default the profile's): the original, ``retrained-<domain>`` (each domain's exact
+    retrained model for that design), and, at the profile's seed, the original recipe with
+    a second seed (``original-seed2``, to read differences against seed noise). With a
+    ``base_model``, the zoo is that model alone. Once the original exists, the others
+    train in ``profile.jobs`` parallel processes."""
+    from .executor import run_tasks, with_threads
+
+    seed = profile.seed if seed is None else seed
+    zoo = {"original": pretrain(profile, seed=seed, progress=progress)}
+    if not profile.base_model:
+        worker = with_threads(profile, profile.jobs)
+        quiet = profile.jobs > 1 or not progress
+        tasks = [
+            (f"retrained-{d}", (worker,), {"without": d, "seed": seed, "progress": not quiet})
+            for d in DOMAINS
+        ]
+        if seed == profile.seed:
+            tasks.append(
+                ("original-seed2", (worker,), {"seed": profile.seed + 1, "progress": not quiet})
+            )
+        if profile.executor != "local":  # the models not cached yet go out as tasks
+            base = (
+                [pretrain_base(profile, seed, False).path]
+                if profile.pretrain_order == "late"
+                else []
+            )
+            todo = [t for t in tasks if not pretrain(t[1][0], **t[2], plan_only=True).done]
+            if todo:
+                run_tasks(
+                    pretrain,
+                    todo,
+                    threads=profile.threads,
+                    desc=f"pre-training the {profile.design} zoo",
+                    executor=profile.executor,
+                    address=profile.ray_address,
+                    inputs=("data", "tokenizer", *(b.relative_to(home()) for b in base)),
+                    gpus=profile.ray_gpus_per_run,
+                )
+            runs = [pretrain(t[1][0], **t[2], plan_only=True) for t in tasks]
+        else:
+            runs = run_tasks(
+                pretrain,
+                tasks,
+                profile.jobs,
+                profile.threads,
+                desc=f"pre-training the {profile.design} zoo",
+            )
+        zoo.update({name: run for (name, _, _), run in zip(tasks, runs)})
+    suffix = "" if seed == profile.seed else f"-s{seed}"
+    write_json(
+        home() / "pretrain" / f"zoo-{profile.name}-{profile.design}{suffix}.json",
+        {
+            name: {
+                "path": run.path,
+                **{
+                    k: run.summary[k]
+                    for k in ("ppl", "n_params", "steps", "tokens", "flops", "wall_s")
+                },
+            }
+            for name, run in zoo.items()
+        },
+    )
+    return zoo
+
+
+def replicate_zoos(profile: Profile, progress: bool = True) -> dict[int, dict[str, Run]]:
+    """The zoo of every independently pre-trained original the grid runs on
+    (``grid_seeds``): seed -> :func:`pretrain_zoo` at that seed."""
+    return {s: pretrain_zoo(profile, progress=progress, seed=s) for s in profile.grid_seeds}
+
+
+GAP_BAND = (1.15, 1.5)
+"""The band the original model's memorisation gap M (approximate / forget perplexity,
+matched design, every domain) must lie in: large enough that there is something to
+unlearn, small enough that a method can close it while utility stays within the
+tolerance. Stated before the pilot ran."""
+
+PILOT_REPEATS = (1, 2, 4)
+"""The forget repeat counts the pilot tries."""
+
+
+def memorisation_gap(run: Run, design: str = "matched") -> dict[str, float]:
+    """Per domain: M = approximate / forget perplexity of a pre-trained model (whole sets)."""
+    ppl = run.summary["ppl"]
+    return {d: ppl[d][f"{design}/approximate"] / ppl[d][f"{design}/forget"] for d in DOMAINS}
+
+
+def pilot(profile: Profile, repeats=PILOT_REPEATS, progress: bool = True, stop: bool = True):
+    """The pilot that fixes ``forget_repeats`` before any method runs: the original model
+    pre-trained with each repeat count (in the profile's order; under the late order
+    only the final slice differs), and its memorisation gap M per domain. A
+    ``DataFrame`` indexed by repeats, one column per domain, plus ``in band`` (every
+    domain within :data:`GAP_BAND`). The rule: the smallest repeat count in the band
+    (:func:`pilot_choice`); so the counts are tried in increasing order and, with
+    ``stop``, the pilot ends at the first one in the band (a larger count cannot change
+    the choice)."""
+    import dataclasses
+
+    import pandas as pd
+
+    repeats = tuple(repeats)
+    if not repeats:
+        raise ValueError("the pilot needs at least one repeat count, got ()")
+    for r in repeats:
+        if isinstance(r, bool) or not isinstance(r, int) or not 1 <= r <= 16:
+            raise ValueError(f"pilot repeat counts must be integers in 1..16, got {r!r}")
+    if any(b <= a for a, b in zip(repeats, repeats[1:])):
+        raise ValueError(f"pilot repeat counts must be increasing, got {repeats!r}")
+    rows = {}
+    for r in repeats:
+        run = pretrain(dataclasses.replace(profile, forget_repeats=r), progress=progress)
+        rows[r] = {**memorisation_gap(run), "wall_s": run.summary["branch_wall_s"]}
+        if stop and all(GAP_BAND[0] <= rows[r][d] <= GAP_BAND[1] for d in DOMAINS):
+            break
+    frame = pd.DataFrame(rows).T
+    frame.index.name = "forget repeats"
+    lo, hi = GAP_BAND
+    frame["in band"] = frame[list(DOMAINS)].apply(
+        lambda r: bool(((r >= lo) & (r <= hi)).all()), axis=1
+    )
+    return frame
+
+
+def pilot_choice(frame) -> int | None:
+    """The smallest repeat count of a :func:`pilot` whose gap is in the band on every
+    domain; None if there is none."""
+    ok = frame.index[frame["in band"].astype(bool)]
+    return int(min(ok)) if len(ok) else None
+
+
+def full_zoo(profile: Profile, progress: bool = True) -> dict[str, Run]:
+    """Every pre-trained model of both split designs: ``original``, ``original-seed2``
+    and ``retrained-<domain>-<design>`` for each domain and design (8 models)."""
+    import dataclasses
+
+    from ..config import DESIGNS
+
+    out = {}
+    for design in DESIGNS:
+        zoo = pretrain_zoo(dataclasses.replace(profile, design=design), progress=progress)
+        out.setdefault("original", zoo["original"])
+        out.update(
+            {zoo_name(d, design): zoo[f"retrained-{d}"] for d in DOMAINS if f"retrained-{d}" in zoo}
+        )
+        if "original-seed2" in zoo:
+            out.setdefault("original-seed2", zoo["original-seed2"])
+    return out
+
+
+def load_original(run: Run):
+    """The pre-trained model and tokenizer of a finished pre-training run."""
+    return load_model(run.path / "model")

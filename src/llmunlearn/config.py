@@ -93,7 +93,7 @@ class Profile:
     grid_seeds: tuple[int, ...] = (42, 43)
     grid_seed_methods: tuple[str, ...] | None = None
     grid_sophia_methods: tuple[str, ...] = ("ga", "ga_gd_in")
-    # --- the design that lets the claims be decided (issue 22; data/corpus.py, training/pretraining.py)
+    # --- the design that lets the claims be decided (issue 22; data/corpus, training/pretraining)
     # share of each domain's retain documents held out from the regularised methods'
     # retain stream (in pre-training, never trained on while unlearning): retain utility
     # is measured on these only

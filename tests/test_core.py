@@ -77,3 +77,22 @@ def test_evaluation_and_training_share_the_core(model):
 def test_perplexity_of_empty_set_is_an_error(model):
     with pytest.raises(ValueError, match="empty"):
         perplexity(model, datasets.Dataset.from_dict({"input_ids": []}))
+
+
+def test_trimmed_evaluation_batches_keep_every_scored_token_and_the_chunk_order(model):
+    """Evaluation cuts each batch to its longest chunk (padding only): the per-chunk
+    token statistics are those of the whole padded batch, in the dataset's order."""
+    from llmunlearn.core import batch_token_stats, length_sorted_batches
+
+    b = padded_batch([9, 16, 5, 12, 7])
+    ds = datasets.Dataset.from_dict({k: v.tolist() for k, v in b.items()})
+    widths = [batch["input_ids"].shape[1] for _, batch in length_sorted_batches(ds, 2, "cpu")]
+    assert widths == [16, 9, 5]  # longest first, each batch as wide as its longest chunk
+    res = perplexity(model, ds, batch_size=2, token_stats=True)
+    with torch.inference_mode():
+        whole = batch_token_stats(model(**b).logits, b["labels"])
+    for ours, theirs, n in zip(res["token_stats"], whole, [9, 16, 5, 12, 7]):
+        assert len(ours["logp"]) == n - 1
+        torch.testing.assert_close(
+            torch.tensor(ours["logp"]), torch.tensor(theirs["logp"]), rtol=1e-4, atol=1e-5
+        )

@@ -356,3 +356,24 @@ def test_a_method_that_never_reaches_the_referee_scores_zero_and_ties_are_kept()
     assert ul.most_robust(scores, "books") == ["ga", "ga_gd_in"]
     assert ul.hardest_domains(scores) == ["arxiv", "github"]  # a tie is not "code alone"
     assert ranking(scores).loc["ga", "books"] == 1
+
+
+def test_the_order_contrast_counts_the_steps_a_retrained_model_really_trains(tiny):
+    """The contrast's retrained steps are computed, not trained: they must be the steps
+    the exact retrained model of each order trains when it is pre-trained."""
+    import dataclasses
+
+    import llmunlearn.training.pretraining as pt
+
+    frame = ul.order_contrast(tiny, progress=False)
+    assert list(frame.index) == ["late", "mixed"]
+    assert frame.loc["late", "forget seen"] == tiny.forget_repeats
+    assert frame.loc["mixed", "forget seen"] == tiny.pretrain_epochs
+    for order, repeats in pt.ORDER_CONTRAST.items():
+        prof = dataclasses.replace(
+            tiny, pretrain_order=order, forget_repeats=repeats or tiny.forget_repeats
+        )
+        run = ul.pretrain(prof, without="github", progress=False)
+        base = ul.Run(ul.home() / "pretrain" / run.summary["base"]) if run.summary["base"] else None
+        trained = run.summary["steps"] - (base.summary["steps"] if base else 0)
+        assert trained == pt._retrained_steps(prof, "github")

@@ -118,6 +118,7 @@ _LAZY = {
     "per_replicate": "studies.robustness",
     "plot_robustness_curves": "report.plotting",
     "pilot": "training.pretraining",
+    "order_contrast": "training.pretraining",
     "pilot_choice": "training.pretraining",
     "replicate_zoos": "training.pretraining",
     "memorisation_gap": "training.pretraining",

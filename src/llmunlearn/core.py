@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from .config import IGNORE_INDEX  # noqa: F401  (re-exported: the one definition)
+from .config import TENSOR_COLUMNS
 
 
 def token_nll(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -98,3 +99,19 @@ def batch_token_stats(logits: torch.Tensor, labels: torch.Tensor) -> list[dict]:
         z = ((logp[i][m] - mu[i][m]) / var[i][m].sqrt().clamp_min(1e-6)).cpu().numpy()
         out.append({"logp": lp, "z": z, "nll": float(-lp.mean())})
     return out
+
+
+def length_sorted_batches(chunks, batch_size: int, device):
+    """Evaluation batches of a chunked dataset, longest chunks first, each batch cut to its
+    longest chunk's real tokens: ``(indices, batch)`` pairs, ``indices`` the rows of
+    ``chunks`` in the batch. Chunks are right-padded and attention is causal, so the cut
+    removes padding only and no scored position changes (a short document's chunk no
+    longer pays for 128 positions). Callers put per-chunk results back by ``indices``."""
+    ds = chunks.with_format("torch", columns=TENSOR_COLUMNS)
+    mask = chunks.with_format("torch", columns=["attention_mask"])[:]["attention_mask"]
+    lengths = mask.sum(1).tolist()
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        width = max(1, int(lengths[idx[0]]))
+        yield idx, {k: v[:, :width].to(device) for k, v in ds[idx].items()}

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from .config import DOMAINS, TENSOR_COLUMNS, Profile, check_choice, pretrain_config
-from .core import IGNORE_INDEX, token_nll
+from .core import IGNORE_INDEX, length_sorted_batches, token_nll
 from .data.corpus import chunk_texts, domain_chunks, fixed_sample, sample_indices
 from .measurement.metrics import perplexity
 from .measurement.mia import (
@@ -207,11 +207,9 @@ def reference_distributions(reference, chunks, batch_size: int = 32) -> list[tup
     if key in _REFERENCE_PROBS:
         return _REFERENCE_PROBS[key]
     device = next(reference.parameters()).device
-    ds = chunks.with_format("torch", columns=TENSOR_COLUMNS)
     out = []
     with torch.inference_mode():
-        for start in range(0, len(ds), batch_size):
-            b = {k: v.to(device) for k, v in ds[start : start + batch_size].items()}
+        for _, b in length_sorted_batches(chunks, batch_size, device):
             logp = torch.log_softmax(
                 reference(input_ids=b["input_ids"], attention_mask=b["attention_mask"])
                 .logits[:, :-1]
@@ -236,11 +234,11 @@ def kl_to(model, reference, chunks, batch_size: int = 32) -> float:
     comes from :func:`reference_distributions`, and the model's log-softmax is never
     materialised."""
     device = next(model.parameters()).device
-    ds = chunks.with_format("torch", columns=TENSOR_COLUMNS)
     reference = reference_distributions(reference, chunks, batch_size)
     total, weight = 0.0, 0
-    for (p_ref, neg_entropy), start in zip(reference, range(0, len(ds), batch_size)):
-        b = {k: v.to(device) for k, v in ds[start : start + batch_size].items()}
+    for (p_ref, neg_entropy), (_, b) in zip(
+        reference, length_sorted_batches(chunks, batch_size, device)
+    ):
         mask = b["labels"][:, 1:] != IGNORE_INDEX
         z = (
             model(input_ids=b["input_ids"], attention_mask=b["attention_mask"])

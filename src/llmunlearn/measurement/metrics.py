@@ -13,8 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..core import batch_token_stats, chunk_mean, token_nll
-from ..config import TENSOR_COLUMNS
+from ..core import batch_token_stats, chunk_mean, length_sorted_batches, token_nll
 
 
 @torch.inference_mode()
@@ -32,24 +31,24 @@ def perplexity(model, chunks, batch_size: int = 32, token_stats: bool | str = Fa
     if len(chunks) == 0:
         raise ValueError("cannot compute perplexity of an empty set of chunks")
     device = next(model.parameters()).device
-    per_chunk, nll_sum, n_tok, n_correct, stats = [], 0.0, 0, 0, []
-    ds = chunks.with_format("torch", columns=TENSOR_COLUMNS)
-    for start in range(0, len(ds), batch_size):
-        b = {k: v.to(device) for k, v in ds[start : start + batch_size].items()}
+    per_chunk, stats = [0.0] * len(chunks), [None] * len(chunks)
+    nll_sum, n_tok, n_correct = 0.0, 0, 0
+    for idx, b in length_sorted_batches(chunks, batch_size, device):
         logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
         nll, mask = token_nll(logits, b["labels"])
-        per_chunk += chunk_mean(nll, mask).tolist()
+        for i, v in zip(idx, chunk_mean(nll, mask).tolist()):
+            per_chunk[i] = v
         nll_sum += float(nll.sum())
         n_tok += int(mask.sum())
         pred = logits[:, :-1].argmax(-1)
         n_correct += int(((pred == b["labels"][:, 1:]) & mask).sum())
         if token_stats == "logp":
-            stats += [
-                {"logp": (-nll[i][mask[i]]).cpu().numpy(), "nll": float(nll[i][mask[i]].mean())}
-                for i in range(len(nll))
-            ]
+            for j, i in enumerate(idx):
+                row = nll[j][mask[j]]
+                stats[i] = {"logp": (-row).cpu().numpy(), "nll": float(row.mean())}
         elif token_stats:
-            stats += batch_token_stats(logits, b["labels"])
+            for i, st in zip(idx, batch_token_stats(logits, b["labels"])):
+                stats[i] = st
     mean_chunk = sum(per_chunk) / len(per_chunk)
     return {
         "ppl": _safe_exp(mean_chunk),

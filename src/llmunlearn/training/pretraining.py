@@ -532,6 +532,71 @@ def pilot_choice(frame) -> int | None:
     return int(min(ok)) if len(ok) else None
 
 
+ORDER_CONTRAST = {"late": None, "mixed": 1}
+"""The pre-training orders the contrast compares: the late order at the profile's
+``forget_repeats``, and the mixed order as it was before the late one (each forget chunk
+once per pass); None takes the profile's count."""
+
+
+def order_contrast(profile: Profile, progress: bool = True):
+    """What the late order changes against the mixed one, measured once (one original
+    model per order, the profile's seed): a ``DataFrame`` indexed by order with the
+    times each forget chunk is seen (``forget seen``), the memorisation gap M per domain
+    (``M <domain>``), approximate perplexity per domain (unseen same-domain text),
+    general/evaluation perplexity, the original's optimiser steps and the steps one exact
+    retrained model trains (``retrained steps``: the final slice under the late order,
+    the whole recipe minus the domain's forget chunks under the mixed order; the median
+    over domains, computed from the chunk order, not trained)."""
+    import dataclasses
+    import statistics
+
+    import pandas as pd
+
+    rows = {}
+    for order, repeats in ORDER_CONTRAST.items():
+        prof = dataclasses.replace(
+            profile, pretrain_order=order, forget_repeats=repeats or profile.forget_repeats
+        )
+        run = pretrain(prof, progress=progress)
+        ppl = run.summary["ppl"]
+        seen = prof.forget_repeats * (1 if order == "late" else prof.pretrain_epochs)
+        rows[order] = {
+            "forget seen": seen,
+            **{f"M {d}": v for d, v in memorisation_gap(run).items()},
+            **{f"approximate {d}": ppl[d]["matched/approximate"] for d in DOMAINS},
+            "general": ppl["general"]["evaluation"],
+            "steps": run.summary["steps"],
+            "retrained steps": statistics.median(_retrained_steps(prof, d) for d in DOMAINS),
+            "wall_s": run.summary["wall_s"],
+        }
+    frame = pd.DataFrame(rows).T
+    frame.index.name = "order"
+    return frame
+
+
+def _retrained_steps(profile: Profile, domain: str) -> int:
+    """Optimiser steps the exact retrained model without ``domain``'s forget set (the
+    profile's design) trains under the profile's order, from the chunk order alone."""
+    doc_ids = _chunk_doc_ids(profile)
+    forget, removed = (
+        _forget_ids(profile),
+        {d.id for d in forget_documents(profile, domain, profile.design)},
+    )
+    if profile.pretrain_order == "late":
+        order = slice_order(doc_ids, forget, profile, profile.seed)
+    else:
+        order, _ = training_order(doc_ids, forget, profile, profile.seed)
+    return max(1, len([i for i in order if doc_ids[i] not in removed]) // profile.pretrain_batch)
+
+
+def _chunk_doc_ids(profile: Profile) -> list[str]:
+    """The document of each pre-training chunk, in chunk order."""
+    tokenizer = pretraining_tokenizer(profile)
+    return list(
+        chunk_documents(tokenizer, pretraining_documents(profile), profile.chunk_len)["doc_id"]
+    )
+
+
 def full_zoo(profile: Profile, progress: bool = True) -> dict[str, Run]:
     """Every pre-trained model of both split designs: ``original``, ``original-seed2``
     and ``retrained-<domain>-<design>`` for each domain and design (8 models)."""

@@ -71,6 +71,8 @@ def tiny_profile():
         general_retain_chars=2_000,
         general_eval_chars=1_000,
         min_doc_chars=100,
+        max_doc_chars=16_000,  # smoke's passages, and a longer paragraph kept whole
+        general_doc_chars=(100, 16_000),
         vocab_size=512,
         chunk_len=32,
         d_model=32,

@@ -96,3 +96,35 @@ def test_trimmed_evaluation_batches_keep_every_scored_token_and_the_chunk_order(
         torch.testing.assert_close(
             torch.tensor(ours["logp"]), torch.tensor(theirs["logp"]), rtol=1e-4, atol=1e-5
         )
+
+
+def test_length_grouped_batches_keep_each_window_and_sort_lengths_within_batches():
+    """Pre-training batches grouped by length: the same chunks per window of batches,
+    each batch of neighbouring lengths, an incomplete last batch left last; and a
+    trimmed micro-batch loses padding only."""
+    import random
+
+    from llmunlearn.training.loop import length_grouped, trimmed_collate
+
+    rng = random.Random(0)
+    lengths = [rng.randint(5, 16) for _ in range(100)]
+    order = [rng.randrange(100) for _ in range(4 * 25 + 3)]
+    grouped = length_grouped(order, lengths, batch=4, seed=1, window=5)
+    assert grouped[-3:] == order[-3:]
+    for w in range(0, 100, 20):
+        assert sorted(grouped[w : w + 20]) == sorted(order[w : w + 20])
+    spread = [
+        max(lengths[i] for i in grouped[b : b + 4]) - min(lengths[i] for i in grouped[b : b + 4])
+        for b in range(0, 100, 4)
+    ]
+    random_spread = [
+        max(lengths[i] for i in order[b : b + 4]) - min(lengths[i] for i in order[b : b + 4])
+        for b in range(0, 100, 4)
+    ]
+    assert sum(spread) < sum(random_spread) / 2
+    b = padded_batch([9, 5, 7])
+    rows = [{k: v[i] for k, v in b.items()} for i in range(3)]
+    cut = trimmed_collate(rows)
+    assert cut["input_ids"].shape == (3, 9)
+    torch.testing.assert_close(cut["labels"], b["labels"][:, :9])
+    assert int(cut["attention_mask"].sum()) == int(b["attention_mask"].sum())

@@ -349,3 +349,86 @@ def test_debian_packages_come_in_one_apt_call_and_an_unknown_one_is_named(
     ]
     with pytest.raises(SourceUnavailable, match="no-such-pkg"):
         sources.debian_package("no-such-pkg")
+
+
+def _paragraphs(text):
+    return [p.strip() for p in text.split("\n\n") if p.strip()]
+
+
+def test_passages_tile_their_document_and_are_drawn_like_documents(tiny):
+    """Cut at blank lines, a long document's passages are within the bound (a single
+    longer paragraph stays whole), keep its paragraphs in order, and are documents of
+    their own: no passage text is in two splits, and a split's passages come from many
+    sources."""
+    from llmunlearn.data.corpus import cut_passages, source_id
+
+    words = "alpha beta gamma delta epsilon zeta eta theta iota kappa".split()
+    long = [
+        Document(
+            f"src{i}",
+            "\n\n".join(
+                " ".join(words[(i + j + k) % 10] for k in range(8 + (i + j) % 9)) for j in range(20)
+            ),
+            f"group{i % 7}",
+            "test",
+            "CC0",
+        )
+        for i in range(40)
+    ]
+    long.append(Document("wide", "x" * 500, "group0", "test", "CC0"))  # one long paragraph
+    cut = cut_passages(long, 200)
+    for d in long:
+        parts = [p for p in cut if source_id(p.id) == d.id]
+        assert sum((_paragraphs(p.text) for p in parts), []) == _paragraphs(d.text)
+        assert all(len(p.text) <= 200 or len(_paragraphs(p.text)) == 1 for p in parts)
+        assert {p.group for p in parts} == {d.group}
+    assert cut_passages(long, None) == long
+    p = tiny.__class__(
+        **{
+            **tiny.__dict__,
+            "passage_chars": 200,
+            "max_doc_chars": 200,
+            "min_doc_chars": 20,
+            "forget_chars": 1_000,
+            "approximate_chars": 1_000,
+            "retain_chars": 3_000,
+        }
+    )
+    splits = _splits(p, long)
+    texts = [d.text for v in splits.values() for d in v]
+    assert len(texts) == len(set(texts))
+    assert all(len(t) <= 200 for t in texts)  # the long paragraph is out of bounds
+    forget = splits["matched/forget"]
+    assert len(forget) >= 8 and len({source_id(d.id) for d in forget}) >= 5
+
+
+def test_a_passage_bound_below_the_shortest_document_is_refused():
+    import llmunlearn as ul
+
+    with pytest.raises(ValueError, match="passage_chars"):
+        ul.get_profile("smoke", passage_chars=50, min_doc_chars=80)
+    with pytest.raises(ValueError, match="passage_chars"):
+        ul.get_profile("smoke", passage_chars=0)
+
+
+def test_general_text_keeps_whole_documents_within_its_own_bounds(tiny):
+    """The unlearning domains are cut into passages; general text is not (the utility
+    battery reads half-chunk contexts from it), and its bounds are its own."""
+    import dataclasses
+
+    from llmunlearn.data.corpus import document_bounds
+
+    p = dataclasses.replace(tiny, passage_chars=200, max_doc_chars=200, min_doc_chars=20)
+    assert document_bounds(p, "arxiv") == p
+    general = document_bounds(p, "general")
+    assert general.passage_chars is None
+    assert (general.min_doc_chars, general.max_doc_chars) == tiny.general_doc_chars
+    for bad in ((5, 2), (1,), (1.5, 4), [1, 4]):
+        with pytest.raises(ValueError, match="general_doc_chars"):
+            ul_profile("smoke", general_doc_chars=bad)
+
+
+def ul_profile(name, **kw):
+    import llmunlearn as ul
+
+    return ul.get_profile(name, **kw)

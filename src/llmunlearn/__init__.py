@@ -68,6 +68,7 @@ _LAZY = {
     "corpus_table": "report.results",
     "licence_table": "report.results",
     "document_table": "data.corpus",
+    "document_bounds": "data.corpus",
     "pretraining_tokenizer": "training.pretraining",
     "plot_document_lengths": "report.plotting",
     "plot_loss_curves": "report.plotting",

@@ -106,6 +106,13 @@ class Profile:
     # forget sets (forget_repeats times each) and as many replayed chunks of D; each
     # exact retrained model branches from the checkpoint before that slice
     pretrain_order: str = "mixed"
+    # documents longer than this are cut at blank lines into passages of at most this
+    # many characters, each a document of its own (None: whole documents); the length
+    # bounds then apply to the passages
+    passage_chars: int | None = None
+    # general text's document bounds (min, max characters; whole documents, never cut);
+    # None: the profile's own bounds
+    general_doc_chars: tuple[int, int] | None = None
     # grid runs: a constant learning rate after warm-up, evaluated at these increasing
     # steps (empty: the chapters' schedule, every eval_every steps)
     grid_eval_steps: tuple[int, ...] = ()
@@ -133,8 +140,10 @@ PROFILES: dict[str, Profile] = {
             approximate_chars=12_000,
             general_retain_chars=24_000,
             general_eval_chars=12_000,
-            max_doc_chars=16_000,
-            min_doc_chars=300,
+            max_doc_chars=240,
+            min_doc_chars=80,
+            passage_chars=240,
+            general_doc_chars=(300, 16_000),
             vocab_size=1024,
             chunk_len=64,
             n_layer=2,
@@ -160,8 +169,9 @@ PROFILES: dict[str, Profile] = {
         ),
         Profile(
             # issue 22's design: each forget set about a tenth of its domain's
-            # pre-training text (12k of 124k characters per design), short documents
-            # (300-3,000 characters), an approximate set three times the forget set, 30 %
+            # pre-training text (12k of 124k characters per design), in passages of
+            # 100-320 characters (several dozen per set; one 128-token chunk each, about),
+            # an approximate set three times the forget set, 30 %
             # of retain held out from the regularisers, the forget sets in a late slice of
             # pre-training (forget_repeats from the pilot); the grid at a constant rate
             # evaluated at steps 2-12, on two independently pre-trained originals
@@ -171,8 +181,10 @@ PROFILES: dict[str, Profile] = {
             approximate_chars=36_000,
             general_retain_chars=80_000,
             general_eval_chars=40_000,
-            max_doc_chars=3_000,
-            min_doc_chars=300,
+            max_doc_chars=320,
+            min_doc_chars=100,
+            passage_chars=320,
+            general_doc_chars=(300, 3_000),
             vocab_size=4096,
             chunk_len=128,
             n_layer=4,
@@ -181,11 +193,11 @@ PROFILES: dict[str, Profile] = {
             pretrain_epochs=3,
             pretrain_batch=16,
             pretrain_lr=2e-3,
-            # 12 steps x 4 chunks: about one and a half passes over a forget set of 34-43
-            # chunks, at a constant rate (the grid's), evaluated at steps 2, 5 and 12
+            # 12 steps x 6 chunks: about one and a quarter passes over a forget set of
+            # 55-60 chunks, at a constant rate (the grid's), evaluated at steps 2, 5 and 12
             unlearn_lr=2e-4,
             unlearn_steps=12,
-            unlearn_batch=4,
+            unlearn_batch=6,
             eval_every=6,
             eval_chunks=16,
             threads=2,
@@ -362,7 +374,8 @@ def check_design(profile: Profile) -> Profile:
     """``profile`` if its design fields are in range, else a ``ValueError`` naming the
     field, the value and the allowed range: ``heldout_share`` in [0, 0.9],
     ``forget_repeats`` an integer in 1..16, ``pretrain_order`` one of
-    :data:`PRETRAIN_ORDERS`, ``grid_eval_steps`` increasing positive integers, and a forget
+    :data:`PRETRAIN_ORDERS`, ``passage_chars`` None or at least ``min_doc_chars``,
+    ``grid_eval_steps`` increasing positive integers, and a forget
     share of the domain's pre-training text (forget / (forget + retain) characters) of at
     most one half."""
     check_choice("pretrain_order", profile.pretrain_order, PRETRAIN_ORDERS)
@@ -373,6 +386,25 @@ def check_design(profile: Profile) -> Profile:
     if isinstance(repeats, bool) or not isinstance(repeats, int) or not 1 <= repeats <= 16:
         raise ValueError(f"forget_repeats must be an integer in 1..16, got {repeats!r}")
     check_steps("grid_eval_steps", profile.grid_eval_steps, allow_empty=True)
+    bounds = profile.general_doc_chars
+    if bounds is not None and not (
+        isinstance(bounds, tuple)
+        and len(bounds) == 2
+        and all(isinstance(b, int) and not isinstance(b, bool) for b in bounds)
+        and 0 <= bounds[0] <= bounds[1]
+    ):
+        raise ValueError(
+            f"general_doc_chars must be None or (min, max) integers with 0 <= min <= max, "
+            f"got {bounds!r}"
+        )
+    cut = profile.passage_chars
+    if cut is not None and (
+        isinstance(cut, bool) or not isinstance(cut, int) or cut < max(1, profile.min_doc_chars)
+    ):
+        raise ValueError(
+            f"passage_chars must be None or an integer of at least min_doc_chars "
+            f"({profile.min_doc_chars}), got {cut!r}"
+        )
     if profile.forget_chars and profile.forget_chars > profile.retain_chars:
         share = profile.forget_chars / (profile.forget_chars + profile.retain_chars)
         raise ValueError(
@@ -484,9 +516,22 @@ PRETRAIN_FIELDS = (
     "heldout_share",
     "forget_repeats",
     "pretrain_order",
+    "passage_chars",
+    "general_doc_chars",
 )
 """The profile fields a pre-trained model depends on: changing the unlearning budget or
 the split design reuses the zoo (one original model serves both designs)."""
+
+
+DESIGN_FIELDS = (
+    "heldout_share",
+    "forget_repeats",
+    "pretrain_order",
+    "passage_chars",
+    "general_doc_chars",
+)
+"""Pre-training fields added with issue 22's design: in a run's hash only where they
+differ from their defaults, so that runs from before them stay valid."""
 
 
 def pretrain_config(profile: Profile) -> dict:
@@ -496,8 +541,7 @@ def pretrain_config(profile: Profile) -> dict:
     return {
         k: getattr(profile, k)
         for k in PRETRAIN_FIELDS
-        if k not in ("heldout_share", "forget_repeats", "pretrain_order")
-        or getattr(profile, k) != defaults[k]
+        if k not in DESIGN_FIELDS or getattr(profile, k) != defaults[k]
     }
 
 

@@ -18,7 +18,12 @@ regulariser) and ``evaluation`` (held out, for utility). :func:`load_splits` giv
 view: ``forget``, ``retain``, ``approximate`` of one design.
 
 Sizes are character budgets from the profile: whole documents are taken in a seeded order
-until a split's budget is reached (documents are never truncated).
+until a split's budget is reached (documents are never truncated). A profile with
+``passage_chars`` first cuts every longer document at blank lines into passages
+(:func:`cut_passages`), and the passages are the documents: so a split of ten thousand
+characters holds several dozen, drawn from many sources. In the matched design passages
+of one source may land in different splits, on both sides alike (forget and
+approximate are drawn from one shuffled stream).
 
 Chunking follows the paper's code: each whole document is tokenised without BOS/EOS, cut into
 consecutive non-overlapping chunks of ``chunk_len`` tokens, chunks under
@@ -36,7 +41,14 @@ from pathlib import Path
 
 from ..config import DESIGNS, DOMAINS, GENERAL_SPLITS, IGNORE_INDEX, SPLITS, Profile, check_choice
 from ..runs import config_hash, home, write_json
-from .sources import MATCHED_POOL, SHIFTED_PINS, SOURCES, Document, SourceUnavailable
+from .sources import (
+    MATCHED_POOL,
+    SHIFTED_PINS,
+    SOURCES,
+    Document,
+    SourceUnavailable,
+    passages,
+)
 
 MIN_CHUNK_TOKENS = 5
 """Chunks shorter than this are dropped (official code)."""
@@ -117,10 +129,54 @@ def split_budgets(domain: str, profile: Profile) -> dict[str, int]:
     } | {"retain": profile.retain_chars}
 
 
+PART = "/part"
+"""What a passage's id adds to its document's: ``<id>/part<j>``."""
+
+
+def source_id(doc_id: str) -> str:
+    """The id of the document a passage was cut from (a whole document's own id)."""
+    return doc_id.split(PART)[0]
+
+
+def cut_passages(docs: list[Document], max_chars: int | None) -> list[Document]:
+    """Each document longer than ``max_chars`` cut at blank lines into passages of at most
+    that many characters (:func:`~llmunlearn.data.sources.passages`; a single longer
+    paragraph stays whole), each a document of its own: id ``<id>/part<j>``, the same
+    group, source and licence. ``None`` keeps whole documents."""
+    if max_chars is None:
+        return list(docs)
+    return [
+        piece
+        for d in docs
+        for piece in (
+            [d]
+            if len(d.text) <= max_chars
+            else [
+                Document(f"{d.id}{PART}{j}", text, d.group, d.source, d.license)
+                for j, text in enumerate(passages(d.text, max_chars))
+            ]
+        )
+    ]
+
+
+def document_bounds(profile: Profile, domain: str) -> Profile:
+    """``profile`` with the document bounds that hold for ``domain``: general text keeps
+    whole documents within ``general_doc_chars`` when the profile sets them (it is never
+    unlearned, and the utility battery reads half-chunk contexts from it); the unlearning
+    domains' documents are cut and bounded as the profile says."""
+    import dataclasses
+
+    if domain != "general" or profile.general_doc_chars is None:
+        return profile
+    lo, hi = profile.general_doc_chars
+    return dataclasses.replace(profile, min_doc_chars=lo, max_doc_chars=hi, passage_chars=None)
+
+
 def _selectable(docs: list[Document], profile: Profile) -> list[Document]:
-    """Documents within the profile's length bounds, exact duplicates kept once, by id."""
+    """Documents (passages, when the profile cuts them: :func:`cut_passages`) within the
+    profile's length bounds, exact duplicates kept once, by id."""
     seen, out = set(), []
-    for d in sorted(docs, key=lambda d: d.id):
+    for d in sorted(cut_passages(docs, profile.passage_chars), key=lambda d: d.id):
         if profile.min_doc_chars <= len(d.text) <= profile.max_doc_chars and d.sha256 not in seen:
             seen.add(d.sha256)
             out.append(d)
@@ -186,7 +242,7 @@ def split_documents(
     design, split, what it got and what it needs.
     """
     budgets = split_budgets(domain, profile)
-    docs = _selectable(docs, profile)
+    docs = _selectable(docs, document_bounds(profile, domain))
     rng = random.Random(profile.seed)
     groups: dict[str, list[Document]] = {}
     for d in docs:
@@ -286,7 +342,7 @@ def _domain_splits(domain: str, profile: Profile) -> dict[str, list[Document]]:
             "matched/approximate": hub["approximate"],
             "retain": hub["retain"],
         }
-    budgets = split_budgets(domain, profile)
+    budgets, bounded = split_budgets(domain, profile), document_bounds(profile, domain)
     digests, docs = {s.__name__: _source_digest(s) for s in SOURCES[domain]}, None
     if None in digests.values():
         docs, digests = domain_documents(domain)
@@ -295,7 +351,8 @@ def _domain_splits(domain: str, profile: Profile) -> dict[str, list[Document]]:
             "domain": domain,
             "sources": digests,
             "budgets": budgets,
-            "bounds": [profile.min_doc_chars, profile.max_doc_chars],
+            "bounds": [bounded.min_doc_chars, bounded.max_doc_chars],
+            **({"passages": bounded.passage_chars} if bounded.passage_chars else {}),
             "seed": profile.seed,
             "pins": SHIFTED_PINS.get(domain),
             "pool": MATCHED_POOL.get(domain),

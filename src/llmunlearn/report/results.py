@@ -156,8 +156,11 @@ def memorisation_gaps(zoo: dict[str, Run]) -> pd.DataFrame:
 
 def split_groups(documents: pd.DataFrame, top: int = 4) -> pd.DataFrame:
     """Per domain and split (from :func:`llmunlearn.data.corpus.document_table`): documents,
-    groups, the largest group's share of the split's characters, and the ``top`` groups
-    by characters (what a split is made of, not just how big it is)."""
+    the source documents they were cut from (the same number when the profile keeps whole
+    documents), groups, the largest group's share of the split's characters, and the
+    ``top`` groups by characters (what a split is made of, not just how big it is)."""
+    from ..data.corpus import source_id
+
     rows = []
     for (domain, split), g in documents.groupby(["domain", "split"], sort=False):
         by_group = g.groupby("group")["characters"].sum().sort_values(ascending=False)
@@ -166,6 +169,7 @@ def split_groups(documents: pd.DataFrame, top: int = 4) -> pd.DataFrame:
                 "domain": domain,
                 "split": split,
                 "documents": len(g),
+                "sources": g["id"].map(source_id).nunique(),
                 "groups": len(by_group),
                 "largest group share": by_group.iloc[0] / by_group.sum(),
                 "largest groups": ", ".join(

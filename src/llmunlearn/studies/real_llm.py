@@ -66,30 +66,15 @@ def _release_checked(docs) -> list:
     return docs
 
 
-def _passages(docs, cap: int) -> list:
-    """Each module cut at blank lines into passages of at most ``cap`` characters
-    (:func:`~llmunlearn.data.sources.passages`, as the books' chapters are): the documents the
-    splits are drawn from, so that a split of a few thousand characters holds several,
-    from several packages."""
-    from ..data.sources import Document, passages
-
-    return [
-        Document(f"{d.id}#{j}", piece, d.group, d.source, d.license)
-        for d in docs
-        for j, piece in enumerate(passages(d.text, cap))
-    ]
-
-
 def real_llm_splits(profile: Profile, chars: int, design: str = "injected") -> dict[str, list]:
     """The documents of every split (``"github/forget"``, ...): ``chars`` characters each
-    (passages of modules, :func:`_passages`, of at most a quarter of ``chars`` and within
-    the profile's length bounds, so that every split has several; seeded order). The
-    injected design draws forget, retain and approximate at random from one shuffled pool
-    of passages of post-release modules; the
-    shifted design keeps that approximate set and takes forget and retain from the
-    standard library. A pool of fewer than :data:`MIN_PACKAGES` packages, a document not
-    newer than the model, or a split the pool cannot fill is a ``ValueError``, before
-    anything is written."""
+    (passages of modules, :func:`~llmunlearn.data.corpus.cut_passages`, of at most a quarter
+    of ``chars`` and within the profile's length bounds, so that every split has several;
+    seeded order). The injected design draws forget, retain and approximate at random from
+    one shuffled pool of passages of post-release modules; the shifted design keeps that
+    approximate set and takes forget and retain from the standard library. A pool of fewer
+    than :data:`MIN_PACKAGES` packages, a document not newer than the model, or a split the
+    pool cannot fill is a ``ValueError``, before anything is written."""
     import dataclasses
 
     from ..config import check_choice
@@ -98,10 +83,8 @@ def real_llm_splits(profile: Profile, chars: int, design: str = "injected") -> d
 
     check_choice("real-LLM design", design, DESIGNS)
     cap = min(profile.max_doc_chars, max(profile.min_doc_chars, chars // 4))
-    bounded = dataclasses.replace(profile, max_doc_chars=cap)
-    new = _selectable(
-        _passages(_release_checked(source_documents(post_release_python)[0]), cap), bounded
-    )
+    bounded = dataclasses.replace(profile, max_doc_chars=cap, passage_chars=cap)
+    new = _selectable(_release_checked(source_documents(post_release_python)[0]), bounded)
     packages = sorted({d.id.split("/")[0] for d in new})
     if len(packages) < MIN_PACKAGES:
         raise ValueError(
@@ -113,7 +96,7 @@ def real_llm_splits(profile: Profile, chars: int, design: str = "injected") -> d
     stream = iter(new)
     out = {f"github/{s}": _take(stream, chars) for s in SPLITS["github"]}
     if design == "shifted":
-        seen = _selectable(_passages(source_documents(debian_python_stdlib)[0], cap), bounded)
+        seen = _selectable(source_documents(debian_python_stdlib)[0], bounded)
         rng.shuffle(seen)
         stdlib = iter(seen)
         out["github/forget"] = _take(stdlib, chars)

@@ -13,6 +13,7 @@ for pre-training) and returns a scalar to *minimise*. Each stream is read in a f
 from __future__ import annotations
 
 import math
+import random
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -58,6 +59,34 @@ def stream_order(n: int, count: int, seed: int) -> list[int]:
     while len(out) < count:
         out.extend(torch.randperm(n, generator=g).tolist())
     return out[:count]
+
+
+def trimmed_collate(rows: list[dict]) -> dict:
+    """A micro-batch cut to its longest chunk's real tokens: chunks are right-padded and
+    every loss masks padding, so only padded positions go (a batch of short passages no
+    longer pays for ``chunk_len`` positions each)."""
+    batch = torch.utils.data.default_collate(rows)
+    width = max(1, int(batch["attention_mask"].sum(1).max()))
+    return {k: v[:, :width] if v.dim() == 2 else v for k, v in batch.items()}
+
+
+def length_grouped(order: list[int], lengths, batch: int, seed: int, window: int = 16) -> list[int]:
+    """``order`` regrouped so that each batch holds chunks of similar length (a batch is
+    then cut to its longest, :func:`trimmed_collate`): every ``window`` consecutive
+    batches are sorted by chunk length, cut into batches, and those batches shuffled
+    (seeded), as Hugging Face's length-grouped sampler does. The same chunks in the same
+    windows: a window's chunks are trained in that window, only their pairing changes.
+    Sorting is stable, so equal lengths keep their order."""
+    rng = random.Random(seed)
+    whole = len(order) - len(order) % batch  # a last incomplete batch stays last
+    out: list[int] = []
+    size = batch * window
+    for start in range(0, whole, size):
+        part = sorted(order[start : min(start + size, whole)], key=lambda i: -lengths[i])
+        batches = [part[j : j + batch] for j in range(0, len(part), batch)]
+        rng.shuffle(batches)
+        out += [i for b in batches for i in b]
+    return out + order[whole:]
 
 
 def training_flops(
@@ -223,7 +252,9 @@ def train(
             )
         columns = [c for c in (*TENSOR_COLUMNS, "target") if c in ds.column_names]
         subset = ds.with_format("torch", columns=columns).select(order[start * batch :])
-        loaders[name] = torch.utils.data.DataLoader(subset, batch_size=micro, shuffle=False)
+        loaders[name] = torch.utils.data.DataLoader(
+            subset, batch_size=micro, shuffle=False, collate_fn=trimmed_collate
+        )
 
     check_choice("optimizer", cfg.optimizer, OPTIMIZERS)
     check_choice("schedule", cfg.schedule, SCHEDULES)

@@ -31,7 +31,7 @@ from ..data.corpus import (
 from ..measurement.metrics import perplexity
 from ..models import build_model, check_checkpoint, load_model, n_params, train_tokenizer
 from ..runs import Run, home, write_json
-from .loop import TrainConfig, stream_order, train, training_flops
+from .loop import TrainConfig, length_grouped, stream_order, train, training_flops
 
 
 def pretraining_tokenizer(profile: Profile):
@@ -54,6 +54,10 @@ def zoo_name(without: str | None, design: str) -> str:
     """``original`` or ``retrained-<domain>-<design>``: a pre-training run's kind."""
     return "original" if without is None else f"retrained-{without}-{design}"
 
+
+BATCHING = "length-grouped"
+"""How pre-training batches are formed (:func:`~llmunlearn.training.loop.length_grouped`):
+in every run's configuration, so that models trained otherwise are not reused."""
 
 SLICE_LR = 0.3
 """The late order's final slice trains at this fraction of ``pretrain_lr`` (its own warm-up
@@ -147,6 +151,7 @@ def pretrain(
     config = {
         "profile": pretrain_config(profile),
         "seed": seed,
+        "batching": BATCHING,
         "docs": {d: {s: [x.sha256 for x in v] for s, v in sp.items()} for d, sp in splits.items()},
         "without": without
         and {
@@ -269,10 +274,13 @@ def _train_lm(
 ):
     """The zoo's one recipe for a stretch of pre-training (a base, a mixed-order model or
     a final slice): next-token loss over ``order`` of ``train_set`` in batches of
-    ``pretrain_batch``, AdamW with weight decay 0.1, ``warmup`` then cosine decay,
+    ``pretrain_batch`` (grouped by length within windows, :func:`length_grouped`, and cut
+    to their longest chunk), AdamW with weight decay 0.1, ``warmup`` then cosine decay,
     ``checkpoints`` times a checkpoint (0: none, for a run shorter than its saves).
     Returns :func:`~llmunlearn.training.loop.train`'s result; a run that diverged is a
     ``RuntimeError`` naming the learning rate."""
+    mask = train_set.with_format("torch", columns=["attention_mask"])[:]["attention_mask"]
+    order = length_grouped(order, mask.sum(1).tolist(), profile.pretrain_batch, seed)
     cfg = TrainConfig(
         steps=steps,
         lr=lr,
@@ -319,6 +327,7 @@ def pretrain_base(profile: Profile, seed: int, progress: bool = True) -> Run:
                 if k not in ("forget_repeats", "pretrain_order")
             },
             "seed": seed,
+            "batching": BATCHING,
             "docs": sorted(d.sha256 for d in docs),
         },
     )

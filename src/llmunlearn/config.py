@@ -193,11 +193,11 @@ PROFILES: dict[str, Profile] = {
             pretrain_epochs=3,
             pretrain_batch=16,
             pretrain_lr=2e-3,
-            # 12 steps x 6 chunks: about one and a quarter passes over a forget set of
-            # 55-60 chunks, at a constant rate (the grid's), evaluated at steps 2, 5 and 12
+            # 12 steps x 4 chunks: about four fifths of a pass over a forget set of 55-60
+            # chunks, at a constant rate (the grid's), evaluated at steps 2, 5 and 12
             unlearn_lr=2e-4,
             unlearn_steps=12,
-            unlearn_batch=6,
+            unlearn_batch=4,
             eval_every=6,
             eval_chunks=16,
             threads=2,

@@ -113,5 +113,11 @@ def length_sorted_batches(chunks, batch_size: int, device):
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
-        width = max(1, int(lengths[idx[0]]))
-        yield idx, {k: v[:, :width].to(device) for k, v in ds[idx].items()}
+        yield idx, {k: v.to(device) for k, v in trim_padding(ds[idx]).items()}
+
+
+def trim_padding(batch: dict) -> dict:
+    """``batch`` cut to its longest chunk's real tokens (every ``[B, T]`` tensor): chunks
+    are right-padded and every loss and metric masks padding, so only padding goes."""
+    width = max(1, int(batch["attention_mask"].sum(1).max()))
+    return {k: v[:, :width] if v.dim() == 2 else v for k, v in batch.items()}

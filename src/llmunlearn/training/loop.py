@@ -22,6 +22,7 @@ from typing import Callable
 import torch
 
 from ..config import TENSOR_COLUMNS, check_choice
+from ..core import trim_padding
 from .optim import SophiaG, estimate_hessian
 from ..runs import read_json, write_json
 
@@ -65,9 +66,7 @@ def trimmed_collate(rows: list[dict]) -> dict:
     """A micro-batch cut to its longest chunk's real tokens: chunks are right-padded and
     every loss masks padding, so only padded positions go (a batch of short passages no
     longer pays for ``chunk_len`` positions each)."""
-    batch = torch.utils.data.default_collate(rows)
-    width = max(1, int(batch["attention_mask"].sum(1).max()))
-    return {k: v[:, :width] if v.dim() == 2 else v for k, v in batch.items()}
+    return trim_padding(torch.utils.data.default_collate(rows))
 
 
 def length_grouped(order: list[int], lengths, batch: int, seed: int, window: int = 16) -> list[int]:

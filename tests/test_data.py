@@ -432,3 +432,26 @@ def ul_profile(name, **kw):
     import llmunlearn as ul
 
     return ul.get_profile(name, **kw)
+
+
+def test_chunks_kept_in_the_process_are_the_chunks_of_the_tokenizer_asked_for(tiny):
+    """The grid's runs share one tokenisation of a domain: what they get must be what
+    tokenising again gives, for the same vocabulary; another vocabulary gets its own."""
+    from llmunlearn.data import corpus
+
+    docs = [d for split in load_splits("arxiv", tiny).values() for d in split]
+    tok = train_tokenizer([d.text for d in docs], 300)
+    first = corpus.chunked_splits(tiny, "arxiv", tok)
+    again = corpus.chunked_splits(tiny, "arxiv", train_tokenizer([d.text for d in docs], 300))
+    corpus._CHUNKED.clear()
+    fresh = corpus.chunked_splits(tiny, "arxiv", tok)
+    other = corpus.chunked_splits(tiny, "arxiv", train_tokenizer([d.text for d in docs], 400))
+    for split in first:
+        assert again[split] is first[split]  # the same vocabulary: kept, not tokenised again
+        assert first[split][:]["input_ids"].tolist() == fresh[split][:]["input_ids"].tolist()
+        assert list(first[split]["doc_id"]) == list(fresh[split]["doc_id"])
+    assert any(
+        other[s][:]["input_ids"].tolist() != first[s][:]["input_ids"].tolist() for s in first
+    )
+    shorter = tiny.__class__(**{**tiny.__dict__, "chunk_len": 16})  # a run field: its own
+    assert corpus.chunked_splits(shorter, "arxiv", tok)["forget"][:]["input_ids"].shape[1] == 16

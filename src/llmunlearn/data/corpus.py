@@ -619,38 +619,36 @@ _CHUNKED: dict = {}
 _CHUNKED_MAX = 16
 
 
-def _tokenizer_key(tokenizer) -> str | None:
-    """What a tokenizer cuts text by: a hash of its whole serialised vocabulary and rules
-    and its pad token (None for a tokenizer without a fast backend: not cached)."""
+def _chunks_key(profile: Profile, domain: str, tokenizer) -> tuple | None:
+    """What :func:`chunked_splits` returns depends on: the home, the profile's run fields,
+    the domain and the tokenizer's whole serialised vocabulary and rules with its pad
+    token (None for a tokenizer without a fast backend: not kept)."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is None:
         return None
-    blob = f"{backend.to_str()}|{tokenizer.pad_token_id}".encode()
-    return hashlib.sha256(blob).hexdigest()
+    cut = {"tokenizer": backend.to_str(), "pad": tokenizer.pad_token_id}
+    return str(home()), config_hash(profile_config(profile)), domain, config_hash(cut)
 
 
 def chunked_splits(profile: Profile, domain: str, tokenizer) -> dict:
     """Every split of ``domain`` (or ``general``), chunked with ``tokenizer``.
 
-    Kept in this process per (home, the profile's run fields, domain, tokenizer's vocabulary):
-    the grid loads the same chunks for every run, and tokenising them again cost about a
-    third of a second per run on ``cpu``. The datasets are shared between callers, so a
-    caller derives new ones (``map``, ``select``, ``with_format``) and never changes one
-    in place (``set_format``)."""
-    tok = _tokenizer_key(tokenizer)
-    config = json.dumps(profile_config(profile), sort_keys=True, default=str)
-    key = (str(home()), config, domain, tok)
-    if tok is not None and key in _CHUNKED:
-        return dict(_CHUNKED[key])
-    out = {
-        s: chunk_documents(tokenizer, docs, profile.chunk_len)
-        for s, docs in load_splits(domain, profile).items()
-    }
-    if tok is not None:
+    Kept in this process per :func:`_chunks_key`: the grid loads the same chunks for every
+    run, and tokenising them again cost about a third of a second per run on ``cpu``. The
+    datasets are shared between callers, so a caller derives new ones (``map``,
+    ``select``, ``with_format``) and never changes one in place (``set_format``)."""
+    key = _chunks_key(profile, domain, tokenizer)
+    if key not in _CHUNKED:
+        out = {
+            s: chunk_documents(tokenizer, docs, profile.chunk_len)
+            for s, docs in load_splits(domain, profile).items()
+        }
+        if key is None:
+            return out
         _CHUNKED[key] = out
         while len(_CHUNKED) > _CHUNKED_MAX:
             del _CHUNKED[next(iter(_CHUNKED))]
-    return dict(out)
+    return dict(_CHUNKED[key])
 
 
 def domain_chunks(profile: Profile, domain: str, tokenizer) -> tuple[dict, dict]:

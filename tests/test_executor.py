@@ -1,5 +1,6 @@
-"""Runs executed elsewhere: a local Ray gives the same numbers as this process, and the
-runs land in the driver's own cache although the tasks share no folder with it."""
+"""Runs executed elsewhere: worker processes and a local Ray give the same numbers as this
+process, and the runs land in the driver's own cache although Ray's tasks share no folder
+with it."""
 
 import dataclasses
 import operator
@@ -64,6 +65,31 @@ def _numbers(runs) -> list[list[float]]:
         [float(e[k]) for e in r.summary["evals"] for k in ("ppl_forget", "ppl_retain", "auc")]
         for _, r in runs
     ]
+
+
+def test_a_grid_in_worker_processes_gives_the_numbers_of_this_process(
+    tiny, monkeypatch, tmp_path
+):
+    p = dataclasses.replace(tiny, grid_lrs=(1e-3, 1e-2), grid_seeds=(42,), grid_sophia_methods=())
+    methods = ["ga", "ga_gd_in"]
+    here = run_grid(p, "arxiv", methods=methods, progress=False)
+
+    # a second home with the data and the original; the spawned workers read the same
+    # fake sources as this test through the setup hook
+    monkeypatch.setenv("LLMUNLEARN_HOME", str(tmp_path / "workers"))
+    monkeypatch.setenv("LLMUNLEARN_WORKER_SETUP", "conftest.fake_sources")
+    monkeypatch.setenv("PYTHONPATH", str(TESTS))
+    ul.pretrain(p, progress=False)
+    two = dataclasses.replace(p, jobs=2)
+    workers = run_grid(two, "arxiv", methods=methods, progress=False)
+    assert [c for c, _ in workers] == [c for c, _ in here]
+    assert [r.path.name for _, r in workers] == [r.path.name for _, r in here]
+    assert _numbers(workers) == [pytest.approx(n, rel=1e-6) for n in _numbers(here)]
+    # the runs are cached now: asked again, the grid starts no worker (a setup hook that
+    # cannot be imported would fail in one)
+    monkeypatch.setenv("LLMUNLEARN_WORKER_SETUP", "no_such_module.setup")
+    again = run_grid(two, "arxiv", methods=methods, progress=False)
+    assert [r.path for _, r in again] == [r.path for _, r in workers]
 
 
 def test_a_grid_on_a_local_ray_gives_the_numbers_of_this_process(tiny, monkeypatch, tmp_path):

@@ -146,10 +146,12 @@ def run_grid(
     are cached one by one, so an interrupted grid resumes where it stopped. Only the
     chapters' own runs keep their weights. ``zoos``: replicate seed -> zoo
     (:func:`~llmunlearn.training.pretraining.replicate_zoos`); ``original`` stands for the first
-    replicate's original when given. With the profile's ``executor`` "ray", the runs not
-    cached yet execute as Ray tasks first (:mod:`llmunlearn.training.executor`)."""
+    replicate's original when given. The runs not cached yet execute first in the profile's
+    ``jobs`` worker processes, or as Ray tasks with ``executor`` "ray"
+    (:mod:`llmunlearn.training.executor`)."""
     from ..progress import progress_bar as tqdm
 
+    from ..training.executor import run_missing, with_threads
     from ..training.pretraining import pretrain
     from ..unlearning.runner import unlearn
 
@@ -170,32 +172,27 @@ def run_grid(
             "keep_model": is_default(profile, cell),
         }
 
-    if profile.executor != "local":  # the runs not cached yet go out as tasks
-        from ..training.executor import run_tasks
-
-        todo = [
-            c
-            for c in cells
-            if not unlearn(profile, domain, c["method"], **kwargs(c), plan_only=True).done
-        ]
-        if todo:
-            run_tasks(
-                unlearn,
-                [
-                    (
-                        f"{c['method']} lr={c['lr']:g}",
-                        (profile, domain, c["method"]),
-                        {**kwargs(c), "progress": False},
-                    )
-                    for c in todo
-                ],
-                threads=profile.threads,
-                desc=f"grid on {domain}",
-                executor=profile.executor,
-                address=profile.ray_address,
-                inputs=("data", "tokenizer", "evaluate"),
-                gpus=profile.ray_gpus_per_run,
-            )
+    local = profile.executor == "local"
+    if profile.jobs > 1 or not local:  # the runs not cached yet: in workers or on Ray first
+        worker = with_threads(profile, profile.jobs if local else 1)
+        run_missing(
+            unlearn,
+            [
+                (
+                    f"{c['method']} lr={c['lr']:g}",
+                    (worker, domain, c["method"]),
+                    {**kwargs(c), "progress": False},
+                )
+                for c in cells
+            ],
+            profile.jobs,
+            profile.threads,
+            desc=f"grid on {domain}",
+            executor=profile.executor,
+            address=profile.ray_address,
+            inputs=("data", "tokenizer", "evaluate"),
+            gpus=profile.ray_gpus_per_run,
+        )
     out = []
     with tqdm(cells, desc=f"grid on {domain}", unit="run", disable=not progress) as bar:
         for cell in bar:

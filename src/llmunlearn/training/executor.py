@@ -13,14 +13,17 @@ the model they start from exists. :func:`run_tasks` executes them
   So the run cache is the driver's, written from what the tasks return, and no shared
   file system is needed: a cluster's nodes need only this package installed.
 
-A run already cached in the driver's home is never sent. Results come back in the order
-of the tasks. A task that fails re-raises in the driver after the runs already finished
-were kept, so a re-run does only what is missing.
+:func:`run_missing` is what the zoo, the methods and the grid call: only the runs not
+cached yet go to :func:`run_tasks` (so a cached chapter starts no worker), then every run
+is read from the cache here. A run already cached in the driver's home is never sent.
+Results come back in the order of the tasks. A task that fails re-raises in the driver
+after the runs already finished were kept, so a re-run does only what is missing.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import io
 import os
 import tarfile
@@ -28,6 +31,20 @@ from pathlib import Path
 from typing import Callable
 
 from ..config import EXECUTORS, check_choice
+
+
+SETUP_HOOK = "LLMUNLEARN_WORKER_SETUP"
+
+
+def _setup_worker() -> None:
+    """A local worker's first step: call the function ``module.name`` that the environment
+    variable ``LLMUNLEARN_WORKER_SETUP`` names, if any (what Ray's
+    ``worker_process_setup_hook`` is to its workers; the tests use it to give spawned
+    workers their fake sources)."""
+    hook = os.environ.get(SETUP_HOOK)
+    if hook:
+        module, _, name = hook.rpartition(".")
+        getattr(importlib.import_module(module), name)()
 
 
 def _call(fn, threads, args, kwargs):
@@ -75,7 +92,7 @@ def run_tasks(
     results: dict[int, object] = {}
     bar = tqdm(total=len(tasks), desc=f"{desc} ({jobs} processes)", leave=True)
     with ProcessPoolExecutor(
-        max_workers=jobs, mp_context=multiprocessing.get_context("spawn")
+        max_workers=jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_setup_worker
     ) as pool:
         pending = {
             pool.submit(_call, fn, per_worker, args, kwargs): (i, name)
@@ -90,6 +107,28 @@ def run_tasks(
                 bar.update(1)
     bar.close()
     return [results[i] for i in range(len(tasks))]
+
+
+def run_missing(
+    fn: Callable,
+    tasks: list[tuple[str, tuple, dict]],
+    jobs: int = 1,
+    threads: int = 1,
+    desc: str = "runs",
+    executor: str = "local",
+    **remote,
+) -> list:
+    """:func:`run_tasks` for a cached run function (:func:`~llmunlearn.pretrain` or
+    :func:`~llmunlearn.unlearn`, which take ``plan_only``): with one local job, every task
+    in this process; else only the runs not cached yet go to :func:`run_tasks` (``remote``:
+    its ``address``, ``inputs`` and ``gpus``), and each run is then read from the cache."""
+    check_choice("executor", executor, EXECUTORS)
+    if executor == "local" and jobs == 1:
+        return [fn(*args, **kwargs) for _, args, kwargs in tasks]
+    todo = [t for t in tasks if not fn(*t[1], **t[2], plan_only=True).done]
+    if todo:
+        run_tasks(fn, todo, jobs, threads, desc, executor, **remote)
+    return [fn(*args, **kwargs, plan_only=True) for _, args, kwargs in tasks]
 
 
 # --- Ray ----------------------------------------------------------------------------

@@ -416,7 +416,7 @@ def pretrain_zoo(
     a second seed (``original-seed2``, to read differences against seed noise). With a
     ``base_model``, the zoo is that model alone. Once the original exists, the others
     train in ``profile.jobs`` parallel processes."""
-    from .executor import run_tasks, with_threads
+    from .executor import run_missing, with_threads
 
     seed = profile.seed if seed is None else seed
     zoo = {"original": pretrain(profile, seed=seed, progress=progress)}
@@ -431,33 +431,20 @@ def pretrain_zoo(
             tasks.append(
                 ("original-seed2", (worker,), {"seed": profile.seed + 1, "progress": not quiet})
             )
-        if profile.executor != "local":  # the models not cached yet go out as tasks
-            base = (
-                [pretrain_base(profile, seed, False).path]
-                if profile.pretrain_order == "late"
-                else []
-            )
-            todo = [t for t in tasks if not pretrain(t[1][0], **t[2], plan_only=True).done]
-            if todo:
-                run_tasks(
-                    pretrain,
-                    todo,
-                    threads=profile.threads,
-                    desc=f"pre-training the {profile.design} zoo",
-                    executor=profile.executor,
-                    address=profile.ray_address,
-                    inputs=("data", "tokenizer", *(b.relative_to(home()) for b in base)),
-                    gpus=profile.ray_gpus_per_run,
-                )
-            runs = [pretrain(t[1][0], **t[2], plan_only=True) for t in tasks]
-        else:
-            runs = run_tasks(
-                pretrain,
-                tasks,
-                profile.jobs,
-                profile.threads,
-                desc=f"pre-training the {profile.design} zoo",
-            )
+        # the late order's base: built with the original, carried to Ray tasks
+        late = profile.pretrain_order == "late"
+        base = [pretrain_base(profile, seed, False).path] if late else []
+        runs = run_missing(
+            pretrain,
+            tasks,
+            profile.jobs,
+            profile.threads,
+            desc=f"pre-training the {profile.design} zoo",
+            executor=profile.executor,
+            address=profile.ray_address,
+            inputs=("data", "tokenizer", *(b.relative_to(home()) for b in base)),
+            gpus=profile.ray_gpus_per_run,
+        )
         zoo.update({name: run for (name, _, _), run in zip(tasks, runs)})
     suffix = "" if seed == profile.seed else f"-s{seed}"
     write_json(

@@ -46,7 +46,7 @@ def unlearn_all(
     parallel processes (default: the profile's ``jobs``), each with its share of the
     profile's threads."""
     from .methods import METHODS
-    from ..training.executor import run_tasks, with_threads
+    from ..training.executor import run_missing, with_threads
 
     methods = list(methods or METHODS)
     hparams = dict(hparams or {})
@@ -58,7 +58,7 @@ def unlearn_all(
     evaluate_reference(profile, domain, original)  # every run's step 0, computed once
     jobs = profile.jobs if jobs is None else jobs
     worker = with_threads(profile, jobs)
-    runs = run_tasks(
+    runs = run_missing(
         unlearn,
         [
             (

@@ -67,9 +67,7 @@ def _numbers(runs) -> list[list[float]]:
     ]
 
 
-def test_a_grid_in_worker_processes_gives_the_numbers_of_this_process(
-    tiny, monkeypatch, tmp_path
-):
+def test_a_grid_in_worker_processes_gives_the_numbers_of_this_process(tiny, monkeypatch, tmp_path):
     p = dataclasses.replace(tiny, grid_lrs=(1e-3, 1e-2), grid_seeds=(42,), grid_sophia_methods=())
     methods = ["ga", "ga_gd_in"]
     here = run_grid(p, "arxiv", methods=methods, progress=False)

@@ -86,6 +86,34 @@ def test_the_pilot_stops_at_the_first_repeat_count_in_the_band(tiny, monkeypatch
     assert list(frame.index) == [1, 2] and ul.pilot_choice(frame) is None
 
 
+def test_a_pilot_model_is_measured_where_its_gap_is_read_with_the_full_numbers(tiny):
+    """A pilot or contrast original (``measure="gap"``) is the same model as the one
+    measured everywhere: the same perplexity on each split it is measured on, and those
+    are the memorisation gap's splits and general text; it is cached as a run of its own."""
+    import dataclasses
+
+    import llmunlearn.training.pretraining as pt
+
+    prof = dataclasses.replace(tiny, forget_repeats=1)
+    gap = ul.pretrain(prof, progress=False, measure="gap")
+    full = ul.pretrain(prof, progress=False)
+    assert gap.path != full.path
+    measured = {d: set(v) for d, v in gap.summary["ppl"].items()}
+    assert measured == {
+        **{d: {"matched/forget", "matched/approximate"} for d in ul.DOMAINS},
+        "general": {"evaluation"},
+    }
+    for d, splits in measured.items():
+        for s in splits:
+            assert gap.summary["ppl"][d][s] == pytest.approx(full.summary["ppl"][d][s], rel=1e-6)
+    assert pt.memorisation_gap(gap) == pytest.approx(pt.memorisation_gap(full), rel=1e-6)
+    assert len(full.summary["ppl"]["arxiv"]) > 2  # the full one has the other splits too
+    with pytest.raises(ValueError, match="unknown measure 'some'; valid: all, gap"):
+        ul.pretrain(prof, progress=False, measure="some")
+    with pytest.raises(ValueError, match="retrained model is measured with measure='all'"):
+        ul.pretrain(prof, without="arxiv", progress=False, measure="gap")
+
+
 def test_an_empty_grid_or_an_unknown_method_is_named():
     with pytest.raises(ValueError, match="grid_lrs is empty"):
         grid_cells(ul.get_profile("smoke", grid_lrs=()))

@@ -109,6 +109,7 @@ def pretrain(
     without: str | None = None,
     progress: bool = True,
     plan_only: bool = False,
+    measure: str = "all",
 ) -> Run:
     """Pre-train (or reuse) a model of the zoo; returns its :class:`Run`.
 
@@ -132,6 +133,12 @@ def pretrain(
 
     ``plan_only`` returns the run's folder without training (``.done`` when it is cached:
     what an executor asks before it sends a run away).
+
+    ``measure`` says where the finished model's perplexity is measured (one of
+    :data:`MEASURES`): ``"all"`` (an original: every split; a retrained model: what a rule
+    reads of it), or ``"gap"``, for an original that only the pilot or the order contrast
+    reads (its memorisation gap and general text: each domain's matched forget and
+    approximate sets and general's evaluation set). A ``"gap"`` model is a run of its own.
     """
     import torch
 
@@ -144,8 +151,11 @@ def pretrain(
             )
         return base_model_run(profile)
     seed = profile.seed if seed is None else seed
+    check_choice("measure", measure, MEASURES)
     if without is not None:
         check_choice("domain", without, DOMAINS)
+        if measure != "all":
+            raise ValueError(f"a retrained model is measured with measure='all', got {measure!r}")
     splits = {d: domain_splits(d, profile) for d in ALL_DOMAINS}
     removed = [] if without is None else forget_documents(profile, without, profile.design)
     config = {
@@ -159,6 +169,7 @@ def pretrain(
             "design": profile.design,
             "docs": sorted(d.sha256 for d in removed),
         },
+        **({"measure": measure} if measure != "all" else {}),  # earlier runs keep their hash
     }
     run = Run.create(
         "pretrain", f"{profile.name}-{zoo_name(without, profile.design)}-s{seed}", config
@@ -210,11 +221,12 @@ def pretrain(
         d: {
             s: _zoo_chunks(profile, tokenizer, s, v)
             for s, v in sp.items()
-            if without is None or _read_of_retrained(d, s, without, profile.design)
+            if (_read_of_retrained(d, s, without, profile.design) if without else measure == "all")
+            or (measure == "gap" and s in GAP_SPLITS)
         }
         for d, sp in splits.items()
-    }  # every split of both designs (the training-only splits sampled); a retrained
-    # model only where a rule reads it
+    }  # an original: every split of both designs (the training-only splits sampled); a
+    # retrained model only where a rule reads it; a "gap" original its gap and general
     n = n_params(model)
     before = base.summary if base is not None else {"tokens": 0, "wall_s": 0.0, "log": []}
     log = before["log"] + [
@@ -241,6 +253,13 @@ def pretrain(
         }
     )
     return run
+
+
+MEASURES = ("all", "gap")
+"""Where :func:`pretrain` measures a finished model (see its ``measure``)."""
+
+GAP_SPLITS = ("matched/forget", "matched/approximate", "evaluation")
+"""The splits a ``"gap"`` original is measured on (general's is ``evaluation``)."""
 
 
 def _read_of_retrained(domain: str, split: str, without: str, design: str) -> bool:
@@ -508,7 +527,11 @@ def pilot(profile: Profile, repeats=PILOT_REPEATS, progress: bool = True, stop: 
         raise ValueError(f"pilot repeat counts must be increasing, got {repeats!r}")
     rows = {}
     for r in repeats:
-        run = pretrain(dataclasses.replace(profile, forget_repeats=r), progress=progress)
+        run = pretrain(
+            dataclasses.replace(profile, forget_repeats=r),
+            progress=progress,
+            measure="all" if r == profile.forget_repeats else "gap",  # else only M is read
+        )
         rows[r] = {**memorisation_gap(run), "wall_s": run.summary["branch_wall_s"]}
         if stop and all(GAP_BAND[0] <= rows[r][d] <= GAP_BAND[1] for d in DOMAINS):
             break
@@ -553,7 +576,7 @@ def order_contrast(profile: Profile, progress: bool = True):
         prof = dataclasses.replace(
             profile, pretrain_order=order, forget_repeats=repeats or profile.forget_repeats
         )
-        run = pretrain(prof, progress=progress)
+        run = pretrain(prof, progress=progress, measure="all" if prof == profile else "gap")
         ppl = run.summary["ppl"]
         seen = prof.forget_repeats * (1 if order == "late" else prof.pretrain_epochs)
         rows[order] = {

@@ -124,7 +124,7 @@ def run_missing(
     its ``address``, ``inputs`` and ``gpus``), and each run is then read from the cache."""
     check_choice("executor", executor, EXECUTORS)
     if executor == "local" and jobs == 1:
-        return [fn(*args, **kwargs) for _, args, kwargs in tasks]
+        return run_tasks(fn, tasks)  # in this process: nothing to ask the cache first
     todo = [t for t in tasks if not fn(*t[1], **t[2], plan_only=True).done]
     if todo:
         run_tasks(fn, todo, jobs, threads, desc, executor, **remote)

@@ -221,8 +221,7 @@ def pretrain(
         d: {
             s: _zoo_chunks(profile, tokenizer, s, v)
             for s, v in sp.items()
-            if (_read_of_retrained(d, s, without, profile.design) if without else measure == "all")
-            or (measure == "gap" and s in GAP_SPLITS)
+            if _is_measured(d, s, without, profile.design, measure)
         }
         for d, sp in splits.items()
     }  # an original: every split of both designs (the training-only splits sampled); a
@@ -260,6 +259,15 @@ MEASURES = ("all", "gap")
 
 GAP_SPLITS = ("matched/forget", "matched/approximate", "evaluation")
 """The splits a ``"gap"`` original is measured on (general's is ``evaluation``)."""
+
+
+def _is_measured(domain: str, split: str, without: str | None, design: str, measure: str):
+    """Whether a finished pre-trained model is measured on ``domain``'s ``split``: a
+    retrained model where a rule reads it (:func:`_read_of_retrained`), an original
+    everywhere, or on :data:`GAP_SPLITS` alone with ``measure="gap"``."""
+    if without is not None:
+        return _read_of_retrained(domain, split, without, design)
+    return measure == "all" or split in GAP_SPLITS
 
 
 def _read_of_retrained(domain: str, split: str, without: str, design: str) -> bool:
@@ -450,8 +458,8 @@ def pretrain_zoo(
             tasks.append(
                 ("original-seed2", (worker,), {"seed": profile.seed + 1, "progress": not quiet})
             )
-        # the late order's base: built with the original, carried to Ray tasks
-        late = profile.pretrain_order == "late"
+        # Ray tasks carry the late order's base (built with the original); local ones read it
+        late = profile.pretrain_order == "late" and profile.executor != "local"
         base = [pretrain_base(profile, seed, False).path] if late else []
         runs = run_missing(
             pretrain,

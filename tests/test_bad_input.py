@@ -105,6 +105,12 @@ LIBRARY = [  # (case, call, message the error must match)
         lambda: get_profile("smoke", forget_repeats=40),
         "forget_repeats must be an integer in 1..16, got 40",
     ),
+    (
+        "retrained designs without the matched one",
+        lambda: get_profile("smoke", retrained_designs=("shifted",)),
+        r"retrained_designs must be a tuple of distinct designs of .* holding 'matched', "
+        r"got \('shifted',\)",
+    ),
     ("empty evaluation set", lambda: perplexity(None, _chunks(0)), "empty set of chunks"),
     ("unknown executor", _smoke(executor="slurm"), "unknown executor 'slurm'; valid: local, ray"),
     ("negative GPUs per run", _smoke(ray_gpus_per_run=-1), r"ray_gpus_per_run must be a number"),

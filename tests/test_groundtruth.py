@@ -1,6 +1,7 @@
 """The ground truth and the defects that changed numbers: each test checks the property
 (what the reader's number depends on), and each failed before its fix."""
 
+import dataclasses
 import math
 
 import datasets
@@ -172,8 +173,32 @@ def test_retraining_check_reports_r_auc_and_seed_noise(tiny):
             a = check["auc"][model][attack]
             assert 0 <= a["ci_low"] <= a["auc"] <= a["ci_high"] <= 1
     assert check["verdict"].startswith("On books (matched design) the stand-in")
-    table = ul.ground_truth_table(tiny)
+    both = dataclasses.replace(tiny, retrained_designs=ul.DESIGNS)
+    table = ul.ground_truth_table(both)
     assert len(table) == 6 and set(table.index.get_level_values("design")) == {"matched", "shifted"}
+
+
+def test_a_profile_without_the_shifted_retrained_models_never_trains_them(tiny, isolated_home):
+    """cpu's retrained_designs: the shifted design's originals are still measured (its
+    memorisation gap, the blind baseline's attack AUC, the same numbers as with its
+    retrained models), but no model is trained without a shifted forget set."""
+    matched_only = dataclasses.replace(tiny, retrained_designs=("matched",))
+    zoo = ul.full_zoo(matched_only, progress=False)
+    assert sorted(zoo) == sorted(
+        ["original", "original-seed2", *(f"retrained-{d}-matched" for d in ul.DOMAINS)]
+    )
+    blind = ul.blind_baseline_table(matched_only)
+    assert len(ul.ground_truth_table(matched_only)) == 3
+    assert not list((isolated_home / "pretrain").glob("*-shifted-*"))
+    gaps = ul.memorisation_gaps(zoo)
+    shifted = gaps.xs("shifted", level="design")
+    assert shifted["original: approximate / forget"].notna().all()
+    assert shifted["retrained: approximate / forget"].isna().all()
+    both = dataclasses.replace(tiny, retrained_designs=ul.DESIGNS)
+    for d in ul.DOMAINS:
+        measured = ul.retraining_check(both, d, "shifted")["auc"]["original"]["min_k@0.3"]
+        assert blind.loc[(d, "shifted"), "Min-K% AUC (original)"] == pytest.approx(measured["auc"])
+    assert list((isolated_home / "pretrain").glob("*-shifted-*"))  # the check trains them
 
 
 def test_verdict_follows_the_stated_rule():

@@ -628,14 +628,13 @@ def _chunk_doc_ids(profile: Profile) -> list[str]:
 
 
 def full_zoo(profile: Profile, progress: bool = True) -> dict[str, Run]:
-    """Every pre-trained model of both split designs: ``original``, ``original-seed2``
-    and ``retrained-<domain>-<design>`` for each domain and design (8 models)."""
+    """Every pre-trained model of the profile's ``retrained_designs``: ``original``,
+    ``original-seed2`` and ``retrained-<domain>-<design>`` for each domain and such design
+    (8 models with both designs)."""
     import dataclasses
 
-    from ..config import DESIGNS
-
     out = {}
-    for design in DESIGNS:
+    for design in profile.retrained_designs:
         zoo = pretrain_zoo(dataclasses.replace(profile, design=design), progress=progress)
         out.setdefault("original", zoo["original"])
         out.update(

@@ -188,9 +188,8 @@ def plot_ground_truth(table):
         zorder=3,
         label="second seed / original,\napproximate set",
     )
-    for design, c in colours.items():
-        if design in set(t["design"]):
-            axes[0].plot([], [], "o", color=c, label=f"{design} design")
+    for design in t["design"].unique():
+        axes[0].plot([], [], "o", color=colours.get(design, "black"), label=f"{design} design")
     axes[0].set_xlabel("R = retrained forget ppl / original approximate ppl")
     axes[0].legend(fontsize=7, loc="best")
     axes[1].set_xlabel("retrained model's Min-K% AUC (k = 0.3)")

@@ -139,9 +139,8 @@ def memorisation_gaps(zoo: dict[str, Run]) -> pd.DataFrame:
         for design in ("matched", "shifted"):
             f, a = f"{design}/forget", f"{design}/approximate"
             o, s2 = ppl["original"][d], ppl["original-seed2"][d]
-            if a not in o:
-                continue
-            r = ppl.get(f"retrained-{d}-{design}", {}).get(d, {f: float("nan"), a: float("nan")})
+            retrained = ppl.get(f"retrained-{d}-{design}")
+            r = retrained[d] if retrained else {f: float("nan"), a: float("nan")}
             rows.append(
                 {
                     "domain": d,

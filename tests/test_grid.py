@@ -15,7 +15,7 @@ from llmunlearn.studies.robustness import (
     check_band,
     check_tolerance,
     cost_at_target,
-    good,
+    rule_columns,
     grid_cells,
     guidelines,
     is_default,
@@ -163,19 +163,19 @@ def frame_of(cells):
             replicate=rep,
             step=st,
             forget_ref=f,
+            forget_gap=1.3,  # the original's forget perplexity 30 % above the referee's
             forget_rel=1.1 * f,
-            self_rel=1.5,
             retain_rel=r,
             general_rel=g,
-            auc_in=a,
+            # the paired AUC difference to the referee: inside the margin, or outside
+            auc_diff_low=-0.05 if a else 0.05,
+            auc_diff_high=0.05 if a else 0.25,
+            auc_diff=0.0 if a else 0.15,
             status=status,
         )
         for d, m, lr, rep, st, f, r, g, a, status in cells
     ]
-    f = pd.DataFrame(rows)
-    f["good"] = good(f)
-    f["good_paper"] = good(f, paper=True)
-    return f
+    return rule_columns(pd.DataFrame(rows))
 
 
 def test_a_good_cell_needs_the_two_sided_band_the_utility_and_the_membership():
@@ -194,9 +194,9 @@ def test_a_good_cell_needs_the_two_sided_band_the_utility_and_the_membership():
 
 
 def test_the_exact_retrained_model_passes_the_referee_rule():
-    """The referee check: a retrained model measured against itself (forget ratio 1, its
-    AUC inside its own interval) whose utility matches the original's is good; a rule
-    that rejects it is a wrong rule."""
+    """The referee measured against itself (forget ratio 1, AUC difference 0) whose utility
+    matches the original's is good (by construction: the controls, not this row, test the
+    rules)."""
     f = frame_of([("books", "retrained", 0.0, 42, 0, 1.0, 1.0, 1.0, True, "finished")])
     assert f["good"].all()
     assert utility_costs(f)["cost"].iloc[0] == 0
@@ -346,7 +346,8 @@ def test_the_retrained_model_is_a_good_row_of_its_own_grid_and_the_replicates_di
     frame = ul.grid_frame(p, ["arxiv"], progress=False)
     ref = frame[frame["method"] == "retrained"].set_index("replicate")
     assert set(ref.index) == {42, 43}
-    assert (ref["forget_ref"] == 1).all() and ref["auc_in"].all()
+    assert (ref["forget_ref"] == 1).all() and (ref["auc_diff"] == 0).all()
+    assert ref["forget_ok"].all() and ref["member_ok"].all()
     assert (ref["step"] == 0).all()
     runs = frame[frame["method"] == "ga"]
     assert set(runs["replicate"]) == {42, 43}

@@ -1,5 +1,5 @@
 """Issue 22's design and verdict rules: held-out retain, the manifest's splits, the late
-pre-training order, three-way decisions that never read a tie as a refutation."""
+pre-training order, three-way decisions (their rules: test_decisions.py)."""
 
 import dataclasses
 import json
@@ -7,26 +7,7 @@ import json
 import pytest
 
 import llmunlearn as ul
-from llmunlearn.studies.claims import compare, overall
 from llmunlearn.data.corpus import HELDOUT, hold_out, load_splits, pretraining_documents
-
-
-def test_compare_needs_every_replicate_and_a_difference_beyond_their_spread():
-    assert compare([0.6, 0.5], [0.2, 0.1]) == "supports"
-    assert compare([0.1, 0.2], [0.5, 0.6]) == "contradicts"
-    assert compare([0.6, 0.1], [0.2, 0.3]) == "undetermined"  # replicates disagree
-    assert compare([0.5, 0.2], [0.3, 0.15]) == "undetermined"  # within the spread
-    assert compare([0.0, 0.0], [0.0, 0.0]) == "undetermined"  # a tie refutes nothing
-    assert compare([0.3], [0.1]) == "undetermined"  # one replicate: no spread known
-    assert compare([0.3], [0.1], noise=0.05) == "supports"  # a spread measured elsewhere
-    assert compare([0.3], [0.1], noise=0.5) == "undetermined"
-
-
-def test_a_claim_is_decided_over_its_determined_domains_only():
-    assert overall({"a": "supports", "b": "undetermined"}) == "supports"
-    assert overall({"a": "contradicts", "b": "contradicts"}) == "contradicts"
-    assert overall({"a": "supports", "b": "contradicts"}) == "mixed"
-    assert overall({"a": "undetermined", "b": "undetermined"}) == "not testable here"
 
 
 def test_held_out_retain_is_disjoint_from_the_regulariser_and_in_pre_training(tiny):

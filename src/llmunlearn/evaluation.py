@@ -31,7 +31,7 @@ import torch
 
 from .config import DOMAINS, TENSOR_COLUMNS, Profile, check_choice, pretrain_config
 from .core import IGNORE_INDEX, length_sorted_batches, token_nll
-from .data.corpus import chunk_texts, domain_chunks, fixed_sample, sample_indices
+from .data.corpus import chunk_texts, domain_chunks, fixed_sample, sample_indices, source_id
 from .measurement.metrics import perplexity
 from .measurement.mia import (
     LOW_FPRS,
@@ -398,6 +398,12 @@ def evaluation_row(model, sets: dict, seed: int, intervals: bool = False) -> dic
             if intervals:
                 row.setdefault("doc_id", {})[split] = list(c["doc_id"])
     if "forget" in sets and "approximate" in sets:
+        # every evaluated chunk's Min-K% score, for the paired membership rule (the
+        # difference from the retrained model's AUC on the same chunks: studies.decisions)
+        row["scores"] = {s: [_score(x, ROC_ATTACK) for x in stats[s]] for s in SCORED}
+        row["auc_all"] = auc(*(np.array(row["scores"][s]) for s in SCORED))
+        if intervals:
+            row["score_docs"] = {s: [source_id(d) for d in sets[s]["doc_id"]] for s in SCORED}
         m, n = mia_indices(len(sets["forget"]), len(sets["approximate"]), seed)
         for key, attack in (("auc", ROC_ATTACK), ("auc_loss", "loss")):
             score = {
@@ -421,6 +427,9 @@ def evaluation_row(model, sets: dict, seed: int, intervals: bool = False) -> dic
 
 UTILITY_SETS = ("retain", "general")
 """The evaluation sets whose perplexity measures utility (held-out retain, general)."""
+
+SCORED = ("forget", "approximate")
+"""The evaluation sets whose chunks get a membership score in every row (members, non-members)."""
 
 
 def utility_intervals(row: dict, reference: dict, seed: int = 0) -> dict:
@@ -462,9 +471,10 @@ def evaluation_config(profile: Profile) -> dict:
         **pretrain_config(profile),
         "design": profile.design,
         "eval_chunks": profile.eval_chunks,
-        "row": 6,
+        "row": 7,
     }  # row 2: rows hold the AUC; 4: every forget chunk, held-out retain, whole target;
-    # 5: the full evaluation's attacks report TPR at low FPR; 6: utility chunk losses
+    # 5: the full evaluation's attacks report TPR at low FPR; 6: utility chunk losses;
+    # 7: every chunk's Min-K% score and its source document (the paired membership rule)
 
 
 def evaluate_reference(profile: Profile, domain: str, model_run: Run) -> dict:

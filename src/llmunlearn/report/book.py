@@ -365,7 +365,8 @@ def offer_csv(frame, name: str, label: str | None = None) -> Path:
         )
     path = Path(TABLES) / f"{name}.csv"
     path.parent.mkdir(exist_ok=True)
-    frame.to_csv(path)
+    nested = [c for c in frame.columns if frame[c].map(lambda v: isinstance(v, (list, dict))).any()]
+    frame.drop(columns=nested).to_csv(path)  # per-chunk lists stay in the runs' summaries
     text = html.escape(label or name)
     display(
         HTML(
@@ -473,3 +474,38 @@ def build_status(profile: str, root: Path = PROJECT_ROOT):
             }
         )
     return pd.DataFrame(rows).set_index("chapter") if rows else pd.DataFrame()
+
+
+CHAPTER_PAGES = {
+    "robustness": "robustness.html",
+    "efficiency": "efficiency.html",
+    "retraining": "retraining.html",
+    "privacy": "privacy.html",
+    "relearning": "relearning.html",
+    "real-llm": "real-llm.html",
+    "open work": "open-work.html",
+}
+"""Where each chapter a claim names is built (the claims page links them)."""
+
+
+def claims_html(claims) -> str:
+    """The claims table as one line per claim (verdict, k of n domains, the number that
+    decided it, the chapter), with the criterion and the per-domain decisions folded beneath
+    it (HTML ``<details>``): a reader takes the verdicts in at a glance and opens a row for
+    its rule."""
+    import html
+
+    out = ['<div class="llmunlearn-claims">']
+    for r in claims.to_dict("records"):
+        page = CHAPTER_PAGES.get(r["chapter"], f"{r['chapter']}.html")
+        out.append(
+            "<details><summary>"
+            f"<b>{html.escape(r['verdict'])}</b> ({html.escape(r['domains'] or 'one case')}): "
+            f"{html.escape(r['claim'])} "
+            f'&middot; <a href="{page}">{html.escape(r["chapter"])}</a></summary>'
+            f"<p><b>Our number.</b> {html.escape(str(r['our number']))}</p>"
+            f"<p><b>Per domain.</b> {html.escape(str(r['per domain']))}</p>"
+            f"<p><b>Criterion.</b> {html.escape(r['criterion'])}</p></details>"
+        )
+    out.append("</div>")
+    return "\n".join(out)

@@ -386,20 +386,20 @@ and its colour."""
 
 def grid_states(frame):
     """The :data:`GRID_STATES` name of every row of a
-    :func:`llmunlearn.studies.robustness.grid_frame` (the referee's rule: forget perplexity
-    within the band around the retrained model's with its AUC inside the retrained model's
-    interval, utility within the tolerance)."""
+    :func:`llmunlearn.studies.robustness.grid_frame` (the referee's rule,
+    :func:`~llmunlearn.studies.robustness.rule_columns`: forget reached and membership
+    equivalent, utility within the tolerance; the paper's view where there is no referee)."""
     import numpy as np
 
-    from ..studies.robustness import FORGET_BAND, TOLERANCE
+    from ..studies.robustness import rule_columns
 
-    col = frame["forget_ref"] if "forget_ref" in frame else frame["forget_rel"]
-    reached = col.between(1 / FORGET_BAND, FORGET_BAND).fillna(False)
-    if "auc_in" in frame:
-        reached &= frame["auc_in"].fillna(False).astype(bool)
-    kept = (
-        (frame["retain_rel"] <= 1 + TOLERANCE) & (frame["general_rel"] <= 1 + TOLERANCE)
-    ).fillna(False)
+    f = frame if "kept" in frame else rule_columns(frame)
+    if "forget_ok" in f:
+        referee = (f["forget_ok"] & f["member_ok"]).astype(bool)
+        reached = referee.where(f["forget_ref"].notna(), f["paper_ok"]).fillna(False)
+    else:
+        reached = f["paper_ok"]
+    reached, kept = reached.astype(bool), f["kept"].astype(bool)
     return np.select(
         [frame["status"] == "diverged", reached & kept, ~reached & kept, reached & ~kept],
         ["diverged", "good", "target not reached", "utility broken"],
@@ -630,3 +630,51 @@ def plot_quantisation(frame):
     axes[0][-1].legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     return _done(fig)
+
+
+VERDICT_COLOURS = {
+    "supports": "#2ca02c",
+    "contradicts": "#d62728",
+    "undetermined": "#c7c7c7",
+}
+"""Claims figure: a cell's colour by its label's first word."""
+
+
+def plot_claims(claims):
+    """The claims page's figure: one row per claim, one square per domain (or part) it was
+    decided on, coloured supports / contradicts / undetermined, the domain's name inside
+    and, right of the row, the verdict with "k of n domains" (``claims``: the
+    :func:`~llmunlearn.studies.claims.claims_table`)."""
+    rows = list(claims.itertuples())
+    width = max((len(r.labels) for r in rows), default=1)
+    fig, ax = plt.subplots(figsize=(11, 0.42 * len(rows) + 1.0))
+    for y, r in enumerate(rows):
+        for x, (name, label) in enumerate(r.labels.items()):
+            colour = VERDICT_COLOURS.get(label.split(" ")[0], VERDICT_COLOURS["undetermined"])
+            ax.add_patch(plt.Rectangle((x, y - 0.4), 0.95, 0.8, color=colour))
+            text = name if len(name) <= 16 else name[:15] + "…"
+            ax.text(x + 0.47, y, text, ha="center", va="center", fontsize=7)
+        ax.text(width + 0.1, y, f"{r.verdict} ({r.domains})", va="center", fontsize=8)
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels([_short(r.claim) for r in rows], fontsize=8)
+    ax.set_xlim(0, width + 2.6)
+    ax.set_ylim(len(rows) - 0.5, -0.5)
+    ax.set_xticks([])
+    for side in ("top", "right", "bottom", "left"):
+        ax.spines[side].set_visible(False)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in VERDICT_COLOURS.values()]
+    ax.legend(
+        handles,
+        list(VERDICT_COLOURS),
+        loc="lower center",
+        ncol=3,
+        fontsize=8,
+        bbox_to_anchor=(0.5, 1.0),
+        frameon=False,
+    )
+    fig.tight_layout()
+    return _done(fig)
+
+
+def _short(claim: str, n: int = 58) -> str:
+    return claim if len(claim) <= n else claim[: n - 1] + "…"

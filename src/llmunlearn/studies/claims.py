@@ -1,16 +1,16 @@
 """The paper's claims (and the survey's, where we test them), each decided per domain from
 the cached runs of the chapters by a rule written next to it; nothing is typed in.
 
-Per domain a claim *supports*, *contradicts* or is *undetermined*: undetermined when no
-compared method reaches the reference (nothing to compare) or when the difference lies
-within the replicates' spread (two independently pre-trained originals, ``grid_seeds``).
-A claim's verdict is taken over its determined domains: ``supports`` or ``contradicts``
-when they agree, ``mixed`` when they do not, ``not testable here`` when none is
-determined. No tie is a refutation.
+Per domain a claim *supports*, *contradicts* or is *undetermined*, and an undetermined label
+says why (:data:`~llmunlearn.studies.decisions.REASONS`): no power (the untouched original
+passes the rule there: the negative control), the positive control fails (an exact retrained
+model of another seed fails it), not reached, within noise (a difference below the minimum
+effect or the noise measured on A/A pairs). A claim's verdict needs at least two determined
+domains and none opposed (:func:`~llmunlearn.studies.decisions.overall`); the table gives
+"k of n domains" beside it. Every threshold is in :mod:`llmunlearn.studies.decisions`.
 
-The exact retrained model is the referee (:mod:`llmunlearn.studies.robustness`): the robustness
-claims are judged at its forget perplexity and membership, the paper's approximate target is shown
-beside it as the paper's view."""
+The exact retrained model is the referee (:mod:`llmunlearn.studies.robustness`); the paper's
+view (the approximate target) is judged against it as evidence for claim 4."""
 
 from __future__ import annotations
 
@@ -19,50 +19,127 @@ import pandas as pd
 
 from ..config import Profile
 
-VERDICTS = ("supports", "contradicts", "mixed", "not testable here")
-"""A claim's verdict over its domains."""
+VERDICTS = ("supports", "contradicts", "mixed", "undetermined", "not testable here")
+"""A claim's verdict over its domains (:func:`~llmunlearn.studies.decisions.overall`)."""
 
+from .decisions import (  # noqa: E402  (every rule and threshold is written once, there)
+    AUC_MARGIN,
+    MAX_FALSE_DECISION,
+    MIN_EFFECT,
+    aa_rate,
+    all_of,
+    check_replicates,
+    decide,
+    k_of,
+    overall,
+    replicate_noise,
+)
 from .retraining import EQUIVALENCE_BAND  # noqa: E402  (claim 4's band, defined once)
+from .robustness import controls  # noqa: E402
 
 PAPER_SCALE = {"pretrain_tokens": 3.1e12, "forget_tokens": 8e6, "params": 6e9}
 """Yi-6B's pre-training tokens and about one epoch over the paper's forget set (claim 2's
 extrapolation; the efficiency chapter states the same figures)."""
 
 
-def compare(a, b, noise: float | None = None) -> str:
-    """Does ``a`` exceed ``b``? ``a`` and ``b`` hold one value per replicate (same order).
-    ``supports`` when every replicate's difference is positive and the mean difference
-    exceeds the spread of the differences over replicates, ``contradicts`` when the same
-    holds for a negative difference, else ``undetermined``. With one replicate the spread
-    is unknown: ``noise`` (a spread measured elsewhere) stands in for it, else the answer
-    is undetermined."""
-    d = np.asarray(a, float) - np.asarray(b, float)
-    if not len(d) or np.isnan(d).any() or (len(d) < 2 and noise is None):
-        return "undetermined"
-    if len(d) < 2:
-        return "supports" if d[0] > noise else "contradicts" if -d[0] > noise else "undetermined"
-    spread = float(d.max() - d.min())
-    if (d > 0).all() and d.mean() > spread:
-        return "supports"
-    if (d < 0).all() and -d.mean() > spread:
-        return "contradicts"
-    return "undetermined"
-
-
-def overall(per_domain: dict[str, str]) -> str:
-    """A claim's verdict from its per-domain decisions (see the module doc)."""
-    determined = [v for v in per_domain.values() if v != "undetermined"]
-    if not determined:
-        return "not testable here"
-    if all(v == "supports" for v in determined):
-        return "supports"
-    if all(v == "contradicts" for v in determined):
-        return "contradicts"
-    return "mixed"
-
-
 def _fmt(per: dict[str, str]) -> str:
     return ", ".join(f"{d}: {v}" for d, v in per.items())
+
+
+def good_shares(grid: pd.DataFrame, lrs) -> pd.Series:
+    """Robustness over the whole trajectory: per (domain, method, optimizer, replicate) the
+    share of good (learning rate, evaluated step) cells over the learning rates ``lrs`` (the
+    same for every method compared; a diverged step counts as not good)."""
+    f = grid[(grid["step"] > 0) & (grid["method"] != "retrained")]
+    f = f[np.isclose(f["lr"].to_numpy()[:, None], np.asarray(lrs, float)[None, :]).any(1)]
+    return f.groupby(["domain", "method", "optimizer", "replicate"])["good"].mean()
+
+
+def _units(series: pd.Series) -> list[np.ndarray]:
+    """A/A units of a per-replicate measure (last index level: replicate): each unit's values
+    on every replicate."""
+    keys = list(series.index.names[:-1])
+    return [g.to_numpy(float) for _, g in series.groupby(level=keys, sort=False)]
+
+
+def measure_noise(grid: pd.DataFrame, profile: Profile) -> dict:
+    """Per comparison measure: the A/A units (each (domain, method) with AdamW on every
+    replicate), the noise of one replicate's value pooled over them, its degrees of freedom
+    and the measured A/A false-decision rate of :func:`~llmunlearn.studies.decisions.decide`
+    (one replicate against the other, leave-one-out noise)."""
+    from .robustness import utility_costs
+
+    shares = good_shares(grid, profile.grid_lrs).xs("adamw", level="optimizer")
+    costs = utility_costs(grid)
+    costs = costs[(costs["optimizer"] == "adamw") & np.isclose(costs["lr"], profile.unlearn_lr)]
+    costs = costs[costs["method"] != "retrained"].set_index(["domain", "method", "replicate"])
+    cost = costs["cost"].where(np.isfinite(costs["cost"]))
+    domain_mean = shares.groupby(level=["domain", "replicate"]).mean()
+    measures = {
+        "good-cell share": (shares, "good-cell share"),
+        "utility cost": (cost, "utility cost"),
+        "domain mean good-cell share": (domain_mean, "good-cell share"),
+    }
+    out = {}
+    for name, (series, effect) in measures.items():
+        units = _units(series)
+        noise, df = replicate_noise(units)
+        rate, n = aa_rate(units, MIN_EFFECT[effect])
+        out[name] = {
+            "noise": noise,
+            "df": df,
+            "min_effect": MIN_EFFECT[effect],
+            "aa_rate": rate,
+            "aa_pairs": n,
+            "decides": bool(n) and rate <= MAX_FALSE_DECISION and df > 0,
+        }
+    return out
+
+
+def _decide(noise: dict, measure: str, a, b) -> str:
+    """:func:`decide` with the measure's noise; undetermined where its A/A rate is above
+    :data:`MAX_FALSE_DECISION`."""
+    m = noise[measure]
+    if not m["decides"]:
+        return "undetermined (A/A rate above 5 %)"
+    return decide(a, b, m["noise"], m["df"], m["min_effect"]).label
+
+
+def aa_table(noise: dict) -> pd.DataFrame:
+    """The comparison rules' calibration: per measure, the noise of one replicate's value,
+    the minimum effect, the A/A pairs and the measured false-decision rate, and whether the
+    rule decides (rate at most :data:`MAX_FALSE_DECISION`)."""
+    return pd.DataFrame(
+        {
+            k: {
+                "noise (sd of one replicate)": v["noise"],
+                "degrees of freedom": v["df"],
+                "minimum effect": v["min_effect"],
+                "A/A comparisons": v["aa_pairs"],
+                "false-decision rate": v["aa_rate"],
+                "decides": v["decides"],
+            }
+            for k, v in noise.items()
+        }
+    ).T
+
+
+def power(ctrl: pd.DataFrame) -> dict:
+    """Per (domain, rule): why a verdict using that rule there cannot be read, or "" when it
+    can: "no power" when the negative control passes it, "positive control fails" when the
+    independent retrained model fails it."""
+    out = {}
+    for (d, rule), g in ctrl.groupby(["domain", "rule"]):
+        neg = g[g["control"] == "negative"]["passes"]
+        pos = g[g["control"] == "positive"]["passes"]
+        out[d, rule] = (
+            "no power"
+            if len(neg) and bool(neg.iloc[0])
+            else "positive control fails"
+            if len(pos) and not bool(pos.iloc[0])
+            else ""
+        )
+    return out
 
 
 def claims_table(profile: Profile, grid: pd.DataFrame, zoo: dict | None = None) -> pd.DataFrame:
@@ -70,7 +147,7 @@ def claims_table(profile: Profile, grid: pd.DataFrame, zoo: dict | None = None) 
     ``grid`` is the :func:`~llmunlearn.studies.robustness.grid_frame` of every domain; the other
     chapters' results are read from their caches (the ground truth, the cost table, the
     relearning runs, the real LLM)."""
-    from .robustness import guidelines, per_replicate, robustness
+    from .robustness import guidelines, robustness
     from .retraining import ground_truth_table
     from .quantisation import quantisation_attack
     from ..unlearning.methods import METHODS
@@ -78,12 +155,15 @@ def claims_table(profile: Profile, grid: pd.DataFrame, zoo: dict | None = None) 
     from .efficiency import cost_frame, cost_ratios
     from ..unlearning.runner import unlearn_all
 
+    check_replicates(profile.grid_seeds)  # the comparisons' noise needs A/A pairs
     zoo = zoo if zoo is not None else pretrain_zoo(profile, progress=False)
     domains = list(dict.fromkeys(grid["domain"]))
     paper = [m for m, s in METHODS.items() if s.paper]
     reps = sorted(grid["replicate"].unique())
     scores = robustness(grid)
-    rep = per_replicate(grid)  # (domain, method, optimizer) x replicate
+    shares = good_shares(grid, profile.grid_lrs)  # (domain, method, optimizer, replicate)
+    noise = measure_noise(grid, profile)
+    why = power(controls(grid))  # (domain, rule) -> "" or why the rule cannot be read there
     rows = []
 
     def add(claim, criterion, number, per, verdict, chapter):
@@ -93,25 +173,33 @@ def claims_table(profile: Profile, grid: pd.DataFrame, zoo: dict | None = None) 
                 "criterion": criterion,
                 "our number": number,
                 "per domain": _fmt(per) if isinstance(per, dict) else per,
+                "labels": dict(per) if isinstance(per, dict) else {},
+                "domains": k_of(per) if isinstance(per, dict) else "",
                 "verdict": verdict,
                 "chapter": chapter,
             }
         )
 
     def score(domain, method, optimizer="adamw"):
-        """Per replicate (every replicate, NaN where the method did not run)."""
-        try:
-            row = rep.loc[(domain, method, optimizer)]
-        except KeyError:
-            return np.full(len(reps), np.nan)
-        return np.array([row.get(r, np.nan) for r in reps], float)
+        """Share of good cells per replicate (NaN where the method did not run)."""
+        return np.array([shares.get((domain, method, optimizer, r), np.nan) for r in reps], float)
 
-    # the referee: the retrained model's own row must be good (the design is feasible)
-    retrained_good = grid[grid["method"] == "retrained"].groupby("domain")["good"].all().to_dict()
+    def blocked(domain, rule="good"):
+        return f"undetermined ({why[domain, rule]})" if why.get((domain, rule)) else ""
 
-    # 1. seven methods remove pre-training data (the referee's view, then the paper's)
-    for view, column in (("referee", "good"), ("paper", "good_paper")):
-        _claim_1(grid, domains, reps, paper, retrained_good, column, view, add)
+    # 1. seven methods remove pre-training data (the referee's view); the paper's view
+    # against it is evidence for claim 4
+    per_ref = _claim_1(grid, domains, reps, paper, blocked, "good", "referee", add)
+    per_paper = _claim_1(
+        grid,
+        domains,
+        reps,
+        paper,
+        lambda d: blocked(d, "paper's view"),
+        "good_paper",
+        "paper",
+        None,
+    )
 
     # 2. more than 1e5 times cheaper than retraining: the law at the paper's scale
     runs = {d: unlearn_all(profile, d, original=zoo["original"], progress=False) for d in domains}
@@ -149,28 +237,31 @@ def claims_table(profile: Profile, grid: pd.DataFrame, zoo: dict | None = None) 
         "efficiency",
     )
 
-    # 3. GA + GD in-distribution most robust
+    # 3. GA + GD in-distribution most robust: against every other paper method
     per, nums = {}, []
     for d in domains:
         mine = score(d, "ga_gd_in")
-        others = np.array([score(d, m) for m in paper if m != "ga_gd_in"])
-        best_other = np.nanmax(others, axis=0) if len(others) else np.full(len(reps), np.nan)
-        if np.nanmax(np.r_[mine, best_other]) <= 0:
-            per[d] = "undetermined"  # no method reaches the reference within the tolerances
-        else:
-            per[d] = compare(mine, best_other)
+        parts = {
+            m: _decide(noise, "good-cell share", mine, score(d, m))
+            for m in paper
+            if m != "ga_gd_in"
+        }
+        per[d] = blocked(d) or all_of(parts)
+        best = max((m for m in parts), key=lambda m: np.nanmean(score(d, m)))
         nums.append(
-            f"{d}: {' / '.join(f'{v:.2f}' for v in mine)} against the best other "
-            f"{' / '.join(f'{v:.2f}' for v in best_other)}"
+            f"{d}: {' / '.join(f'{v:.2f}' for v in mine)} against the best other ({best}) "
+            f"{' / '.join(f'{v:.2f}' for v in score(d, best))}"
         )
+    m = noise["good-cell share"]
     add(
         "3. GA + GD on in-distribution data is the most robust to hyper-parameters",
-        "robustness score (area under the share of learning rates whose utility cost at "
-        "the retrained model's forget perplexity stays under each tolerance from 0 to 50 %)"
-        " of ga_gd_in against the best other paper method, per replicate: supports when it"
-        " is higher on every replicate by more than the replicates' spread, contradicts when"
-        " another is higher by as much; undetermined when no method scores above 0",
-        "; ".join(nums) + " (per replicate)",
+        "robustness over the whole trajectory: the share of good (learning rate, step) cells"
+        f" over the grid's learning rates (the same for every method), per replicate; "
+        f"ga_gd_in against each other paper method, a difference deciding when it exceeds "
+        f"the minimum effect ({m['min_effect']:.2f}) and the noise measured on A/A pairs "
+        f"(sd {m['noise']:.3f} per replicate); supports when it beats every other, "
+        "contradicts when one beats it",
+        "; ".join(nums) + " (good-cell share per replicate)",
         per,
         overall(per),
         "robustness",
@@ -205,6 +296,31 @@ def claims_table(profile: Profile, grid: pd.DataFrame, zoo: dict | None = None) 
         overall(per),
         "retraining",
     )
+    per = {
+        d: (
+            "supports"
+            if per_paper[d] == per_ref[d]
+            else "contradicts"
+            if per_paper[d] in ("supports", "contradicts")
+            and per_ref[d] in ("supports", "contradicts")
+            else "undetermined (no power)"
+            if "no power" in per_paper[d] + per_ref[d]
+            else "undetermined (not reached)"
+        )
+        for d in domains
+    }
+    add(
+        "4. (the paper's view against the referee) Judging by the approximate target gives "
+        "the referee's verdict on claim 1",
+        "claim 1 judged as the paper states it (forget perplexity within "
+        f"x{EQUIVALENCE_BAND:g} of the original's perplexity on the whole approximate set, "
+        "utility kept; no retrained model) and by the referee: supports where both give the "
+        "same verdict, contradicts where both decide and differ",
+        _fmt({d: f"paper's view {per_paper[d]}, referee {per_ref[d]}" for d in domains}),
+        per,
+        overall(per),
+        "retraining",
+    )
 
     # 5. MIA AUC after unlearning against the retrained model's
     per, nums = {}, []
@@ -215,44 +331,48 @@ def claims_table(profile: Profile, grid: pd.DataFrame, zoo: dict | None = None) 
         orig = grid[(grid["domain"] == d) & (grid["step"] == 0) & (grid["method"] != "retrained")]
         orig_auc = float(orig[orig["replicate"] == reps[0]]["auc"].iloc[0])
         sel = at[(at["domain"] == d) & (at["replicate"] == reps[0])]
-        inside = sel["auc_in"].fillna(False).astype(bool)
-        orig_inside = ref["auc_low"] <= orig_auc <= ref["auc_high"]
-        if orig_inside or not len(sel):
-            per[d] = "undetermined"  # the original is already indistinguishable
+        inside = sel["member_ok"].fillna(False).astype(bool) if len(sel) else sel
+        if blocked(d, "membership equivalent") or not len(sel):
+            per[d] = blocked(d, "membership equivalent") or "undetermined (not reached)"
         else:
             per[d] = "supports" if inside.mean() >= 0.5 else "contradicts"
         nums.append(
-            f"{d}: original {orig_auc:.2f}, retrained {ref['auc']:.2f} "
-            f"({ref['auc_low']:.2f}-{ref['auc_high']:.2f}), {int(inside.sum())} of "
-            f"{len(sel)} methods inside; median gap {sel['auc_gap'].median():+.2f}"
+            f"{d}: original {orig_auc:.2f}, retrained {ref['auc_all']:.2f}, {int(inside.sum())}"
+            f" of {len(sel)} methods equivalent; median difference "
+            f"{sel['auc_diff'].median() if len(sel) else np.nan:+.2f}"
         )
     add(
         "5. Membership-inference AUC after unlearning is that of a model that never saw the data",
-        "Min-K% (k = 0.3) AUC of each paper method where its forget perplexity first reaches"
-        " the retrained model's (default learning rate, first replicate) against the "
-        "retrained model's 95 % interval (over documents): supports when at least half lie "
-        "inside, contradicts when fewer; undetermined when the original's AUC is already "
-        "inside (nothing to remove)",
+        "Min-K% (k = 0.3) AUC on every evaluated forget and approximate chunk of each paper "
+        "method where its forget perplexity first reaches the retrained model's (default "
+        "learning rate, first replicate), minus the retrained model's on the same chunks: "
+        "supports when at least half are equivalent (the paired 95 % interval over source "
+        f"documents inside +-{AUC_MARGIN:.2f}), contradicts when fewer; undetermined (no "
+        "power) where the untouched original is itself equivalent",
         "; ".join(nums),
         per,
         overall(per),
         "privacy",
     )
 
-    # 6. code is the hardest domain
+    # 6. code is the hardest domain: github below each other domain (a conjunction)
     if "github" in domains and len(domains) > 1:
         mean = {d: np.nanmean(np.array([score(d, m) for m in paper]), axis=0) for d in domains}
-        per = {f"github vs {d}": compare(mean[d], mean["github"]) for d in domains if d != "github"}
-        if all(np.nanmax(v) <= 0 for v in mean.values()):
-            per = {k: "undetermined" for k in per}
+        per = {
+            f"github vs {d}": _decide(noise, "domain mean good-cell share", mean[d], mean["github"])
+            for d in domains
+            if d != "github"
+        }
+        m = noise["domain mean good-cell share"]
         add(
             "6. Code (GitHub) is the hardest domain to unlearn",
-            "mean robustness score of the paper's methods per replicate: github's lower than "
-            "each other domain's by more than the replicates' spread supports, higher "
-            "contradicts; undetermined when no method scores above 0",
+            "mean share of good cells of the paper's methods per replicate: github's lower "
+            f"than each other domain's by more than the minimum effect ({m['min_effect']:.2f})"
+            f" and the A/A noise (sd {m['noise']:.3f}) supports, higher contradicts; a "
+            "conjunction: every part must support",
             ", ".join(f"{d} {' / '.join(f'{x:.2f}' for x in v)}" for d, v in mean.items()),
             per,
-            overall(per),
+            all_of(per) if len(per) > 1 else overall(per),
             "robustness",
         )
 
@@ -299,14 +419,10 @@ def claims_table(profile: Profile, grid: pd.DataFrame, zoo: dict | None = None) 
             return np.array([c["cost"].get(r, np.nan) for r in reps], float)
 
         npo, ga = cost("npo"), cost("ga")
-        if (~np.isfinite(npo)).all() and (~np.isfinite(ga)).all():
-            per[d] = "undetermined"
+        if not (np.isfinite(npo).all() and np.isfinite(ga).all()):
+            per[d] = "undetermined (not reached)"  # a censored run has no cost to compare
         else:
-            both = np.isfinite(npo) | np.isfinite(ga)
-            big = 1e6  # a censored run costs more than any finite one
-            per[d] = compare(
-                np.where(np.isfinite(ga), ga, big)[both], np.where(np.isfinite(npo), npo, big)[both]
-            )
+            per[d] = _decide(noise, "utility cost", ga, npo)
         nums.append(
             f"{d}: NPO {' / '.join(f'{v:+.0%}' for v in npo)}, "
             f"GA {' / '.join(f'{v:+.0%}' for v in ga)}"
@@ -315,7 +431,8 @@ def claims_table(profile: Profile, grid: pd.DataFrame, zoo: dict | None = None) 
         "Survey: NPO degrades the model less than GA",
         "utility cost where forget perplexity first reaches the retrained model's (same "
         "learning rate, the profile's), per replicate: NPO's lower by more than the "
-        "replicates' spread supports; undetermined when neither reaches it",
+        f"minimum effect ({MIN_EFFECT['utility cost']:.0%}) and the A/A noise supports; "
+        "undetermined when either is censored on a replicate",
         "; ".join(nums),
         per,
         overall(per),
@@ -325,14 +442,14 @@ def claims_table(profile: Profile, grid: pd.DataFrame, zoo: dict | None = None) 
         per = {}
         for d in domains:
             gd = grid[(grid["domain"] == d) & (grid["method"] == m)]
-            if not retrained_good.get(d, False) or not len(gd):
-                per[d] = "undetermined"
+            if blocked(d) or not len(gd):
+                per[d] = blocked(d) or "undetermined (not run)"
             else:
                 per[d] = "supports" if gd["good"].any() else "contradicts"
         add(
             f"Survey: {name} removes the data while keeping utility",
             "some grid cell is good by the referee's rule (as claim 1); undetermined where "
-            "the retrained model's own row is not good",
+            "the controls show the rule cannot be read",
             ", ".join(
                 f"{d}: best forget / retrained "
                 f"{grid[(grid['domain'] == d) & (grid['method'] == m)]['forget_ref'].max():.2f}"
@@ -348,20 +465,17 @@ def claims_table(profile: Profile, grid: pd.DataFrame, zoo: dict | None = None) 
     if "sophia" in pairs:
         per = {}
         for (d, m), r in pairs.iterrows():
-            a = score(d, m)  # AdamW on every replicate: its spread is the noise
-            noise = float(np.nanmax(a) - np.nanmin(a)) if np.isfinite(a).sum() > 1 else None
-            per[f"{d} {m}"] = (
-                "undetermined"
-                if max(r["sophia"], r["adamw"]) <= 0
-                else compare([score(d, m, "sophia")[0]], [a[0]], noise)
+            per[f"{d} {m}"] = blocked(d) or _decide(
+                noise, "good-cell share", [score(d, m, "sophia")[0]], [score(d, m)[0]]
             )
         add(
             "Survey: second-order optimisation (Sophia) unlearns more robustly than AdamW",
-            "SophiaG's robustness score against AdamW's on the first replicate, per (domain, "
-            "method) run with both: a difference larger than AdamW's own spread over the "
-            "replicates decides; undetermined when that spread is unknown or neither scores",
+            "SophiaG's share of good cells against AdamW's on the first replicate, per "
+            "(domain, method) run with both: a difference beyond the minimum effect and the "
+            "A/A noise of one replicate decides",
             ", ".join(
-                f"{d} {m}: {r['sophia']:.2f} vs {r['adamw']:.2f}" for (d, m), r in pairs.iterrows()
+                f"{d} {m}: {score(d, m, 'sophia')[0]:.2f} vs {score(d, m)[0]:.2f}"
+                for (d, m), r in pairs.iterrows()
             ),
             per,
             overall(per),
@@ -582,10 +696,11 @@ def _quantisation_row(frames: dict[str, pd.DataFrame], add) -> None:
     )
 
 
-def _claim_1(grid, domains, reps, paper, retrained_good, column, view, add):
+def _claim_1(grid, domains, reps, paper, blocked, column, view, add) -> dict[str, str]:
     """Claim 1 by the good-cell rule of ``column`` (``good``: the referee's; ``good_paper``:
-    the paper's approximate target), one row."""
-    from .robustness import FORGET_BAND, TOLERANCE
+    the paper's approximate target): per domain, its label; one row added when ``add`` is
+    given. ``blocked(domain)``: why the rule cannot be read there ("" when it can)."""
+    from .decisions import FORGET_GAP_FRACTION, TOLERANCE
 
     per, nums = {}, []
     first = grid[(grid["optimizer"] == "adamw") & grid["method"].isin(paper)]
@@ -597,34 +712,33 @@ def _claim_1(grid, domains, reps, paper, retrained_good, column, view, add):
             for r in reps
         ]
         shares = [c / n for c, n in zip(counts, ran) if n]
-        if not retrained_good.get(d, False):
-            per[d] = "undetermined"
+        if blocked(d):
+            per[d] = blocked(d)
         elif all(s >= 0.5 for s in shares):
             per[d] = "supports"
         elif all(s < 0.5 for s in shares):
             per[d] = "contradicts"
         else:
-            per[d] = "undetermined"
+            per[d] = "undetermined (within noise)"  # the replicates disagree
         nums.append(f"{d}: " + " / ".join(f"{c} of {n}" for c, n in zip(counts, ran)))
-    if view == "paper":
-        claim = "1. (the paper's view) The seven methods remove pre-training data"
-        rule = (
-            f"as the row above, with the paper's rule for a good cell: forget perplexity "
-            f"within x{FORGET_BAND:g} of the approximate target (no retrained model, no "
-            "membership condition); where the two rows differ, the stand-in changes the "
-            "verdict"
-        )
-    else:
-        claim = "1. The seven methods remove pre-training data (arXiv, GitHub, books)"
-        rule = (
+    if add is not None:
+        add(
+            "1. The seven methods remove pre-training data (arXiv, GitHub, books)",
             f"per domain and replicate, the paper's methods with a good cell (forget "
-            f"perplexity within x{FORGET_BAND:g} of the exact retrained model's, its AUC "
-            f"within the retrained model's interval, held-out retain and general within "
-            f"+{TOLERANCE:.0%}); supports when at least half have one on every replicate, "
-            "contradicts when fewer than half on every replicate; undetermined when the "
-            "retrained model's own row is not good or the replicates disagree"
+            f"perplexity within {FORGET_GAP_FRACTION:.0%} of the log gap between the original "
+            "and the exact retrained model, membership equivalent to the retrained model's, "
+            f"held-out retain and general within +{TOLERANCE:.0%}); supports when at least "
+            "half have one on every replicate, contradicts when fewer than half on every "
+            "replicate; undetermined where the controls show the rule cannot be read or the "
+            "replicates disagree. Up to "
+            f"{grid['lr'].nunique() * grid['step'].nunique()} cells per method: a method's "
+            "best cell is a best of many",
+            "; ".join(nums) + " (per replicate)",
+            per,
+            overall(per),
+            "robustness",
         )
-    add(claim, rule, "; ".join(nums) + " (per replicate)", per, overall(per), "robustness")
+    return per
 
 
 def _selected_cells(grid: pd.DataFrame, profile: Profile, methods) -> pd.DataFrame:
@@ -641,7 +755,7 @@ def _selected_cells(grid: pd.DataFrame, profile: Profile, methods) -> pd.DataFra
     rows = []
     for _, g in f.groupby(["domain", "replicate", "method"], sort=False):
         g = g.sort_values("step")
-        hit = g[g["forget_ref"] >= 1] if "forget_ref" in g else g.iloc[0:0]
+        hit = g[g["forget_ok"] | (g["forget_ref"] >= 1)] if "forget_ok" in g else g.iloc[0:0]
         rows.append(hit.iloc[0] if len(hit) else g.iloc[-1])
     return pd.DataFrame(rows)
 

@@ -43,14 +43,16 @@ import pandas as pd
 
 from ..config import DOMAINS, Profile, check_choice, check_grid
 from ..runs import Run
+from .decisions import (  # the thresholds are written once, there
+    FORGET_BAND,
+    FORGET_GAP_FRACTION,
+    TOLERANCE,
+    forget_reached,
+    membership_equivalent,
+    paired_auc_difference,
+)
 
-TOLERANCE = 0.10
-"""How much held-out retain and general perplexity may rise over the original model's in a
-good cell (fixed before the grid was run)."""
-
-FORGET_BAND = 1.2
-"""A good cell's forget perplexity lies within this factor of the reference, either way
-(fixed before the grid was run)."""
+__all__ = ["FORGET_BAND", "TOLERANCE", "FORGET_GAP_FRACTION"]
 
 MAX_TOLERANCE = 0.5
 """The robustness curve runs over utility tolerances from 0 to this."""
@@ -273,10 +275,7 @@ def grid_frame(
                         profile,
                     )
                 )
-    frame = pd.DataFrame(rows)
-    frame["good"] = good(frame)
-    frame["good_paper"] = good(frame, paper=True)
-    return frame
+    return rule_columns(pd.DataFrame(rows))
 
 
 def _row(cell, replicate, step, e, original, retrained, profile) -> dict:
@@ -292,6 +291,8 @@ def _row(cell, replicate, step, e, original, retrained, profile) -> dict:
     if e is None:
         return row
     row.update({k: e[k] for k in e if k.startswith(("ppl_", "auc"))})
+    if cell["method"] == "retrained":  # the referees' chunk scores: the controls pair them
+        row["scores"], row["score_docs"] = e.get("scores"), e.get("score_docs")
     row["forget_rel"] = e["ppl_forget"] / target
     row["retain_rel"] = e["ppl_retain"] / original["ppl_retain"]
     row["general_rel"] = e["ppl_general"] / original["ppl_general"]
@@ -303,28 +304,145 @@ def _row(cell, replicate, step, e, original, retrained, profile) -> dict:
     row.update({k.replace("_", "_rel_", 1): v for k, v in intervals.items()})
     if retrained is not None:
         row["forget_ref"] = e["ppl_forget"] / retrained["ppl_forget"]
+        # the gap the methods are asked to close: the original's forget over the referee's
+        row["forget_gap"] = original["ppl_forget"] / retrained["ppl_forget"]
         row["auc_gap"] = e["auc"] - retrained["auc"]
         row["auc_in"] = bool(retrained["auc_low"] <= e["auc"] <= retrained["auc_high"])
+        row.update(membership_difference(e, retrained, profile.seed))
     return row
 
 
+def membership_difference(e: dict, retrained: dict, seed: int = 0) -> dict:
+    """``auc_diff`` (the row's Min-K% AUC on every evaluated forget and approximate chunk
+    minus the retrained model's on the same chunks) and its paired 95 % interval over source
+    documents (``auc_diff_low`` / ``_high``); NaN where a row has no per-chunk scores (runs
+    cached before they were kept)."""
+    docs = retrained.get("score_docs")
+    if "scores" not in e or "scores" not in retrained or docs is None:
+        return {"auc_diff": math.nan, "auc_diff_low": math.nan, "auc_diff_high": math.nan}
+    diff, lo, hi = paired_auc_difference(
+        e["scores"], retrained["scores"], docs["forget"], docs["approximate"], seed=seed
+    )
+    return {"auc_diff": diff, "auc_diff_low": lo, "auc_diff_high": hi}
+
+
+def rule_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with the rules' columns (:mod:`llmunlearn.studies.decisions`): ``forget_ok``
+    (forget reached: within a fraction of the original's log gap to the retrained model),
+    ``member_ok`` (membership equivalent to the retrained model's), ``kept`` (held-out retain
+    and general within the tolerance), ``paper_ok`` (the paper's view: forget perplexity
+    within the band around the original's approximate perplexity), ``good`` and
+    ``good_paper``."""
+    f = frame.copy()
+    finished = f["status"] == "finished"
+    f["kept"] = (
+        finished & (f["retain_rel"] <= 1 + TOLERANCE) & (f["general_rel"] <= 1 + TOLERANCE)
+    ).fillna(False)
+    f["paper_ok"] = (finished & f["forget_rel"].between(1 / FORGET_BAND, FORGET_BAND)).fillna(False)
+    if "forget_ref" in f:
+        f["forget_ok"] = finished & pd.Series(
+            forget_reached(f["forget_ref"], 1.0, f["forget_gap"]), index=f.index
+        )
+        f["member_ok"] = finished & pd.Series(
+            [
+                membership_equivalent(lo, hi)
+                for lo, hi in zip(f["auc_diff_low"], f["auc_diff_high"])
+            ],
+            index=f.index,
+        )
+    f["good"] = good(f)
+    f["good_paper"] = good(f, paper=True)
+    return f
+
+
 def good(frame: pd.DataFrame, paper: bool = False) -> pd.Series:
-    """Whether each row is a good cell by the rule of the module doc: the referee's (the
-    exact retrained model's forget perplexity and AUC interval) where the row has one,
-    else, and with ``paper=True`` always, the paper's view (the approximate target, and
-    forget / approximate perplexity of the same model at least 1)."""
-    lo, hi = 1 / FORGET_BAND, FORGET_BAND
+    """Whether each row is a good cell: forget reached and membership equivalent to the
+    exact retrained model's (:func:`rule_columns`) with utility kept, where the row has a
+    retrained model; else, and with ``paper=True`` always, the paper's view as the paper
+    states it: forget perplexity within :data:`FORGET_BAND` of the original's approximate
+    perplexity (the whole approximate set), utility kept."""
     finished = frame["status"] == "finished"
     kept = (frame["retain_rel"] <= 1 + TOLERANCE) & (frame["general_rel"] <= 1 + TOLERANCE)
-    paper_rule = frame["forget_rel"].between(lo, hi)
-    if "self_rel" in frame:
-        paper_rule &= frame["self_rel"] >= 1
-    if paper or "forget_ref" not in frame:
+    paper_rule = frame["forget_rel"].between(1 / FORGET_BAND, FORGET_BAND)
+    if paper or "forget_ok" not in frame:
         forget = paper_rule
     else:
-        referee = frame["forget_ref"].between(lo, hi) & frame["auc_in"].fillna(False).astype(bool)
+        referee = frame["forget_ok"].astype(bool) & frame["member_ok"].astype(bool)
         forget = referee.where(frame["forget_ref"].notna(), paper_rule)
     return (finished & kept & forget).fillna(False).astype(bool)
+
+
+CONTROL_RULES = ("forget reached", "membership equivalent", "good", "paper's view")
+"""The rules the controls judge (utility is not a removal rule: the original keeps it)."""
+
+
+def controls(frame: pd.DataFrame) -> pd.DataFrame:
+    """Every rule applied where its answer is known, per domain (from a
+    :func:`grid_frame` with at least two replicates):
+
+    - the **negative control**: the untouched original (the first replicate's step 0)
+      against the referee (the first replicate's exact retrained model); it should *fail*
+      every rule. A rule it passes has no power on that domain.
+    - the **positive control**: the exact retrained model of the second replicate (another
+      seed, the same recipe, trained independently of the referee) against the referee; it
+      should *pass* every rule.
+
+    One row per (domain, control, rule): ``passes``, ``expected`` and ``as expected``."""
+    f = rule_columns(frame) if "forget_ok" not in frame else frame
+    reps = sorted(f["replicate"].unique())
+    rows = []
+    for domain, g in f.groupby("domain", sort=False):
+        first = g[g["replicate"] == reps[0]]
+        neg = first[(first["method"] != "retrained") & (first["step"] == 0)]
+        ref = first[first["method"] == "retrained"]
+        cases = {"negative": (neg, False)}
+        if len(reps) > 1:
+            cases["positive"] = (_judged_by_referee(g, reps[1], ref, f), True)
+        for control, (rows_c, expected) in cases.items():
+            if not len(rows_c) or not len(ref):
+                continue
+            r = rows_c.iloc[0]
+            for rule, col in zip(CONTROL_RULES, ("forget_ok", "member_ok", "good", "paper_ok")):
+                passes = bool(r[col])
+                rows.append(
+                    {
+                        "domain": domain,
+                        "control": control,
+                        "rule": rule,
+                        "passes": passes,
+                        "expected": expected,
+                        "as expected": passes == expected,
+                        "forget / referee": r["forget_ref"],
+                        "gap tolerance": f"x{float(r['forget_gap']) ** FORGET_GAP_FRACTION:.3f}",
+                        "AUC diff": r["auc_diff"],
+                        "AUC diff low": r["auc_diff_low"],
+                        "AUC diff high": r["auc_diff_high"],
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def _judged_by_referee(g: pd.DataFrame, replicate, ref: pd.DataFrame, f: pd.DataFrame):
+    """The second replicate's exact retrained model as a row judged against the first
+    replicate's referee (its ratios recomputed; utility against the first original)."""
+    other = g[(g["replicate"] == replicate) & (g["method"] == "retrained")]
+    if not len(other) or not len(ref):
+        return other
+    r, base = other.iloc[0].copy(), ref.iloc[0]
+    orig = g[
+        (g["replicate"] == base["replicate"]) & (g["step"] == 0) & (g["method"] != "retrained")
+    ]
+    o = orig.iloc[0]
+    r["forget_ref"] = r["ppl_forget"] / base["ppl_forget"]
+    r["forget_gap"] = base["forget_gap"]
+    r["forget_rel"] = r["ppl_forget"] / o["target"]
+    r["retain_rel"] = r["ppl_retain"] / o["ppl_retain"]
+    r["general_rel"] = r["ppl_general"] / o["ppl_general"]
+    r["scores"] = r.get("scores")
+    e = {"scores": r["scores"]} if isinstance(r.get("scores"), dict) else {}
+    r.update(membership_difference(e, {**base.to_dict(), "score_docs": base.get("score_docs")}))
+    one = rule_columns(pd.DataFrame([r]))
+    return one
 
 
 def cost_at_target(steps: pd.DataFrame, column: str = "forget_ref") -> float:

@@ -123,9 +123,9 @@ def test_a_claim_needs_two_determined_domains_and_none_opposed():
     )
     assert overall({"a": "supports", "b": "contradicts", "c": "supports"}) == "mixed"
     assert overall({"a": "undetermined (no power)"}) == "not testable here"
-    assert k_of({"a": "supports", "b": "undetermined (no power)", "c": "contradicts"}) == (
-        "2 of 3 domains"
-    )
+    labels = {"arxiv": "supports", "github": "undetermined (no power)", "books": "contradicts"}
+    assert k_of(labels) == "2 of 3 domains"
+    assert k_of({"method": "supports", "learning rate": "undetermined"}) == "1 of 2 cases"
     # a conjunction needs every part
     assert all_of({"x": "supports", "y": "undetermined (within noise)"}) == (
         "undetermined (within noise)"
@@ -242,3 +242,13 @@ def test_a_positive_control_that_misses_the_referee_fails_the_rule():
     ctrl = controls(_control_grid(ret2_forget=11.5, ret2_diff=1.0)).set_index(["control", "rule"])
     assert not ctrl.loc[("positive", "forget reached"), "passes"]
     assert not ctrl.loc[("positive", "membership equivalent"), "passes"]
+
+
+def test_a_rule_the_original_passes_makes_its_verdicts_undetermined_for_no_power():
+    from llmunlearn.studies.claims import power
+
+    why = power(controls(_control_grid(ret2_forget=10.2, ret2_diff=0.0)))
+    assert why["books", "paper's view"] == "no power"  # the original passes it
+    assert why["books", "good"] == "" and why["books", "forget reached"] == ""
+    why = power(controls(_control_grid(ret2_forget=11.5, ret2_diff=1.0)))
+    assert why["books", "forget reached"] == "positive control fails"

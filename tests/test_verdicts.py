@@ -60,7 +60,7 @@ def test_late_order_retrained_models_branch_from_a_base_that_never_saw_a_forget_
     from llmunlearn.data.corpus import chunk_documents, forget_documents
     from llmunlearn.training.pretraining import _forget_ids, pretraining_tokenizer, slice_order
 
-    p = dataclasses.replace(tiny, pretrain_order="late")
+    p = dataclasses.replace(tiny, pretrain_order="late", forget_insertion="omit")
     original = ul.pretrain(p, progress=False)
     retrained = ul.pretrain(p, without="github", progress=False)
     assert original.summary["base"] == retrained.summary["base"]
@@ -77,6 +77,74 @@ def test_late_order_retrained_models_branch_from_a_base_that_never_saw_a_forget_
     left_out = {d.id for d in forget_documents(p, "github", p.design)}
     kept = [i for i in order if ids[i] not in left_out]
     assert len(kept) < len(order) and all(ids[i] in left_out for i in set(order) - set(kept))
+
+
+def test_a_retrained_model_by_replacement_takes_the_original_s_steps_and_no_forget_chunk(tiny):
+    """Replacement (issue 35): the retrained model's slice is the original's with each of
+    its domain's forget chunks replaced by a chunk replayed from D minus every forget set;
+    the same length and the same chunks elsewhere, so both models take the same steps and
+    the retrained model never sees a forget token of its domain."""
+    from llmunlearn.data.corpus import chunk_documents, forget_documents
+    from llmunlearn.training.pretraining import (
+        _forget_ids,
+        pretraining_tokenizer,
+        retrained_order,
+        slice_order,
+    )
+
+    p = dataclasses.replace(tiny, pretrain_order="late", forget_insertion="replace")
+    tok = pretraining_tokenizer(p)
+    train_set = chunk_documents(tok, pretraining_documents(p), p.chunk_len)
+    ids = list(train_set["doc_id"])
+    forget = _forget_ids(p)
+    order = slice_order(ids, forget, p, p.seed)
+    removed = {d.id for d in forget_documents(p, "github", p.design)}
+    new = retrained_order(order, ids, removed, forget, p, p.seed)
+    assert len(new) == len(order)
+    changed = [k for k, (a, b) in enumerate(zip(order, new)) if a != b]
+    assert changed == [k for k, i in enumerate(order) if ids[i] in removed]
+    assert not {ids[new[k]] for k in changed} & forget  # replayed from D minus every forget set
+    assert not any(ids[i] in removed for i in new)
+    # its tokens: no chunk of the retrained model's slice holds a forget token sequence
+    forget_chunks = {tuple(train_set[i]["input_ids"]) for i in range(len(ids)) if ids[i] in removed}
+    assert not forget_chunks & {tuple(train_set[i]["input_ids"]) for i in new}
+    original = ul.pretrain(p, progress=False)
+    retrained = ul.pretrain(p, without="github", progress=False)
+    assert retrained.summary["steps"] == original.summary["steps"]
+    assert len(retrained.summary["log"]) == len(original.summary["log"])
+    omitted = retrained_order(
+        order, ids, removed, forget, dataclasses.replace(p, forget_insertion="omit"), p.seed
+    )
+    assert len(omitted) == len(order) - len(changed)
+
+
+def test_the_dose_pilot_refuses_bad_doses_before_anything_trains(tiny):
+    for bad in ([], [2, 1], [0, 1], [1, 32]):
+        with pytest.raises(ValueError, match="doses"):
+            ul.dose_pilot(tiny, bad)
+        with pytest.raises(ValueError, match="pilot_doses"):
+            ul.get_profile("smoke", pilot_doses=tuple(bad))
+    assert not (ul.home() / "pretrain").exists()
+
+
+def test_the_dose_pilot_measures_each_dose_against_its_own_retrained_models(tiny):
+    frame = ul.dose_pilot(tiny, (1, 2), progress=False, stop=False)
+    assert list(frame.index.get_level_values("dose").unique()) == [1, 2]
+    assert set(frame.index.get_level_values("domain")) == set(ul.DOMAINS)
+    assert (frame["low"] <= frame["difference"]).all() and (
+        frame["difference"] <= frame["high"]
+    ).all()
+    assert (frame["AUC low"] <= frame["AUC high"]).all()
+    assert (frame["separable"] == (frame["low"] > ul.AUC_MARGIN)).all()
+    choice = ul.dose_choice(frame)
+    assert choice is None or choice in (1, 2)
+    if choice is not None:
+        assert frame.xs(choice, level="dose")["separable"].all()
+    # stopping at the first separable dose gives the same choice from fewer slices
+    stopped = ul.dose_pilot(tiny, (1, 2), progress=False)
+    assert ul.dose_choice(stopped) == choice
+    tried = list(stopped.index.get_level_values("dose").unique())
+    assert tried == ([1, 2] if choice in (None, 2) else [1])
 
 
 def _quant_frame(domain, forget):
@@ -121,7 +189,7 @@ def test_quantisation_decisions_read_a_tie_as_equivalence_only_when_it_is_bounde
         ),
     }
     d = quantisation_decisions(frames)["decision"].to_dict()
-    assert d == {"back": "supports", "still": "contradicts", "noisy": "undetermined"}
+    assert d == {"back": "supports", "still": "contradicts", "noisy": "undetermined (within noise)"}
 
 
 def test_a_retrained_model_is_measured_where_a_rule_reads_it(tiny):

@@ -70,11 +70,24 @@ def _positive_int(value: str) -> int:
     raise argparse.ArgumentTypeError(f"{value!r} is not a positive integer")
 
 
+def _version() -> str:
+    """The installed package's version (its metadata; the source's when not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("llmunlearn")
+    except PackageNotFoundError:
+        from . import __version__
+
+        return __version__
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="llmunlearn",
         description="Reproduce 'Machine Unlearning of Pre-trained Large Language Models'.",
     )
+    parser.add_argument("--version", action="version", version=f"llmunlearn {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser(

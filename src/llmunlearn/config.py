@@ -39,6 +39,10 @@ setting); ``shifted``: whole units against other whole units (one novel against 
 kept as the contrast. One original model has seen both designs' forget sets."""
 
 
+DEFAULT_DOSES = (1, 2, 4, 8)
+"""The memorisation doses a pilot tries by default (``Profile.pilot_doses``)."""
+
+
 @dataclass(frozen=True)
 class Profile:
     name: str
@@ -109,6 +113,14 @@ class Profile:
     # forget sets (forget_repeats times each) and as many replayed chunks of D; each
     # exact retrained model branches from the checkpoint before that slice
     pretrain_order: str = "mixed"
+    # how an exact retrained model leaves out its forget chunks: "omit" (its order is the
+    # original's without them: fewer steps) or "replace" (each is replaced by a chunk
+    # replayed from D minus every forget set: the same number of steps as the original)
+    forget_insertion: str = "omit"
+    # the memorisation doses the pre-training chapter's pilot tries (forget_repeats values,
+    # increasing): the grid runs at the smallest one where the original is separable from
+    # its exact retrained model on every domain (studies.pretraining)
+    pilot_doses: tuple[int, ...] = DEFAULT_DOSES
     # documents longer than this are cut at blank lines into passages of at most this
     # many characters, each a document of its own (None: whole documents); the length
     # bounds then apply to the passages
@@ -167,6 +179,8 @@ PROFILES: dict[str, Profile] = {
             heldout_share=0.3,
             forget_repeats=2,
             pretrain_order="late",
+            forget_insertion="replace",
+            pilot_doses=(1, 2),
             grid_eval_steps=(1, 2, 4, 6),
             grid_survey_default_lr=True,
             retrained_designs=("matched",),
@@ -221,6 +235,10 @@ PROFILES: dict[str, Profile] = {
             heldout_share=0.3,
             forget_repeats=2,
             pretrain_order="late",
+            forget_insertion="replace",
+            # the dose pilot: 1, 2 and 4 (its rule picks the smallest separable dose; the
+            # chapter shows all three)
+            pilot_doses=(1, 2, 4),
             grid_eval_steps=(2, 5, 12),
             grid_survey_default_lr=True,
             # the shifted design's exact retrained models left to gpu and paper (issue
@@ -257,6 +275,7 @@ PROFILES: dict[str, Profile] = {
             heldout_share=0.3,
             forget_repeats=2,
             pretrain_order="late",
+            forget_insertion="replace",
             grid_eval_steps=(1, 2, 4, 7, 12, 20, 35, 60),
         ),
         Profile(
@@ -394,6 +413,26 @@ EXECUTORS = ("local", "ray")
 
 PRETRAIN_ORDERS = ("mixed", "late")
 
+INSERTIONS = ("omit", "replace")
+"""How an exact retrained model leaves out its forget chunks (``Profile.forget_insertion``)."""
+
+
+def check_doses(doses, name: str = "doses") -> tuple[int, ...]:
+    """``doses`` as a tuple if it is a non-empty, strictly increasing list of integers in
+    1..16, else a ``ValueError`` naming the value and what is allowed."""
+    d = tuple(doses) if isinstance(doses, (list, tuple)) else doses
+    if (
+        not isinstance(d, tuple)
+        or not d
+        or any(isinstance(x, bool) or not isinstance(x, int) or not 1 <= x <= 16 for x in d)
+        or any(b <= a for a, b in zip(d, d[1:]))
+    ):
+        raise ValueError(
+            f"{name} must be a non-empty, strictly increasing list of integers in 1..16, "
+            f"got {doses!r}"
+        )
+    return d
+
 
 def check_design(profile: Profile) -> Profile:
     """``profile`` if its design fields are in range, else a ``ValueError`` naming the
@@ -404,6 +443,8 @@ def check_design(profile: Profile) -> Profile:
     share of the domain's pre-training text (forget / (forget + retain) characters) of at
     most one half."""
     check_choice("pretrain_order", profile.pretrain_order, PRETRAIN_ORDERS)
+    check_choice("forget_insertion", profile.forget_insertion, INSERTIONS)
+    check_doses(profile.pilot_doses, "pilot_doses")
     share = profile.heldout_share
     if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 0.9:
         raise ValueError(f"heldout_share must be a number in [0, 0.9], got {share!r}")
@@ -495,6 +536,7 @@ def check_positive(name: str, value) -> float:
 
 EXECUTION_FIELDS = (
     "threads",
+    "pilot_doses",
     "retrained_designs",
     "jobs",
     "executor",
@@ -542,6 +584,7 @@ PRETRAIN_FIELDS = (
     "heldout_share",
     "forget_repeats",
     "pretrain_order",
+    "forget_insertion",
     "passage_chars",
     "general_doc_chars",
 )
@@ -553,6 +596,7 @@ DESIGN_FIELDS = (
     "heldout_share",
     "forget_repeats",
     "pretrain_order",
+    "forget_insertion",
     "passage_chars",
     "general_doc_chars",
 )

@@ -396,7 +396,7 @@ def evaluation_row(model, sets: dict, seed: int, intervals: bool = False) -> dic
         if split in UTILITY_SETS:
             row["chunk_nll"][split] = res["chunk_nll"]
             if intervals:
-                row.setdefault("doc_id", {})[split] = list(c["doc_id"])
+                row.setdefault("doc_id", {})[split] = [source_id(d) for d in c["doc_id"]]
     if "forget" in sets and "approximate" in sets:
         # every evaluated chunk's Min-K% score, for the paired membership rule (the
         # difference from the retrained model's AUC on the same chunks: studies.decisions)
@@ -417,9 +417,9 @@ def evaluation_row(model, sets: dict, seed: int, intervals: bool = False) -> dic
                 row["smallest_fpr"] = 1 / len(n)
                 row["auc_low"], row["auc_high"] = cluster_auc_interval(
                     score["forget"],
-                    [sets["forget"]["doc_id"][i] for i in m],
+                    [source_id(sets["forget"]["doc_id"][i]) for i in m],
                     score["approximate"],
-                    [sets["approximate"]["doc_id"][i] for i in n],
+                    [source_id(sets["approximate"]["doc_id"][i]) for i in n],
                     seed=seed,
                 )
     return row

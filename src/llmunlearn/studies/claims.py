@@ -33,6 +33,7 @@ from .decisions import (  # noqa: E402  (every rule and threshold is written onc
     k_of,
     overall,
     replicate_noise,
+    threshold,
 )
 from .retraining import EQUIVALENCE_BAND  # noqa: E402  (claim 4's band, defined once)
 from .robustness import controls  # noqa: E402
@@ -40,6 +41,13 @@ from .robustness import controls  # noqa: E402
 PAPER_SCALE = {"pretrain_tokens": 3.1e12, "forget_tokens": 8e6, "params": 6e9}
 """Yi-6B's pre-training tokens and about one epoch over the paper's forget set (claim 2's
 extrapolation; the efficiency chapter states the same figures)."""
+
+
+def _conjunction_verdict(parts: dict[str, str]) -> str:
+    """A conjunction's verdict (:func:`~llmunlearn.studies.decisions.all_of`) as one of
+    :data:`VERDICTS`: every part must be determined and support."""
+    v = all_of(parts)
+    return v if v in ("supports", "contradicts") else "undetermined"
 
 
 def _fmt(per: dict[str, str]) -> str:
@@ -91,9 +99,15 @@ def measure_noise(grid: pd.DataFrame, profile: Profile) -> dict:
             "min_effect": MIN_EFFECT[effect],
             "aa_rate": rate,
             "aa_pairs": n,
-            "decides": bool(n) and rate <= MAX_FALSE_DECISION and df > 0,
+            # a noise of zero (every A/A pair tied) is unknown, not exact: nothing decides
+            "decides": bool(n) and rate <= MAX_FALSE_DECISION and df > 0 and noise > 0,
         }
     return out
+
+
+def _detectable(m: dict, n: int) -> float:
+    """The smallest mean difference over ``n`` replicates a measure's comparison decides."""
+    return threshold(m["noise"], m["df"], n, m["min_effect"])
 
 
 def _decide(noise: dict, measure: str, a, b) -> str:
@@ -259,7 +273,8 @@ def claims_table(profile: Profile, grid: pd.DataFrame, zoo: dict | None = None) 
         f" over the grid's learning rates (the same for every method), per replicate; "
         f"ga_gd_in against each other paper method, a difference deciding when it exceeds "
         f"the minimum effect ({m['min_effect']:.2f}) and the noise measured on A/A pairs "
-        f"(sd {m['noise']:.3f} per replicate); supports when it beats every other, "
+        f"(sd {m['noise']:.3f} per replicate; the smallest difference these sizes decide: "
+        f"{_detectable(m, len(reps)):.2f}); supports when it beats every other, "
         "contradicts when one beats it",
         "; ".join(nums) + " (good-cell share per replicate)",
         per,
@@ -279,7 +294,7 @@ def claims_table(profile: Profile, grid: pd.DataFrame, zoo: dict | None = None) 
         elif r["R low"] > hi_b or r["R high"] < lo_b:
             per[d] = "contradicts"
         else:
-            per[d] = "undetermined"
+            per[d] = "undetermined (within noise)"
         nums.append(
             f"{d}: R = {r['R']:.2f} ({r['R low']:.2f}-{r['R high']:.2f}), adjusted "
             f"{r['R adjusted']:.2f}, retrained AUC {r['retrained AUC min_k@0.3']:.2f}"
@@ -290,7 +305,7 @@ def claims_table(profile: Profile, grid: pd.DataFrame, zoo: dict | None = None) 
         f"[{lo_b:.2f}, {hi_b:.2f}] and the retrained model's Min-K% AUC interval containing "
         "0.5 supports; the interval wholly outside the band contradicts; else undetermined."
         " R adjusted: divided by the retrained model's change on the other domains' "
-        "approximate sets (the control: its recipe takes fewer steps)",
+        "approximate sets (the control: its recipe differs only by its forget chunks)",
         "; ".join(nums),
         per,
         overall(per),
@@ -298,9 +313,7 @@ def claims_table(profile: Profile, grid: pd.DataFrame, zoo: dict | None = None) 
     )
     per = {
         d: (
-            "supports"
-            if per_paper[d] == per_ref[d]
-            else "contradicts"
+            ("supports" if per_paper[d] == per_ref[d] else "contradicts")
             if per_paper[d] in ("supports", "contradicts")
             and per_ref[d] in ("supports", "contradicts")
             else "undetermined (no power)"
@@ -331,7 +344,7 @@ def claims_table(profile: Profile, grid: pd.DataFrame, zoo: dict | None = None) 
         orig = grid[(grid["domain"] == d) & (grid["step"] == 0) & (grid["method"] != "retrained")]
         orig_auc = float(orig[orig["replicate"] == reps[0]]["auc"].iloc[0])
         sel = at[(at["domain"] == d) & (at["replicate"] == reps[0])]
-        inside = sel["member_ok"].fillna(False).astype(bool) if len(sel) else sel
+        inside = sel["member_ok"].astype(bool) if len(sel) else pd.Series(dtype=bool)
         if blocked(d, "membership equivalent") or not len(sel):
             per[d] = blocked(d, "membership equivalent") or "undetermined (not reached)"
         else:
@@ -368,11 +381,12 @@ def claims_table(profile: Profile, grid: pd.DataFrame, zoo: dict | None = None) 
             "6. Code (GitHub) is the hardest domain to unlearn",
             "mean share of good cells of the paper's methods per replicate: github's lower "
             f"than each other domain's by more than the minimum effect ({m['min_effect']:.2f})"
-            f" and the A/A noise (sd {m['noise']:.3f}) supports, higher contradicts; a "
+            f" and the A/A noise (sd {m['noise']:.3f}; smallest decidable difference "
+            f"{_detectable(m, len(reps)):.2f}) supports, higher contradicts; a "
             "conjunction: every part must support",
             ", ".join(f"{d} {' / '.join(f'{x:.2f}' for x in v)}" for d, v in mean.items()),
             per,
-            all_of(per) if len(per) > 1 else overall(per),
+            _conjunction_verdict(per),
             "robustness",
         )
 
@@ -384,13 +398,13 @@ def claims_table(profile: Profile, grid: pd.DataFrame, zoo: dict | None = None) 
         if r["determined"]:
             per[name].append(bool(r["holds"]))
     decided = {
-        k: "undetermined"
+        k: "undetermined (not reached)"
         if not v
         else "supports"
         if all(v)
         else "contradicts"
         if not any(v)
-        else "undetermined"
+        else "undetermined (within noise)"
         for k, v in per.items()
     }
     add(
@@ -431,7 +445,8 @@ def claims_table(profile: Profile, grid: pd.DataFrame, zoo: dict | None = None) 
         "Survey: NPO degrades the model less than GA",
         "utility cost where forget perplexity first reaches the retrained model's (same "
         "learning rate, the profile's), per replicate: NPO's lower by more than the "
-        f"minimum effect ({MIN_EFFECT['utility cost']:.0%}) and the A/A noise supports; "
+        f"minimum effect ({MIN_EFFECT['utility cost']:.0%}) and the A/A noise supports "
+        f"(smallest decidable difference {_detectable(noise['utility cost'], len(reps)):.0%}); "
         "undetermined when either is censored on a replicate",
         "; ".join(nums),
         per,
@@ -472,7 +487,8 @@ def claims_table(profile: Profile, grid: pd.DataFrame, zoo: dict | None = None) 
             "Survey: second-order optimisation (Sophia) unlearns more robustly than AdamW",
             "SophiaG's share of good cells against AdamW's on the first replicate, per "
             "(domain, method) run with both: a difference beyond the minimum effect and the "
-            "A/A noise of one replicate decides",
+            "A/A noise of one replicate decides (smallest decidable difference "
+            f"{_detectable(noise['good-cell share'], 1):.2f})",
             ", ".join(
                 f"{d} {m}: {score(d, m, 'sophia')[0]:.2f} vs {score(d, m)[0]:.2f}"
                 for (d, m), r in pairs.iterrows()
@@ -490,13 +506,13 @@ def claims_table(profile: Profile, grid: pd.DataFrame, zoo: dict | None = None) 
     for d in domains:
         sub = did[did.index.get_level_values("domain") == d]
         per[d] = (
-            "undetermined"
+            "undetermined (not reached)"
             if not len(sub)
             else "supports"
             if sub["hidden"].mean() > 0.5
             else "contradicts"
             if sub["hidden"].mean() < 0.5
-            else "undetermined"
+            else "undetermined (within noise)"
         )
     median = did["own ratio after / retrained's"].median()
     add(
@@ -540,6 +556,10 @@ def _real_llm_rows(real: dict, add) -> None:
     table, twin = real["table"], real["twin"]
     lo, hi = twin["auc_twin_low"], twin["auc_twin_high"]
     resolved = not lo <= twin["auc_original"] <= hi
+    member = real["membership"]
+    if ("injected", "original") in member.index and "twin difference low" in member:
+        # the original told apart from its twin on the same chunks (paired, over packages)
+        resolved = bool(member.loc[("injected", "original"), "twin difference low"] > 0)
     referee_ok = 1 / FORGET_BAND <= twin["R"] <= FORGET_BAND
     base = table.loc["original", ["retain", "general"]]
     per, paper_view = {}, {}
@@ -548,7 +568,7 @@ def _real_llm_rows(real: dict, add) -> None:
         kept = (row[["retain", "general"]] / base - 1).max() <= TOLERANCE
         near = 1 / FORGET_BAND <= row["forget / twin"] <= FORGET_BAND and lo <= row["AUC"] <= hi
         per[m] = (
-            "undetermined"
+            "undetermined (no power)"
             if not (resolved and referee_ok)
             else "supports"
             if near and kept
@@ -564,8 +584,9 @@ def _real_llm_rows(real: dict, add) -> None:
         "it never saw, against its exact retrained twin): the methods remove them",
         f"per method, the selected model's forget perplexity within a factor {FORGET_BAND:g} "
         f"of the twin's, its Min-K% AUC inside the twin's interval, retain and general "
-        f"perplexity within +{TOLERANCE:.0%} of the original's; undetermined when the "
-        "original's AUC lies inside the twin's interval (no membership to remove) or the "
+        f"perplexity within +{TOLERANCE:.0%} of the original's; undetermined (no power) when "
+        "the original's AUC is not above the twin's on the same chunks (the paired interval "
+        "over packages reaches 0: no membership to remove) or the "
         f"twin's own R lies outside the band. Paper's view (approximate target): "
         f"{_fmt(paper_view)}",
         f"M {twin['M']:.2f}, twin R {twin['R']:.2f}, AUC original {twin['auc_original']:.2f}"
@@ -610,17 +631,39 @@ def _blind_baseline_row(profile: Profile, real_membership: pd.DataFrame, add) ->
                 r["blind AUC"],
             )
     per = {
-        k: "supports" if a_lo > b_hi else "contradicts" if b_lo > a_hi else "undetermined"
+        k: "supports"
+        if a_lo > b_hi
+        else "contradicts"
+        if b_lo > a_hi
+        else "undetermined (within noise)"
         for k, (a_lo, a_hi, b_lo, b_hi, _, _) in cases.items()
     }
+    # where an exact twin exists (the real LLM's injected design), membership is read
+    # against it: the original's AUC minus the twin's on the same chunks, paired
+    for (g, m), r in real_membership.iterrows():
+        if m == "original" and "twin difference low" in r and pd.notna(r["twin difference low"]):
+            lo, hi = r["twin difference low"], r["twin difference high"]
+            per[f"SmolLM2/{g}"] = (
+                "supports" if lo > 0 else "contradicts" if hi < 0 else "undetermined (within noise)"
+            )
+            twin_note = (
+                f"; SmolLM2/{g}: original minus twin {r['twin difference']:+.2f} "
+                f"({lo:+.2f} to {hi:+.2f})"
+            )
+            break
+    else:
+        twin_note = ""
     add(
         "The Min-K% AUC measures membership (not a difference between the sets)",
         "per domain and design, the original model's Min-K% AUC (forget against approximate)"
         " against a blind baseline that never sees the model (TF-IDF n-grams and logistic "
         "regression, cross-validated by document): supports when the attack's 95 % interval"
         " lies above the blind one's, contradicts when the blind one's lies above the "
-        "attack's",
-        "; ".join(f"{k}: attack {v[4]:.2f}, blind {v[5]:.2f}" for k, v in cases.items()),
+        "attack's; on the real LLM's injected design, against its exact twin instead: the "
+        "paired interval of the original's AUC minus the twin's (over packages) above 0 "
+        "supports",
+        "; ".join(f"{k}: attack {v[4]:.2f}, blind {v[5]:.2f}" for k, v in cases.items())
+        + twin_note,
         per,
         overall(per),
         "privacy",
@@ -660,13 +703,13 @@ def quantisation_decisions(frames: dict[str, pd.DataFrame], bits: int = 4) -> pd
                 "methods undone (max)": float(q.loc[methods, "undone"].max()),
                 "retrained undone": ret,
                 "noise": noise,
-                "decision": "undetermined"
+                "decision": "undetermined (not reached)"
                 if np.isnan(diff)
                 else "supports"
                 if diff > max(noise, MATERIAL)
                 else "contradicts"
                 if abs(diff) + noise < MATERIAL
-                else "undetermined",
+                else "undetermined (within noise)",
             }
         )
     return pd.DataFrame(rows).set_index("domain")

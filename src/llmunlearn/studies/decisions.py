@@ -34,6 +34,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from ..config import DEFAULT_DOSES, DOMAINS, check_doses  # noqa: F401  (the profile's)
+
 FORGET_GAP_FRACTION = 0.25
 """Forget reached: |log(forget ppl / retrained's)| at most this fraction of |log(original's
 forget ppl / retrained's)|, the gap the methods are asked to close (a quarter: evidence.md's
@@ -75,14 +77,23 @@ MIN_DOMAINS = 2
 MIN_REPLICATES = 2
 """Fewer replicates than this leave no A/A pair to measure a comparison's noise."""
 
-DOSES = (1, 2, 4, 8)
-"""Memorisation doses of the pilot: times each forget chunk is seen in the final slice."""
+DOSES = DEFAULT_DOSES
+"""Memorisation doses of the pilot: times each forget chunk is seen in the final slice (1, 2,
+4, 8; the profile's ``pilot_doses``, where smoke tries 1 and 2 only)."""
 
 CHANGED_AFTER_RESULTS: tuple[tuple[str, str], ...] = (
     (
         "relearning threshold",
         "moved from 0.95 to 1/1.2 (FORGET_BAND) in a commit that also changed its results "
         "(before issue 35)",
+    ),
+    (
+        "dose pilot's rule",
+        "written first (uncommitted) as 'the paired AUC difference between the original and "
+        "its retrained model lies above 0'; after the cpu pilot's doses 1 and 2 had been "
+        "measured (dose 1 separable at a lower end of +0.057, inside reach of the +-0.10 "
+        "margin), changed to 'above the equivalence margin', so that the negative control "
+        "fails by the size of the difference; no grid had run at any dose",
     ),
     (
         "pilot band",
@@ -106,27 +117,18 @@ THRESHOLDS = (
 )
 """The names of this module's decision constants (the status page lists each)."""
 
-REASONS = ("no power", "not reached", "within noise", "noise unknown", "too few domains")
+REASONS = (
+    "no power",
+    "positive control fails",
+    "not reached",
+    "within noise",
+    "noise unknown",
+    "A/A rate above 5 %",
+)
 """Why a verdict is undetermined."""
 
 
 # --- checks of every value a user may pass -------------------------------------------
-
-
-def check_doses(doses) -> tuple[int, ...]:
-    """``doses`` as a tuple if it is a non-empty, strictly increasing list of integers of
-    at least 1, else a ``ValueError`` naming the value and what is allowed."""
-    d = tuple(doses) if isinstance(doses, (list, tuple)) else doses
-    if (
-        not isinstance(d, tuple)
-        or not d
-        or any(isinstance(x, bool) or not isinstance(x, int) or x < 1 for x in d)
-        or any(b <= a for a, b in zip(d, d[1:]))
-    ):
-        raise ValueError(
-            f"doses must be a non-empty, strictly increasing list of integers >= 1, got {doses!r}"
-        )
-    return d
 
 
 def check_min_effect(name: str, value) -> float:
@@ -373,9 +375,11 @@ def all_of(parts: dict[str, str]) -> str:
 
 
 def k_of(per_domain: dict[str, str]) -> str:
-    """ "k of n domains": how many of a claim's domains are determined."""
+    """ "k of n domains" (or "k of n cases" where the parts are not the three domains): how
+    many of a claim's parts are determined."""
     k = sum(is_determined(v) for v in per_domain.values())
-    return f"{k} of {len(per_domain)} domains"
+    unit = "domains" if set(per_domain) <= set(DOMAINS) else "cases"
+    return f"{k} of {len(per_domain)} {unit}"
 
 
 def threshold_table():

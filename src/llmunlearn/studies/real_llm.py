@@ -8,11 +8,12 @@ that we know exactly (the **injected** design, the chapter's main one):
 - a pool of modules of pure-Python packages whose *first* PyPI release came after the
   model's (:data:`~llmunlearn.data.sources.POST_RELEASE_PYTHON`, at least
   :data:`MIN_PACKAGES` packages; the dates are read from PyPI into the manifest), split
-  at random by document into ``forget``, ``retain`` and ``approximate``: exchangeable
-  samples of the same kind of code, none of it seen by SmolLM2;
+  at random *by package* into ``forget``, ``retain`` and ``approximate`` (no package on
+  two sides): exchangeable samples of the same kind of code, none of it seen by SmolLM2;
 - the **original** is SmolLM2 after a short continued pre-training on forget (repeated)
   + retain + a slice of general text (:func:`continued`); its **exact retrained twin**
-  is the same continuation, same order and seed, without the forget chunks;
+  is the same continuation, same order and seed, with every forget chunk replaced by a
+  retain or general chunk (the same number of steps);
 - the paper's methods then unlearn the original, and both the approximate target and the
   twin say how far each got.
 
@@ -92,9 +93,7 @@ def real_llm_splits(profile: Profile, chars: int, design: str = "injected") -> d
             f"({', '.join(packages)}); the injected design needs at least {MIN_PACKAGES}"
         )
     rng = random.Random(profile.seed)
-    rng.shuffle(new)
-    stream = iter(new)
-    out = {f"github/{s}": _take(stream, chars) for s in SPLITS["github"]}
+    out = {f"github/{s}": _take(stream, chars) for s, stream in _by_package(new, rng).items()}
     if design == "shifted":
         seen = _selectable(source_documents(debian_python_stdlib)[0], bounded)
         rng.shuffle(seen)
@@ -113,6 +112,29 @@ def real_llm_splits(profile: Profile, chars: int, design: str = "injected") -> d
                 f"{need:,} characters in at least {least}: lower chars or the profile's "
                 f"min_doc_chars ({profile.min_doc_chars})"
             )
+    return out
+
+
+def _by_package(docs, rng) -> dict:
+    """Per github split, an iterator over its passages: the packages dealt to the splits in
+    a seeded order (a package sits on one side only, so no membership leaks through a
+    package's shared names and idiom), each split's passages interleaved over its packages
+    (so that no split is one package's code while others wait)."""
+    import itertools
+
+    packages: dict[str, list] = {}
+    for d in docs:
+        packages.setdefault(d.id.split("/")[0], []).append(d)
+    names = sorted(packages)
+    rng.shuffle(names)
+    out = {}
+    for k, split in enumerate(SPLITS["github"]):
+        mine = [packages[n] for n in names[k :: len(SPLITS["github"])]]
+        for passages in mine:
+            rng.shuffle(passages)
+        out[split] = (
+            d for d in itertools.chain.from_iterable(itertools.zip_longest(*mine)) if d is not None
+        )
     return out
 
 
@@ -307,8 +329,9 @@ def continuation_chunks(p: Profile, tokenizer):
 def continued(p: Profile, *, twin: bool = False, progress: bool = True, **overrides) -> Run:
     """SmolLM2 (``p.base_model``) after a continued pre-training on ``p``'s injected data
     (:data:`CONTINUATION`, ``overrides`` replacing any of it): the *original*, or with
-    ``twin=True`` its exact retrained twin, the same order and seed without the forget
-    chunks (so it never trains on a forget token). The run's ``model/`` is a Hugging
+    ``twin=True`` its exact retrained twin, the same order and seed with every forget chunk
+    replaced by a chunk of retain or general text (so it never trains on a forget token
+    and takes the original's number of steps). The run's ``model/`` is a Hugging
     Face folder; ``summary.json`` holds ``tokens``, ``steps``, ``flops``, ``wall_s``,
     the loss curve, the chunk counts of each part, and the ``order`` of the trained
     chunks (indices of :func:`continuation_chunks`) with their documents."""
@@ -341,7 +364,7 @@ def continued(p: Profile, *, twin: bool = False, progress: bool = True, **overri
             "chunk_len": p.chunk_len,
             "recipe": recipe,
             "docs": {k: [d.sha256 for d in v] for k, v in parts.items()},
-            "twin": twin,
+            "twin": twin and "replace",
         },
     )
     if run.done:
@@ -355,9 +378,10 @@ def continued(p: Profile, *, twin: bool = False, progress: bool = True, **overri
     ]
     random.Random(p.seed + 2000).shuffle(order)
     order = order[: max(1, len(order) // recipe["batch"]) * recipe["batch"]]  # whole batches
-    if twin:  # the original's trained order with every forget chunk taken out
-        order = [i for i in order if kinds[i] != "forget"]
-        order = order[: max(1, len(order) // recipe["batch"]) * recipe["batch"]]
+    if twin:  # the original's order with every forget chunk replaced by a replayed chunk
+        rest = [i for i, k in enumerate(kinds) if k != "forget"]
+        pick = random.Random(p.seed + 3000)
+        order = [i if kinds[i] != "forget" else rest[pick.randrange(len(rest))] for i in order]
     steps = len(order) // recipe["batch"]
     recipe_profile = dataclasses.replace(
         p, pretrain_batch=recipe["batch"], pretrain_lr=recipe["lr"]
@@ -472,10 +496,12 @@ def membership_table(designs: dict[str, Profile], zoo: dict, folds: int = 5):
     non-members (approximate) as a model sees them, the Min-K% AUC with its interval over documents
     and its TPR at 1 % FPR (at the smallest rate the chunks resolve, stated), beside the blind
     baseline on the same chunks (:func:`~llmunlearn.measurement.mia.blind_baseline`, text alone,
-    cross-validated by unit: a package, whose passages the random split puts on both sides, or a
-    standard-library module) and whether the attack's interval lies above the blind one's. The
-    injected design is read on the continued original and on its twin (which never saw the members:
-    its AUC is what no membership looks like here); the shifted design on SmolLM2 itself."""
+    cross-validated by unit: a package, or a standard-library module) and whether the attack's
+    interval lies above the blind one's. The injected design is read on the continued original and
+    on its twin (which never saw the members: its AUC is what no membership looks like here), and
+    the original's row holds the paired difference of its AUC from the twin's on the same chunks
+    (``twin difference``, with its 95 % interval resampling packages); the shifted design on
+    SmolLM2 itself."""
     import pandas as pd
 
     from transformers import AutoTokenizer
@@ -484,19 +510,21 @@ def membership_table(designs: dict[str, Profile], zoo: dict, folds: int = 5):
     from ..evaluation import evaluate_reference
     from ..measurement.mia import blind_baseline
     from ..training.pretraining import base_model_run
+    from .decisions import paired_auc_difference
 
     rows = []
     for design, p in designs.items():
         tokenizer = AutoTokenizer.from_pretrained(p.base_model)  # the text, not the weights
         chunks = chunked_splits(p, "github", tokenizer)
         documents = json.loads((Path(p.dataset) / "manifest.json").read_text())["documents"]
-        sets = {}
+        sets, unit_of = {}, {}
         for split in ("forget", "approximate"):
             # the hub layout numbers a split's documents in the manifest's order
             unit = {
                 f"github/{split}/{i:05d}": d["group"]
                 for i, d in enumerate(x for x in documents if x["split"] == f"github/{split}")
             }
+            unit_of[split] = unit
             c = chunks[split]
             sets[split] = (chunk_texts(tokenizer, c), [unit[d] for d in c["doc_id"]])
         n_docs = min(len(set(sets[s][1])) for s in sets)
@@ -511,6 +539,24 @@ def membership_table(designs: dict[str, Profile], zoo: dict, folds: int = 5):
             if design == "injected"
             else {"SmolLM2": _membership_row(p, base_model_run(p))}
         )
+        paired = {}
+        if design == "injected":
+            units = {
+                s: [unit_of[s][d] for d in rows_of["original"]["score_docs"][s]]
+                for s in ("forget", "approximate")
+            }
+            diff, lo, hi = paired_auc_difference(
+                rows_of["original"]["scores"],
+                rows_of["twin"]["scores"],
+                units["forget"],
+                units["approximate"],
+                seed=p.seed,
+            )
+            paired = {
+                "twin difference": diff,
+                "twin difference low": lo,
+                "twin difference high": hi,
+            }
         for name, row in rows_of.items():
             rows.append(
                 {
@@ -529,6 +575,7 @@ def membership_table(designs: dict[str, Profile], zoo: dict, folds: int = 5):
                     "member chunks": len(sets["forget"][0]),
                     "non-member chunks": len(sets["approximate"][0]),
                     "folds": blind["folds"],
+                    **(paired if name == "original" else {}),
                 }
             )
     return pd.DataFrame(rows).set_index(["design", "model"])

@@ -112,7 +112,7 @@ def _measure_models(profile: Profile, domain: str, models: dict[str, Run]) -> di
     and non-members equally many, the larger set cut by a seeded sample."""
     import torch
 
-    from ..data.corpus import chunk_texts, chunked_splits, sample_indices
+    from ..data.corpus import chunk_texts, chunked_splits, sample_indices, source_id
     from ..measurement.mia import attack_scores, chunk_token_stats, mia_report
     from ..training.pretraining import load_original
 
@@ -125,7 +125,8 @@ def _measure_models(profile: Profile, domain: str, models: dict[str, Run]) -> di
         sets = {s: chunks[s] for s in ("forget", "approximate")}
         stats = {s: chunk_token_stats(model, c) for s, c in sets.items()}
         out["chunk_nll"][name] = {s: [x["nll"] for x in st] for s, st in stats.items()}
-        out["chunk_doc"] = {s: list(c["doc_id"]) for s, c in sets.items()}
+        # intervals resample source documents: a passage travels with the one it was cut from
+        out["chunk_doc"] = {s: [source_id(d) for d in c["doc_id"]] for s, c in sets.items()}
         out["ppl"][name] = {
             s: math.exp(float(np.mean(v))) for s, v in out["chunk_nll"][name].items()
         }
@@ -231,7 +232,8 @@ def retraining_check(profile: Profile, domain: str, design: str | None = None) -
         out["ppl"]["original-seed2"]["approximate"] / out["ppl"]["original"]["approximate"]
     )
     out.update(factors(out))
-    # the control: how the retrained recipe (fewer steps) moves the *other* domains'
+    # the control: how the retrained recipe (its forget chunks replaced, or omitted under
+    # forget_insertion="omit") moves the *other* domains'
     # approximate perplexity, which losing this forget set should not
     key = f"{design}/approximate"
     ratios = [
@@ -366,7 +368,7 @@ def blind_baseline_table(profile: Profile, folds: int = 5):
 
     import pandas as pd
 
-    from ..data.corpus import chunk_texts, chunked_splits
+    from ..data.corpus import chunk_texts, chunked_splits, source_id
     from ..measurement.mia import blind_baseline
     from ..training.pretraining import pretraining_tokenizer
 
@@ -379,7 +381,7 @@ def blind_baseline_table(profile: Profile, folds: int = 5):
             sets = {}
             for split in ("forget", "approximate"):
                 c = chunks[split]
-                sets[split] = (chunk_texts(tokenizer, c), list(c["doc_id"]))
+                sets[split] = (chunk_texts(tokenizer, c), [source_id(d) for d in c["doc_id"]])
             n_docs = min(len(set(sets[s][1])) for s in sets)
             blind = blind_baseline(
                 *sets["forget"], *sets["approximate"], folds=min(folds, n_docs), seed=p.seed

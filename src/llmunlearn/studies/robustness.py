@@ -8,21 +8,23 @@ data is the most robust to learning rate and number of steps. A grid cell is one
 (``grid_lrs``, ``grid_seeds``, ``grid_seed_methods``, ``grid_sophia_methods``): ``cpu``
 runs a small one, ``gpu`` a larger one, with this code.
 
-Everything below was fixed before the grid was run (the chapter states it too). The
-exact retrained model is the referee: every rule is also applied to it, and a rule that
-rejects it is a wrong rule (a test checks this).
+Every threshold is written once, in :mod:`llmunlearn.studies.decisions`. The exact retrained
+model is the referee; the untouched original (negative control) and the retrained model of
+another seed (positive control) are judged by every rule (:func:`controls`).
 
 - runs use a constant learning rate after warm-up and are evaluated at the profile's
   ``grid_eval_steps`` (geometrically spaced), so each run sweeps its total amount of
   unlearning; the grid runs on every independently pre-trained original of
   ``grid_seeds`` (the replicates);
-- a cell is **good** when the forget perplexity lies within a factor :data:`FORGET_BAND`
-  of the exact retrained model's (two-sided: overshooting is as visible as doing
-  nothing), held-out retain and general perplexity are at most :data:`TOLERANCE` above the
-  original model's, and the Min-K% AUC lies within the retrained model's 95 % interval
-  (over documents). Without a retrained model (the paper's setting) the forget band is
-  around the approximate target and the membership condition is forget / approximate
-  perplexity of the same model at least 1;
+- a cell is **good** when forget is *reached* (its perplexity within
+  :data:`~llmunlearn.studies.decisions.FORGET_GAP_FRACTION` of the log gap between the
+  original and the exact retrained model, either way), its membership is *equivalent* to
+  the retrained model's (the paired interval of the AUC difference over source documents
+  inside +-:data:`~llmunlearn.studies.decisions.AUC_MARGIN`) and held-out retain and general
+  perplexity are at most :data:`TOLERANCE` above the original model's
+  (:func:`rule_columns`). Without a retrained model (the paper's setting) the paper's view
+  as the paper states it: forget perplexity within :data:`FORGET_BAND` of the original's
+  approximate perplexity. The controls (:func:`controls`) show whether each rule can fail;
 - a run's **utility cost at target** is max(held-out retain, general perplexity ratio) - 1
   where its forget perplexity first reaches the reference (the retrained model's forget
   perplexity; in the paper's view the approximate target), interpolated in log space

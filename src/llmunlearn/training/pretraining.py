@@ -102,6 +102,25 @@ def slice_order(doc_ids: list[str], forget: set[str], profile: Profile, seed: in
     return order
 
 
+def retrained_order(
+    order: list[int], doc_ids: list[str], removed: set[str], forget: set[str], profile, seed: int
+) -> list[int]:
+    """The original's chunk ``order`` with the chunks of the ``removed`` documents taken
+    out: left out (``forget_insertion="omit"``: fewer steps) or, with ``"replace"``, each
+    replaced in place by a chunk replayed from D minus every forget set (``forget``; a
+    seeded draw), so the exact retrained model takes the original's number of steps and
+    differs from it only at those positions. An empty ``removed`` returns ``order``."""
+    import random
+
+    if not removed:
+        return list(order)
+    if profile.forget_insertion == "omit":
+        return [i for i in order if doc_ids[i] not in removed]
+    rng = random.Random(seed + 2000)
+    rest = [i for i, d in enumerate(doc_ids) if d not in forget]
+    return [i if doc_ids[i] not in removed else rest[rng.randrange(len(rest))] for i in order]
+
+
 def pretrain(
     profile: Profile,
     *,
@@ -116,8 +135,9 @@ def pretrain(
     With ``without=None`` this is the *original model*, trained on D. With
     ``without=domain`` it is that domain's *exact retrained model* for the profile's split
     design: the same tokenizer, seed and chunk order as the original with that design's
-    forget chunks of the domain left out (so batches are the original's minus those
-    chunks, and there are fewer steps). The original model does not depend on the design.
+    forget chunks of the domain left out (:func:`retrained_order`: omitted, so there are
+    fewer steps, or replaced by replayed chunks, so there are as many). The original model
+    does not depend on the design.
 
     ``profile.pretrain_order`` says where the forget chunks are: ``"mixed"`` shuffles
     them into every epoch (``forget_repeats`` times per epoch); ``"late"`` pre-trains a
@@ -159,7 +179,12 @@ def pretrain(
     splits = {d: domain_splits(d, profile) for d in ALL_DOMAINS}
     removed = [] if without is None else forget_documents(profile, without, profile.design)
     config = {
-        "profile": pretrain_config(profile),
+        # how a retrained model leaves its forget chunks out does not change the original
+        "profile": {
+            k: v
+            for k, v in pretrain_config(profile).items()
+            if without is not None or k != "forget_insertion"
+        },
         "seed": seed,
         "batching": BATCHING,
         "docs": {d: {s: [x.sha256 for x in v] for s, v in sp.items()} for d, sp in splits.items()},
@@ -194,8 +219,7 @@ def pretrain(
         order, steps = training_order(doc_ids, forget, profile, seed)
         lr, warmup = profile.pretrain_lr, 0.05
     if removed or late:
-        removed_ids = {d.id for d in removed}
-        order = [i for i in order if doc_ids[i] not in removed_ids]
+        order = retrained_order(order, doc_ids, {d.id for d in removed}, forget, profile, seed)
         steps = max(1, len(order) // profile.pretrain_batch)
     result = _train_lm(
         profile,
@@ -351,7 +375,7 @@ def pretrain_base(profile: Profile, seed: int, progress: bool = True) -> Run:
             "profile": {
                 k: v
                 for k, v in pretrain_config(profile).items()
-                if k not in ("forget_repeats", "pretrain_order")
+                if k not in ("forget_repeats", "pretrain_order", "forget_insertion")
             },
             "seed": seed,
             "batching": BATCHING,
@@ -616,7 +640,8 @@ def _retrained_steps(profile: Profile, domain: str, doc_ids: list[str] | None = 
         order = slice_order(doc_ids, forget, profile, profile.seed)
     else:
         order, _ = training_order(doc_ids, forget, profile, profile.seed)
-    return max(1, len([i for i in order if doc_ids[i] not in removed]) // profile.pretrain_batch)
+    kept = retrained_order(order, doc_ids, removed, forget, profile, profile.seed)
+    return max(1, len(kept) // profile.pretrain_batch)
 
 
 def _chunk_doc_ids(profile: Profile) -> list[str]:

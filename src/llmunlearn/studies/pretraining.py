@@ -1,0 +1,137 @@
+"""The pre-training chapter's pilot: a memorisation dose axis (issue 35).
+
+As Hubble (Wei et al., ICLR 2026) did with its duplication levels, the forget sets are seen
+``k`` times in the final slice of pre-training, for each dose ``k`` of the profile's
+``pilot_doses`` (1, 2, 4, 8): every dose branches from the same base, and each has its own
+exact retrained model per domain, whose forget chunks are *replaced* by replayed chunks (the
+original and its retrained model take the same number of steps). Per dose and domain the
+pilot measures:
+
+- the memorisation gap M (the original's approximate / forget perplexity, whole sets);
+- the original's Min-K% AUC (every forget chunk against every approximate chunk) with a 95 %
+  interval over source documents;
+- the paired difference between the original's AUC and its retrained model's on the same
+  chunks (interval over source documents): the negative control of the membership rule
+  fails when that interval is not inside the margin;
+- ``separable``: the difference's interval lies above the membership rule's equivalence
+  margin (:data:`~llmunlearn.studies.decisions.AUC_MARGIN`): the original is shown to differ
+  from the model that never saw its members by more than the rules tolerate, so the negative
+  control fails by the size of the difference, not by the width of its interval.
+
+The rule, fixed before any method runs: the grid runs at the smallest dose separable on
+every domain (:func:`dose_choice`); the profile's ``forget_repeats`` is that dose, and the
+chapter says whether they agree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pandas as pd
+import torch
+
+from ..config import DOMAINS, Profile, check_doses
+from ..data.corpus import domain_chunks
+from ..evaluation import evaluation_config, evaluation_row
+from ..measurement.mia import cluster_auc_interval
+from ..runs import Run
+from ..training.pretraining import load_original, memorisation_gap, pretrain
+from .decisions import AUC_MARGIN, membership_equivalent, paired_auc_difference
+
+
+def dose_profile(profile: Profile, dose: int) -> Profile:
+    """``profile`` at memorisation dose ``dose`` on the matched design (the pilot's)."""
+    return dataclasses.replace(profile, forget_repeats=dose, design="matched")
+
+
+def dose_models(profile: Profile, dose: int, progress: bool = True) -> dict[str, Run]:
+    """The original at ``dose`` and each domain's exact retrained model (matched design):
+    ``{"original": run, "retrained-<domain>": run}``. At the profile's own dose these are
+    the zoo's models (the same runs); elsewhere the original is measured on its gap only."""
+    p = dose_profile(profile, dose)
+    own = dose == profile.forget_repeats
+    out = {"original": pretrain(p, progress=progress, measure="all" if own else "gap")}
+    for d in DOMAINS:
+        out[f"retrained-{d}"] = pretrain(p, without=d, progress=progress)
+    return out
+
+
+def membership_scores(profile: Profile, domain: str, model_run: Run) -> dict:
+    """Every matched forget and approximate chunk of ``domain`` scored by ``model_run``'s
+    model (:func:`~llmunlearn.evaluation.evaluation_row` with intervals: Min-K% scores,
+    their source documents, ``auc_all``, perplexities), cached per model and domain."""
+    p = dose_profile(profile, profile.forget_repeats)
+    run = Run.create(
+        "evaluate",
+        f"{profile.name}-{domain}-{model_run.path.name}-whole",
+        {"profile": evaluation_config(p), "domain": domain, "model": model_run.path.name},
+    )
+    if not run.done:
+        torch.set_num_threads(profile.threads)
+        model, tokenizer = load_original(model_run)
+        chunks, _ = domain_chunks(p, domain, tokenizer)
+        sets = {s: chunks[s] for s in ("forget", "approximate")}
+        run.finish(evaluation_row(model.eval(), sets, profile.seed, intervals=True))
+    return run.summary
+
+
+def dose_pilot(
+    profile: Profile, doses=None, progress: bool = True, stop: bool = True
+) -> pd.DataFrame:
+    """The pilot over ``doses`` (default the profile's ``pilot_doses``): one row per (dose,
+    domain) with ``M``, the original's AUC and its interval over source documents
+    (``AUC``, ``AUC low``, ``AUC high``), the retrained model's, the paired difference and
+    its interval (``difference``, ``low``, ``high``), ``separable`` (interval above the
+    equivalence margin),
+    ``negative control fails`` (the original not equivalent to the retrained model) and
+    the final slices' wall time. Every dose is checked before anything trains. The doses are
+    tried in increasing order and, with ``stop``, the pilot ends at the first one separable
+    on every domain (a larger dose cannot change :func:`dose_choice`; each costs a slice of
+    twice the length of the one before, for the original and each retrained model)."""
+    doses = check_doses(profile.pilot_doses if doses is None else doses, "pilot doses")
+    rows = []
+    for k in doses:
+        models = dose_models(profile, k, progress)
+        gap = memorisation_gap(models["original"])
+        for d in DOMAINS:
+            o = membership_scores(profile, d, models["original"])
+            r = membership_scores(profile, d, models[f"retrained-{d}"])
+            docs = o["score_docs"]
+            lo, hi = cluster_auc_interval(
+                o["scores"]["forget"],
+                docs["forget"],
+                o["scores"]["approximate"],
+                docs["approximate"],
+                seed=profile.seed,
+            )
+            diff, dlo, dhi = paired_auc_difference(
+                o["scores"], r["scores"], docs["forget"], docs["approximate"], seed=profile.seed
+            )
+            rows.append(
+                {
+                    "dose": k,
+                    "domain": d,
+                    "M": gap[d],
+                    "AUC": o["auc_all"],
+                    "AUC low": lo,
+                    "AUC high": hi,
+                    "retrained AUC": r["auc_all"],
+                    "difference": diff,
+                    "low": dlo,
+                    "high": dhi,
+                    "separable": bool(dlo > AUC_MARGIN),
+                    "negative control fails": not membership_equivalent(dlo, dhi),
+                    "members": len(docs["forget"]),
+                    "member sources": len(set(docs["forget"])),
+                    "slice wall_s": models["original"].summary["branch_wall_s"],
+                }
+            )
+        if stop and all(r["separable"] for r in rows if r["dose"] == k):
+            break
+    return pd.DataFrame(rows).set_index(["dose", "domain"])
+
+
+def dose_choice(frame: pd.DataFrame) -> int | None:
+    """The smallest dose of a :func:`dose_pilot` separable on every domain; None if none."""
+    ok = frame["separable"].groupby(level="dose").all()
+    return int(ok.index[ok].min()) if ok.any() else None

@@ -297,3 +297,22 @@ def test_cli_names_a_pickled_checkpoint_and_an_unwritable_home(tiny, tmp_path, c
     monkeypatch.setenv("LLMUNLEARN_HOME", str(blocker / "home"))
     code, err = _main(["pretrain", "--profile", "smoke"], capsys)
     assert code == 2 and str(blocker) in err and "Traceback" not in err
+
+
+def test_evaluate_refuses_a_folder_that_is_no_checkpoint_before_writing_anything(tiny):
+    with pytest.raises(FileNotFoundError, match="incomplete checkpoint /etc"):
+        ul.evaluate_folder(tiny, "books", "/etc", zoo={})
+    assert not (ul.home() / "evaluate").exists()
+
+
+def test_new_weights_in_the_same_folder_are_evaluated_again(tiny, tmp_path):
+    """The evaluation cache is keyed by the weights, not the folder's path (issue 37)."""
+    folder, tok = _saved_model(tmp_path, tiny)
+    first = ul.evaluate_folder(tiny, "books", folder, zoo={}, intervals=False)
+    again = ul.evaluate_folder(tiny, "books", folder, zoo={}, intervals=False)
+    assert again.path == first.path  # the same weights: the cached run
+    build_model(tiny, len(tok), seed=1).save_pretrained(folder)  # new weights, same folder
+    second = ul.evaluate_folder(tiny, "books", folder, zoo={}, intervals=False)
+    assert second.path != first.path
+    ppl = [r.summary["perplexity"]["forget"]["ppl"] for r in (first, second)]
+    assert ppl[0] != ppl[1]

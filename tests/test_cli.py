@@ -68,3 +68,17 @@ def test_a_bad_grid_command_is_refused_before_anything_is_written(tmp_path, args
     assert res.returncode == 2 and named in res.stderr, res.stderr
     assert "Traceback" not in res.stderr
     assert not home.exists() or not any(home.rglob("*"))
+
+
+def test_version_and_debug():
+    """--version names the package's version; --debug keeps the traceback that a bad value
+    otherwise turns into one line."""
+    import llmunlearn
+
+    res = cli("--version")
+    assert res.returncode == 0 and res.stdout.strip() == f"llmunlearn {llmunlearn.__version__}"
+    res = cli("--debug", "unlearn", "--profile", "smoke", "--method", "nope")
+    assert res.returncode == 1 and "Traceback" in res.stderr
+    assert "ValueError: unknown method 'nope'" in res.stderr
+    res = cli("unlearn", "--profile", "smoke", "--method", "nope")
+    assert "Traceback" not in res.stderr and "--debug" in res.stderr

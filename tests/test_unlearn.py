@@ -216,3 +216,32 @@ def test_per_method_hyper_parameters_reach_only_their_method(tiny):
         progress=False,
     )  # 1 and 1.0: the same run
     assert again.path == runs["ga_gd_in"].path
+
+
+def test_editing_a_method_file_changes_its_runs_keys_and_no_others(tiny, monkeypatch):
+    """The run cache knows the code (issue 37): an edit to npo.py gives NPO's runs (and
+    npo_gd's, defined in the same file) new keys; every other method keeps its runs."""
+    import llmunlearn.unlearning.methods as methods
+    from llmunlearn.unlearning.runner import _plan
+
+    original = ul.pretrain(tiny, progress=False)
+
+    def keys():
+        return {
+            m: _plan(tiny, "books", m, None, None, None, "adamw", original, None, True, False)[
+                "run"
+            ].path.name
+            for m in methods.METHODS
+        }
+
+    before = keys()
+    real = methods._source
+    monkeypatch.setattr(
+        methods,
+        "_source",
+        lambda path: real(path) + (b"\n# edited\n" if path.endswith("npo.py") else b""),
+    )
+    after = keys()
+    changed = {m for m in before if before[m] != after[m]}
+    assert changed == {m for m, s in methods.METHODS.items() if s.loss.__module__.endswith(".npo")}
+    assert "npo" in changed and "ga" not in changed

@@ -88,6 +88,11 @@ def main(argv: list[str] | None = None) -> int:
         description="Reproduce 'Machine Unlearning of Pre-trained Large Language Models'.",
     )
     parser.add_argument("--version", action="version", version=f"llmunlearn {_version()}")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="on an error, print the full traceback instead of one line",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser(
@@ -291,11 +296,13 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args)
     except (ValueError, OSError, RuntimeError, ModuleNotFoundError) as e:
         # bad values, missing or corrupt files, unwritable folders, a full disk: one line,
-        # no traceback (OSError's message names the path)
-        print(f"error: {e}", file=sys.stderr)
+        # no traceback (OSError's message names the path); --debug keeps the traceback
+        if args.debug:
+            raise
+        print(f"error: {e} (run with --debug for the full traceback)", file=sys.stderr)
         return 2
     except Exception as e:  # safetensors' SafetensorError: a corrupt weights file
-        if type(e).__name__ != "SafetensorError":
+        if args.debug or type(e).__name__ != "SafetensorError":
             raise
         print(f"error: corrupt safetensors file: {e}", file=sys.stderr)
         return 2

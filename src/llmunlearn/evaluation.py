@@ -551,8 +551,10 @@ def evaluate_folder(
 
     from .training.pretraining import pretrain_zoo
 
+    from .models import check_checkpoint, weights_digest
+
     check_choice("domain", domain, DOMAINS)
-    model_path = Path(model_path).resolve()
+    model_path = check_checkpoint(Path(model_path).resolve())  # before anything is written
     run = Run.create(
         "evaluate",
         f"{profile.name}-{domain}-{model_path.parent.name}-{model_path.name}",
@@ -560,6 +562,7 @@ def evaluate_folder(
             "profile": evaluation_config(profile),
             "domain": domain,
             "model": str(model_path),
+            "weights": weights_digest(model_path),  # new weights in the folder: a new run
             "intervals": intervals,
         },
     )

@@ -122,6 +122,21 @@ def check_checkpoint(path: str | Path) -> Path:
     return p
 
 
+def weights_digest(path: str | Path) -> str:
+    """A digest of a checkpoint folder's weights (every ``*.safetensors`` file's name, size
+    and sha256): what an evaluation of the folder is keyed by, so that new weights written
+    into the same folder are evaluated again. Hashes the whole files (about 2 s per GB)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in sorted(Path(path).glob("*.safetensors")):
+        h.update(f"{f.name}:{f.stat().st_size}:".encode())
+        with f.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 22), b""):
+                h.update(block)
+    return h.hexdigest()[:16]
+
+
 def _best_attention() -> str:
     import importlib.util
 

@@ -10,8 +10,10 @@ never committed), and every figure has an opaque background, legible in both. Ea
 download (a chapter's tables) loads and is a table.
 """
 
+import csv as csv_module
 import functools
 import http.server
+import io
 import os
 import re
 import sys
@@ -152,3 +154,37 @@ def test_page_renders_offline(page_path, site, browser):
     page.close()
     assert not off_host, f"{url}: requests off this host: {off_host[:5]}"
     assert not errors, f"{url}: console errors: {errors[:5]}"
+
+
+def test_the_claims_page_reads_at_a_glance(site, browser):
+    """The claims page leads with its figure and one folded line per claim, shows no code
+    above the fold, and has a Controls section naming the negative control, the positive
+    control and the false-decision rate (issue 35). Its first screen is kept as
+    ``claims-top.png``."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(urljoin(site, "book/claims.html"), wait_until="load")
+    article = page.query_selector("article")
+    first_img = page.query_selector("article img")
+    first_details = page.query_selector("article details")
+    assert first_img is not None and first_details is not None
+    # the figure comes before the claim lines, and every line is folded
+    assert first_img.evaluate("(i, d) => !!(i.compareDocumentPosition(d) & 4)", first_details)
+    summaries = page.query_selector_all("article .llmunlearn-claims details")
+    assert summaries and not any(d.get_attribute("open") is not None for d in summaries)
+    csv = re.search(r'href="([^"]*claims\.csv)" download', page.content()).group(1)
+    table = list(csv_module.reader(io.StringIO(page.request.get(urljoin(page.url, csv)).text())))
+    assert len(summaries) == len(table) - 1  # one line per claim (the CSV has a header)
+    text = article.inner_text()
+    assert "Controls" in text
+    for phrase in ("negative control", "positive control", "false-decision rate"):
+        assert phrase in text, phrase
+    # no source code is shown (the code cells are folded away or removed)
+    visible_code = [
+        c
+        for c in page.query_selector_all("article .cell_input")
+        if c.is_visible() and c.bounding_box() and c.bounding_box()["y"] < 900
+    ]
+    assert not visible_code, "code above the fold on the claims page"
+    shots = HTML.parent / "screenshots"
+    shots.mkdir(exist_ok=True)
+    page.screenshot(path=str(shots / "claims-top.png"))

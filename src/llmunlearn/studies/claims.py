@@ -114,6 +114,8 @@ def _decide(noise: dict, measure: str, a, b) -> str:
     """:func:`decide` with the measure's noise; undetermined where its A/A rate is above
     :data:`MAX_FALSE_DECISION`."""
     m = noise[measure]
+    if not (m["noise"] > 0 and m["df"] > 0):
+        return "undetermined (noise unknown)"
     if not m["decides"]:
         return "undetermined (A/A rate above 5 %)"
     return decide(a, b, m["noise"], m["df"], m["min_effect"]).label

@@ -24,7 +24,7 @@ from ..evaluation import (
     evaluation_sets,
     finite_row,
 )
-from .methods import get_method, resolve_hparams
+from .methods import get_method, method_digest, resolve_hparams
 from ..models import check_context, n_params
 from ..training.pretraining import load_original, pretrain
 from ..runs import Run
@@ -309,6 +309,7 @@ def _plan(
             "profile": profile_config(profile),
             "domain": domain,
             "method": method,
+            "code": method_digest(spec),  # an edited method file: new runs
             "hparams": hp,
             "original": original.path.name,
             "train": {

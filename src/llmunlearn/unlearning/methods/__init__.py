@@ -74,6 +74,30 @@ def register(
     return wrap
 
 
+def _source(path: str) -> bytes:
+    """A method file's text (one place, so that a test can stand in an edited file)."""
+    from pathlib import Path
+
+    return Path(path).read_bytes()
+
+
+def method_digest(method: Method) -> str:
+    """A digest of the source of the files that define ``method`` (its loss, and its
+    ``prepare`` and ``evaluate_as`` hooks): part of every unlearning run's key, so that an
+    edited method file (in JupyterLab, say) gives new runs, and only that file's methods'
+    runs change."""
+    import hashlib
+    import inspect
+
+    files = sorted(
+        {inspect.getsourcefile(f) for f in (method.loss, method.prepare, method.evaluate_as) if f}
+    )
+    h = hashlib.sha256()
+    for f in files:
+        h.update(_source(f))
+    return h.hexdigest()[:16]
+
+
 def get_method(name: str) -> Method:
     """The registered method ``name``; an unknown name raises listing the valid ones."""
     return METHODS[check_choice("method", name, METHODS)]

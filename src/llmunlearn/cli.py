@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from .config import DESIGNS, PROFILES
 from .studies.utility import SUITE  # light: lm_eval is imported only when tasks run
@@ -291,6 +292,31 @@ def main(argv: list[str] | None = None) -> int:
         help="alternating rounds per comparison; the best counts (default: 2)",
     )
 
+    p = sub.add_parser(
+        "runs",
+        help="list, export or clean the cached runs of the home",
+        description="Manage the runs kept under the home ($LLMUNLEARN_HOME or .llmunlearn/): "
+        "`ls` lists them (stage, key, status, size, when), `export PATH` writes one CSV or "
+        "parquet table of every run's configuration and summary, `clean` deletes runs by "
+        "stage, by age or whose method's code changed, after printing what it deletes.",
+    )
+    runs_sub = p.add_subparsers(dest="runs_command", required=True, metavar="ACTION")
+    q = runs_sub.add_parser("ls", help="list the runs")
+    q.add_argument("--stage", help="only this stage (pretrain, unlearn, evaluate, ...)")
+    q = runs_sub.add_parser("export", help="one table of every run's config and summary")
+    q.add_argument("path", help="a .csv or .parquet file")
+    q.add_argument("--stage", help="only this stage")
+    q.add_argument("--force", action="store_true", help="overwrite a file that is not empty")
+    q = runs_sub.add_parser("clean", help="delete runs (says which first)")
+    q.add_argument("--stage", help="only this stage")
+    q.add_argument("--older-than", metavar="AGE", help="last changed before this long ago: 12h, 7d")
+    q.add_argument(
+        "--code-changed",
+        action="store_true",
+        help="only unlearning runs whose method's file changed since they ran",
+    )
+    q.add_argument("--dry-run", action="store_true", help="print what would go, delete nothing")
+
     args = parser.parse_args(argv)
     try:
         return _run(args)
@@ -322,6 +348,8 @@ def _run(args) -> int:
             raise RuntimeError("MathJax could not be fetched (see the warning above)")
         print(bundle)
         return 0
+    if args.command == "runs":
+        return _runs(args)
     from .config import get_profile
 
     profile = get_profile(args.profile, design=getattr(args, "design", None))
@@ -472,4 +500,41 @@ def _study(args, profile) -> int:
     frame.to_csv(tmp, index=False)
     tmp.replace(path)
     print(path)
+    return 0
+
+
+def _code_changed(row: dict) -> bool:
+    """Whether an unlearning run's method file changed since it ran (or it predates the
+    code digest); other stages' runs are not judged by this."""
+    from .runs import read_json
+    from .unlearning.methods import METHODS, method_digest
+
+    if row["stage"] != "unlearn":
+        return False
+    config = read_json(Path(row["path"]) / "config.json")
+    spec = METHODS.get(config.get("method"))
+    return spec is None or config.get("code") != method_digest(spec)
+
+
+def _runs(args) -> int:
+    """``llmunlearn runs ls | export | clean``."""
+    from .runs import clean_runs, export_runs, home, list_runs, select_runs
+
+    if args.runs_command == "ls":
+        rows = list_runs(args.stage)
+        for r in rows:
+            size = f"{r['size'] / 2**20:>9.1f} MiB"
+            print(f"{r['stage']:<12} {r['status']:<8} {size}  {r['when']}  {r['key']}")
+        print(f"{len(rows)} runs in {home()}")
+        return 0
+    if args.runs_command == "export":
+        print(export_runs(args.path, force=args.force, stage=args.stage))
+        return 0
+    rows = select_runs(args.stage, args.older_than, _code_changed if args.code_changed else None)
+    verb = "would delete" if args.dry_run else "deleting"
+    for r in rows:
+        print(f"{verb} {r['path']} ({r['size'] / 2**20:.1f} MiB)")
+    if not args.dry_run:
+        clean_runs(rows)
+    print(f"{len(rows)} runs {'selected' if args.dry_run else 'deleted'}")
     return 0

@@ -212,3 +212,145 @@ class Run:
     @property
     def provenance(self) -> dict:
         return read_json(self.path / "provenance.json")
+
+
+# --- managing the runs of a home: list, export, clean ----------------------------------
+
+
+def stages() -> list[str]:
+    """The folders of the home that hold runs (a run: a folder with ``config.json``)."""
+    root = home()
+    if not root.exists():
+        return []
+    return sorted(
+        d.name
+        for d in root.iterdir()
+        if d.is_dir() and any((r / "config.json").exists() for r in d.iterdir() if r.is_dir())
+    )
+
+
+def _check_stage(stage: str | None) -> None:
+    known = stages()
+    if stage is not None and stage not in known:
+        raise ValueError(
+            f"unknown stage {stage!r}; stages with runs in {home()}: {', '.join(known) or 'none'}"
+        )
+
+
+def _size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
+
+
+def list_runs(stage: str | None = None) -> list[dict]:
+    """Every run of the home (or of one ``stage``): stage, key (the folder's name: what
+    made it and its hash), status (``done``, or ``partial`` for a run that was stopped:
+    resumed by the same command), size in bytes, when it last changed (ISO time), path."""
+    import datetime
+
+    _check_stage(stage)
+    out = []
+    for s in [stage] if stage else stages():
+        for d in sorted((home() / s).iterdir()):
+            if not (d / "config.json").exists():
+                continue
+            mtime = max((f.stat().st_mtime for f in d.iterdir()), default=d.stat().st_mtime)
+            out.append(
+                {
+                    "stage": s,
+                    "key": d.name,
+                    "status": "done" if (d / "DONE").exists() else "partial",
+                    "size": _size(d),
+                    "when": datetime.datetime.fromtimestamp(mtime).isoformat(timespec="seconds"),
+                    "path": str(d),
+                }
+            )
+    return out
+
+
+def export_runs(path, force: bool = False, stage: str | None = None) -> Path:
+    """One table of every run's configuration and summary (the summary's numbers and
+    strings; lists such as loss curves left out), a row per run: CSV, or parquet when
+    ``path`` ends in ``.parquet``. A ``path`` that exists and is not empty is refused
+    without ``force``. Returns the path."""
+    import pandas as pd
+
+    path = Path(path)
+    if path.suffix not in (".csv", ".parquet"):
+        raise ValueError(f"export path must end in .csv or .parquet, got {str(path)!r}")
+    if path.exists() and (path.is_dir() or path.stat().st_size > 0) and not force:
+        raise ValueError(f"{path} exists and is not empty; pass --force to overwrite it")
+    rows = []
+    for r in list_runs(stage):
+        d = Path(r["path"])
+        flat = pd.json_normalize(read_json(d / "config.json"), sep=".").iloc[0].to_dict()
+        row = {**r, **{f"config.{k}": _cell(v) for k, v in flat.items()}}
+        if (d / "summary.json").exists():
+            summ = pd.json_normalize(read_json(d / "summary.json"), sep=".").iloc[0].to_dict()
+            row.update({f"summary.{k}": v for k, v in summ.items() if _scalar(v)})
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    if path.suffix == ".parquet":
+        frame.astype({c: str for c in frame.columns if frame[c].dtype == object}).to_parquet(tmp)
+    else:
+        frame.to_csv(tmp, index=False)
+    tmp.replace(path)
+    return path
+
+
+def _scalar(v) -> bool:
+    return isinstance(v, (int, float, str, bool)) or v is None
+
+
+def _cell(v):
+    return v if _scalar(v) else json.dumps(v, default=str)
+
+
+AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_age(text: str) -> float:
+    """Seconds in a duration such as ``90s``, ``30m``, ``12h``, ``7d`` or ``2w``; anything
+    else is a ``ValueError`` naming it and what is allowed."""
+    import re
+
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)([smhdw])", str(text).strip())
+    if not m:
+        raise ValueError(
+            f"age must be a number followed by s, m, h, d or w (for example 12h or 7d), "
+            f"got {text!r}"
+        )
+    return float(m.group(1)) * AGE_UNITS[m.group(2)]
+
+
+def select_runs(stage=None, older_than: str | None = None, where=None) -> list[dict]:
+    """The runs :func:`clean_runs` would delete: of ``stage`` (all stages when None), last
+    changed more than ``older_than`` ago (a duration, :func:`parse_age`), and for which
+    ``where(run_row)`` holds (a predicate; the command line's ``--code-changed``). Every
+    value is checked before anything is read."""
+    import time
+
+    age = parse_age(older_than) if older_than is not None else None
+    rows = list_runs(stage)
+    if age is not None:
+        now = time.time()
+        rows = [r for r in rows if now - _mtime(Path(r["path"])) > age]
+    return [r for r in rows if where is None or where(r)]
+
+
+def _mtime(d: Path) -> float:
+    return max((f.stat().st_mtime for f in d.iterdir()), default=d.stat().st_mtime)
+
+
+def clean_runs(rows: list[dict]) -> list[Path]:
+    """Delete the runs of ``rows`` (from :func:`select_runs`); a path outside the home is
+    refused before anything is deleted. Returns the deleted paths."""
+    root = home().resolve()
+    paths = [Path(r["path"]).resolve() for r in rows]
+    outside = [p for p in paths if not p.is_relative_to(root) or p == root]
+    if outside:
+        raise ValueError(f"refusing to delete outside the home {root}: {outside[0]}")
+    for p in paths:
+        shutil.rmtree(p)
+    return paths

@@ -15,6 +15,8 @@ SUBCOMMANDS = [
     "evaluate",
     "lm-eval",
     "bench",
+    "plan",
+    "runs",
 ]
 
 

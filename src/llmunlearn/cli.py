@@ -293,6 +293,23 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     p = sub.add_parser(
+        "plan",
+        help="estimate the book's tokens, FLOPs, memory and time before anything runs",
+        description="Per stage of the profile's book (pre-training bases, final slices, the "
+        "dose pilot, the unlearning grid): runs, tokens, FLOPs, the peak memory of one "
+        "process and the hours on DEVICE at UTILISATION of its dense peak; estimates from "
+        "the profile's sizes (studies/plan.py states every rule).",
+    )
+    _profile_arg(p, design=False)
+    p.add_argument("--device", default="H100", help="H100 (default), H200, A100, L4, cpu-2core")
+    p.add_argument(
+        "--utilisation",
+        type=float,
+        default=0.3,
+        help="share of the device's dense peak reached (default 0.3)",
+    )
+
+    p = sub.add_parser(
         "runs",
         help="list, export or clean the cached runs of the home",
         description="Manage the runs kept under the home ($LLMUNLEARN_HOME or .llmunlearn/): "
@@ -350,6 +367,18 @@ def _run(args) -> int:
         return 0
     if args.command == "runs":
         return _runs(args)
+    if args.command == "plan":
+        from .config import get_profile
+        from .studies.plan import plan
+
+        frame = plan(get_profile(args.profile), args.device, args.utilisation)
+        print(frame.to_string(float_format=lambda v: f"{v:,.3g}"))
+        a = frame.attrs
+        print(
+            f"{a['n_params']:,} parameters; {a['device']} at {a['utilisation']:.0%} of its peak:"
+            f" about {frame.loc['book (stages above)', 'hours']:.2f} h for the stages above"
+        )
+        return 0
     from .config import get_profile
 
     profile = get_profile(args.profile, design=getattr(args, "design", None))

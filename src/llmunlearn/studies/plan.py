@@ -1,0 +1,146 @@
+"""What a profile's book will cost, before anything runs (``llmunlearn plan``).
+
+Every figure is an estimate from the profile's sizes, by stated rules:
+
+- tokens: characters / :data:`BYTES_PER_TOKEN` (byte-level BPE on mixed prose and code,
+  measured in this project: toolchain notes); an unlearning step trains ``batch`` chunks of
+  ``chunk_len`` tokens per stream (two streams for the regularised methods);
+- FLOPs: 6 N per trained token, 2 N per token only read (evaluation, a frozen reference);
+  N counted on the meta device from the profile's model (no memory, no weights);
+- peak memory of a training process: fp32 weights, gradients and AdamW's two moments
+  (16 bytes a parameter), a frozen reference in the compute dtype, activations of one
+  micro-batch (:data:`ACTIVATION_BYTES` bytes per token, hidden unit and layer) and its
+  logits with their gradient in fp32;
+- time: FLOPs / (the device's dense peak x ``utilisation``), the utilisation stated with
+  the plan (small models reach a small share of a GPU's peak).
+
+Not counted: data fetching, the tokenizer, the real-LLM chapter (SmolLM2 on its own
+sets), lm-evaluation-harness, relearning and quantisation (each a small share of the grid),
+process start-up and model loading.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import torch
+
+from ..config import DOMAINS, Profile
+from ..models import build_model, n_params
+from ..unlearning.methods import get_method
+from .robustness import grid_cells
+
+BYTES_PER_TOKEN = 4.3
+"""Characters per token of the byte-level BPE on mixed prose and code (measured)."""
+
+ACTIVATION_BYTES = 34
+"""Bytes of activations kept per token, hidden unit and layer for the backward pass in
+16-bit compute without recomputation (Korthikanti et al. 2022's estimate)."""
+
+DEVICES = {
+    "H100": 989e12,  # bf16 dense, SXM
+    "H200": 989e12,
+    "A100": 312e12,
+    "L4": 121e12,
+    "cpu-2core": 0.15e12,  # fp32 AVX2 FMA, measured on this project's machines
+}
+"""Dense peak FLOP/s per device (bf16 on GPUs, fp32 on the CPU)."""
+
+
+def _n_params(profile: Profile) -> int:
+    with torch.device("meta"):
+        return n_params(build_model(profile, profile.vocab_size, 0))
+
+
+def _tokens(chars: float) -> float:
+    return chars / BYTES_PER_TOKEN
+
+
+def plan(profile: Profile, device: str = "H100", utilisation: float = 0.3) -> pd.DataFrame:
+    """One row per stage of the profile's book: ``runs``, ``tokens`` (trained and read),
+    ``FLOPs``, ``peak memory GB`` (one process) and ``hours`` on ``device`` at
+    ``utilisation`` of its peak, and a ``book`` row with the sums (memory: the largest).
+    A device not in :data:`DEVICES` or a utilisation outside (0, 1] is a ``ValueError``."""
+    if device not in DEVICES:
+        raise ValueError(f"unknown device {device!r}; known: {', '.join(DEVICES)}")
+    if isinstance(utilisation, bool) or not 0 < utilisation <= 1:
+        raise ValueError(f"utilisation must lie in (0, 1], got {utilisation!r}")
+    n = _n_params(profile)
+    rows = []
+
+    def add(stage, runs, trained, read, memory):
+        flops = 6 * n * trained + 2 * n * read
+        rows.append(
+            {
+                "stage": stage,
+                "runs": runs,
+                "tokens": trained + read,
+                "FLOPs": flops,
+                "peak memory GB": memory / 1e9,
+                "hours": flops / (DEVICES[device] * utilisation) / 3600,
+            }
+        )
+
+    def memory(batch: int, reference: bool) -> float:
+        states = 16 * n + (2 * n if reference else 0)
+        tokens = batch * profile.chunk_len
+        act = tokens * profile.d_model * profile.n_layer * ACTIVATION_BYTES
+        logits = 2 * tokens * profile.vocab_size * 4
+        return states + act + logits
+
+    seeds = len(profile.grid_seeds)
+    forget_all = _tokens(profile.forget_chars) * len(DOMAINS) * 2  # both designs' forget sets
+    if not profile.base_model:
+        d_rest = _tokens(profile.retain_chars * len(DOMAINS) + profile.general_retain_chars)
+        add(
+            "pre-training: bases",
+            seeds,
+            seeds * profile.pretrain_epochs * d_rest,
+            0,
+            memory(profile.pretrain_batch, False),
+        )
+        per_seed = 1 + len(DOMAINS) * len(profile.retrained_designs)
+        slice_tokens = 2 * profile.forget_repeats * forget_all
+        pilot = [k for k in profile.pilot_doses if k != profile.forget_repeats]
+        add(
+            "pre-training: final slices (zoo and replicates)",
+            seeds * per_seed,
+            seeds * per_seed * slice_tokens,
+            0,
+            memory(profile.pretrain_batch, False),
+        )
+        add(
+            "pre-training: the dose pilot's other doses",
+            len(pilot) * (1 + len(DOMAINS)),
+            sum((1 + len(DOMAINS)) * 2 * k * forget_all for k in pilot),
+            0,
+            memory(profile.pretrain_batch, False),
+        )
+    if profile.grid_lrs:
+        cells = grid_cells(profile)
+        trained = read = 0.0
+        evals = len(profile.grid_eval_steps) or max(1, profile.unlearn_steps // profile.eval_every)
+        forget_chunks = (
+            _tokens(profile.forget_chars) / profile.chunk_len / 0.6
+        )  # passages fill 60 %
+        eval_tokens = (forget_chunks + 3 * min(profile.eval_chunks, 10**6)) * profile.chunk_len
+        for d in DOMAINS:
+            for c in cells:
+                spec = get_method(c["method"])
+                per = profile.unlearn_steps * profile.batch_for(d) * profile.chunk_len
+                streams = 2 if spec.retain else 1
+                trained += per * streams
+                read += (per if spec.needs_reference else 0) + evals * eval_tokens
+        refs = any(get_method(c["method"]).needs_reference for c in cells)
+        add(
+            "unlearning: the grid (every domain)",
+            len(cells) * len(DOMAINS),
+            trained,
+            read,
+            memory(min(profile.unlearn_batch, profile.unlearn_micro_batch), refs),
+        )
+    frame = pd.DataFrame(rows).set_index("stage")
+    total = frame.sum(numeric_only=True)
+    total["peak memory GB"] = frame["peak memory GB"].max()
+    frame.loc["book (stages above)"] = total
+    frame.attrs.update({"device": device, "utilisation": utilisation, "n_params": n})
+    return frame

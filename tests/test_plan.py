@@ -1,0 +1,47 @@
+"""``llmunlearn plan``: every stage's tokens, FLOPs, memory and time from the profile's
+sizes, before anything runs."""
+
+import pytest
+
+import llmunlearn as ul
+from llmunlearn.studies.plan import DEVICES, plan
+
+
+@pytest.mark.parametrize("name", ["smoke", "cpu", "gpu", "paper"])
+def test_the_plan_covers_every_stage_and_writes_nothing(name):
+    frame = plan(ul.get_profile(name))
+    total = frame.loc["book (stages above)"]
+    stages = frame.drop(index="book (stages above)")
+    assert (stages[["tokens", "FLOPs", "hours"]] >= 0).all().all()
+    assert total["FLOPs"] == pytest.approx(stages["FLOPs"].sum())
+    assert total["hours"] == pytest.approx(stages["hours"].sum())
+    assert frame.attrs["n_params"] > 0
+    assert not (ul.home() / "pretrain").exists()  # nothing trained, nothing fetched
+
+
+def test_the_plan_scales_with_the_device_and_the_utilisation():
+    p = ul.get_profile("gpu")
+    a, b = plan(p, "H100", 0.3), plan(p, "A100", 0.3)
+    ratio = DEVICES["H100"] / DEVICES["A100"]
+    assert b.loc["book (stages above)", "hours"] == pytest.approx(
+        ratio * a.loc["book (stages above)", "hours"]
+    )
+    assert plan(p, "H100", 0.15).loc["book (stages above)", "hours"] == pytest.approx(
+        2 * a.loc["book (stages above)", "hours"]
+    )
+    # a base's FLOPs are 6 N per trained token
+    base = a.loc["pre-training: bases"]
+    assert base["FLOPs"] == pytest.approx(6 * a.attrs["n_params"] * base["tokens"])
+
+
+@pytest.mark.parametrize(
+    "device, utilisation, message",
+    [
+        ("TPU", 0.3, "unknown device 'TPU'; known: H100"),
+        ("H100", 0, r"\(0, 1\]"),
+        ("H100", 1.5, r"\(0, 1\]"),
+    ],
+)
+def test_a_bad_device_or_utilisation_is_named(device, utilisation, message):
+    with pytest.raises(ValueError, match=message):
+        plan(ul.get_profile("cpu"), device, utilisation)

@@ -78,9 +78,7 @@ def _version() -> str:
     try:
         return version("llmunlearn")
     except PackageNotFoundError:
-        from . import __version__
-
-        return __version__
+        return sys.modules[__package__].__version__
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,7 @@
 """The repository's own rules: output-free notebooks, one dependency list, pinned torch."""
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -66,3 +67,25 @@ def test_jupyter_book_is_1x():
     import jupyter_book
 
     assert jupyter_book.__version__.startswith("1.")
+
+
+def test_papermill_recognises_every_documented_parameter():
+    """Each chapter's parameters as papermill reads them (``inspect_notebook``, the same
+    parser that warns "Passed unknown parameter") hold every parameter the README's table
+    documents for it, and ``profile``."""
+    import papermill as pm
+
+    after = (ROOT / "README.md").read_text().split("What each chapter takes")[1]
+    table = after.split("\n\n")[1]  # the table: the paragraph after the heading line
+    rows = [line for line in table.splitlines() if line.startswith("| `")]
+    assert rows, "the README's table of chapter parameters is missing"
+    documented = {}
+    for row in rows:
+        chapters_cell, params_cell = row.split("|")[1:3]
+        names = re.findall(r"`([a-z_]+)`", params_cell)
+        for chapter in re.findall(r"`([a-z-]+)`", chapters_cell):
+            documented[chapter] = [n for n in names if n not in ("matched", "shifted")]
+    assert set(documented) == {p.stem for p in (ROOT / "book").glob("*.ipynb")}
+    for chapter, names in documented.items():
+        found = set(pm.inspect_notebook(str(ROOT / "book" / f"{chapter}.ipynb")))
+        assert {"profile", *names} <= found, (chapter, sorted({"profile", *names} - found))

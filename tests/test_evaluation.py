@@ -323,3 +323,22 @@ def test_the_blind_baseline_sees_a_shift_in_the_text_and_nothing_in_exchangeable
     for folds in (1, 13, 2.5):
         with pytest.raises(ValueError, match="blind-baseline folds must be an integer from 2"):
             blind_baseline(*m, *n, folds=folds)
+
+
+def test_the_training_kl_and_the_evaluation_kl_agree(tiny):
+    """The KL that GA + KL trains on (core.kl_to_reference, with gradients) and the one
+    the evaluation reports (kl_to, from the cached reference distributions) are the same
+    number on the same chunks, padding masked in both."""
+    from llmunlearn.core import kl_to_reference
+
+    model, other = (build_model(tiny, 30, seed=s).eval() for s in (0, 1))
+    ids = torch.randint(2, 30, (3, 10), generator=torch.Generator().manual_seed(5))
+    mask = torch.ones_like(ids)
+    mask[2, 4:] = 0
+    labels = ids.masked_fill(mask == 0, -100)
+    ds = datasets.Dataset.from_dict(
+        {"input_ids": ids.tolist(), "attention_mask": mask.tolist(), "labels": labels.tolist()}
+    )
+    batch = {"input_ids": ids, "attention_mask": mask, "labels": labels}
+    trained = float(kl_to_reference(model, other, batch))
+    assert kl_to(model, other, ds, batch_size=3) == pytest.approx(trained, rel=1e-5)

@@ -455,3 +455,42 @@ def test_chunks_kept_in_the_process_are_the_chunks_of_the_tokenizer_asked_for(ti
     )
     shorter = tiny.__class__(**{**tiny.__dict__, "chunk_len": 16})  # a run field: its own
     assert corpus.chunked_splits(shorter, "arxiv", tok)["forget"][:]["input_ids"].shape[1] == 16
+
+
+def test_a_machine_without_debian_12_s_package_takes_the_newest_of_its_family(
+    tmp_path, monkeypatch
+):
+    """Debian 13 and Ubuntu 24.04 have no golang-1.19-src: the newest golang-1.N-src the
+    package manager offers stands in, and its name is what the documents record."""
+    from llmunlearn.data import sources
+
+    root = tmp_path / "root"
+    (root / "usr/share/go-1.24/src/testdata").mkdir(parents=True)
+    (root / "usr/share/go-1.24/src/testdata/Isaac.Newton-Opticks.txt").write_text(
+        "THE FIRST BOOK OF OPTICKS\n\n" + "Light is refracted. " * 400
+    )
+    asked = []
+
+    def fake_packages(names):
+        asked.extend(names)
+        return {
+            n: (root, "1.24.1-1")
+            if n == "golang-1.24-src"
+            else sources.SourceUnavailable(f"no package {n}")
+            for n in names
+        }
+
+    monkeypatch.setattr(sources, "debian_packages", fake_packages)
+    monkeypatch.setattr(
+        sources,
+        "_apt_names",
+        lambda prefix: ["golang-1.22-src", "golang-1.24-src", "golang-1.24-go"],
+    )
+    name, got, version = sources.debian_package_family(sources.GO_SRC, sources.GO_SRC_PATTERN)
+    assert (name, got, version) == ("golang-1.24-src", root, "1.24.1-1")
+    assert asked == ["golang-1.19-src", "golang-1.24-src"]  # the preferred one first
+    docs = sources.opticks()
+    assert docs and all("golang-1.24-src 1.24.1-1" in d.source for d in docs)
+    monkeypatch.setattr(sources, "_apt_names", lambda prefix: [])
+    with pytest.raises(sources.SourceUnavailable, match="no other package matching"):
+        sources.debian_package_family(sources.GO_SRC, sources.GO_SRC_PATTERN)

@@ -132,6 +132,49 @@ def debian_packages(names) -> dict[str, tuple[Path, str] | SourceUnavailable]:
     return out
 
 
+def _apt_names(prefix: str) -> list[str]:
+    """Debian package names starting with ``prefix`` that apt knows (``apt-cache
+    pkgnames``; after an ``apt-get update`` when it knows none)."""
+    if shutil.which("apt-cache") is None:
+        return []
+    res = subprocess.run(["apt-cache", "pkgnames", prefix], capture_output=True, text=True)
+    if not res.stdout.strip() and not _APT_UPDATED:
+        _APT_UPDATED.append(True)
+        subprocess.run(["apt-get", "update", "-qq"], capture_output=True)
+        res = subprocess.run(["apt-cache", "pkgnames", prefix], capture_output=True, text=True)
+    return res.stdout.split()
+
+
+def _version_key(name: str) -> tuple:
+    return tuple(int(x) for x in re.findall(r"\d+", name))
+
+
+def debian_package_family(preferred: str, pattern: str) -> tuple[str, Path, str]:
+    """(name, unpacked root, version) of Debian package ``preferred`` or, where this
+    machine's package manager does not offer it (Debian 13 and Ubuntu 24.04 have no
+    ``golang-1.19-src`` or ``libpython3.11-stdlib``), of the newest package whose name
+    matches ``pattern`` (a regular expression; the newest by the numbers in its name): the
+    same kind of text, another version, and the name used is recorded with every
+    document. A ``SourceUnavailable`` names both when none can be had."""
+    got = debian_packages([preferred])[preferred]
+    if not isinstance(got, SourceUnavailable):
+        return preferred, *got
+    prefix = preferred.split(".")[0].rstrip("0123456789")  # "golang-1.19-src" -> "golang-"
+    names = sorted(
+        (n for n in _apt_names(prefix) if re.fullmatch(pattern, n) and n != preferred),
+        key=_version_key,
+        reverse=True,
+    )
+    for name in names:
+        alt = debian_packages([name])[name]
+        if not isinstance(alt, SourceUnavailable):
+            return name, *alt
+    raise SourceUnavailable(
+        f"{got}; no other package matching {pattern!r} could be fetched either "
+        f"(apt offers: {', '.join(names) or 'none'})"
+    )
+
+
 def _debian_hint(name: str, dest: Path) -> str:
     return (
         f"fetch it by hand with: apt-get update && cd {dest} && apt-get download {name}"
@@ -224,6 +267,9 @@ def _code_files(
     return docs
 
 
+GO_SRC, GO_SRC_PATTERN = "golang-1.19-src", r"golang-1\.\d+-src"
+"""Go's sources: the Debian 12 package, else the newest ``golang-1.N-src`` offered."""
+
 DEBIAN_PYTHON = "libpython3.11-stdlib"
 """The Debian package whose standard library the real-LLM chapter's contrast reads: a
 fixed, recorded version, the same text on every machine (unlike the running
@@ -231,14 +277,16 @@ interpreter's)."""
 
 
 def debian_python_stdlib() -> list[Document]:
-    """Python's standard library from Debian :data:`DEBIAN_PYTHON` (tests, IDLE and
-    site-packages excluded), its version in each document's source."""
-    root, version = debian_package(DEBIAN_PYTHON)
+    """Python's standard library from Debian :data:`DEBIAN_PYTHON` (or, where the package
+    manager has another Python, its ``libpython3.N-stdlib``: :func:`debian_package_family`;
+    tests, IDLE and site-packages excluded), the package and version in each document's
+    source."""
+    name, root, version = debian_package_family(DEBIAN_PYTHON, r"libpython3\.\d+-stdlib")
     return _code_files(
         next(root.glob("usr/lib/python3.*")),
         "*.py",
         {"test", "tests", "idlelib", "site-packages", "dist-packages", "__pycache__"},
-        f"debian {DEBIAN_PYTHON} {version}",
+        f"debian {name} {version}",
         "PSF-2.0",
         "python",
     )
@@ -258,14 +306,15 @@ def python_stdlib() -> list[Document]:
 
 
 def go_stdlib() -> list[Document]:
-    """Go's standard library from Debian ``golang-1.19-src`` (no tests, testdata, vendored
-    code or compiler sources)."""
-    root, version = debian_package("golang-1.19-src")
+    """Go's standard library from Debian ``golang-1.19-src`` (or the newest
+    ``golang-1.N-src`` the package manager offers: :func:`debian_package_family`; no tests,
+    testdata, vendored code or compiler sources)."""
+    name, root, version = debian_package_family(GO_SRC, GO_SRC_PATTERN)
     return _code_files(
-        root / "usr/share/go-1.19/src",
+        next(root.glob("usr/share/go-*/src")),
         "*.go",
         {"testdata", "vendor", "cmd"},
-        f"debian golang-1.19-src {version}",
+        f"debian {name} {version}",
         "BSD-3-Clause",
         "go",
     )
@@ -525,16 +574,17 @@ def devils_dictionary() -> list[Document]:
 
 
 def opticks() -> list[Document]:
-    """Newton, Opticks (a Go test file in Debian ``golang-1.19-src``), by book/part."""
-    root, version = debian_package("golang-1.19-src")
-    text = (root / "usr/share/go-1.19/src/testdata/Isaac.Newton-Opticks.txt").read_text(
+    """Newton, Opticks (a Go test file in Debian ``golang-1.19-src`` or another
+    ``golang-1.N-src``), by book/part."""
+    name, root, version = debian_package_family(GO_SRC, GO_SRC_PATTERN)
+    text = next(root.glob("usr/share/go-*/src/testdata/Isaac.Newton-Opticks.txt")).read_text(
         encoding="utf-8", errors="replace"
     )
     return _chapters(
         text,
         r"^(THE (FIRST|SECOND|THIRD) BOOK OF OPTICKS|_?PART [IVX]+\.?_?)\s*$",
         "Opticks",
-        f"debian golang-1.19-src {version}",
+        f"debian {name} {version}",
         "public domain",
         "opticks",
     )

@@ -166,3 +166,15 @@ def test_a_circle_inside_a_folder_is_seen(tmp_path, monkeypatch):
     assert module_arrows()["studies.b"] == {"studies.a", "config"}
     assert circles(module_arrows()) == ["studies.a -> studies.b -> studies.a"]
     assert circles(arrows()) == []  # one node on the coarse graph
+
+
+def test_no_module_imports_another_module_s_private_name():
+    """A name with a leading underscore is its module's own: importing it from another
+    module couples the two through what is meant to change freely (issue 37)."""
+    offenders = []
+    for f in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level and node.module != "__future__":
+                private = [a.name for a in node.names if a.name.startswith("_")]
+                offenders += [f"{f.relative_to(PACKAGE)}: {n} from {node.module}" for n in private]
+    assert not offenders, offenders

@@ -181,7 +181,7 @@ def document_bounds(profile: Profile, domain: str) -> Profile:
     return dataclasses.replace(profile, min_doc_chars=lo, max_doc_chars=hi, passage_chars=None)
 
 
-def _selectable(docs: list[Document], profile: Profile) -> list[Document]:
+def selectable(docs: list[Document], profile: Profile) -> list[Document]:
     """Documents (passages, when the profile cuts them: :func:`cut_passages`) within the
     profile's length bounds, exact duplicates kept once, by id."""
     seen, out = set(), []
@@ -192,7 +192,7 @@ def _selectable(docs: list[Document], profile: Profile) -> list[Document]:
     return out
 
 
-def _take(candidates, budget: int) -> list[Document]:
+def take(candidates, budget: int) -> list[Document]:
     """Documents from ``candidates`` (an iterable of documents, consumed) until their
     characters reach ``budget``."""
     taken, size = [], 0
@@ -251,7 +251,7 @@ def split_documents(
     design, split, what it got and what it needs.
     """
     budgets = split_budgets(domain, profile)
-    docs = _selectable(docs, document_bounds(profile, domain))
+    docs = selectable(docs, document_bounds(profile, domain))
     rng = random.Random(profile.seed)
     groups: dict[str, list[Document]] = {}
     for d in docs:
@@ -266,7 +266,7 @@ def split_documents(
             if sum(len(d.text) for d in taken) >= budgets[key]:
                 break
             used.append(g)
-            taken += _take(iter(groups[g]), budgets[key] - sum(len(d.text) for d in taken))
+            taken += take(iter(groups[g]), budgets[key] - sum(len(d.text) for d in taken))
         _check_filled(domain, key, taken, budgets[key], len(docs), profile)
         out[key] = taken
         return used
@@ -294,10 +294,10 @@ def split_documents(
         rng.shuffle(rest)
         stream = iter(first)
         for key in ("matched/forget", "matched/approximate"):
-            out[key] = _take(stream, budgets[key])
+            out[key] = take(stream, budgets[key])
             _check_filled(domain, key, out[key], budgets[key], len(first), profile)
         remaining = list(stream)
-        out["retain"] = _take(iter(remaining + rest), budgets["retain"])
+        out["retain"] = take(iter(remaining + rest), budgets["retain"])
         _check_filled(
             domain, "retain", out["retain"], budgets["retain"], len(remaining) + len(rest), profile
         )

@@ -123,7 +123,7 @@ def quantisation_attack(
     from ..evaluation import evaluation_config, evaluation_row, evaluation_sets, load_folder
     from ..progress import progress_bar as tqdm
     from ..runs import Run
-    from ..unlearning.runner import _measured_models
+    from ..unlearning.runner import measured_models
 
     from ..models import load_model
 
@@ -137,7 +137,7 @@ def quantisation_attack(
             f"splits must include 'forget' and be among {', '.join(SPLITS)}; got {splits!r}"
         )
     # each model with the row its run already measured on these sets: its fp32 numbers
-    models = _measured_models(profile, domain, zoo, methods, progress=False)
+    models = measured_models(profile, domain, zoo, methods, progress=False)
     reference = None  # the base model, loaded once when a model needs it
     rows = []
     for name, (folder, known) in tqdm(

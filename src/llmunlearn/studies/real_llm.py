@@ -79,13 +79,13 @@ def real_llm_splits(profile: Profile, chars: int, design: str = "injected") -> d
     import dataclasses
 
     from ..config import check_choice
-    from ..data.corpus import _selectable, _take, domain_splits, source_documents
+    from ..data.corpus import selectable, take, domain_splits, source_documents
     from ..data.sources import debian_python_stdlib, post_release_python
 
     check_choice("real-LLM design", design, DESIGNS)
     cap = min(profile.max_doc_chars, max(profile.min_doc_chars, chars // 4))
     bounded = dataclasses.replace(profile, max_doc_chars=cap, passage_chars=cap)
-    new = _selectable(_release_checked(source_documents(post_release_python)[0]), bounded)
+    new = selectable(_release_checked(source_documents(post_release_python)[0]), bounded)
     packages = sorted({d.id.split("/")[0] for d in new})
     if len(packages) < MIN_PACKAGES:
         raise ValueError(
@@ -93,16 +93,16 @@ def real_llm_splits(profile: Profile, chars: int, design: str = "injected") -> d
             f"({', '.join(packages)}); the injected design needs at least {MIN_PACKAGES}"
         )
     rng = random.Random(profile.seed)
-    out = {f"github/{s}": _take(stream, chars) for s, stream in _by_package(new, rng).items()}
+    out = {f"github/{s}": take(stream, chars) for s, stream in _by_package(new, rng).items()}
     if design == "shifted":
-        seen = _selectable(source_documents(debian_python_stdlib)[0], bounded)
+        seen = selectable(source_documents(debian_python_stdlib)[0], bounded)
         rng.shuffle(seen)
         stdlib = iter(seen)
-        out["github/forget"] = _take(stdlib, chars)
-        out["github/retain"] = _take(stdlib, chars)
+        out["github/forget"] = take(stdlib, chars)
+        out["github/retain"] = take(stdlib, chars)
     general = domain_splits("general", profile)
     for split in SPLITS["general"]:
-        out[f"general/{split}"] = _take(iter(general[split]), chars)
+        out[f"general/{split}"] = take(iter(general[split]), chars)
     for key, docs in out.items():  # general takes what the zoo's split has, up to chars
         need, least = (chars, 2) if key.startswith("github/") else (1, 1)
         if sum(len(d.text) for d in docs) < need or len(docs) < least:
@@ -341,7 +341,7 @@ def continued(p: Profile, *, twin: bool = False, progress: bool = True, **overri
 
     from ..config import check_int, check_positive
     from ..models import load_model, n_params
-    from ..training.pretraining import _train_lm
+    from ..training.pretraining import train_lm
     from ..training.loop import training_flops
 
     recipe = {**CONTINUATION, **overrides}
@@ -386,7 +386,7 @@ def continued(p: Profile, *, twin: bool = False, progress: bool = True, **overri
     recipe_profile = dataclasses.replace(
         p, pretrain_batch=recipe["batch"], pretrain_lr=recipe["lr"]
     )
-    result = _train_lm(
+    result = train_lm(
         recipe_profile,
         model,
         train_set,

@@ -221,7 +221,7 @@ def pretrain(
     if removed or late:
         order = retrained_order(order, doc_ids, {d.id for d in removed}, forget, profile, seed)
         steps = max(1, len(order) // profile.pretrain_batch)
-    result = _train_lm(
+    result = train_lm(
         profile,
         model,
         train_set,
@@ -320,7 +320,7 @@ def _zoo_chunks(profile: Profile, tokenizer, split: str, documents):
     return fixed_sample(chunks, ZOO_TRAIN_SAMPLE, profile.seed) if split == "retain" else chunks
 
 
-def _train_lm(
+def train_lm(
     profile, model, train_set, order, steps, lr, warmup, seed, run, desc, progress, checkpoints=5
 ):
     """The zoo's one recipe for a stretch of pre-training (a base, a mixed-order model or
@@ -390,7 +390,7 @@ def pretrain_base(profile: Profile, seed: int, progress: bool = True) -> Run:
     train_set = chunk_documents(tokenizer, docs, profile.chunk_len)
     steps = max(1, profile.pretrain_epochs * len(train_set) // profile.pretrain_batch)
     order = stream_order(len(train_set), steps * profile.pretrain_batch, seed)
-    result = _train_lm(
+    result = train_lm(
         profile,
         model,
         train_set,

@@ -353,13 +353,13 @@ def domain_models(
     finished (runs are cached): name -> folder."""
     return {
         name: path
-        for name, (path, _) in _measured_models(
+        for name, (path, _) in measured_models(
             profile, domain, zoo, methods, **unlearn_kwargs
         ).items()
     }
 
 
-def _measured_models(
+def measured_models(
     profile: Profile, domain: str, zoo: dict | None, methods, **unlearn_kwargs
 ) -> dict[str, tuple[Path, dict]]:
     """:func:`domain_models` with, for each model, the :func:`evaluation_row` the runs
@@ -392,7 +392,7 @@ def evaluate_domain(
     from ..progress import progress_bar as tqdm
 
     zoo = zoo if zoo is not None else pretrain_zoo(profile, progress=False)
-    models = _measured_models(profile, domain, zoo, methods, **unlearn_kwargs)
+    models = measured_models(profile, domain, zoo, methods, **unlearn_kwargs)
     out = {}
     with tqdm(
         models.items(),

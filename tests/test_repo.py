@@ -89,3 +89,17 @@ def test_papermill_recognises_every_documented_parameter():
     for chapter, names in documented.items():
         found = set(pm.inspect_notebook(str(ROOT / "book" / f"{chapter}.ipynb")))
         assert {"profile", *names} <= found, (chapter, sorted({"profile", *names} - found))
+
+
+def test_chapters_import_the_facade_only_and_every_name_they_use_is_there():
+    import llmunlearn as ul
+
+    for nb in sorted((ROOT / "book").glob("*.ipynb")):
+        code = "\n".join(
+            "".join(c["source"])
+            for c in json.loads(nb.read_text())["cells"]
+            if c["cell_type"] == "code"
+        )
+        assert not re.search(r"^\s*(from llmunlearn\.|import llmunlearn\.)", code, re.M), nb.name
+        missing = sorted({n for n in re.findall(r"\bul\.(\w+)", code) if not hasattr(ul, n)})
+        assert not missing, (nb.name, missing)

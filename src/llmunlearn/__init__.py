@@ -152,6 +152,22 @@ _LAZY = {
     "metric": "measurement.metrics",
     "register_metric": "measurement.metrics",
     "metric_guide": "report.results",
+    "training_flops": "training.loop",
+    "TOLERANCE": "studies.decisions",
+    "MIN_PACKAGES": "studies.real_llm",
+    "MODEL_RELEASED": "studies.real_llm",
+    "zoo_agreement": "studies.real_llm",
+    "source_documents": "data.corpus",
+    "post_release_python": "data.sources",
+    "FORGET_BAND": "studies.decisions",
+    "MARGIN": "studies.relearning",
+    "HIDDEN": "studies.relearning",
+    "MATERIAL": "studies.claims",
+    "quantisation_decisions": "studies.claims",
+    "EQUIVALENCE_BAND": "studies.retraining",
+    "CURVE": "studies.robustness",
+    "MAX_TOLERANCE": "studies.robustness",
+    "grid_cells": "studies.robustness",
 }
 
 

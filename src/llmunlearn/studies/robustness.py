@@ -512,7 +512,10 @@ def robustness(frame: pd.DataFrame, column: str = "cost") -> pd.DataFrame:
     """Per domain, method and optimizer: the robustness score (area under the robustness
     curve, 0 to 1) on each replicate, its mean, min and max over replicates; the best
     utility cost at target (over learning rates; mean over replicates); the share of
-    censored runs, and of runs that diverged; ``paper method``. ``column`` is ``cost``
+    censored runs and of runs that reached the reference (``reached``, apart from their
+    cost), the share of good (learning rate, step) cells over the whole trajectory
+    (``good cells``, the claims' robustness measure), the share of runs that diverged;
+    ``paper method``. ``column`` is ``cost``
     (the referee's view) or ``cost_paper`` (at the approximate target)."""
     costs = utility_costs(frame)
     curves = robustness_curves(costs, column)
@@ -525,6 +528,12 @@ def robustness(frame: pd.DataFrame, column: str = "cost") -> pd.DataFrame:
     out["best cost"] = best
     cens = "censored" if column == "cost" else "censored_paper"
     out["censored"] = costs.groupby(keys, sort=False)[cens].mean()
+    out["reached"] = 1 - out["censored"]  # apart from what reaching it cost
+    # robustness over the whole trajectory: the share of good (learning rate, step) cells
+    cells = frame[(frame["step"] > 0) & (frame["method"] != "retrained")]
+    good_col = "good" if column == "cost" else "good_paper"
+    if good_col in cells:
+        out["good cells"] = cells.groupby(keys, sort=False)[good_col].mean()
     div = frame.groupby(RUN_KEYS, sort=False)["status"].apply(lambda s: (s == "diverged").any())
     out["diverged"] = div.groupby(keys).mean()
     out["paper method"] = [_paper(m) for m in out.index.get_level_values("method")]

@@ -84,3 +84,12 @@ def test_version_and_debug():
     assert "ValueError: unknown method 'nope'" in res.stderr
     res = cli("unlearn", "--profile", "smoke", "--method", "nope")
     assert "Traceback" not in res.stderr and "--debug" in res.stderr
+
+
+def test_a_gpu_profile_without_a_gpu_says_what_it_would_cost_before_it_starts():
+    res = cli("unlearn", "--profile", "gpu", "--method", "nope")
+    first = res.stderr.splitlines()[0]
+    assert "is sized for GPUs and this machine has none" in first
+    assert "llmunlearn plan --profile gpu --device cpu-2core" in first and "--profile cpu" in first
+    res = cli("unlearn", "--profile", "smoke", "--method", "nope")
+    assert "sized for GPUs" not in res.stderr

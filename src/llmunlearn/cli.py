@@ -351,7 +351,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args) -> int:
     if args.command == "book":
+        from .config import get_profile
         from .report.book import build
+
+        _warn_without_gpu(get_profile(args.profile))
 
         print(build(args.profile, args.only))
         return 0
@@ -380,6 +383,8 @@ def _run(args) -> int:
     from .config import get_profile
 
     profile = get_profile(args.profile, design=getattr(args, "design", None))
+    if args.command != "data":
+        _warn_without_gpu(profile)
     if args.command == "data":
         from .data.corpus import build_corpus
 
@@ -565,3 +570,26 @@ def _runs(args) -> int:
         clean_runs(rows)
     print(f"{len(rows)} runs {'selected' if args.dry_run else 'deleted'}")
     return 0
+
+
+GPU_PROFILES = ("gpu", "paper")
+"""Profiles sized for GPUs: on a machine without one, a command says what that costs."""
+
+
+def _warn_without_gpu(profile) -> None:
+    """One line before a GPU-sized profile trains on a machine without a GPU: the planned
+    time of its book here (:func:`~llmunlearn.studies.plan.plan` on ``cpu-2core`` at half
+    its peak) and how to run smaller. Its data and its plan work anywhere."""
+    import torch
+
+    if profile.name not in GPU_PROFILES or torch.cuda.is_available():
+        return
+    from .studies.plan import plan
+
+    hours = plan(profile, "cpu-2core", 0.5).loc["book (stages above)", "hours"]
+    print(
+        f"note: profile {profile.name!r} is sized for GPUs and this machine has none: its book "
+        f"would take about {hours:,.0f} h here (llmunlearn plan --profile {profile.name} "
+        "--device cpu-2core); --profile cpu runs the same code at a size for two cores",
+        file=sys.stderr,
+    )

@@ -87,7 +87,15 @@ def test_version_and_debug():
 
 
 def test_a_gpu_profile_without_a_gpu_says_what_it_would_cost_before_it_starts():
-    res = cli("unlearn", "--profile", "gpu", "--method", "nope")
+    import os
+
+    no_gpu = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}  # as on a machine without one
+    res = subprocess.run(
+        [sys.executable, "-m", "llmunlearn", "unlearn", "--profile", "gpu", "--method", "nope"],
+        capture_output=True,
+        text=True,
+        env=no_gpu,
+    )
     first = res.stderr.splitlines()[0]
     assert "is sized for GPUs and this machine has none" in first
     assert "llmunlearn plan --profile gpu --device cpu-2core" in first and "--profile cpu" in first

@@ -139,6 +139,18 @@ for _key, _label, _better, _ideal in (
     ("acc_general", "general next-token accuracy", True, None),
     ("auc", "Min-K% AUC (k = 0.3), forget vs approximate", None, RETRAINED_AUC),
     ("auc_loss", "loss-attack AUC, forget vs approximate", None, RETRAINED_AUC),
+    (
+        "auc_all",
+        "Min-K% AUC (k = 0.3), every evaluated forget vs approximate chunk",
+        None,
+        RETRAINED_AUC,
+    ),
+    (
+        "auc_diff",
+        "Min-K% AUC - exact retrained model's on the same chunks (paired)",
+        None,
+        "0 (within the equivalence margin)",
+    ),
     ("mia|auc", "membership-inference AUC", None, RETRAINED_AUC),
     (
         "mia|auc_folded",

@@ -165,7 +165,7 @@ def test_the_claims_page_reads_at_a_glance(site, browser):
     page.goto(urljoin(site, "book/claims.html"), wait_until="load")
     article = page.query_selector("article")
     first_img = page.query_selector("article img")
-    first_details = page.query_selector("article details")
+    first_details = page.query_selector("article .llmunlearn-claims details")
     assert first_img is not None and first_details is not None
     # the figure comes before the claim lines, and every line is folded
     assert first_img.evaluate("(i, d) => !!(i.compareDocumentPosition(d) & 4)", first_details)

@@ -172,6 +172,7 @@ def execute(src: Path, dst: Path, parameters: dict, key: str, title: str | None 
             f"  {e.ename}: {e.evalue}\n  executed notebook kept at {dst}"
         ) from None
     nb = nbformat.read(dst, as_version=4)
+    fold_injected_parameters(nb)
     if title:
         for cell in nb.cells:
             if cell.cell_type == "markdown" and cell.source.startswith("# "):
@@ -180,6 +181,17 @@ def execute(src: Path, dst: Path, parameters: dict, key: str, title: str | None 
     nb.metadata["llmunlearn"] = {"key": key, "parameters": parameters}
     nbformat.write(nb, dst)
     return True
+
+
+def fold_injected_parameters(nb) -> None:
+    """Give papermill's injected-parameters cell the folding tags (``hide-input``,
+    ``remove-input``) of the parameters cell it follows: a chapter that folds its
+    parameters (the claims page, whose code stays out of sight) folds both."""
+    tags = {"hide-input", "remove-input"}
+    for prev, cell in zip(nb.cells, nb.cells[1:]):
+        if "injected-parameters" in cell.metadata.get("tags", []):
+            fold = tags & set(prev.metadata.get("tags", []))
+            cell.metadata["tags"] = sorted(set(cell.metadata["tags"]) | fold)
 
 
 def _say(msg: str) -> None:

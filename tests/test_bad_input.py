@@ -81,8 +81,8 @@ LIBRARY = [  # (case, call, message the error must match)
         "a tolerance outside (0, 1)",
         lambda: (
             __import__("importlib")
-            .import_module("llmunlearn.studies.robustness")
-            .check_tolerance("tolerance", 1.2)
+            .import_module("llmunlearn.studies.decisions")
+            .check_fraction("tolerance", 1.2)
         ),
         r"tolerance must lie in \(0, 1\), got 1.2",
     ),

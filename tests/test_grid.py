@@ -7,13 +7,13 @@ import pandas as pd
 import pytest
 
 import llmunlearn as ul
+from llmunlearn.studies.decisions import check_fraction
 from llmunlearn.studies.robustness import (
     CURVE,
     FORGET_BAND,
     TOLERANCE,
     best_lr,
     check_band,
-    check_tolerance,
     cost_at_target,
     rule_columns,
     grid_cells,
@@ -56,7 +56,7 @@ def test_a_bad_grid_or_design_is_named_before_anything_runs(field, value, named)
 @pytest.mark.parametrize("value", [0, 1, 1.5, -0.1, math.nan, True])
 def test_a_tolerance_outside_zero_one_is_refused(value):
     with pytest.raises(ValueError, match=r"must lie in \(0, 1\)"):
-        check_tolerance("tolerance", value)
+        check_fraction("tolerance", value)
 
 
 @pytest.mark.parametrize("value", [0.9, 0, -2, math.inf, math.nan])
@@ -65,29 +65,8 @@ def test_a_forget_band_below_one_is_refused(value):
         check_band("forget band", value)
 
 
-def test_a_bad_pilot_is_named_before_anything_trains(tiny):
-    for repeats, named in (((), "at least one"), ((2, 1), "increasing"), ((0,), "1..16")):
-        with pytest.raises(ValueError, match=named):
-            ul.pilot(tiny, repeats)
-    assert not (ul.home() / "pretrain").exists()
-
-
-def test_the_pilot_stops_at_the_first_repeat_count_in_the_band(tiny, monkeypatch):
-    """The rule takes the smallest count in the band, so a larger one is never trained;
-    with no count in the band every one is, and the rule chooses none."""
-    import llmunlearn.training.pretraining as pt
-
-    monkeypatch.setattr(pt, "GAP_BAND", (0.0, math.inf))  # every gap is in this band
-    frame = ul.pilot(tiny, (1, 2), progress=False)
-    assert list(frame.index) == [1] and ul.pilot_choice(frame) == 1
-    assert len(list((ul.home() / "pretrain").glob("smoke-original-*"))) == 1
-    monkeypatch.setattr(pt, "GAP_BAND", (50.0, 60.0))  # and none is in this one
-    frame = ul.pilot(tiny, (1, 2), progress=False)
-    assert list(frame.index) == [1, 2] and ul.pilot_choice(frame) is None
-
-
 def test_a_pilot_model_is_measured_where_its_gap_is_read_with_the_full_numbers(tiny):
-    """A pilot or contrast original (``measure="gap"``) is the same model as the one
+    """A dose-pilot or contrast original (``measure="gap"``) is the same model as the one
     measured everywhere: the same perplexity on each split it is measured on, and those
     are the memorisation gap's splits and general text; it is cached as a run of its own."""
     import dataclasses

@@ -505,6 +505,34 @@ def evaluate_reference(profile: Profile, domain: str, model_run: Run) -> dict:
     return run.summary
 
 
+def evaluate_membership(profile: Profile, domain: str, model_run: Run, whole: bool) -> dict:
+    """:func:`evaluation_row` with intervals of a pre-trained model on ``domain``'s forget
+    and approximate chunks only (every approximate chunk with ``whole``, else the sample
+    the runs are evaluated on), cached per model: what the membership rules read of a
+    model no other table needs (its Min-K% scores, their source documents, ``auc_all``)."""
+    import torch
+
+    sets_name = "whole" if whole else "membership"
+    run = Run.create(
+        "evaluate",
+        f"{profile.name}-{domain}-{model_run.path.name}-{sets_name}",
+        {
+            "profile": evaluation_config(profile),
+            "domain": domain,
+            "model": model_run.path.name,
+            "sets": sets_name,
+        },
+    )
+    if not run.done:
+        torch.set_num_threads(profile.threads)
+        model, tokenizer = load_original(model_run)
+        chunks, general = domain_chunks(profile, domain, tokenizer)
+        sets = chunks if whole else evaluation_sets(profile, chunks, general)
+        sets = {s: sets[s] for s in SCORED}
+        run.finish(evaluation_row(model.eval(), sets, profile.seed, intervals=True))
+    return run.summary
+
+
 _ZOO_MODELS: dict = {}
 
 

@@ -253,7 +253,7 @@ def list_runs(stage: str | None = None) -> list[dict]:
         for d in sorted((home() / s).iterdir()):
             if not (d / "config.json").exists():
                 continue
-            mtime = max((f.stat().st_mtime for f in d.iterdir()), default=d.stat().st_mtime)
+            mtime = _mtime(d)
             out.append(
                 {
                     "stage": s,
@@ -340,6 +340,7 @@ def select_runs(stage=None, older_than: str | None = None, where=None) -> list[d
 
 
 def _mtime(d: Path) -> float:
+    """When a run last changed: its newest file's modification time."""
     return max((f.stat().st_mtime for f in d.iterdir()), default=d.stat().st_mtime)
 
 

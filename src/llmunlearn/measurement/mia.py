@@ -170,12 +170,19 @@ def cluster_ratio_interval(
             f"a paired ratio needs the same chunks in both models: got {len(a)} and "
             f"{len(b)} chunk losses for {len(groups)} chunks"
         )
-    docs, chunk_doc = np.unique(np.asarray(groups), return_inverse=True)
-    picks = np.random.default_rng(seed).integers(0, len(docs), (n_resamples, len(docs)))
+    weights = document_weights(groups, n_resamples, np.random.default_rng(seed))
+    return _percentiles(np.exp(weights @ (a - b) / weights.sum(1)), confidence)
+
+
+def document_weights(groups, n_resamples: int, rng) -> np.ndarray:
+    """A cluster bootstrap as weights: resample x item, how often each item's document
+    (``groups``) was drawn when the documents are resampled with replacement. Vectorised
+    statistics (a weighted mean, a weighted AUC) take it instead of index lists."""
+    docs, item_doc = np.unique(np.asarray(groups), return_inverse=True)
+    picks = rng.integers(0, len(docs), (n_resamples, len(docs)))
     counts = np.zeros((n_resamples, len(docs)))
     np.add.at(counts, (np.arange(n_resamples)[:, None], picks), 1.0)
-    weights = counts[:, chunk_doc]  # resample x chunk: times its document was drawn
-    return _percentiles(np.exp(weights @ (a - b) / weights.sum(1)), confidence)
+    return counts[:, item_doc]
 
 
 def mia_report(member_scores: dict, non_member_scores: dict, intervals: bool = True) -> dict:

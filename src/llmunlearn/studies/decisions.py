@@ -34,7 +34,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from ..config import DEFAULT_DOSES, DOMAINS, check_doses  # noqa: F401  (the profile's)
+from ..config import DEFAULT_DOSES, DOMAINS, check_doses, check_positive  # noqa: F401
+from ..measurement.mia import document_weights
 
 FORGET_GAP_FRACTION = 0.25
 """Forget reached: |log(forget ppl / retrained's)| at most this fraction of |log(original's
@@ -133,17 +134,12 @@ REASONS = (
 
 def check_min_effect(name: str, value) -> float:
     """``value`` if it is a positive finite number, else a ``ValueError`` naming it."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not (math.isfinite(value) and value > 0)
-    ):
-        raise ValueError(f"minimum effect {name!r} must be a positive finite number, got {value!r}")
-    return float(value)
+    return float(check_positive(f"minimum effect {name!r}", value))
 
 
 def check_fraction(name: str, value) -> float:
-    """``value`` if it lies in (0, 1), else a ``ValueError`` naming it."""
+    """``value`` if it lies in (0, 1), else a ``ValueError`` naming it (a tolerance, a
+    share of the gap)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
         raise ValueError(f"{name} must lie in (0, 1), got {value!r}")
     return float(value)
@@ -205,8 +201,8 @@ def paired_auc_difference(
             f"{len(a_m)} members and {len(non_member_docs)} for {len(a_n)} non-members"
         )
     rng = np.random.default_rng(seed)
-    wm = _doc_weights(member_docs, n_resamples, rng)  # resample x chunk
-    wn = _doc_weights(non_member_docs, n_resamples, rng)
+    wm = document_weights(member_docs, n_resamples, rng)  # resample x chunk
+    wn = document_weights(non_member_docs, n_resamples, rng)
 
     def auc(m, n, w_m=None, w_n=None):
         cmp = (m[:, None] > n[None, :]) + 0.5 * (m[:, None] == n[None, :])
@@ -219,15 +215,6 @@ def paired_auc_difference(
     alpha = (1 - confidence) / 2
     lo, hi = np.quantile(draws, [alpha, 1 - alpha])
     return float(diff), float(lo), float(hi)
-
-
-def _doc_weights(docs, n_resamples: int, rng) -> np.ndarray:
-    """resample x item: how often each item's document was drawn (a cluster bootstrap)."""
-    uniq, item_doc = np.unique(np.asarray(docs), return_inverse=True)
-    picks = rng.integers(0, len(uniq), (n_resamples, len(uniq)))
-    counts = np.zeros((n_resamples, len(uniq)))
-    np.add.at(counts, (np.arange(n_resamples)[:, None], picks), 1.0)
-    return counts[:, item_doc]
 
 
 def membership_equivalent(low: float, high: float, margin: float = AUC_MARGIN) -> bool:

@@ -28,14 +28,12 @@ from __future__ import annotations
 import dataclasses
 
 import pandas as pd
-import torch
 
 from ..config import DOMAINS, Profile, check_doses
-from ..data.corpus import domain_chunks
-from ..evaluation import evaluation_config, evaluation_row
+from ..evaluation import evaluate_membership
 from ..measurement.mia import cluster_auc_interval
 from ..runs import Run
-from ..training.pretraining import load_original, memorisation_gap, pretrain
+from ..training.pretraining import memorisation_gap, pretrain
 from .decisions import AUC_MARGIN, membership_equivalent, paired_auc_difference
 
 
@@ -56,25 +54,6 @@ def dose_models(profile: Profile, dose: int, progress: bool = True) -> dict[str,
     return out
 
 
-def membership_scores(profile: Profile, domain: str, model_run: Run) -> dict:
-    """Every matched forget and approximate chunk of ``domain`` scored by ``model_run``'s
-    model (:func:`~llmunlearn.evaluation.evaluation_row` with intervals: Min-K% scores,
-    their source documents, ``auc_all``, perplexities), cached per model and domain."""
-    p = dose_profile(profile, profile.forget_repeats)
-    run = Run.create(
-        "evaluate",
-        f"{profile.name}-{domain}-{model_run.path.name}-whole",
-        {"profile": evaluation_config(p), "domain": domain, "model": model_run.path.name},
-    )
-    if not run.done:
-        torch.set_num_threads(profile.threads)
-        model, tokenizer = load_original(model_run)
-        chunks, _ = domain_chunks(p, domain, tokenizer)
-        sets = {s: chunks[s] for s in ("forget", "approximate")}
-        run.finish(evaluation_row(model.eval(), sets, profile.seed, intervals=True))
-    return run.summary
-
-
 def dose_pilot(
     profile: Profile, doses=None, progress: bool = True, stop: bool = True
 ) -> pd.DataFrame:
@@ -89,13 +68,13 @@ def dose_pilot(
     on every domain (a larger dose cannot change :func:`dose_choice`; each costs a slice of
     twice the length of the one before, for the original and each retrained model)."""
     doses = check_doses(profile.pilot_doses if doses is None else doses, "pilot doses")
-    rows = []
+    p, rows = dose_profile(profile, profile.forget_repeats), []  # the chunks: every dose's
     for k in doses:
         models = dose_models(profile, k, progress)
         gap = memorisation_gap(models["original"])
         for d in DOMAINS:
-            o = membership_scores(profile, d, models["original"])
-            r = membership_scores(profile, d, models[f"retrained-{d}"])
+            o = evaluate_membership(p, d, models["original"], whole=True)
+            r = evaluate_membership(p, d, models[f"retrained-{d}"], whole=True)
             docs = o["score_docs"]
             lo, hi = cluster_auc_interval(
                 o["scores"]["forget"],

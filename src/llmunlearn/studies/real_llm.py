@@ -507,7 +507,7 @@ def membership_table(designs: dict[str, Profile], zoo: dict, folds: int = 5):
     from transformers import AutoTokenizer
 
     from ..data.corpus import chunk_texts, chunked_splits
-    from ..evaluation import evaluate_reference
+    from ..evaluation import evaluate_membership, evaluate_reference
     from ..measurement.mia import blind_baseline
     from ..training.pretraining import base_model_run
     from .decisions import paired_auc_difference
@@ -537,7 +537,7 @@ def membership_table(designs: dict[str, Profile], zoo: dict, folds: int = 5):
                 for n, k in (("original", "original"), ("twin", "retrained-github"))
             }
             if design == "injected"
-            else {"SmolLM2": _membership_row(p, base_model_run(p))}
+            else {"SmolLM2": evaluate_membership(p, "github", base_model_run(p), whole=False)}
         )
         paired = {}
         if design == "injected":
@@ -579,31 +579,6 @@ def membership_table(designs: dict[str, Profile], zoo: dict, folds: int = 5):
                 }
             )
     return pd.DataFrame(rows).set_index(["design", "model"])
-
-
-def _membership_row(p: Profile, model_run: Run) -> dict:
-    """:func:`~llmunlearn.evaluation.evaluation_row` of a model on the forget and
-    approximate sets only, with intervals (cached): what the membership table reads of a
-    model no other table needs."""
-    import torch
-
-    from ..data.corpus import domain_chunks
-    from ..evaluation import evaluation_config, evaluation_row, evaluation_sets
-    from ..training.pretraining import load_original
-
-    run = Run.create(
-        "evaluate",
-        f"{p.name}-github-{model_run.path.name}-membership",
-        {"profile": evaluation_config(p), "model": model_run.path.name, "sets": "membership"},
-    )
-    if not run.done:
-        torch.set_num_threads(p.threads)
-        model, tokenizer = load_original(model_run)
-        chunks, general = domain_chunks(p, "github", tokenizer)
-        sets = evaluation_sets(p, chunks, general)
-        sets = {k: sets[k] for k in ("forget", "approximate")}
-        run.finish(evaluation_row(model.eval(), sets, p.seed, intervals=True))
-    return run.summary
 
 
 def twin_check(p: Profile, zoo: dict) -> dict:

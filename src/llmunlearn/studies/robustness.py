@@ -63,13 +63,6 @@ CURVE = tuple(i / 100 for i in range(0, int(MAX_TOLERANCE * 100) + 1))
 """The tolerances the robustness curve is evaluated at (its area is the score)."""
 
 
-def check_tolerance(name: str, value: float) -> float:
-    """``value`` if it lies in (0, 1), else a ``ValueError`` naming it."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
-        raise ValueError(f"{name} must lie in (0, 1), got {value!r}")
-    return value
-
-
 def check_band(name: str, value: float) -> float:
     """``value`` if it is a finite factor of at least 1, else a ``ValueError`` naming it."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 1 <= value < math.inf:
@@ -440,11 +433,9 @@ def _judged_by_referee(g: pd.DataFrame, replicate, ref: pd.DataFrame, f: pd.Data
     r["forget_rel"] = r["ppl_forget"] / o["target"]
     r["retain_rel"] = r["ppl_retain"] / o["ppl_retain"]
     r["general_rel"] = r["ppl_general"] / o["ppl_general"]
-    r["scores"] = r.get("scores")
     e = {"scores": r["scores"]} if isinstance(r.get("scores"), dict) else {}
-    r.update(membership_difference(e, {**base.to_dict(), "score_docs": base.get("score_docs")}))
-    one = rule_columns(pd.DataFrame([r]))
-    return one
+    r.update(membership_difference(e, base.to_dict()))
+    return rule_columns(pd.DataFrame([r]))
 
 
 def cost_at_target(steps: pd.DataFrame, column: str = "forget_ref") -> float:

@@ -520,67 +520,10 @@ def replicate_zoos(profile: Profile, progress: bool = True) -> dict[int, dict[st
     return {s: pretrain_zoo(profile, progress=progress, seed=s) for s in profile.grid_seeds}
 
 
-GAP_BAND = (1.15, 1.5)
-"""The band the original model's memorisation gap M (approximate / forget perplexity,
-matched design, every domain) must lie in: large enough that there is something to
-unlearn, small enough that a method can close it while utility stays within the
-tolerance. Stated before the pilot ran."""
-
-PILOT_REPEATS = (1, 2, 4)
-"""The forget repeat counts the pilot tries."""
-
-
 def memorisation_gap(run: Run, design: str = "matched") -> dict[str, float]:
     """Per domain: M = approximate / forget perplexity of a pre-trained model (whole sets)."""
     ppl = run.summary["ppl"]
     return {d: ppl[d][f"{design}/approximate"] / ppl[d][f"{design}/forget"] for d in DOMAINS}
-
-
-def pilot(profile: Profile, repeats=PILOT_REPEATS, progress: bool = True, stop: bool = True):
-    """The pilot that fixes ``forget_repeats`` before any method runs: the original model
-    pre-trained with each repeat count (in the profile's order; under the late order
-    only the final slice differs), and its memorisation gap M per domain. A
-    ``DataFrame`` indexed by repeats, one column per domain, plus ``in band`` (every
-    domain within :data:`GAP_BAND`). The rule: the smallest repeat count in the band
-    (:func:`pilot_choice`); so the counts are tried in increasing order and, with
-    ``stop``, the pilot ends at the first one in the band (a larger count cannot change
-    the choice)."""
-    import dataclasses
-
-    import pandas as pd
-
-    repeats = tuple(repeats)
-    if not repeats:
-        raise ValueError("the pilot needs at least one repeat count, got ()")
-    for r in repeats:
-        if isinstance(r, bool) or not isinstance(r, int) or not 1 <= r <= 16:
-            raise ValueError(f"pilot repeat counts must be integers in 1..16, got {r!r}")
-    if any(b <= a for a, b in zip(repeats, repeats[1:])):
-        raise ValueError(f"pilot repeat counts must be increasing, got {repeats!r}")
-    rows = {}
-    for r in repeats:
-        run = pretrain(
-            dataclasses.replace(profile, forget_repeats=r),
-            progress=progress,
-            measure="all" if r == profile.forget_repeats else "gap",  # else only M is read
-        )
-        rows[r] = {**memorisation_gap(run), "wall_s": run.summary["branch_wall_s"]}
-        if stop and all(GAP_BAND[0] <= rows[r][d] <= GAP_BAND[1] for d in DOMAINS):
-            break
-    frame = pd.DataFrame(rows).T
-    frame.index.name = "forget repeats"
-    lo, hi = GAP_BAND
-    frame["in band"] = frame[list(DOMAINS)].apply(
-        lambda r: bool(((r >= lo) & (r <= hi)).all()), axis=1
-    )
-    return frame
-
-
-def pilot_choice(frame) -> int | None:
-    """The smallest repeat count of a :func:`pilot` whose gap is in the band on every
-    domain; None if there is none."""
-    ok = frame.index[frame["in band"].astype(bool)]
-    return int(min(ok)) if len(ok) else None
 
 
 ORDER_CONTRAST = {"late": None, "mixed": 1}

@@ -350,20 +350,19 @@ def evaluate_model(
 
 
 def evaluation_sets(profile: Profile, chunks: dict, general: dict) -> dict:
-    """What every model is evaluated on along a run: every forget chunk (``forget``), a
-    fixed sample of ``eval_chunks`` approximate chunks, of the *held-out* retain chunks
+    """What every model is evaluated on along a run: every forget chunk (``forget``) and
+    every approximate chunk (``approximate``: the membership rule's non-members, issue 35),
+    and a fixed sample of ``eval_chunks`` chunks of the *held-out* retain chunks
     (``retain``: the retain documents no method trains on, where the profile holds some
-    out; else the retain split) and of general/evaluation (``general``). The target is
-    measured once on the whole approximate set (:func:`evaluate_reference`)."""
+    out; else the retain split) and of general/evaluation (``general``)."""
     from .data.corpus import HELDOUT
 
     sampled = {
-        "approximate": chunks.get("approximate"),
         "retain": chunks.get(HELDOUT, chunks.get("retain")),
         "general": general.get("evaluation"),
     }
     return {
-        **({"forget": chunks["forget"]} if "forget" in chunks else {}),
+        **{s: chunks[s] for s in ("forget", "approximate") if s in chunks},
         **{
             s: fixed_sample(c, profile.eval_chunks, profile.seed)
             for s, c in sampled.items()
@@ -382,9 +381,9 @@ def evaluation_row(model, sets: dict, seed: int, intervals: bool = False) -> dic
     computing it again). One forward pass per set gives all of it. With ``intervals``,
     ``auc_low`` / ``auc_high``: the 95 % interval of ``auc`` over documents
     (:func:`~llmunlearn.measurement.mia.cluster_auc_interval`). Under ``chunk_nll``, the per-chunk
-    losses on the utility sets (retain, general), so that a ratio to another model's row
-    has an interval over documents (:func:`utility_intervals`); with ``intervals``, also
-    their chunks' documents (``doc_id``)."""
+    losses on every set, so that a ratio to another model's row has an interval over
+    documents (:func:`utility_intervals`, claim 4's R); with ``intervals``, also the utility
+    chunks' documents (``doc_id``)."""
     row, stats = {"perplexity": {}, "chunk_nll": {}}, {}
     for split, c in sets.items():
         res = perplexity(
@@ -393,8 +392,8 @@ def evaluation_row(model, sets: dict, seed: int, intervals: bool = False) -> dic
         stats[split] = res.pop("token_stats", None)
         row[f"ppl_{split}"], row[f"acc_{split}"] = res["ppl"], res["acc"]
         row["perplexity"][split] = {k: v for k, v in res.items() if k != "chunk_nll"}
+        row["chunk_nll"][split] = res["chunk_nll"]
         if split in UTILITY_SETS:
-            row["chunk_nll"][split] = res["chunk_nll"]
             if intervals:
                 row.setdefault("doc_id", {})[split] = [source_id(d) for d in c["doc_id"]]
     if "forget" in sets and "approximate" in sets:
@@ -505,30 +504,28 @@ def evaluate_reference(profile: Profile, domain: str, model_run: Run) -> dict:
     return run.summary
 
 
-def evaluate_membership(profile: Profile, domain: str, model_run: Run, whole: bool) -> dict:
+def evaluate_membership(profile: Profile, domain: str, model_run: Run) -> dict:
     """:func:`evaluation_row` with intervals of a pre-trained model on ``domain``'s forget
-    and approximate chunks only (every approximate chunk with ``whole``, else the sample
-    the runs are evaluated on), cached per model: what the membership rules read of a
-    model no other table needs (its Min-K% scores, their source documents, ``auc_all``)."""
+    and approximate chunks only (every chunk of both), cached per model: what the
+    membership rules read of a model no other table needs (its Min-K% scores, their source
+    documents, ``auc_all``)."""
     import torch
 
-    sets_name = "whole" if whole else "membership"
     run = Run.create(
         "evaluate",
-        f"{profile.name}-{domain}-{model_run.path.name}-{sets_name}",
+        f"{profile.name}-{domain}-{model_run.path.name}-membership",
         {
             "profile": evaluation_config(profile),
             "domain": domain,
             "model": model_run.path.name,
-            "sets": sets_name,
+            "sets": "forget+approximate",
         },
     )
     if not run.done:
         torch.set_num_threads(profile.threads)
         model, tokenizer = load_original(model_run)
-        chunks, general = domain_chunks(profile, domain, tokenizer)
-        sets = chunks if whole else evaluation_sets(profile, chunks, general)
-        sets = {s: sets[s] for s in SCORED}
+        chunks, _ = domain_chunks(profile, domain, tokenizer)
+        sets = {s: chunks[s] for s in SCORED}
         run.finish(evaluation_row(model.eval(), sets, profile.seed, intervals=True))
     return run.summary
 

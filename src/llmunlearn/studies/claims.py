@@ -33,6 +33,7 @@ from .decisions import (  # noqa: E402  (every rule and threshold is written onc
     k_of,
     overall,
     replicate_noise,
+    stands_in,
     threshold,
 )
 from .retraining import EQUIVALENCE_BAND  # noqa: E402  (claim 4's band, defined once)
@@ -290,13 +291,12 @@ def claims_table(profile: Profile, grid: pd.DataFrame, zoo: dict | None = None) 
     lo_b, hi_b = 1 / EQUIVALENCE_BAND, EQUIVALENCE_BAND
     per, nums = {}, []
     for d, r in matched.iterrows():
-        a_in = r["retrained AUC min_k@0.3 low"] <= 0.5 <= r["retrained AUC min_k@0.3 high"]
-        if lo_b <= r["R low"] and r["R high"] <= hi_b and a_in:
-            per[d] = "supports"
-        elif r["R low"] > hi_b or r["R high"] < lo_b:
-            per[d] = "contradicts"
-        else:
-            per[d] = "undetermined (within noise)"
+        per[d] = stands_in(
+            r["R low"],
+            r["R high"],
+            r["retrained AUC min_k@0.3 low"],
+            r["retrained AUC min_k@0.3 high"],
+        )
         nums.append(
             f"{d}: R = {r['R']:.2f} ({r['R low']:.2f}-{r['R high']:.2f}), adjusted "
             f"{r['R adjusted']:.2f}, retrained AUC {r['retrained AUC min_k@0.3']:.2f}"
@@ -313,6 +313,7 @@ def claims_table(profile: Profile, grid: pd.DataFrame, zoo: dict | None = None) 
         overall(per),
         "retraining",
     )
+    _claim_4_by_dose(profile, add)
     per = {
         d: (
             ("supports" if per_paper[d] == per_ref[d] else "contradicts")
@@ -739,6 +740,32 @@ def _quantisation_row(frames: dict[str, pd.DataFrame], add) -> None:
         overall(per),
         "relearning",
     )
+
+
+def _claim_4_by_dose(profile: Profile, add) -> None:
+    """Claim 4 decided again at every dose of the pre-training chapter's pilot (its cached
+    models: the original at each dose and each domain's exact retrained model), one row per
+    dose: does the verdict change with how strongly the forget sets were memorised?"""
+    from .pretraining import dose_pilot
+
+    if not profile.pilot_doses:
+        return
+    pilot = dose_pilot(profile, stop=False, progress=False)
+    for dose, g in pilot.groupby(level="dose"):
+        per = {d: r["claim 4"] for (_, d), r in g.iterrows()}
+        add(
+            f"4. (at memorisation dose {dose}) The original model's approximate perplexity "
+            "stands in for a retrained model",
+            "claim 4's rule on the pilot's models at this dose (every forget and approximate "
+            "chunk; the retrained model's AUC interval over all chunks)",
+            "; ".join(
+                f"{d}: R = {r['R']:.2f} ({r['R low']:.2f}-{r['R high']:.2f}), M = {r['M']:.2f}"
+                for (_, d), r in g.iterrows()
+            ),
+            per,
+            overall(per),
+            "pretraining",
+        )
 
 
 def _claim_1(grid, domains, reps, paper, blocked, column, view, add) -> dict[str, str]:

@@ -37,10 +37,13 @@ from scipy import stats
 from ..config import DEFAULT_DOSES, DOMAINS, check_doses, check_positive  # noqa: F401
 from ..measurement.mia import document_weights
 
-FORGET_GAP_FRACTION = 0.25
+FORGET_GAP_FRACTION = 0.5
 """Forget reached: |log(forget ppl / retrained's)| at most this fraction of |log(original's
-forget ppl / retrained's)|, the gap the methods are asked to close (a quarter: evidence.md's
-example, fixed before the grid of this design ran)."""
+forget ppl / retrained's)|, the gap the methods are asked to close. A half is the midpoint:
+the model is nearer the exact retrained model than the original (in log perplexity), a
+nearest-neighbour reading of "behaves like the retrained model". Changed from a quarter
+(evidence.md's example) after the positive control failed it; see
+:data:`CHANGED_AFTER_RESULTS`."""
 
 AUC_MARGIN = 0.10
 """Membership equivalence margin: the paired 95 % interval of (model's AUC - retrained
@@ -83,6 +86,24 @@ DOSES = DEFAULT_DOSES
 4, 8; the profile's ``pilot_doses``, where smoke tries 1 and 2 only)."""
 
 CHANGED_AFTER_RESULTS: tuple[tuple[str, str], ...] = (
+    (
+        "forget-reached fraction",
+        "moved from a quarter to a half of the log gap (the midpoint) after the cpu grid at "
+        "dose 2 (6999fcc) had run: the positive control, an exact retrained model pre-trained "
+        "from another seed, sat 6.6 % below the referee on books' forget perplexity (0.934 "
+        "against a quarter-gap tolerance of x0.947) and 5.7 % above on arXiv (1.057 against "
+        "1.060); seed noise is that large, so a quarter would fail models that never saw the "
+        "data. Chosen from the controls, before any claim's verdict was read at the new value",
+    ),
+    (
+        "membership sets",
+        "the grid's membership rule read Min-K% scores on every forget chunk against a fixed "
+        "sample of 16 approximate chunks; the positive control failed it on arXiv and books "
+        "(intervals -0.15 to +0.05 and -0.05 to +0.11) for the width of that sample. Every "
+        "approximate chunk is now scored at every evaluated step (issue 35 asks for all "
+        "chunks); on the cached models of 6999fcc the positive control's intervals became "
+        "-0.06 to +0.04, -0.04 to +0.03 and -0.03 to +0.06",
+    ),
     (
         "relearning threshold",
         "moved from 0.95 to 1/1.2 (FORGET_BAND) in a commit that also changed its results "
@@ -329,6 +350,20 @@ def simulated_false_decision_rate(
 
 
 # --- a claim over domains --------------------------------------------------------------
+
+
+def stands_in(r_low: float, r_high: float, auc_low: float, auc_high: float) -> str:
+    """Claim 4's rule on one domain: the original's approximate perplexity stands in for an
+    exact retrained model's forget perplexity when R's interval lies inside
+    [1 / :data:`FORGET_BAND`, :data:`FORGET_BAND`] and the retrained model's Min-K% AUC
+    interval contains 0.5 (it cannot tell forget from approximate); contradicted when R's
+    interval lies wholly outside the band; else "undetermined (within noise)"."""
+    lo, hi = 1 / FORGET_BAND, FORGET_BAND
+    if lo <= r_low and r_high <= hi and auc_low <= 0.5 <= auc_high:
+        return "supports"
+    if r_low > hi or r_high < lo:
+        return "contradicts"
+    return "undetermined (within noise)"
 
 
 def is_determined(label: str) -> bool:

@@ -122,7 +122,11 @@ def plan(profile: Profile, device: str = "H100", utilisation: float = 0.3) -> pd
         forget_chunks = (
             _tokens(profile.forget_chars) / profile.chunk_len / 0.6
         )  # passages fill 60 %
-        eval_tokens = (forget_chunks + 3 * min(profile.eval_chunks, 10**6)) * profile.chunk_len
+        approximate_chunks = _tokens(profile.approximate_chars) / profile.chunk_len / 0.6
+        # every forget and approximate chunk, a sample of retain and general (evaluation_sets)
+        eval_tokens = (
+            forget_chunks + approximate_chunks + 2 * min(profile.eval_chunks, 10**6)
+        ) * profile.chunk_len
         for d in DOMAINS:
             for c in cells:
                 spec = get_method(c["method"])

@@ -13,6 +13,10 @@ pilot measures:
 - the paired difference between the original's AUC and its retrained model's on the same
   chunks (interval over source documents): the negative control of the membership rule
   fails when that interval is not inside the margin;
+- R (the retrained model's forget perplexity over the original's approximate perplexity)
+  with its interval over source documents, and claim 4's label at this dose
+  (:func:`~llmunlearn.studies.decisions.stands_in`), so that the claim is decided at every
+  dose;
 - ``separable``: the difference's interval lies above the membership rule's equivalence
   margin (:data:`~llmunlearn.studies.decisions.AUC_MARGIN`): the original is shown to differ
   from the model that never saw its members by more than the rules tolerate, so the negative
@@ -34,7 +38,8 @@ from ..evaluation import evaluate_membership
 from ..measurement.mia import cluster_auc_interval
 from ..runs import Run
 from ..training.pretraining import memorisation_gap, pretrain
-from .decisions import AUC_MARGIN, membership_equivalent, paired_auc_difference
+from .decisions import AUC_MARGIN, membership_equivalent, paired_auc_difference, stands_in
+from .retraining import ratio_interval
 
 
 def dose_profile(profile: Profile, dose: int) -> Profile:
@@ -73,8 +78,8 @@ def dose_pilot(
         models = dose_models(profile, k, progress)
         gap = memorisation_gap(models["original"])
         for d in DOMAINS:
-            o = evaluate_membership(p, d, models["original"], whole=True)
-            r = evaluate_membership(p, d, models[f"retrained-{d}"], whole=True)
+            o = evaluate_membership(p, d, models["original"])
+            r = evaluate_membership(p, d, models[f"retrained-{d}"])
             docs = o["score_docs"]
             lo, hi = cluster_auc_interval(
                 o["scores"]["forget"],
@@ -85,6 +90,20 @@ def dose_pilot(
             )
             diff, dlo, dhi = paired_auc_difference(
                 o["scores"], r["scores"], docs["forget"], docs["approximate"], seed=profile.seed
+            )
+            r_lo, r_hi = ratio_interval(
+                r["chunk_nll"]["forget"],
+                docs["forget"],
+                o["chunk_nll"]["approximate"],
+                docs["approximate"],
+                profile.seed,
+            )
+            ref_lo, ref_hi = cluster_auc_interval(
+                r["scores"]["forget"],
+                docs["forget"],
+                r["scores"]["approximate"],
+                docs["approximate"],
+                seed=profile.seed,
             )
             rows.append(
                 {
@@ -100,6 +119,10 @@ def dose_pilot(
                     "high": dhi,
                     "separable": bool(dlo > AUC_MARGIN),
                     "negative control fails": not membership_equivalent(dlo, dhi),
+                    "R": r["ppl_forget"] / o["ppl_approximate"],
+                    "R low": r_lo,
+                    "R high": r_hi,
+                    "claim 4": stands_in(r_lo, r_hi, ref_lo, ref_hi),
                     "members": len(docs["forget"]),
                     "member sources": len(set(docs["forget"])),
                     "slice wall_s": models["original"].summary["branch_wall_s"],

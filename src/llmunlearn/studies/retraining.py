@@ -29,16 +29,16 @@ import numpy as np
 
 from ..config import DESIGNS, DOMAINS, Profile, check_choice
 from ..runs import Run
+from .decisions import FORGET_BAND
 
 ATTACKS = ("loss", "min_k@0.3")
 """Membership-inference attacks reported for the zoo: LOSS, and the paper's Min-K%."""
 
-EQUIVALENCE_BAND = 1.2
-"""The stand-in *holds* when R's 95 % interval lies inside [1 / band, band] (an
+EQUIVALENCE_BAND = FORGET_BAND
+"""R's equivalence band (:data:`llmunlearn.studies.decisions.FORGET_BAND`, written once
+there): the stand-in *holds* when R's 95 % interval lies inside [1 / band, band] (an
 equivalence rule: a wide interval is no evidence), *misses* when the interval lies wholly
-outside, and is *undetermined* otherwise; the same factor a good cell's forget perplexity
-may miss the reference by (:data:`llmunlearn.studies.robustness.FORGET_BAND`). Stated before the
-results were seen, and used for every domain and design."""
+outside, and is *undetermined* otherwise (:func:`~llmunlearn.studies.decisions.stands_in`)."""
 
 
 def unseen_token_share(tokenizer, docs, training_docs) -> float:
@@ -84,7 +84,7 @@ def token_coverage(profile: Profile, tokenizer=None):
     return pd.DataFrame(rows).set_index(["domain", "design"])
 
 
-def _ratio_interval(
+def ratio_interval(
     num_nll, num_docs, den_nll, den_docs, seed: int, n_resamples: int = 2000
 ) -> tuple[float, float]:
     """95 % percentile bootstrap interval of exp(mean chunk NLL of the numerator set -
@@ -221,7 +221,7 @@ def retraining_check(profile: Profile, domain: str, design: str | None = None) -
     nll = out["chunk_nll"]
     out["n_chunks"] = {s: len(v) for s, v in nll["original"].items()}
     out["R"] = out["ppl"]["retrained"]["forget"] / out["ppl"]["original"]["approximate"]
-    out["R_low"], out["R_high"] = _ratio_interval(
+    out["R_low"], out["R_high"] = ratio_interval(
         nll["retrained"]["forget"],
         out["chunk_doc"]["forget"],
         nll["original"]["approximate"],

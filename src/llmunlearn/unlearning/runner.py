@@ -3,7 +3,8 @@
 Every method starts from the original model and is trained with the one loop in
 :mod:`llmunlearn.training.loop`. Perplexity on forget / approximate / retain and general
 (general/evaluation) is recorded at step 0 (the original model) and every ``eval_every``
-steps, each on a fixed sample of at most ``eval_chunks`` chunks. One selection rule serves every
+steps: every forget and approximate chunk, a fixed sample of at most ``eval_chunks`` retain and
+general chunks. One selection rule serves every
 method (:func:`select_step`). A run whose loss or perplexity stops being finite is
 recorded with status ``diverged``: kept in the results, never presented as a result.
 """

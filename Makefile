@@ -6,7 +6,7 @@ VENV    ?= .venv
 PROFILE ?= cpu
 BIN     := $(VENV)/bin
 
-.PHONY: book test lint format check-pages check-lab lab clean
+.PHONY: book test lint format check-pages check-lab lab clean gpu-check
 .DEFAULT_GOAL := book
 
 $(BIN)/.installed: pyproject.toml constraints.txt
@@ -57,6 +57,11 @@ LAB_PORT ?= 8888
 lab: $(BIN)/.installed
 	$(BIN)/jupyter lab --ServerApp.root_dir=book --port=$(LAB_PORT) \
 	    $(if $(filter 0,$(shell id -u)),--allow-root --no-browser,)
+
+## gpu-check: a pre-training and a grid slice of the gpu profile on this machine's GPU
+## (synthetic tokens, no data): tokens/s, MFU, peak memory, the book's planned hours
+gpu-check: $(BIN)/.installed
+	$(BIN)/llmunlearn gpu-check --profile gpu
 
 ## clean: remove the built book (keeps the environment, data and trained models)
 clean:

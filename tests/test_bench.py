@@ -28,3 +28,20 @@ def test_bench_writes_every_measurement(tiny):
     # the breakdown ran in a scratch folder: the real home holds no unlearning run
     runs = ul.home() / "unlearn"
     assert not runs.exists() or not any(runs.iterdir())
+
+
+def test_the_device_check_measures_both_slices_and_plans_the_book(tiny):
+    """`llmunlearn gpu-check` on this machine (a CPU here): both slices train through the
+    loop, with tokens/s, MFU against the measured peak and peak memory, and the profile's
+    book planned at those utilisations (slower utilisation, longer book)."""
+    import math
+
+    from llmunlearn.studies.efficiency import device_check
+
+    r = device_check(tiny, steps=3)
+    for name in ("pre-training", "grid (ga_kl_in)"):
+        s = r[name]
+        assert s["tokens_per_s"] > 0 and 0 < s["mfu"] and s["peak_mb"] > 0, (name, s)
+        assert math.isclose(s["mfu"], s["flops_per_s"] / r["peak_flops"])
+    assert r["precision"] == "no" and r["n_params"] > 0
+    assert math.isfinite(r["book hours"]) and r["book hours"] > 0

@@ -45,3 +45,22 @@ def test_the_plan_scales_with_the_device_and_the_utilisation():
 def test_a_bad_device_or_utilisation_is_named(device, utilisation, message):
     with pytest.raises(ValueError, match=message):
         plan(ul.get_profile("cpu"), device, utilisation)
+
+
+def test_no_profile_evaluates_or_checkpoints_a_run_beyond_its_bound():
+    """Per unlearning run, on every profile: at most 8 evaluated steps after step 0, no
+    more checkpoints than evaluations (a checkpoint is written only at an evaluated step),
+    and, where the model is not ours (a base model on its own data), fixed samples of at
+    most 1,024 chunks per evaluated split besides the forget set."""
+    from llmunlearn.config import PROFILES
+    from llmunlearn.unlearning.runner import eval_points
+
+    for name, p in PROFILES.items():
+        steps = p.unlearn_steps
+        points = eval_points(p, steps)
+        assert len(points) <= 8, (name, points)
+        every = 0 if p.grid_eval_steps else p.eval_every  # the runner's checkpoint_every
+        checkpoints = [s for s in range(1, steps) if every and s % every == 0]
+        assert set(checkpoints) <= set(points), (name, checkpoints, points)
+        if p.base_model:
+            assert p.eval_chunks <= 1024 and p.membership_chunks <= 1024, name

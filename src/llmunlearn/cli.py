@@ -157,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         help="unlearning seed: data order and random labels (default: the profile's, 42)",
     )
+    _own_args(p, unlearning=True)
     p.add_argument(
         "--hparam",
         action="append",
@@ -233,8 +234,11 @@ def main(argv: list[str] | None = None) -> int:
         "Prints the path of the JSON with every metric last.",
     )
     _profile_arg(p)
-    p.add_argument("--model", required=True, help="a Hugging Face model folder")
+    p.add_argument(
+        "--model", required=True, help="a Hugging Face model folder (or hub id with --forget)"
+    )
     p.add_argument("--domain", default="github", help="arxiv, github or books")
+    _own_args(p, unlearning=False)
 
     p = sub.add_parser(
         "lm-eval",
@@ -288,6 +292,25 @@ def main(argv: list[str] | None = None) -> int:
         type=_positive_int,
         default=2,
         help="alternating rounds per comparison; the best counts (default: 2)",
+    )
+
+    p = sub.add_parser(
+        "gpu-check",
+        help="measure a pre-training and a grid slice on this machine's device",
+        description="The device check: a slice of pre-training and of the grid (GA + KL) "
+        "of the profile's model through the book's training loop, on synthetic tokens (no "
+        "data needed), on this machine's GPU (or CPU) in the training precision. Prints "
+        "tokens/s, FLOP/s, MFU and peak memory of each, and the profile's book time "
+        "planned at the measured utilisations; the JSON report's path last.",
+    )
+    _profile_arg(p, design=False)
+    p.add_argument(
+        "--steps", type=_positive_int, default=30, help="optimiser steps per slice (default: 30)"
+    )
+    p.add_argument(
+        "--device",
+        default="H100",
+        help="the GPU whose dense peak MFU is read against: H100 (default), H200, A100, L4",
     )
 
     p = sub.add_parser(
@@ -349,6 +372,107 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def _own_args(p, unlearning: bool) -> None:
+    """Your model and your text (studies/own.py): the options ``unlearn`` and ``evaluate``
+    share."""
+    g = p.add_argument_group(
+        "your model and your text",
+        "a PATH is a folder of text files (one document each), a JSONL file with a 'text' "
+        "field per line, a saved datasets folder or a hub dataset id; with --forget the "
+        "book's domains are not used",
+    )
+    if unlearning:
+        g.add_argument("--model", help="a checkpoint folder or hub id (needs --forget ...)")
+    g.add_argument("--forget", metavar="PATH", help="the documents to unlearn (members)")
+    g.add_argument("--approximate", metavar="PATH", help="documents never trained on (non-members)")
+    g.add_argument(
+        "--retain",
+        metavar="PATH",
+        help="documents to keep" + (" (the regularisers' data)" if unlearning else ""),
+    )
+    g.add_argument(
+        "--general",
+        metavar="PATH",
+        help="general text, cut into regulariser and evaluation halves (default: the "
+        "book's own general text)",
+    )
+    g.add_argument(
+        "--chunk-len", type=int, help="tokens per chunk (default: the profile's chunk_len)"
+    )
+    if unlearning:
+        g.add_argument("--batch", type=int, help="forget chunks per step (default: the profile's)")
+
+
+def _own(args, profile) -> int | None:
+    """``unlearn`` / ``evaluate`` on your model and text when ``--forget`` (or, for
+    ``unlearn``, ``--model``) is given; None otherwise. The last line printed is the run
+    folder."""
+    own = {k: getattr(args, k, None) for k in ("forget", "retain", "approximate", "general")}
+    if args.command == "unlearn" and args.model is None:
+        given = [f"--{k}" for k, v in own.items() if v is not None]
+        if given or args.chunk_len is not None or args.batch is not None:
+            raise ValueError(f"{', '.join(given) or '--chunk-len/--batch'} need --model")
+        return None
+    if args.command == "evaluate" and own["forget"] is None:
+        extra = [f"--{k}" for k, v in own.items() if v is not None]
+        if extra or args.chunk_len is not None:
+            raise ValueError(f"{', '.join(extra) or '--chunk-len'} need --forget")
+        return None
+    needed = (
+        ("forget", "retain", "approximate")
+        if args.command == "unlearn"
+        else ("forget", "approximate")
+    )
+    missing = [f"--{k}" for k in needed if own[k] is None]
+    if missing:
+        raise ValueError(f"{args.command} --model needs {', '.join(missing)} too")
+    from .studies.own import evaluate_own, unlearn_own
+
+    if args.command == "evaluate":
+        run = evaluate_own(
+            profile,
+            args.model,
+            own["forget"],
+            own["approximate"],
+            own["retain"],
+            own["general"],
+            chunk_len=args.chunk_len,
+        )
+        s = run.summary
+        for name, v in s["mia"].items():
+            if isinstance(v, dict) and "auc" in v:
+                print(
+                    f"{name}: AUC {v['auc']:.3f} ({v.get('ci_low', float('nan')):.3f}-"
+                    f"{v.get('ci_high', float('nan')):.3f})"
+                )
+        print(f"perplexity: forget {s['ppl_forget']:.2f}, approximate {s['ppl_approximate']:.2f}")
+    else:
+        run = unlearn_own(
+            profile,
+            args.model,
+            own["forget"],
+            own["retain"],
+            own["approximate"],
+            own["general"],
+            method=args.method,
+            lr=args.lr,
+            steps=args.steps,
+            batch=args.batch,
+            chunk_len=args.chunk_len,
+            optimizer=args.optimizer,
+            seed=args.seed,
+            hparams=dict(args.hparam),
+        )
+        last = run.summary["evals"][-1]
+        print(f"status: {run.summary['status']}")
+        print(
+            f"step {last['step']}: forget perplexity {last['ppl_forget']:.2f}, approximate "
+            f"{last['ppl_approximate']:.2f}, retain {last['ppl_retain']:.2f}"
+        )
+    print(run.path)
+    return 0
+
+
 def _run(args) -> int:
     if args.command == "book":
         from .config import get_profile
@@ -368,6 +492,30 @@ def _run(args) -> int:
         return 0
     if args.command == "runs":
         return _runs(args)
+    if args.command == "gpu-check":
+        import json
+
+        from .config import get_profile
+        from .runs import home, write_json
+        from .studies.efficiency import device_check
+
+        report = device_check(get_profile(args.profile), args.steps, args.device)
+        for name in ("pre-training", "grid (ga_kl_in)"):
+            r = report[name]
+            print(
+                f"{name}: {r['tokens_per_s']:,.0f} tokens/s, {r['flops_per_s'] / 1e12:.2f} "
+                f"TFLOP/s, MFU {r['mfu']:.1%}, peak memory {r['peak_mb']:,.0f} MB"
+            )
+        print(
+            f"{report['device']} ({report['precision']}), {report['n_params']:,} parameters: "
+            f"the {report['profile']} book planned at {report['book hours']:.2f} h at these "
+            f"utilisations ({report['plan at 30 %']:.2f} h at 30 %)"
+        )
+        path = home() / "bench" / f"gpu-check-{report['profile']}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_json(path, json.loads(json.dumps(report, default=float)))
+        print(path)
+        return 0
     if args.command == "plan":
         from .config import get_profile
         from .studies.plan import plan
@@ -424,6 +572,8 @@ def _run(args) -> int:
         return 0
     if args.command in ("grid", "relearn", "claims"):
         return _study(args, profile)
+    if args.command in ("unlearn", "evaluate") and _own(args, profile) is not None:
+        return 0
     if args.command == "evaluate":
         from .evaluation import evaluate_folder
 

@@ -69,10 +69,13 @@ class Profile:
     unlearn_steps: int  # optimiser steps
     unlearn_batch: int  # forget chunks per optimiser step
     eval_every: int  # evaluate along the trajectory every this many steps
-    eval_chunks: int  # chunks per split evaluated along the trajectory (a fixed sample)
+    eval_chunks: int  # retain and general chunks evaluated along the trajectory (a fixed sample)
     # --- execution ----------------------------------------------------------------------
     threads: int  # torch CPU threads in all (never more than the machine's cores)
     seed: int = 42  # the official code's seed
+    # approximate chunks scored at every evaluated step (the membership rule's non-members):
+    # every one unless a profile caps it with a fixed sample (the paper's Yi-6B runs)
+    membership_chunks: int = 10**9
     dataset: str = "local"  # "local" (our sources) or a hub id / folder of the paper's data
     design: str = "matched"  # split design of forget / approximate: see DESIGNS
     # the designs whose exact retrained models the book pre-trains and judges (must hold
@@ -249,13 +252,19 @@ PROFILES: dict[str, Profile] = {
         Profile(
             name="gpu",
             ray_gpus_per_run=1.0,  # on Ray, each run gets a GPU of its own
-            forget_chars=400_000,
-            retain_chars=1_600_000,
-            approximate_chars=400_000,
+            # sized to the pools the registries give (issue 36): arXiv's R vignettes
+            # leave about 1.9M characters within 500-40,000 per document (measured), so
+            # 2 designs x (150k + 150k) + 1.0M = 1.6M per domain; documents longer than
+            # 20k characters are cut into passages at blank lines (the Wikipedia
+            # sample's long articles count for general text)
+            forget_chars=150_000,
+            retain_chars=1_000_000,
+            approximate_chars=150_000,
             general_retain_chars=1_600_000,
             general_eval_chars=400_000,
             max_doc_chars=40_000,
             min_doc_chars=500,
+            passage_chars=20_000,
             vocab_size=16_384,
             chunk_len=512,
             n_layer=8,
@@ -302,8 +311,12 @@ PROFILES: dict[str, Profile] = {
             unlearn_lr=2e-5,
             unlearn_steps=8,
             unlearn_batch=480,
-            eval_every=1,
-            eval_chunks=10**9,
+            # evaluated (and checkpointed) every other step on fixed samples: a Yi-6B
+            # checkpoint with its AdamW state is about 100 GB, and the official code's
+            # forget set is a few hundred 4k chunks
+            eval_every=2,
+            eval_chunks=256,
+            membership_chunks=1024,
             threads=8,
             dataset="llmunlearn/unlearn_dataset",
             base_model="01-ai/Yi-6B",
@@ -348,6 +361,7 @@ POSITIVE_INT_FIELDS = (
     "unlearn_batch",
     "eval_every",
     "eval_chunks",
+    "membership_chunks",
     "threads",
     "jobs",
     "unlearn_micro_batch",
@@ -363,6 +377,26 @@ NON_NEGATIVE_INT_FIELDS = (
     "pretrain_epochs",
     "seed",
 )
+
+
+def model_profile(profile: Profile, model: str, dataset: str, **sizes) -> Profile:
+    """``profile`` pointed at a pre-trained model (``base_model``: a folder or hub id, the
+    original; nothing is pre-trained) and a dataset in the paper's hub layout (a folder or
+    hub id), with ``sizes`` (any fields: ``unlearn_lr``, ``unlearn_steps``, ``chunk_len``,
+    ...) and the design of a run on someone's own model: no held-out retain documents, no
+    per-domain batch, no grid steps (evaluated every ``eval_every`` steps). Checked
+    (:func:`check_profile`). The real-LLM chapter and ``llmunlearn unlearn --model`` both
+    build their profile here."""
+    fields = {
+        "base_model": str(model),
+        "dataset": str(dataset),
+        "unlearn_batch_per_domain": None,
+        "unlearn_epochs": None,
+        "heldout_share": 0.0,
+        "grid_eval_steps": (),
+        **sizes,
+    }
+    return check_profile(dataclasses.replace(profile, **fields))
 
 
 def check_profile(profile: Profile) -> Profile:

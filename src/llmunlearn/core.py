@@ -8,11 +8,37 @@ has ``n - 1`` scored positions.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+
 import torch
 import torch.nn.functional as F
 
 from .config import IGNORE_INDEX  # noqa: F401  (re-exported: the one definition)
 from .config import TENSOR_COLUMNS
+
+
+def autocast_for(device) -> contextlib.AbstractContextManager:
+    """The training precision for a forward pass on ``device``: bf16 autocast on a GPU (what
+    accelerate's ``mixed_precision="bf16"`` gives the training loop, so that a model is
+    measured as it is trained), nothing on the CPU (fp32). Weights stay fp32 either way
+    (:func:`llmunlearn.models.runtime`)."""
+    if torch.device(device).type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def evaluated(fn):
+    """``fn(model, ...)`` run in inference mode and in the training precision on the
+    model's device (:func:`autocast_for`): every measurement of a model, reloaded or in
+    training, computes as the loop does."""
+
+    @functools.wraps(fn)
+    def wrapper(model, *args, **kwargs):
+        with torch.inference_mode(), autocast_for(next(model.parameters()).device):
+            return fn(model, *args, **kwargs)
+
+    return wrapper
 
 
 def token_nll(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

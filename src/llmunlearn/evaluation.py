@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from .config import DOMAINS, TENSOR_COLUMNS, Profile, check_choice, pretrain_config
-from .core import IGNORE_INDEX, length_sorted_batches, token_nll
+from .core import IGNORE_INDEX, autocast_for, evaluated, length_sorted_batches, token_nll
 from .data.corpus import chunk_texts, domain_chunks, fixed_sample, sample_indices, source_id
 from .measurement.metrics import perplexity
 from .measurement.mia import (
@@ -80,7 +80,7 @@ def exact_match_length(candidate: list, reference: list) -> int:
     return n
 
 
-@torch.inference_mode()
+@evaluated
 def verbatim_memorisation(model, chunks, prefix: int, suffix: int, limit: int = 64) -> dict:
     """Greedy continuation of forget-chunk prefixes against the true suffix (chunks with
     at least ``prefix + suffix`` real tokens, at most ``limit`` of them)."""
@@ -146,7 +146,7 @@ def utility_items(profile, general) -> list:
     )
 
 
-@torch.inference_mode()
+@evaluated
 def multiple_choice_scores(model, items, batch_size: int = 64) -> torch.Tensor:
     """Total log-likelihood of each item's continuations given its context, ``[n, 4]``.
 
@@ -198,34 +198,39 @@ REFERENCE_CACHE_BYTES = 2**30
 the process (the ``cpu`` profile's held-out set needs about 270 MB)."""
 
 
-def reference_distributions(reference, chunks, batch_size: int = 32) -> list[tuple]:
+def reference_distributions(reference, chunks, batch_size: int = 32):
     """The reference model's next-token distribution on ``chunks``, per batch: ``(p,
     sum p log p)`` with ``p`` ``[B, T-1, V]``. Every model of a domain is compared with
-    the same reference on the same chunks, so they are kept for the process when they fit
-    in :data:`REFERENCE_CACHE_BYTES` (one reference at a time), else recomputed."""
+    the same reference on the same chunks, so they are kept for the process when their
+    size, estimated *before* any is computed (chunks x positions x vocabulary x 4 bytes),
+    fits in :data:`REFERENCE_CACHE_BYTES` (one reference at a time); otherwise an iterator
+    computes them batch by batch and holds none (at gpu sizes they would take about
+    15 GB)."""
     key = (getattr(reference, "name_or_path", None) or id(reference), chunks._fingerprint)
     if key in _REFERENCE_PROBS:
         return _REFERENCE_PROBS[key]
-    device = next(reference.parameters()).device
-    out = []
-    with torch.inference_mode():
-        for _, b in length_sorted_batches(chunks, batch_size, device):
-            logp = torch.log_softmax(
-                reference(input_ids=b["input_ids"], attention_mask=b["attention_mask"])
-                .logits[:, :-1]
-                .float(),
-                -1,
-            )
-            p = logp.exp()
-            out.append((p, (p * logp).sum(-1)))
-    size = sum(p.numel() * p.element_size() for p, _ in out)
+    vocab = reference.get_output_embeddings().weight.shape[0]
+    width = len(chunks[0]["input_ids"]) if len(chunks) else 0
+    batches = _reference_batches(reference, chunks, batch_size)
+    if len(chunks) * max(width - 1, 0) * vocab * 4 > REFERENCE_CACHE_BYTES:
+        return batches
+    out = list(batches)
     _REFERENCE_PROBS.clear()
-    if size <= REFERENCE_CACHE_BYTES:
-        _REFERENCE_PROBS[key] = out
+    _REFERENCE_PROBS[key] = out
     return out
 
 
-@torch.inference_mode()
+def _reference_batches(reference, chunks, batch_size: int):
+    device = next(reference.parameters()).device
+    for _, b in length_sorted_batches(chunks, batch_size, device):
+        with torch.inference_mode(), autocast_for(device):
+            logits = reference(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
+        logp = torch.log_softmax(logits[:, :-1].float(), -1)
+        p = logp.exp()
+        yield p, (p * logp).sum(-1)
+
+
+@evaluated
 def kl_to(model, reference, chunks, batch_size: int = 32) -> float:
     """Mean over scored positions of KL(p_reference || p_model) for the next token.
 
@@ -350,11 +355,12 @@ def evaluate_model(
 
 
 def evaluation_sets(profile: Profile, chunks: dict, general: dict) -> dict:
-    """What every model is evaluated on along a run: every forget chunk (``forget``) and
-    every approximate chunk (``approximate``: the membership rule's non-members, issue 35),
-    and a fixed sample of ``eval_chunks`` chunks of the *held-out* retain chunks
-    (``retain``: the retain documents no method trains on, where the profile holds some
-    out; else the retain split) and of general/evaluation (``general``)."""
+    """What every model is evaluated on along a run: every forget chunk (``forget``);
+    every approximate chunk (``approximate``: the membership rule's non-members, issue 35;
+    a fixed sample of ``membership_chunks`` where a profile caps it); and a fixed sample of
+    ``eval_chunks`` chunks of the *held-out* retain chunks (``retain``: the retain
+    documents no method trains on, where the profile holds some out; else the retain
+    split) and of general/evaluation (``general``)."""
     from .data.corpus import HELDOUT
 
     sampled = {
@@ -362,7 +368,16 @@ def evaluation_sets(profile: Profile, chunks: dict, general: dict) -> dict:
         "general": general.get("evaluation"),
     }
     return {
-        **{s: chunks[s] for s in ("forget", "approximate") if s in chunks},
+        **({"forget": chunks["forget"]} if "forget" in chunks else {}),
+        **(
+            {
+                "approximate": fixed_sample(
+                    chunks["approximate"], profile.membership_chunks, profile.seed
+                )
+            }
+            if "approximate" in chunks
+            else {}
+        ),
         **{
             s: fixed_sample(c, profile.eval_chunks, profile.seed)
             for s, c in sampled.items()
@@ -470,10 +485,12 @@ def evaluation_config(profile: Profile) -> dict:
         **pretrain_config(profile),
         "design": profile.design,
         "eval_chunks": profile.eval_chunks,
-        "row": 7,
+        "membership_chunks": profile.membership_chunks,
+        "row": 8,
     }  # row 2: rows hold the AUC; 4: every forget chunk, held-out retain, whole target;
     # 5: the full evaluation's attacks report TPR at low FPR; 6: utility chunk losses;
-    # 7: every chunk's Min-K% score and its source document (the paired membership rule)
+    # 7: every chunk's Min-K% score and its source document (the paired membership rule);
+    # 8: every approximate chunk (membership_chunks), every set's chunk losses
 
 
 def evaluate_reference(profile: Profile, domain: str, model_run: Run) -> dict:

@@ -61,8 +61,11 @@ def load_model(
     """Load a causal LM and its tokenizer from a hub id (e.g. ``01-ai/Yi-6B``; needs the
     network) or a local folder.
 
-    ``dtype`` defaults to the checkpoint's own (bf16 for Yi-6B). ``attn_implementation``
-    defaults to SDPA, or FlashAttention-2 when it is installed and a GPU is present.
+    ``dtype`` defaults to fp32 whatever the checkpoint stores (bf16 for Yi-6B): the
+    master weights of the one precision policy (:func:`runtime`: fp32 weights, bf16
+    autocast on a GPU), so that AdamW's updates below bf16's resolution are kept. The
+    model is placed on :func:`runtime`'s device. ``attn_implementation`` defaults to
+    :func:`best_attention` for that device and dtype.
     Remote code runs only if ``trust_remote_code`` asks for it, and weights load only from
     safetensors. A local folder must hold a complete checkpoint (config, weights,
     tokenizer); an incomplete one raises ``FileNotFoundError`` naming what is missing, one
@@ -73,13 +76,17 @@ def load_model(
     if Path(path).exists():
         check_checkpoint(path)
     tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
+    import torch
+
+    device, _ = runtime()
+    dtype = dtype or torch.float32
     model = AutoModelForCausalLM.from_pretrained(
         str(path),
-        dtype=dtype or "auto",
+        dtype=dtype,
         trust_remote_code=trust_remote_code,
         use_safetensors=True,  # never unpickle weights, local or from the hub
-        attn_implementation=attn_implementation or _best_attention(),
-    )
+        attn_implementation=attn_implementation or best_attention(device, dtype),
+    ).to(device)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     if len(tokenizer) > model.get_input_embeddings().num_embeddings:
@@ -90,14 +97,50 @@ def load_model(
     return model, tokenizer
 
 
+def check_model_source(model: str | Path, chunk_len: int) -> str:
+    """``model`` (a checkpoint folder or a hub id) if it can be trained and evaluated on
+    chunks of ``chunk_len`` tokens, checked from its config and tokenizer alone (no
+    weights loaded, nothing written): a folder must be a complete checkpoint
+    (:func:`check_checkpoint`), the tokenizer must fit the model's embedding, and the
+    chunks the model's context. Otherwise a ``ValueError`` (``FileNotFoundError`` for a
+    missing folder or file) naming the value and what is allowed."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    text = str(model)
+    local = Path(text).expanduser()
+    if local.exists():
+        if not local.is_dir():
+            raise ValueError(f"model {text!r} is a file: give a checkpoint folder or a hub id")
+        check_checkpoint(local)
+        text = str(local.resolve())
+    elif text.startswith((".", "/", "~")) or text.count("/") != 1:
+        raise FileNotFoundError(f"model {text!r} is neither a folder nor a hub id (owner/name)")
+    config = AutoConfig.from_pretrained(text)
+    tokenizer = AutoTokenizer.from_pretrained(text)
+    vocab = getattr(config, "vocab_size", None)
+    if vocab is not None and len(tokenizer) > vocab:
+        raise ValueError(
+            f"model {text!r}: its tokenizer has {len(tokenizer)} tokens but the model's "
+            f"vocabulary {vocab}: the tokenizer does not belong to the model"
+        )
+    check_context(config, chunk_len)
+    return text
+
+
 def check_context(model, chunk_len: int) -> None:
-    """A ``ValueError`` if chunks of ``chunk_len`` tokens do not fit the model's context."""
-    context = getattr(model.config, "max_position_embeddings", None)
+    """A ``ValueError`` if chunks of ``chunk_len`` tokens do not fit the context of ``model``
+    (a model or its config)."""
+    context = getattr(getattr(model, "config", model), "max_position_embeddings", None)
     if context is not None and chunk_len > context:
         raise ValueError(
             f"chunk length {chunk_len} exceeds the model's context of {context} "
             "tokens: choose chunk_len <= the context"
         )
+
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "spiece.model", "vocab.json", "vocab.txt")
+"""A checkpoint's tokenizer: a fast tokenizer's ``tokenizer.json`` or a slow one's files
+(sentencepiece, BPE or WordPiece vocabularies); transformers loads any of them."""
 
 
 def check_checkpoint(path: str | Path) -> Path:
@@ -106,7 +149,9 @@ def check_checkpoint(path: str | Path) -> Path:
     pickles (``*.bin``, ``*.pt``, ``*.pth``, ``*.pkl``) are refused with a ``ValueError``:
     unpickling runs code that whoever made the file chose."""
     p = Path(path)
-    missing = [n for n in ("config.json", "tokenizer.json") if not (p / n).exists()]
+    missing = [] if (p / "config.json").exists() else ["config.json"]
+    if not any((p / n).exists() for n in TOKENIZER_FILES):
+        missing.append(f"a tokenizer (one of {', '.join(TOKENIZER_FILES)})")
     if not any(p.glob("*.safetensors")):
         pickles = sorted(f.name for ext in ("bin", "pt", "pth", "pkl") for f in p.glob(f"*.{ext}"))
         if pickles:
@@ -137,12 +182,31 @@ def weights_digest(path: str | Path) -> str:
     return h.hexdigest()[:16]
 
 
-def _best_attention() -> str:
+def runtime():
+    """``(device, mixed_precision)``: where every model runs and in what precision, decided
+    here once for training, evaluation and reloading alike. The device is this process's
+    (accelerate's ``PartialState``: its GPU under ``accelerate launch``, the GPU when there
+    is one, else the CPU); the precision is accelerate's ``"bf16"`` on a GPU (bf16 autocast
+    over fp32 master weights: :func:`llmunlearn.core.autocast_for`) and ``"no"`` on the
+    CPU (fp32)."""
+    from accelerate import PartialState
+
+    device = PartialState().device
+    return device, "bf16" if device.type == "cuda" else "no"
+
+
+def best_attention(device, dtype) -> str:
+    """FlashAttention-2 where it can run (installed, a GPU, weights in bf16 or fp16), else
+    PyTorch's SDPA (which picks its own flash kernel under bf16 autocast)."""
     import importlib.util
 
     import torch
 
-    if torch.cuda.is_available() and importlib.util.find_spec("flash_attn") is not None:
+    if (
+        torch.device(device).type == "cuda"
+        and dtype in (torch.bfloat16, torch.float16)
+        and importlib.util.find_spec("flash_attn") is not None
+    ):
         return "flash_attention_2"
     return "sdpa"
 

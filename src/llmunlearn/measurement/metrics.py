@@ -11,12 +11,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import torch
 
-from ..core import batch_token_stats, chunk_mean, length_sorted_batches, token_nll
+from ..core import batch_token_stats, chunk_mean, evaluated, length_sorted_batches, token_nll
 
 
-@torch.inference_mode()
+@evaluated
 def perplexity(model, chunks, batch_size: int = 32, token_stats: bool | str = False) -> dict:
     """Perplexity and next-token accuracy of ``model`` on a chunked dataset.
 

@@ -14,16 +14,23 @@ view (the approximate target) is judged against it as evidence for claim 4."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Callable
+
 import numpy as np
 import pandas as pd
 
 from ..config import Profile
+from ..training.pretraining import pretrain_zoo
+from ..unlearning.methods import METHODS
+from ..unlearning.runner import unlearn_all
 
 VERDICTS = ("supports", "contradicts", "mixed", "undetermined", "not testable here")
 """A claim's verdict over its domains (:func:`~llmunlearn.studies.decisions.overall`)."""
 
 from .decisions import (  # noqa: E402  (every rule and threshold is written once, there)
     AUC_MARGIN,
+    FORGET_GAP_FRACTION,
     MAX_FALSE_DECISION,
     MIN_EFFECT,
     aa_rate,
@@ -36,8 +43,30 @@ from .decisions import (  # noqa: E402  (every rule and threshold is written onc
     stands_in,
     threshold,
 )
-from .retraining import EQUIVALENCE_BAND  # noqa: E402  (claim 4's band, defined once)
-from .robustness import controls  # noqa: E402
+from .efficiency import cost_frame, cost_ratios  # noqa: E402
+from .pretraining import dose_pilot  # noqa: E402
+from .quantisation import quantisation_attack  # noqa: E402
+from .real_llm import real_llm_study  # noqa: E402
+from .relearning import (  # noqa: E402
+    HIDDEN,
+    MARGIN,
+    hidden_knowledge,
+    relearn_domain,
+    steps_to_recover,
+)
+from .retraining import (  # noqa: E402  (claim 4's band, defined once)
+    EQUIVALENCE_BAND,
+    blind_baseline_table,
+    ground_truth_table,
+)
+from .robustness import (  # noqa: E402
+    FORGET_BAND,
+    TOLERANCE,
+    controls,
+    guidelines,
+    robustness,
+    utility_costs,
+)
 
 PAPER_SCALE = {"pretrain_tokens": 3.1e12, "forget_tokens": 8e6, "params": 6e9}
 """Yi-6B's pre-training tokens and about one epoch over the paper's forget set (claim 2's
@@ -76,8 +105,6 @@ def measure_noise(grid: pd.DataFrame, profile: Profile) -> dict:
     replicate), the noise of one replicate's value pooled over them, its degrees of freedom
     and the measured A/A false-decision rate of :func:`~llmunlearn.studies.decisions.decide`
     (one replicate against the other, leave-one-out noise)."""
-    from .robustness import utility_costs
-
     shares = good_shares(grid, profile.grid_lrs).xs("adamw", level="optimizer")
     costs = utility_costs(grid)
     costs = costs[(costs["optimizer"] == "adamw") & np.isclose(costs["lr"], profile.unlearn_lr)]
@@ -159,28 +186,46 @@ def power(ctrl: pd.DataFrame) -> dict:
     return out
 
 
-def claims_table(profile: Profile, grid: pd.DataFrame, zoo: dict | None = None) -> pd.DataFrame:
-    """One row per claim: claim, criterion, our number, per-domain decisions, verdict, chapter.
-    ``grid`` is the :func:`~llmunlearn.studies.robustness.grid_frame` of every domain; the other
-    chapters' results are read from their caches (the ground truth, the cost table, the
-    relearning runs, the real LLM)."""
-    from .robustness import guidelines, robustness
-    from .retraining import ground_truth_table
-    from .quantisation import quantisation_attack
-    from ..unlearning.methods import METHODS
-    from ..training.pretraining import pretrain_zoo
-    from .efficiency import cost_frame, cost_ratios
-    from ..unlearning.runner import unlearn_all
+@dataclass
+class Claims:
+    """What every claim's rule reads: the profile, the grid of every domain, the zoo, the
+    paper's methods, the replicates, the robustness scores, the good-cell shares, the A/A
+    noise and the controls' verdicts (``why``), and ``add`` (one row of the table). Claim
+    1 leaves its per-domain labels (``per_ref``, ``per_paper``) for claim 4's second part."""
 
+    profile: Profile
+    grid: pd.DataFrame
+    zoo: dict
+    add: Callable
+    domains: list = field(default_factory=list)
+    paper: list = field(default_factory=list)
+    reps: list = field(default_factory=list)
+    scores: pd.DataFrame | None = None
+    shares: pd.Series | None = None
+    noise: dict = field(default_factory=dict)
+    why: dict = field(default_factory=dict)
+    per_ref: dict = field(default_factory=dict)
+    per_paper: dict = field(default_factory=dict)
+
+    def score(self, domain, method, optimizer="adamw") -> np.ndarray:
+        """Share of good cells per replicate (NaN where the method did not run)."""
+        return np.array(
+            [self.shares.get((domain, method, optimizer, r), np.nan) for r in self.reps], float
+        )
+
+    def blocked(self, domain, rule="good") -> str:
+        """Why a verdict using ``rule`` on ``domain`` cannot be read (the controls), or ""."""
+        why = self.why.get((domain, rule))
+        return f"undetermined ({why})" if why else ""
+
+
+def claims_table(profile: Profile, grid: pd.DataFrame, zoo: dict | None = None) -> pd.DataFrame:
+    """One row per claim: claim, criterion, our number, per-domain decisions, verdict, chapter;
+    a loop over :data:`CLAIMS`, each rule a function of its own below. ``grid`` is the
+    :func:`~llmunlearn.studies.robustness.grid_frame` of every domain; the other chapters'
+    results are read from their caches (the ground truth, the cost table, the relearning
+    runs, the real LLM)."""
     check_replicates(profile.grid_seeds)  # the comparisons' noise needs A/A pairs
-    zoo = zoo if zoo is not None else pretrain_zoo(profile, progress=False)
-    domains = list(dict.fromkeys(grid["domain"]))
-    paper = [m for m, s in METHODS.items() if s.paper]
-    reps = sorted(grid["replicate"].unique())
-    scores = robustness(grid)
-    shares = good_shares(grid, profile.grid_lrs)  # (domain, method, optimizer, replicate)
-    noise = measure_noise(grid, profile)
-    why = power(controls(grid))  # (domain, rule) -> "" or why the rule cannot be read there
     rows = []
 
     def add(claim, criterion, number, per, verdict, chapter):
@@ -197,13 +242,27 @@ def claims_table(profile: Profile, grid: pd.DataFrame, zoo: dict | None = None) 
             }
         )
 
-    def score(domain, method, optimizer="adamw"):
-        """Share of good cells per replicate (NaN where the method did not run)."""
-        return np.array([shares.get((domain, method, optimizer, r), np.nan) for r in reps], float)
+    c = Claims(
+        profile,
+        grid,
+        zoo if zoo is not None else pretrain_zoo(profile, progress=False),
+        add,
+        domains=list(dict.fromkeys(grid["domain"])),
+        paper=[m for m, s in METHODS.items() if s.paper],
+        reps=sorted(grid["replicate"].unique()),
+        scores=robustness(grid),
+        shares=good_shares(grid, profile.grid_lrs),  # (domain, method, optimizer, replicate)
+        noise=measure_noise(grid, profile),
+        why=power(controls(grid)),  # (domain, rule) -> "" or why the rule cannot be read
+    )
+    for rule in CLAIMS:
+        rule(c)
+    return pd.DataFrame(rows)
 
-    def blocked(domain, rule="good"):
-        return f"undetermined ({why[domain, rule]})" if why.get((domain, rule)) else ""
 
+def _claim_1_and_paper_view(c: Claims) -> None:
+    """Claim 1 by the referee and, as evidence for claim 4, by the paper's view."""
+    grid, domains, paper, reps, add, blocked = c.grid, c.domains, c.paper, c.reps, c.add, c.blocked
     # 1. seven methods remove pre-training data (the referee's view); the paper's view
     # against it is evidence for claim 4
     per_ref = _claim_1(grid, domains, reps, paper, blocked, "good", "referee", add)
@@ -218,6 +277,13 @@ def claims_table(profile: Profile, grid: pd.DataFrame, zoo: dict | None = None) 
         None,
     )
 
+    c.per_ref = per_ref
+    c.per_paper = per_paper
+
+
+def _claim_2(c: Claims) -> None:
+    """Claim 2: unlearning costs over 10^5 times less than retraining."""
+    profile, zoo, domains, paper, add = c.profile, c.zoo, c.domains, c.paper, c.add
     # 2. more than 1e5 times cheaper than retraining: the law at the paper's scale
     runs = {d: unlearn_all(profile, d, original=zoo["original"], progress=False) for d in domains}
     costs = cost_frame(zoo, runs)
@@ -254,6 +320,18 @@ def claims_table(profile: Profile, grid: pd.DataFrame, zoo: dict | None = None) 
         "efficiency",
     )
 
+
+def _claim_3(c: Claims) -> None:
+    """Claim 3: GA + GD on in-distribution data is the most robust."""
+    domains, paper, reps, noise, add, score, blocked = (
+        c.domains,
+        c.paper,
+        c.reps,
+        c.noise,
+        c.add,
+        c.score,
+        c.blocked,
+    )
     # 3. GA + GD in-distribution most robust: against every other paper method
     per, nums = {}, []
     for d in domains:
@@ -285,6 +363,10 @@ def claims_table(profile: Profile, grid: pd.DataFrame, zoo: dict | None = None) 
         "robustness",
     )
 
+
+def _claim_4(c: Claims) -> None:
+    """Claim 4: approximate retraining stands in for exact retraining (and at each dose)."""
+    profile, add = c.profile, c.add
     # 4. approximate retraining stands in for retraining
     gt = ground_truth_table(profile)
     matched = gt.xs("matched", level="design") if "design" in gt.index.names else gt
@@ -314,6 +396,11 @@ def claims_table(profile: Profile, grid: pd.DataFrame, zoo: dict | None = None) 
         "retraining",
     )
     _claim_4_by_dose(profile, add)
+
+
+def _claim_4_paper_view(c: Claims) -> None:
+    """Claim 4, second part: the paper's view against the referee."""
+    domains, add, per_ref, per_paper = c.domains, c.add, c.per_ref, c.per_paper
     per = {
         d: (
             ("supports" if per_paper[d] == per_ref[d] else "contradicts")
@@ -338,6 +425,18 @@ def claims_table(profile: Profile, grid: pd.DataFrame, zoo: dict | None = None) 
         "retraining",
     )
 
+
+def _claim_5(c: Claims) -> None:
+    """Claim 5: membership after unlearning is a never-trained model's."""
+    profile, grid, domains, paper, reps, add, blocked = (
+        c.profile,
+        c.grid,
+        c.domains,
+        c.paper,
+        c.reps,
+        c.add,
+        c.blocked,
+    )
     # 5. MIA AUC after unlearning against the retrained model's
     per, nums = {}, []
     at = _selected_cells(grid, profile, paper)
@@ -371,6 +470,10 @@ def claims_table(profile: Profile, grid: pd.DataFrame, zoo: dict | None = None) 
         "privacy",
     )
 
+
+def _claim_6(c: Claims) -> None:
+    """Claim 6: code is the hardest domain (a conjunction)."""
+    domains, paper, reps, noise, add, score = c.domains, c.paper, c.reps, c.noise, c.add, c.score
     # 6. code is the hardest domain: github below each other domain (a conjunction)
     if "github" in domains and len(domains) > 1:
         mean = {d: np.nanmean(np.array([score(d, m) for m in paper]), axis=0) for d in domains}
@@ -393,6 +496,10 @@ def claims_table(profile: Profile, grid: pd.DataFrame, zoo: dict | None = None) 
             "robustness",
         )
 
+
+def _claim_7(c: Claims) -> None:
+    """Claim 7: our tuning guidelines on a held-out domain."""
+    grid, add = c.grid, c.add
     # 7. tuning guidelines
     g = guidelines(grid)
     per = {}
@@ -421,9 +528,11 @@ def claims_table(profile: Profile, grid: pd.DataFrame, zoo: dict | None = None) 
         "robustness",
     )
 
-    # survey: NPO vs GA at equal forget progress (utility cost at the retrained level)
-    from .robustness import utility_costs
 
+def _survey_npo(c: Claims) -> None:
+    """Survey: NPO degrades the model less than GA."""
+    profile, grid, domains, reps, noise, add = c.profile, c.grid, c.domains, c.reps, c.noise, c.add
+    # survey: NPO vs GA at equal forget progress (utility cost at the retrained level)
     costs_run = utility_costs(grid)
     at_lr = costs_run[
         (costs_run["optimizer"] == "adamw") & np.isclose(costs_run["lr"], profile.unlearn_lr)
@@ -456,6 +565,11 @@ def claims_table(profile: Profile, grid: pd.DataFrame, zoo: dict | None = None) 
         overall(per),
         "robustness",
     )
+
+
+def _survey_rmu_task_vector(c: Claims) -> None:
+    """Survey: RMU and task-vector negation keep utility."""
+    grid, domains, add, blocked = c.grid, c.domains, c.add, c.blocked
     for m, name in (("rmu", "RMU"), ("task_vector", "Task-vector negation")):
         per = {}
         for d in domains:
@@ -477,6 +591,18 @@ def claims_table(profile: Profile, grid: pd.DataFrame, zoo: dict | None = None) 
             overall(per),
             "robustness",
         )
+
+
+def _survey_sophia(c: Claims) -> None:
+    """Survey: Sophia unlearns more robustly than AdamW."""
+    profile, scores, noise, add, score, blocked = (
+        c.profile,
+        c.scores,
+        c.noise,
+        c.add,
+        c.score,
+        c.blocked,
+    )
     so = scores.reset_index()
     so = so[so["method"].isin(profile.grid_sophia_methods)]
     pairs = so.pivot_table(index=["domain", "method"], columns="optimizer", values="score")
@@ -500,8 +626,11 @@ def claims_table(profile: Profile, grid: pd.DataFrame, zoo: dict | None = None) 
             overall(per),
             "robustness",
         )
-    from .relearning import HIDDEN, MARGIN, hidden_knowledge, relearn_domain, steps_to_recover
 
+
+def _survey_relearning(c: Claims) -> None:
+    """Survey: a few relearning steps bring knowledge back."""
+    profile, zoo, domains, add = c.profile, c.zoo, c.domains, c.add
     rel = pd.concat([relearn_domain(profile, d, zoo, progress=False) for d in domains])
     pairs = hidden_knowledge(steps_to_recover(rel))
     did = pairs[pairs["unlearned"]]
@@ -531,8 +660,11 @@ def claims_table(profile: Profile, grid: pd.DataFrame, zoo: dict | None = None) 
         overall(per),
         "relearning",
     )
-    from .real_llm import real_llm_study
 
+
+def _real_llm_and_quantisation(c: Claims) -> None:
+    """The real LLM's rows, the blind baseline and quantisation."""
+    profile, zoo, domains, paper, add = c.profile, c.zoo, c.domains, c.paper, c.add
     real = real_llm_study(profile, progress=False)
     _real_llm_rows(real, add)
     _blind_baseline_row(profile, real["membership"], add)
@@ -541,7 +673,25 @@ def claims_table(profile: Profile, grid: pd.DataFrame, zoo: dict | None = None) 
     }
     quant["SmolLM2"] = real["quantisation"]
     _quantisation_row(quant, add)
-    return pd.DataFrame(rows)
+
+
+CLAIMS = (
+    _claim_1_and_paper_view,
+    _claim_2,
+    _claim_3,
+    _claim_4,
+    _claim_4_paper_view,
+    _claim_5,
+    _claim_6,
+    _claim_7,
+    _survey_npo,
+    _survey_rmu_task_vector,
+    _survey_sophia,
+    _survey_relearning,
+    _real_llm_and_quantisation,
+)
+"""The claims table's rules in its order: each a function of :class:`Claims` that adds its
+rows (claim 4's second part reads claim 1's labels)."""
 
 
 def _real_llm_rows(real: dict, add) -> None:
@@ -554,8 +704,6 @@ def _real_llm_rows(real: dict, add) -> None:
     finished and misses; undetermined when the design cannot resolve membership (the original's
     AUC inside the twin's interval) or the twin itself fails its own rule (R outside the band).
     The paper's view (the approximate target) is given beside it."""
-    from .robustness import FORGET_BAND, TOLERANCE
-
     table, twin = real["table"], real["twin"]
     lo, hi = twin["auc_twin_low"], twin["auc_twin_high"]
     resolved = not lo <= twin["auc_original"] <= hi
@@ -609,8 +757,6 @@ def _blind_baseline_row(profile: Profile, real_membership: pd.DataFrame, add) ->
     and per design of the real LLM, supports when the Min-K% AUC's interval lies above the
     blind baseline's (the text alone), contradicts when the blind baseline's lies above
     the attack's, undetermined when they overlap."""
-    from .retraining import blind_baseline_table
-
     zoo = blind_baseline_table(profile)
     cases = {
         f"{d}/{g}": (
@@ -746,8 +892,6 @@ def _claim_4_by_dose(profile: Profile, add) -> None:
     """Claim 4 decided again at every dose of the pre-training chapter's pilot (its cached
     models: the original at each dose and each domain's exact retrained model), one row per
     dose: does the verdict change with how strongly the forget sets were memorised?"""
-    from .pretraining import dose_pilot
-
     if not profile.pilot_doses:
         return
     pilot = dose_pilot(profile, stop=False, progress=False)
@@ -772,8 +916,6 @@ def _claim_1(grid, domains, reps, paper, blocked, column, view, add) -> dict[str
     """Claim 1 by the good-cell rule of ``column`` (``good``: the referee's; ``good_paper``:
     the paper's approximate target): per domain, its label; one row added when ``add`` is
     given. ``blocked(domain)``: why the rule cannot be read there ("" when it can)."""
-    from .decisions import FORGET_GAP_FRACTION, TOLERANCE
-
     per, nums = {}, []
     first = grid[(grid["optimizer"] == "adamw") & grid["method"].isin(paper)]
     anygood = first.groupby(["domain", "replicate", "method"])[column].any()

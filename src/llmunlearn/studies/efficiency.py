@@ -668,3 +668,123 @@ def cost_ratios(costs: pd.DataFrame) -> pd.DataFrame:
     out["FLOPs ratio"] = pre.loc[retrain, "flops"].to_numpy() / out["flops"].to_numpy()
     out["wall-time ratio"] = pre.loc[retrain, "wall_s"].to_numpy() / out["wall_s"].to_numpy()
     return out.set_index(["domain", "name"])[["FLOPs ratio", "wall-time ratio"]]
+
+
+def synthetic_chunks(profile: Profile, n: int, seed: int):
+    """``n`` chunks of ``chunk_len`` uniformly random token ids (no padding): what the
+    device check trains on, since throughput does not depend on the text and a device
+    machine may have no data (nor the network to fetch it)."""
+    import datasets
+
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(0, profile.vocab_size, (n, profile.chunk_len), generator=g)
+    return datasets.Dataset.from_dict(
+        {
+            "input_ids": ids.tolist(),
+            "attention_mask": [[1] * profile.chunk_len] * n,
+            "labels": ids.tolist(),
+        }
+    )
+
+
+def device_check(profile: Profile, steps: int = 30, device: str = "H100") -> dict:
+    """The device check (``llmunlearn gpu-check``; ``make gpu-check``): on this machine's
+    runtime device (:func:`~llmunlearn.models.runtime`), in the training precision, a slice
+    of pre-training (a fresh model of the profile, ``steps`` steps of ``pretrain_batch``
+    chunks) and a slice of the grid (GA + KL on in-distribution data: two streams and a
+    frozen reference, the grid's heaviest paper method; ``steps`` steps of
+    ``unlearn_batch`` chunks per stream), both through the book's one training loop on
+    :func:`synthetic_chunks`. For each: tokens/s (steady, first step excluded), FLOP/s by
+    the runner's rule, MFU against ``device``'s dense peak (:data:`~.plan.DEVICES`; on a
+    CPU, the measured fp32 matmul peak) and peak memory. ``book hours``: the profile's
+    plan (:func:`~.plan.plan`) at the measured utilisations (pre-training stages at the
+    pre-training slice's, the others at the grid slice's)."""
+    from ..core import nll_loss
+    from ..models import build_model, n_params, runtime
+    from ..training.loop import TrainConfig, train, training_flops
+    from ..unlearning.methods import get_method, resolve_hparams
+    from .plan import DEVICES, plan
+
+    here, precision = runtime()
+    peak = DEVICES[device] if here.type == "cuda" else matmul_peak(profile.threads)
+    torch.set_num_threads(profile.threads)
+    out = {
+        "device": torch.cuda.get_device_name() if here.type == "cuda" else "cpu",
+        "precision": precision,
+        "peak_flops": peak,
+        "profile": profile.name,
+    }
+    model = build_model(profile, profile.vocab_size, profile.seed)
+    n = n_params(model)
+    out["n_params"] = n
+    slices = {
+        "pre-training": (
+            {"train": synthetic_chunks(profile, steps * profile.pretrain_batch, 0)},
+            lambda m, b: nll_loss(m, b["train"]),
+            profile.pretrain_batch,
+            profile.pretrain_lr,
+            False,
+        ),
+        "grid (ga_kl_in)": (
+            {
+                s: synthetic_chunks(profile, steps * profile.unlearn_batch, i + 1)
+                for i, s in enumerate(("forget", "retain"))
+            },
+            None,
+            profile.unlearn_batch,
+            profile.unlearn_lr,
+            True,
+        ),
+    }
+    spec = get_method("ga_kl_in")
+    hp = resolve_hparams(spec, None)
+    for name, (streams, loss, batch, lr, reference) in slices.items():
+        ref = None
+        if reference:
+            ref = build_model(profile, profile.vocab_size, profile.seed).eval()
+            ref.requires_grad_(False)
+            loss = lambda m, b, ref=ref: spec.loss(m, b, ref, hp)  # noqa: E731
+        cfg = TrainConfig(
+            steps=steps,
+            lr=lr,
+            batch=batch,
+            micro_batch=min(batch, profile.unlearn_micro_batch) if reference else batch,
+            seed=profile.seed,
+        )
+        row: dict = {}
+        with tempfile.TemporaryDirectory() as tmp, peak_memory(row):
+            res = train(
+                model,
+                loss,
+                streams,
+                cfg,
+                Path(tmp),
+                frozen=(ref,) if ref is not None else (),
+                desc=f"device check: {name}",
+            )
+        log = res["log"]
+        tps = _steady_rate([r["wall_s"] for r in log], [r["tokens"] for r in log])
+        per_token = training_flops(n, 1000, reference_tokens=1000 if reference else 0) / 1000
+        row.update(
+            {
+                "tokens_per_s": tps,
+                "flops_per_s": per_token * tps,
+                "mfu": per_token * tps / peak,
+                "wall_s": res["wall_s"],
+            }
+        )
+        out[name] = row
+        model = res["model"]
+    frame = plan(profile, device, utilisation=1.0)
+    stages = frame.drop(index=[i for i in frame.index if i.startswith("book")], errors="ignore")
+    at = {
+        s: out["pre-training"]["mfu"]
+        if s.startswith("pre-training")
+        else out["grid (ga_kl_in)"]["mfu"]
+        for s in stages.index
+    }
+    out["book hours"] = float(sum(stages.loc[s, "hours"] / max(at[s], 1e-9) for s in stages.index))
+    out["plan at 30 %"] = float(
+        plan(profile, device, 0.3).filter(like="book", axis=0)["hours"].iloc[0]
+    )
+    return out

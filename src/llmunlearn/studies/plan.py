@@ -122,7 +122,9 @@ def plan(profile: Profile, device: str = "H100", utilisation: float = 0.3) -> pd
         forget_chunks = (
             _tokens(profile.forget_chars) / profile.chunk_len / 0.6
         )  # passages fill 60 %
-        approximate_chunks = _tokens(profile.approximate_chars) / profile.chunk_len / 0.6
+        approximate_chunks = min(
+            _tokens(profile.approximate_chars) / profile.chunk_len / 0.6, profile.membership_chunks
+        )
         # every forget and approximate chunk, a sample of retain and general (evaluation_sets)
         eval_tokens = (
             forget_chunks + approximate_chunks + 2 * min(profile.eval_chunks, 10**6)

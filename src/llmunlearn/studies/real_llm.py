@@ -37,7 +37,8 @@ import re
 from pathlib import Path
 
 from ..config import Profile
-from ..runs import Run, config_hash, home
+from ..data.own import write_hub_layout
+from ..runs import Run
 
 MODEL_RELEASED = "2024-11-01"
 """SmolLM2's release (November 2024); its pre-training data were collected before."""
@@ -143,36 +144,9 @@ def real_llm_dataset(profile: Profile, chars: int, design: str = "injected") -> 
     ``general``, one parquet file per split, ``text`` / ``content`` columns) and its
     ``manifest.json``: per document its split, source package and version with the PyPI
     dates, licence and sha256. Built once per profile, size and design."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from ..data.corpus import manifest_rows
-
     splits = real_llm_splits(profile, chars, design)
-    key = config_hash({k: [d.sha256 for d in v] for k, v in splits.items()})
-    root = home() / "datasets" / f"real-llm-{design}-{profile.name}-{key}"
-    if (root / "manifest.json").exists():
-        return root
-    partial = root.with_name(root.name + ".partial")
-    yaml = ["---", "configs:"]
-    for config, names in SPLITS.items():
-        yaml.append(f"- config_name: {config}\n  data_files:")
-        column = "content" if config == "general" else "text"  # as the paper's dataset
-        for split in names:
-            path = partial / config / f"{split}-00000-of-00001.parquet"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            pq.write_table(pa.table({column: [d.text for d in splits[f"{config}/{split}"]]}), path)
-            yaml.append(f"  - split: {split}\n    path: {config}/{split}-*.parquet")
-    (partial / "README.md").write_text("\n".join([*yaml, "---", ""]))
-    manifest = {
-        "design": design,
-        "model_released": MODEL_RELEASED,
-        "chars_per_split": chars,
-        "documents": manifest_rows(splits),
-    }
-    (partial / "manifest.json").write_text(json.dumps(manifest, indent=1))
-    partial.rename(root)
-    return root
+    manifest = {"design": design, "model_released": MODEL_RELEASED, "chars_per_split": chars}
+    return write_hub_layout(f"real-llm-{design}-{profile.name}", splits, manifest)
 
 
 def logit_check(
@@ -255,9 +229,7 @@ def real_llm_profile(
     (measured on 2 cores: about 290 tokens/s evaluated, 67 trained), hence the small
     default budget. Every argument is checked, and the data are built, before anything
     is trained."""
-    import dataclasses
-
-    from ..config import check_choice, check_int, check_positive, check_profile
+    from ..config import check_choice, check_int, check_positive, model_profile
     from ..models import smollm2
 
     check_choice("real-LLM design", design, DESIGNS)
@@ -268,23 +240,15 @@ def real_llm_profile(
     check_positive("learning rate", lr)
     eval_every = steps if eval_every is None else check_int("eval_every", eval_every, 1)
     data, folder = real_llm_dataset(profile, chars, design), smollm2()
-    return check_profile(
-        dataclasses.replace(
-            profile,
-            base_model=str(folder),
-            dataset=str(data),
-            unlearn_lr=lr,
-            unlearn_steps=steps,
-            unlearn_batch=batch,
-            eval_every=eval_every,
-            eval_chunks=max(8, profile.eval_chunks // 2),
-            unlearn_batch_per_domain=None,
-            unlearn_epochs=None,
-            # the chapter's own design: no held-out retain, the paper's cosine schedule
-            # evaluated every eval_every steps
-            heldout_share=0.0,
-            grid_eval_steps=(),
-        )
+    return model_profile(
+        profile,
+        folder,
+        data,
+        unlearn_lr=lr,
+        unlearn_steps=steps,
+        unlearn_batch=batch,
+        eval_every=eval_every,
+        eval_chunks=max(8, profile.eval_chunks // 2),
     )
 
 
@@ -537,7 +501,7 @@ def membership_table(designs: dict[str, Profile], zoo: dict, folds: int = 5):
                 for n, k in (("original", "original"), ("twin", "retrained-github"))
             }
             if design == "injected"
-            else {"SmolLM2": evaluate_membership(p, "github", base_model_run(p), whole=False)}
+            else {"SmolLM2": evaluate_membership(p, "github", base_model_run(p))}
         )
         paired = {}
         if design == "injected":

@@ -23,6 +23,7 @@ import torch
 
 from ..config import TENSOR_COLUMNS, check_choice
 from ..core import trim_padding
+from ..models import runtime
 from .optim import SophiaG, estimate_hessian
 from ..runs import read_json, write_json
 
@@ -210,7 +211,7 @@ def train(
     from accelerate.utils import set_seed
     from ..progress import progress_bar as tqdm
 
-    accelerator = Accelerator(mixed_precision="bf16" if torch.cuda.is_available() else "no")
+    accelerator = Accelerator(mixed_precision=runtime()[1])  # the one precision policy
     if torch.cuda.is_available():  # TF32 for what bf16 autocast leaves in fp32
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
@@ -266,6 +267,8 @@ def train(
             betas=cfg.betas,
             eps=cfg.eps,
             weight_decay=cfg.weight_decay,
+            # one kernel per step over every parameter on a GPU (fp32 master weights)
+            fused=accelerator.device.type == "cuda",
         )
     warmup = max(1, math.ceil(cfg.warmup_ratio * cfg.steps))
     # The scheduler is a function of the step alone, rebuilt at the resumed step rather
@@ -309,7 +312,10 @@ def train(
     )
     status, t0 = "finished", time.perf_counter() - state["wall_s"]
     for step in range(start + 1, cfg.steps + 1):
-        step_loss, step_tokens = 0.0, 0
+        # on the device until the step ends: one host synchronisation per step, not per
+        # micro-batch
+        step_loss = torch.zeros((), device=accelerator.device)
+        step_tokens = torch.zeros((), dtype=torch.long, device=accelerator.device)
         step_lr = scheduler.get_last_lr()[0]  # the rate this step's update uses
         for micro_step in range(accum):
             batches = {name: next(it) for name, it in iters.items()}
@@ -333,11 +339,9 @@ def train(
                     scheduler.step()
                 optimizer.zero_grad()
             step_loss += loss.detach().float() / accum
-            step_tokens += sum(int(b["attention_mask"].sum()) for b in batches.values())
+            step_tokens += sum(b["attention_mask"].sum() for b in batches.values())
         step_loss = accelerator.gather(step_loss.reshape(1)).mean().item()
-        step_tokens = int(
-            accelerator.gather(torch.tensor([step_tokens], device=accelerator.device)).sum()
-        )
+        step_tokens = int(accelerator.gather(step_tokens.reshape(1)).sum())
         state["tokens"] += step_tokens
         wall = time.perf_counter() - t0
         state["log"].append(

@@ -162,10 +162,7 @@ def unlearn(
     ref = None
     if spec.needs_reference or spec.prepare is not None:
         ref, _ = load_original(original)
-        ref.eval().requires_grad_(False)
-        from accelerate import PartialState
-
-        ref.to(PartialState().device)  # where the trained model will be
+        ref.eval().requires_grad_(False)  # load_original placed it where the trained model is
     forget = chunks["forget"]
     if spec.prepare is not None:
         forget = spec.prepare(forget, ref, tokenizer, seed)
@@ -298,8 +295,9 @@ def _plan(
         micro_batch=min(batch, profile.unlearn_micro_batch),
         seed=seed,
         optimizer=optimizer,
-        # a run without its weights is short: rerun, not resumed
-        checkpoint_every=profile.eval_every if keep_model else 0,
+        # a run without its weights is short: rerun, not resumed; a run evaluated at fixed
+        # steps (the grid's axis) is too, so checkpoints fall only on evaluated steps
+        checkpoint_every=profile.eval_every if keep_model and not profile.grid_eval_steps else 0,
         gradient_checkpointing=bool(profile.gradient_checkpointing),
         # evaluated at fixed steps (the grid's steps axis): a constant rate after warm-up
         schedule="constant" if profile.grid_eval_steps else "cosine",

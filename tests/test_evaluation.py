@@ -9,14 +9,13 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 import llmunlearn as ul
-from llmunlearn.evaluation import (
+from llmunlearn.measurement.distance import kl_to
+from llmunlearn.measurement.memorisation import (
     exact_match_length,
-    kl_to,
-    multiple_choice_items,
-    multiple_choice_scores,
     rouge_l_f1,
     verbatim_memorisation,
 )
+from llmunlearn.measurement.utility import multiple_choice_items, multiple_choice_scores
 from llmunlearn.measurement.mia import attack_scores, auc, auc_interval, chunk_token_stats, min_k
 from llmunlearn.models import build_model
 
@@ -169,6 +168,26 @@ def test_kl_equals_the_textbook_formula_with_padding_masked(tiny):
     expected = float(per_position[scored].mean())
     assert kl_to(model, other, ds, batch_size=2) == pytest.approx(expected, rel=1e-5)
     assert kl_to(model, other, ds, batch_size=2) == pytest.approx(expected, rel=1e-5)  # cached
+
+
+def test_reference_distributions_too_large_to_keep_are_streamed_not_built(tiny, monkeypatch):
+    """The size of the reference's distributions is estimated before any is computed: over
+    the cap they are computed batch by batch (an iterator, nothing kept), and the KL is the
+    same number as when they are kept."""
+    import llmunlearn.measurement.distance as distance
+
+    model, other = (build_model(tiny, 30, seed=s).eval() for s in (0, 1))
+    ids = torch.randint(2, 30, (4, 10), generator=torch.Generator().manual_seed(4))
+    ds = datasets.Dataset.from_dict(
+        {"input_ids": ids.tolist(), "attention_mask": [[1] * 10] * 4, "labels": ids.tolist()}
+    )
+    kept = kl_to(model, other, ds, batch_size=2)
+    distance._REFERENCE_PROBS.clear()
+    monkeypatch.setattr(distance, "REFERENCE_CACHE_BYTES", 100)  # 4 x 9 x 30 x 4 bytes > 100
+    streamed = distance.reference_distributions(other, ds, 2)
+    assert not isinstance(streamed, list) and not distance._REFERENCE_PROBS
+    assert kl_to(model, other, ds, batch_size=2) == pytest.approx(kept, rel=1e-6)
+    assert not distance._REFERENCE_PROBS
 
 
 def test_multiple_choice_scores_equal_scoring_each_whole_sequence(tiny):

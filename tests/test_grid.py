@@ -374,7 +374,7 @@ def test_the_order_contrast_counts_the_steps_a_retrained_model_really_trains(tin
     the exact retrained model of each order trains when it is pre-trained."""
     import dataclasses
 
-    import llmunlearn.training.pretraining as pt
+    import llmunlearn.studies.pretraining as pt
 
     frame = ul.order_contrast(tiny, progress=False)
     assert list(frame.index) == ["late", "mixed"]
@@ -387,4 +387,4 @@ def test_the_order_contrast_counts_the_steps_a_retrained_model_really_trains(tin
         run = ul.pretrain(prof, without="github", progress=False)
         base = ul.Run(ul.home() / "pretrain" / run.summary["base"]) if run.summary["base"] else None
         trained = run.summary["steps"] - (base.summary["steps"] if base else 0)
-        assert trained == pt._retrained_steps(prof, "github")
+        assert trained == pt.retrained_steps(prof, "github")

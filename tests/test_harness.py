@@ -8,7 +8,7 @@ import llmunlearn as ul
 from llmunlearn.cli import main
 from llmunlearn.config import PROFILES
 from llmunlearn.data.corpus import chunk_documents, load_splits
-from llmunlearn.evaluation import utility_items
+from llmunlearn.measurement.utility import utility_items
 from llmunlearn.studies.utility import (
     BATTERY,
     SUITE,

@@ -178,3 +178,41 @@ def test_no_module_imports_another_module_s_private_name():
                 private = [a.name for a in node.names if a.name.startswith("_")]
                 offenders += [f"{f.relative_to(PACKAGE)}: {n} from {node.module}" for n in private]
     assert not offenders, offenders
+
+
+LAZY_IMPORTS = {
+    ("training/executor.py", "ray"): "an optional extra (pip install -e '.[ray]')",
+    ("studies/utility.py", "lm_eval"): "an optional extra (pip install -e '.[lmeval]')",
+    ("progress.py", "tqdm"): "the notebook's or the terminal's bar, chosen at call time",
+    ("runs.py", "accelerate"): "versions for provenance: runs ls and --version stay light",
+    ("runs.py", "datasets"): "versions for provenance",
+    ("runs.py", "tokenizers"): "versions for provenance",
+    ("runs.py", "torch"): "versions for provenance",
+    ("runs.py", "transformers"): "versions for provenance",
+    ("runs.py", "numpy"): "only to write a JSON of numpy values",
+    ("runs.py", "pandas"): "only for runs export",
+    ("studies/real_llm.py", "..data.sources"): "tests replace these sources at call time",
+    ("studies/real_llm.py", "..models"): "tests replace smollm2 at call time",
+}
+"""The imports a library module may make inside a function, each with its reason; every other
+import sits at the top of its module (lazy only in the package facade and the command line)."""
+
+
+def test_imports_sit_at_the_top_of_their_module():
+    found = set()
+    for f in sorted(PACKAGE.rglob("*.py")):
+        rel = f.relative_to(PACKAGE).as_posix()
+        if rel in ("cli.py", "__init__.py", "__main__.py"):
+            continue
+        tree = ast.parse(f.read_text())
+        for fn in ast.walk(tree):
+            if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for node in ast.walk(fn):
+                if isinstance(node, ast.Import):
+                    found |= {(rel, a.name.split(".")[0]) for a in node.names}
+                elif isinstance(node, ast.ImportFrom):
+                    mod = "." * node.level + (node.module or "")
+                    found.add((rel, mod if node.level else mod.split(".")[0]))
+    unexplained = sorted(found - set(LAZY_IMPORTS))
+    assert not unexplained, f"imports inside functions (move them to the top): {unexplained}"

@@ -58,7 +58,7 @@ def test_late_order_retrained_models_branch_from_a_base_that_never_saw_a_forget_
     each retrained model continue from it; the retrained model's slice holds none of its
     forget chunks and is otherwise the original's slice, in the same order."""
     from llmunlearn.data.corpus import chunk_documents, forget_documents
-    from llmunlearn.training.pretraining import _forget_ids, pretraining_tokenizer, slice_order
+    from llmunlearn.training.pretraining import forget_ids, pretraining_tokenizer, slice_order
 
     p = dataclasses.replace(tiny, pretrain_order="late", forget_insertion="omit")
     original = ul.pretrain(p, progress=False)
@@ -73,7 +73,7 @@ def test_late_order_retrained_models_branch_from_a_base_that_never_saw_a_forget_
     assert not forget & set(base["docs"])
     tok = pretraining_tokenizer(p)
     ids = list(chunk_documents(tok, pretraining_documents(p), p.chunk_len)["doc_id"])
-    order = slice_order(ids, _forget_ids(p), p, p.seed)
+    order = slice_order(ids, forget_ids(p), p, p.seed)
     left_out = {d.id for d in forget_documents(p, "github", p.design)}
     kept = [i for i in order if ids[i] not in left_out]
     assert len(kept) < len(order) and all(ids[i] in left_out for i in set(order) - set(kept))
@@ -86,7 +86,7 @@ def test_a_retrained_model_by_replacement_takes_the_original_s_steps_and_no_forg
     the retrained model never sees a forget token of its domain."""
     from llmunlearn.data.corpus import chunk_documents, forget_documents
     from llmunlearn.training.pretraining import (
-        _forget_ids,
+        forget_ids,
         pretraining_tokenizer,
         retrained_order,
         slice_order,
@@ -96,7 +96,7 @@ def test_a_retrained_model_by_replacement_takes_the_original_s_steps_and_no_forg
     tok = pretraining_tokenizer(p)
     train_set = chunk_documents(tok, pretraining_documents(p), p.chunk_len)
     ids = list(train_set["doc_id"])
-    forget = _forget_ids(p)
+    forget = forget_ids(p)
     order = slice_order(ids, forget, p, p.seed)
     removed = {d.id for d in forget_documents(p, "github", p.design)}
     new = retrained_order(order, ids, removed, forget, p, p.seed)

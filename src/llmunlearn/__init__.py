@@ -128,7 +128,7 @@ _LAZY = {
     "robustness_curves": "studies.robustness",
     "per_replicate": "studies.robustness",
     "plot_robustness_curves": "report.plotting",
-    "order_contrast": "training.pretraining",
+    "order_contrast": "studies.pretraining",
     "dose_pilot": "studies.pretraining",
     "dose_choice": "studies.pretraining",
     "plot_doses": "report.plotting",

@@ -15,6 +15,7 @@ depth, context length, steps). Chapters take a profile name plus a few overrides
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 IGNORE_INDEX = -100
@@ -557,7 +558,6 @@ def check_int(name: str, value, low: int) -> int:
 
 def check_positive(name: str, value) -> float:
     """``value`` if it is a finite number above 0, else a ``ValueError`` naming it."""
-    import math
 
     if (
         isinstance(value, bool)

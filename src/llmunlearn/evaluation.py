@@ -1,259 +1,61 @@
-"""Everything measured of one model on one domain, in one JSON (``llmunlearn evaluate``).
+"""Everything measured of one model on one domain, in one JSON (``llmunlearn evaluate``):
+this module assembles rows; each metric family is a module of :mod:`llmunlearn.measurement`,
+defined once, with its direction, and cross-checked in the tests against an independent
+computation.
 
-Each metric has one definition here, says which direction is better, and is cross-checked
-in the tests against an independent computation.
-
-- **perplexity** (:mod:`llmunlearn.measurement.metrics`): forget should rise to the target, the rest
-  stay near the original model.
-- **membership inference** (:mod:`llmunlearn.measurement.mia`): members = forget chunks, non-members
-  = approximate chunks, equally many; AUC 0.5 is ideal.
-- **verbatim memorisation**: greedy continuation of a forget chunk's first
-  ``prefix`` tokens, against its true next ``suffix`` tokens: the length of the exactly
-  matching start (lower is better after unlearning) and token ROUGE-L F1.
-- **utility**: four-way multiple choice on held-out general text: given a passage's start,
-  pick its true continuation among three continuations of other passages by
-  log-likelihood; chance is 25 %, higher is better. The same items run through
-  lm-evaluation-harness as a local task (:mod:`llmunlearn.studies.utility`), which also runs
-  standard downstream tasks for real LLMs.
-- **distance to the exact retrained model**: mean next-token KL(retrained || model) on
-  held-out text (approximate + general evaluation; lower is better) and the MIA AUC gap
+- **perplexity** (:mod:`llmunlearn.measurement.metrics`): forget should rise to the target,
+  the rest stay near the original model.
+- **membership inference** (:mod:`llmunlearn.measurement.mia`): members = forget chunks,
+  non-members = approximate chunks; AUC 0.5 is ideal.
+- **verbatim memorisation** (:mod:`llmunlearn.measurement.memorisation`): exact-match length
+  and ROUGE-L of greedy continuations of forget chunks (lower is better after unlearning).
+- **utility** (:mod:`llmunlearn.measurement.utility`): four-way multiple choice on held-out
+  general text (chance 25 %, higher is better).
+- **distance to the exact retrained model** (:mod:`llmunlearn.measurement.distance`): mean
+  next-token KL(retrained || model) on held-out text (lower is better) and the MIA AUC gap
   (model minus retrained; 0 is ideal, as MUSE's PrivLeak).
 """
 
 from __future__ import annotations
 
 import math
-import random
 from pathlib import Path
 
 import numpy as np
 import torch
+from datasets import concatenate_datasets
 
-from .config import DOMAINS, TENSOR_COLUMNS, Profile, check_choice, pretrain_config
-from .core import IGNORE_INDEX, autocast_for, evaluated, length_sorted_batches, token_nll
-from .data.corpus import chunk_texts, domain_chunks, fixed_sample, sample_indices, source_id
+from .config import DOMAINS, Profile, check_choice, pretrain_config
+from .data.corpus import (
+    HELDOUT,
+    chunk_texts,
+    domain_chunks,
+    fixed_sample,
+    sample_indices,
+    source_id,
+)
+from .measurement.distance import kl_to
+from .measurement.memorisation import verbatim_memorisation
 from .measurement.metrics import perplexity
+from .measurement.utility import multiple_choice_accuracy, utility_items
 from .measurement.mia import (
     LOW_FPRS,
     attack_scores,
     auc,
     chunk_token_stats,
     cluster_auc_interval,
+    cluster_ratio_interval,
     mia_report,
     min_k,
     roc_points,
     tpr_at_fpr,
 )
-from .training.pretraining import load_original
+from .models import check_checkpoint, check_context, load_model, weights_digest
 from .runs import Run
-
+from .training.pretraining import load_original, pretrain_zoo
 
 ROC_ATTACK = "min_k@0.3"
 """The attack whose ROC curve is kept (the paper's Min-K% at its smallest k)."""
-
-
-def rouge_l_f1(candidate: list, reference: list) -> float:
-    """Token-level ROUGE-L F1 (longest common subsequence). Written here because the
-    ``rouge-score`` package splits English words and would mangle source code."""
-    if not candidate or not reference:
-        return 0.0
-    prev = [0] * (len(reference) + 1)
-    for c in candidate:
-        cur = [0]
-        for j, r in enumerate(reference):
-            cur.append(prev[j] + 1 if c == r else max(prev[j + 1], cur[j]))
-        prev = cur
-    lcs = prev[-1]
-    if lcs == 0:
-        return 0.0
-    p, r = lcs / len(candidate), lcs / len(reference)
-    return 2 * p * r / (p + r)
-
-
-def exact_match_length(candidate: list, reference: list) -> int:
-    """How many leading tokens of ``candidate`` equal ``reference``'s."""
-    n = 0
-    for c, r in zip(candidate, reference):
-        if c != r:
-            break
-        n += 1
-    return n
-
-
-@evaluated
-def verbatim_memorisation(model, chunks, prefix: int, suffix: int, limit: int = 64) -> dict:
-    """Greedy continuation of forget-chunk prefixes against the true suffix (chunks with
-    at least ``prefix + suffix`` real tokens, at most ``limit`` of them)."""
-    ds = chunks.with_format("torch", columns=TENSOR_COLUMNS)
-    rows = [r for r in ds if int(r["attention_mask"].sum()) >= prefix + suffix][:limit]
-    if not rows:
-        raise ValueError(f"no chunk has {prefix} + {suffix} real tokens")
-    device = next(model.parameters()).device
-    ids = torch.stack([r["input_ids"][:prefix] for r in rows]).to(device)
-    out = model.generate(
-        ids,
-        attention_mask=torch.ones_like(ids),
-        max_new_tokens=suffix,
-        min_new_tokens=suffix,
-        do_sample=False,
-        pad_token_id=model.config.pad_token_id,
-    )
-    gen = out[:, prefix:].tolist()
-    true = [r["input_ids"][prefix : prefix + suffix].tolist() for r in rows]
-    em = [exact_match_length(g, t) for g, t in zip(gen, true)]
-    rl = [rouge_l_f1(g, t) for g, t in zip(gen, true)]
-    return {
-        "exact_match_tokens": float(np.mean(em)),
-        "rouge_l": float(np.mean(rl)),
-        "n": len(rows),
-        "prefix": prefix,
-        "suffix": suffix,
-    }
-
-
-def multiple_choice_items(chunks, context: int, continuation: int, n_items: int, seed: int):
-    """Items from held-out chunks: (context ids, [4 continuations], index of the true one)."""
-    ds = chunks.with_format("torch", columns=TENSOR_COLUMNS)
-    usable = [
-        r["input_ids"] for r in ds if int(r["attention_mask"].sum()) >= context + continuation
-    ]
-    if len(usable) < 4:
-        raise ValueError(
-            f"need at least 4 chunks of {context + continuation} tokens for the "
-            f"multiple-choice battery, found {len(usable)}"
-        )
-    rng = random.Random(seed)
-    items = []
-    for i in range(min(n_items, len(usable))):
-        others = rng.sample([j for j in range(len(usable)) if j != i], 3)
-        options = [usable[i][context : context + continuation]] + [
-            usable[j][context : context + continuation] for j in others
-        ]
-        order = list(range(4))
-        rng.shuffle(order)
-        items.append((usable[i][:context], [options[k] for k in order], order.index(0)))
-    return items
-
-
-def utility_items(profile, general) -> list:
-    """The utility battery of ``profile``: up to 100 items from the held-out
-    ``general`` chunks, context = half a chunk, continuations of 16 tokens (fewer for
-    chunks under 32 tokens). :mod:`llmunlearn.studies.utility` writes the same items as an
-    lm-evaluation-harness task."""
-    half = profile.chunk_len // 2
-    return multiple_choice_items(
-        general, context=half, continuation=min(16, half), n_items=100, seed=profile.seed
-    )
-
-
-@evaluated
-def multiple_choice_scores(model, items, batch_size: int = 64) -> torch.Tensor:
-    """Total log-likelihood of each item's continuations given its context, ``[n, 4]``.
-
-    An item's continuations share its context, so the context is read once: a batch of
-    items (same context and continuation lengths, ``batch_size`` at a time) goes through
-    the model with its key-value cache kept, and each continuation is scored from that
-    cache (the context's last position predicts a continuation's first token). For the
-    battery that is 64 + 4 x 16 tokens per item instead of 4 x 80."""
-    from transformers import DynamicCache
-
-    device = next(model.parameters()).device
-    n_options = max((len(options) for _, options, _ in items), default=0)
-    scores = torch.empty(len(items), n_options)
-    groups: dict = {}
-    for i, (ctx, options, _) in enumerate(items):
-        groups.setdefault((len(ctx), tuple(len(o) for o in options)), []).append(i)
-    for members in groups.values():
-        for start in range(0, len(members), batch_size):
-            part = members[start : start + batch_size]
-            cache = DynamicCache(config=model.config)
-            ctx = torch.stack([items[i][0] for i in part]).to(device)
-            last = torch.log_softmax(
-                model(input_ids=ctx, past_key_values=cache, use_cache=True).logits[:, -1].float(),
-                -1,
-            )
-            for j in range(n_options):
-                opt = torch.stack([items[i][1][j] for i in part]).to(device)
-                first = last.gather(1, opt[:, :1]).squeeze(1)
-                rest = 0.0
-                if opt.size(1) > 1:
-                    logits = model(input_ids=opt, past_key_values=cache, use_cache=True).logits
-                    rest = -token_nll(logits, opt)[0].sum(1)
-                    cache.crop(-opt.size(1))  # back to the context alone for the next option
-                for i, total in zip(part, (first + rest).cpu()):
-                    scores[i, j] = total
-    return scores
-
-
-def multiple_choice_accuracy(model, items) -> dict:
-    """Share of items whose true continuation has the highest total log-likelihood."""
-    picked = multiple_choice_scores(model, items).argmax(1)
-    correct = sum(int(p) == answer for p, (_, _, answer) in zip(picked, items))
-    return {"accuracy": correct / len(items), "chance": 0.25, "n": len(items)}
-
-
-_REFERENCE_PROBS: dict = {}
-REFERENCE_CACHE_BYTES = 2**30
-"""Most memory the reference model's next-token distributions may take to be kept for
-the process (the ``cpu`` profile's held-out set needs about 270 MB)."""
-
-
-def reference_distributions(reference, chunks, batch_size: int = 32):
-    """The reference model's next-token distribution on ``chunks``, per batch: ``(p,
-    sum p log p)`` with ``p`` ``[B, T-1, V]``. Every model of a domain is compared with
-    the same reference on the same chunks, so they are kept for the process when their
-    size, estimated *before* any is computed (chunks x positions x vocabulary x 4 bytes),
-    fits in :data:`REFERENCE_CACHE_BYTES` (one reference at a time); otherwise an iterator
-    computes them batch by batch and holds none (at gpu sizes they would take about
-    15 GB)."""
-    key = (getattr(reference, "name_or_path", None) or id(reference), chunks._fingerprint)
-    if key in _REFERENCE_PROBS:
-        return _REFERENCE_PROBS[key]
-    vocab = reference.get_output_embeddings().weight.shape[0]
-    width = len(chunks[0]["input_ids"]) if len(chunks) else 0
-    batches = _reference_batches(reference, chunks, batch_size)
-    if len(chunks) * max(width - 1, 0) * vocab * 4 > REFERENCE_CACHE_BYTES:
-        return batches
-    out = list(batches)
-    _REFERENCE_PROBS.clear()
-    _REFERENCE_PROBS[key] = out
-    return out
-
-
-def _reference_batches(reference, chunks, batch_size: int):
-    device = next(reference.parameters()).device
-    for _, b in length_sorted_batches(chunks, batch_size, device):
-        with torch.inference_mode(), autocast_for(device):
-            logits = reference(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
-        logp = torch.log_softmax(logits[:, :-1].float(), -1)
-        p = logp.exp()
-        yield p, (p * logp).sum(-1)
-
-
-@evaluated
-def kl_to(model, reference, chunks, batch_size: int = 32) -> float:
-    """Mean over scored positions of KL(p_reference || p_model) for the next token.
-
-    With ``z`` the model's logits, ``log p_model = z - logsumexp(z)`` and ``sum p_ref =
-    1``, so ``KL = sum p_ref log p_ref - p_ref . z + logsumexp(z)``: the reference's part
-    comes from :func:`reference_distributions`, and the model's log-softmax is never
-    materialised."""
-    device = next(model.parameters()).device
-    reference = reference_distributions(reference, chunks, batch_size)
-    total, weight = 0.0, 0
-    for (p_ref, neg_entropy), (_, b) in zip(
-        reference, length_sorted_batches(chunks, batch_size, device)
-    ):
-        mask = b["labels"][:, 1:] != IGNORE_INDEX
-        z = (
-            model(input_ids=b["input_ids"], attention_mask=b["attention_mask"])
-            .logits[:, :-1]
-            .float()
-        )
-        kl = neg_entropy - (p_ref * z).sum(-1) + torch.logsumexp(z, -1)
-        total += float((kl * mask).sum())
-        weight += int(mask.sum())
-    return total / max(weight, 1)
 
 
 def mia_indices(n_forget: int, n_approximate: int, seed: int = 0):
@@ -344,8 +146,6 @@ def evaluate_model(
     )
     out["utility"] = multiple_choice_accuracy(model, utility_items(profile, sets["general"]))
     if "retrained" in references:
-        from datasets import concatenate_datasets
-
         held_out = concatenate_datasets([sets["approximate"], sets["general"]])
         out["to_retrained"] = {"kl": kl_to(model, references["retrained"], held_out)}
     return out
@@ -361,7 +161,6 @@ def evaluation_sets(profile: Profile, chunks: dict, general: dict) -> dict:
     ``eval_chunks`` chunks of the *held-out* retain chunks (``retain``: the retain
     documents no method trains on, where the profile holds some out; else the retain
     split) and of general/evaluation (``general``)."""
-    from .data.corpus import HELDOUT
 
     sampled = {
         "retain": chunks.get(HELDOUT, chunks.get("retain")),
@@ -451,7 +250,6 @@ def utility_intervals(row: dict, reference: dict, seed: int = 0) -> dict:
     perplexity ratio ``row`` / ``reference`` (two :func:`evaluation_row` of the same
     chunks; ``reference`` evaluated with ``intervals``) on each utility set both hold
     (:func:`~llmunlearn.measurement.mia.cluster_ratio_interval`)."""
-    from .measurement.mia import cluster_ratio_interval
 
     out = {}
     for split in UTILITY_SETS:
@@ -497,7 +295,6 @@ def evaluate_reference(profile: Profile, domain: str, model_run: Run) -> dict:
     """:func:`evaluation_row` of a model of the zoo (original, retrained) on ``domain``'s
     evaluation sets, the same chunks the unlearning runs are evaluated on (cached). The
     original model's row is every unlearning run's step 0."""
-    import torch
 
     run = Run.create(
         "evaluate",
@@ -526,7 +323,6 @@ def evaluate_membership(profile: Profile, domain: str, model_run: Run) -> dict:
     and approximate chunks only (every chunk of both), cached per model: what the
     membership rules read of a model no other table needs (its Min-K% scores, their source
     documents, ``auc_all``)."""
-    import torch
 
     run = Run.create(
         "evaluate",
@@ -564,9 +360,6 @@ def _zoo_model(run: Run):
 def load_folder(profile: Profile, domain: str, model_path):
     """The model and tokenizer in ``model_path`` (checked against the profile's context)
     and ``domain``'s splits and the general splits chunked with that tokenizer."""
-    import torch
-
-    from .models import check_context, load_model
 
     torch.set_num_threads(profile.threads)
     model, tokenizer = load_model(model_path)
@@ -590,10 +383,6 @@ def evaluate_folder(
     selected step, a zoo model's :func:`evaluate_reference`), whose perplexities are taken
     instead of computed again. Returns the evaluation :class:`Run`; its ``summary`` holds
     the metrics."""
-
-    from .training.pretraining import pretrain_zoo
-
-    from .models import check_checkpoint, weights_digest
 
     check_choice("domain", domain, DOMAINS)
     model_path = check_checkpoint(Path(model_path).resolve())  # before anything is written

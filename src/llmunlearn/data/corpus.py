@@ -33,11 +33,16 @@ consecutive non-overlapping chunks of ``chunk_len`` tokens, chunks under
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import random
+import time
 import warnings
 from pathlib import Path
+
+import datasets
+import pandas as pd
 
 from ..config import (
     DESIGNS,
@@ -173,7 +178,6 @@ def document_bounds(profile: Profile, domain: str) -> Profile:
     whole documents within ``general_doc_chars`` when the profile sets them (it is never
     unlearned, and the utility battery reads half-chunk contexts from it); the unlearning
     domains' documents are cut and bounded as the profile says."""
-    import dataclasses
 
     if domain != "general" or profile.general_doc_chars is None:
         return profile
@@ -466,7 +470,6 @@ def build_corpus(profile: Profile, domains=ALL_DOMAINS, progress=print) -> Path:
     fetched is recorded under ``errors`` and the other domains still build; the function
     then raises :class:`SourceUnavailable` after writing the manifest.
     """
-    import time
 
     manifest = {"profile": profile.name, "domains": {}, "errors": {}}
     for domain in domains:
@@ -508,7 +511,6 @@ def hub_documents(domain: str, split: str, repo: str = HUB_DATASET) -> list[Docu
     text column is ``content``; it is renamed to ``text`` as everywhere else. The paper
     released no books config.
     """
-    import datasets
 
     if domain == "books":
         raise ValueError(
@@ -544,7 +546,6 @@ def chunk_documents(tokenizer, docs: list[Document], chunk_len: int):
     Returns a ``datasets.Dataset`` with ``input_ids``, ``attention_mask``, ``labels``
     (``[chunk_len]`` each, right-padded; labels ``-100`` on padding) and ``doc_id``.
     """
-    import datasets
 
     if tokenizer.pad_token_id is None:
         raise ValueError("the tokenizer has no pad token; set tokenizer.pad_token first")
@@ -566,7 +567,6 @@ def document_table(profile: Profile, tokenizer):
     """One row per document of every domain and split (both designs, keys of
     :func:`split_budgets`): domain, split, id, group, source, licence, characters, tokens
     and chunks (as :func:`chunk_documents` cuts them)."""
-    import pandas as pd
 
     rows = []
     for domain in ALL_DOMAINS:

@@ -27,7 +27,12 @@ import json
 import random
 from pathlib import Path
 
+import datasets
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from ..runs import config_hash, home
+from .corpus import manifest_rows
 from .sources import Document
 
 OWN_DOMAIN = "github"
@@ -122,7 +127,6 @@ def _text_column(ds, where: str, name: str) -> list[str]:
 
 
 def _from_datasets(p: Path, name: str) -> list[Document]:
-    import datasets
 
     ds = datasets.load_from_disk(str(p))
     if isinstance(ds, datasets.DatasetDict):
@@ -136,7 +140,6 @@ def _from_datasets(p: Path, name: str) -> list[Document]:
 
 
 def _from_hub(repo: str, name: str) -> list[Document]:
-    import datasets
 
     repo_id, _, split = repo.partition(":")
     ds = datasets.load_dataset(repo_id, split=split or "train")
@@ -195,10 +198,6 @@ def write_hub_layout(prefix: str, splits: dict[str, list[Document]], manifest: d
     split (column ``text``; ``content`` in the general config, as the paper's dataset), a
     ``README.md`` naming the configs, and ``manifest.json`` (``manifest`` plus one row per
     document). Built once: written to a ``.partial`` folder and renamed when whole."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from .corpus import manifest_rows
 
     key = config_hash({k: [d.sha256 for d in v] for k, v in splits.items()})
     root = home() / "datasets" / f"{prefix}-{key}"

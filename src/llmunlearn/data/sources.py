@@ -19,16 +19,21 @@ from __future__ import annotations
 import bz2
 import gzip
 import hashlib
+import json
 import platform
 import re
 import shutil
 import subprocess
 import sys
 import sysconfig
+import urllib.request
 import warnings
+import xml.etree.ElementTree as ET
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+
+import rdata
 
 from ..runs import home
 
@@ -405,7 +410,6 @@ def r_vignettes(packages=ARXIV_PACKAGES) -> list[Document]:
 # -------------------------------------------------------------------------- books --
 def _r_lazyload(base: Path) -> dict:
     """Objects of an R lazy-load database (``base.rdx`` + ``base.rdb``) without R."""
-    import rdata
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -601,7 +605,6 @@ def wikipedia_sample() -> list[Document]:
     dumps = sorted((root / "gensim/test/test_data").glob("enwiki-*.bz2"))
     if not dumps:
         raise SourceUnavailable(f"{GENSIM} has no enwiki-*.bz2 test file")
-    import xml.etree.ElementTree as ET
 
     docs = []
     for dump in dumps:
@@ -693,8 +696,6 @@ PYPI_JSON = "https://pypi.org/pypi/{name}/json"
 def pypi_dates(name: str, version: str) -> dict[str, str]:
     """Upload dates (ISO, UTC) from PyPI: the project's first file ever (``first_release``)
     and the first file of ``version`` (``version_release``)."""
-    import json
-    import urllib.request
 
     url = PYPI_JSON.format(name=name)
     try:

@@ -29,8 +29,15 @@ from __future__ import annotations
 import zlib
 
 import numpy as np
+from scipy.stats import bootstrap, mannwhitneyu
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_curve
+from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
+from sklearn.pipeline import make_pipeline
 
 from ..core import batch_token_stats  # noqa: F401  (the per-batch half, beside the loss)
+from .metrics import perplexity
 
 K_VALUES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 1.0)
 """Min-K% fractions (the paper used 0.3-0.6 and 1.0)."""
@@ -40,7 +47,6 @@ def chunk_token_stats(model, chunks, batch_size: int = 32) -> list[dict]:
     """Per chunk: token log-probabilities, Min-K%++ standardised values and mean NLL
     (:func:`~llmunlearn.core.batch_token_stats` of each batch, from :func:`llmunlearn.measurement.metrics.perplexity`'s
     forward pass)."""
-    from .metrics import perplexity
 
     return perplexity(model, chunks, batch_size, token_stats=True)["token_stats"]
 
@@ -73,7 +79,6 @@ def attack_scores(
 def auc(members: np.ndarray, non_members: np.ndarray) -> float:
     """P(score of a member > score of a non-member), ties counting half: the ROC AUC,
     computed from the Mann-Whitney U statistic (scipy). The sets may differ in size."""
-    from scipy.stats import mannwhitneyu
 
     members, non_members = np.asarray(members, float), np.asarray(non_members, float)
     if len(members) == 0 or len(non_members) == 0:
@@ -90,7 +95,6 @@ def auc_interval(
 ) -> tuple[float, float]:
     """Percentile bootstrap interval of :func:`auc`, resampling members and non-members
     independently (``scipy.stats.bootstrap``)."""
-    from scipy.stats import bootstrap
 
     def pairwise_auc(m, n, axis=-1):  # vectorised over resamples: P(m > n) + P(m = n) / 2
         m, n = np.moveaxis(m, axis, -1)[..., :, None], np.moveaxis(n, axis, -1)[..., None, :]
@@ -204,7 +208,6 @@ def mia_report(member_scores: dict, non_member_scores: dict, intervals: bool = T
 
 def roc_points(members, non_members) -> tuple[np.ndarray, np.ndarray]:
     """False- and true-positive rates of the ROC curve (``sklearn.metrics.roc_curve``)."""
-    from sklearn.metrics import roc_curve
 
     y = np.r_[np.ones(len(members)), np.zeros(len(non_members))]
     fpr, tpr, _ = roc_curve(y, np.r_[members, non_members])
@@ -220,7 +223,6 @@ def tpr_at_fpr(members, non_members, fpr: float) -> dict:
     ``fpr`` (``sklearn.metrics.roc_curve``). Non-members resolve false-positive rates in
     steps of 1 / their count: below that the smallest resolvable rate is used instead, and
     ``fpr`` in the result says which rate was reached (``asked`` what was asked)."""
-    from sklearn.metrics import roc_curve
 
     if not 0 < fpr < 1:
         raise ValueError(f"a false-positive rate must lie in (0, 1), got {fpr!r}")
@@ -252,10 +254,6 @@ def blind_baseline(
     (:func:`cluster_auc_interval`), the true-positive rates at :data:`LOW_FPRS` and
     ``folds``. ``folds`` must be at least 2 and at most the documents on the smaller
     side; anything else is a ``ValueError`` naming it, before anything is fitted."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
-    from sklearn.pipeline import make_pipeline
 
     docs = min(len(set(member_groups)), len(set(non_member_groups)))
     if isinstance(folds, bool) or not isinstance(folds, int) or not 2 <= folds <= docs:

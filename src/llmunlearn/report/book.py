@@ -10,18 +10,28 @@ source are unchanged, so a rebuild with nothing changed takes seconds.
 from __future__ import annotations
 
 import hashlib
+import html
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tarfile
+import tempfile
 import time
+import warnings
 from pathlib import Path
 
+import nbformat
+import pandas as pd
+import papermill
 import yaml
+from IPython.display import HTML, display
+from myst_nb import glue as myst_glue
+from traitlets.config import Config
 
 from ..config import check_choice, get_profile
-from ..runs import PROJECT_ROOT, allocator_env
+from ..runs import PROJECT_ROOT, allocator_env, write_json
 
 BOOK_FILES = ("_config.yml", "_toc.yml")
 LIBRARY = Path(__file__).resolve().parents[1]  # the package, above report/
@@ -127,15 +137,12 @@ def execute(src: Path, dst: Path, parameters: dict, key: str, title: str | None 
     Returns True if it ran, False if reused. Raises :class:`ChapterFailed` on a failing
     cell (papermill stops there; the failed notebook is kept at ``dst`` to inspect).
     """
-    import nbformat
-    import papermill
 
     if dst.exists():
         meta = nbformat.read(dst, as_version=4).metadata.get("llmunlearn", {})
         if meta.get("key") == key:
             return False
     dst.parent.mkdir(parents=True, exist_ok=True)
-    from traitlets.config import Config
 
     # The kernel runs this interpreter (the venv's), whatever "python" is on PATH, with
     # the allocator settings of every process the tool starts and KERNEL_ENV.
@@ -297,11 +304,6 @@ def mathjax(fetch: bool = False) -> Path | None:
     with ``npm pack`` and records the tarball's sha256 beside it; a build only reads it.
     None, with a warning (the pages then load MathJax from its CDN), when it is not
     there, or with ``fetch`` when npm is missing or the registry cannot be reached."""
-    import tarfile
-    import tempfile
-    import warnings
-
-    from ..runs import write_json
 
     target = Path(sys.prefix) / "share" / "llmunlearn" / MATHJAX.replace("@", "-")
     if (target / "es5" / "tex-chtml.js").exists():
@@ -367,10 +369,6 @@ def offer_csv(frame, name: str, label: str | None = None) -> Path:
     to it (the numbers behind a table, to take home; the built book serves the file
     beside the page). ``name``: lower-case letters, digits, ``-``, ``_`` and ``.``.
     Returns the file's path."""
-    import html
-
-    from IPython.display import HTML, display
-
     if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9][a-z0-9_.-]*", name):
         raise ValueError(
             f"a table's file name must be lower-case letters, digits, '-', '_' or '.'; got {name!r}"
@@ -456,7 +454,6 @@ def _serve_mathjax(stage: Path) -> None:
 def glue(name: str, value) -> None:
     """``myst_nb.glue`` for chapters: stores ``value`` (numpy scalars as plain Python
     numbers, so that format specs like ``:.2f`` work) without displaying it."""
-    from myst_nb import glue as myst_glue
 
     if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
         value = value.item()
@@ -466,8 +463,6 @@ def glue(name: str, value) -> None:
 def build_status(profile: str, root: Path = PROJECT_ROOT):
     """Chapters executed for ``profile`` so far: parameters, start time and execution time
     from papermill's record in each staged notebook (a ``pandas.DataFrame``)."""
-    import nbformat
-    import pandas as pd
 
     stage = root / "_build" / profile
     rows = []
@@ -505,8 +500,6 @@ def claims_html(claims) -> str:
     decided it, the chapter), with the criterion and the per-domain decisions folded beneath
     it (HTML ``<details>``): a reader takes the verdicts in at a glance and opens a row for
     its rule."""
-    import html
-
     out = ['<div class="llmunlearn-claims">']
     for r in claims.to_dict("records"):
         page = CHAPTER_PAGES.get(r["chapter"], f"{r['chapter']}.html")

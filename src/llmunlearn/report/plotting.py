@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 import seaborn as sns
+from matplotlib.colors import ListedColormap
+from matplotlib.patches import Patch
 
 from ..measurement.metrics import metric
+from ..studies.retraining import EQUIVALENCE_BAND
+from ..studies.robustness import robustness_curves, rule_columns, utility_costs
+from .results import zoo_frame
 
 
 def _done(fig):
@@ -91,7 +98,6 @@ def _split_palette(splits) -> dict:
 
 def plot_loss_curves(zoo):
     """Training loss against tokens seen for every model of the zoo."""
-    import pandas as pd
 
     sns.set_theme(style="whitegrid")
     frame = pd.DataFrame(
@@ -113,7 +119,6 @@ def plot_zoo_perplexity(zoo):
     the original model, that domain and design's exact retrained model and the second
     seed (``zoo`` from :func:`~llmunlearn.training.pretraining.full_zoo`): the memorisation gap
     and how retraining closes it."""
-    from .results import zoo_frame
 
     sns.set_theme(style="whitegrid")
     frame = zoo_frame(zoo)
@@ -157,7 +162,6 @@ def plot_ground_truth(table):
     fig, axes = plt.subplots(1, 2, figsize=(10.0, 0.5 * len(t) + 1.6), sharey=True)
     colours = {"matched": "#1f77b4", "shifted": "#ff7f0e"}
     auc = "retrained AUC min_k@0.3"
-    from ..studies.retraining import EQUIVALENCE_BAND
 
     axes[0].axvspan(1 / EQUIVALENCE_BAND, EQUIVALENCE_BAND, color="grey", alpha=0.15, lw=0)
     axes[0].axvline(1, color="black", lw=1)
@@ -308,7 +312,6 @@ def plot_roc(evaluations, models=("original", "retrained", "ga_gd_in")):
 
 def plot_k_sensitivity(frame, models=("original", "retrained", "ga", "ga_gd_in")):
     """Min-K% AUC against k, per domain, for a few models."""
-    import pandas as pd
 
     sns.set_theme(style="whitegrid")
     cols = [c for c in frame if c.startswith("min_k@") and c.endswith("|auc")]
@@ -336,7 +339,6 @@ def plot_k_sensitivity(frame, models=("original", "retrained", "ga", "ga_gd_in")
 
 def plot_cost(costs):
     """FLOPs of every pre-training and unlearning run (log scale)."""
-    import pandas as pd
 
     sns.set_theme(style="whitegrid")
     frame = costs.copy()
@@ -389,9 +391,6 @@ def grid_states(frame):
     :func:`llmunlearn.studies.robustness.grid_frame` (the referee's rule,
     :func:`~llmunlearn.studies.robustness.rule_columns`: forget reached and membership
     equivalent, utility within the tolerance; the paper's view where there is no referee)."""
-    import numpy as np
-
-    from ..studies.robustness import rule_columns
 
     f = frame if "kept" in frame else rule_columns(frame)
     if "forget_ok" in f:
@@ -413,9 +412,6 @@ def plot_grid(frame, domain: str, seed: int | None = None):
     its state (one shared legend); the number in a cell is its forget perplexity over the
     exact retrained model's (over the approximate target where there is none). "Target"
     in the legend is the band around that reference."""
-    import numpy as np
-    from matplotlib.colors import ListedColormap
-    from matplotlib.patches import Patch
 
     f = frame[(frame["domain"] == domain) & (frame["step"] > 0)]
     f = f[f["method"] != "retrained"]
@@ -523,7 +519,6 @@ def plot_robustness_curves(frame, domain: str):
     """The robustness curve of every method (AdamW) on ``domain``, first replicate: the
     share of learning rates whose utility cost at the retrained model's forget perplexity
     stays under each tolerance; the exact retrained model dashed."""
-    from ..studies.robustness import robustness_curves, utility_costs
 
     sns.set_theme(style="whitegrid")
     curves = robustness_curves(utility_costs(frame[frame["domain"] == domain]))
@@ -685,7 +680,6 @@ def plot_doses(frame, margin: float | None = None):
     memorisation gap M against the dose per domain; right, the original's Min-K% AUC minus
     its exact retrained model's (paired, 95 % interval over source documents), with 0 and
     the equivalence ``margin`` marked."""
-    import numpy as np
 
     f = frame.reset_index()
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ..data.corpus import source_id
+from ..measurement.metrics import metric
 from ..runs import Run
 
 
@@ -159,7 +161,6 @@ def split_groups(documents: pd.DataFrame, top: int = 4) -> pd.DataFrame:
     the source documents they were cut from (the same number when the profile keeps whole
     documents), groups, the largest group's share of the split's characters, and the
     ``top`` groups by characters (what a split is made of, not just how big it is)."""
-    from ..data.corpus import source_id
 
     rows = []
     for (domain, split), g in documents.groupby(["domain", "split"], sort=False):
@@ -308,7 +309,6 @@ def metric_guide(columns) -> pd.DataFrame:
     """For the metric columns among ``columns`` (a frame's, or names): each one's label and
     which direction is better, from the registry (:data:`llmunlearn.measurement.metrics.METRICS`).
     Columns that are not metrics (domain, model, step, interval bounds) are left out."""
-    from ..measurement.metrics import metric
 
     rows = []
     for c in columns:

@@ -29,9 +29,12 @@ The rules, in the order a verdict meets them:
 from __future__ import annotations
 
 import math
+import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from scipy import stats
 
 from ..config import DEFAULT_DOSES, DOMAINS, check_doses, check_positive  # noqa: F401
@@ -408,10 +411,6 @@ def threshold_table():
     """Every decision constant of this module with its value and the commit that last
     changed its line (``git log -G``; "not in git" outside a checkout): the status page's
     table, so that a threshold moved after results is visible."""
-    import subprocess
-    from pathlib import Path
-
-    import pandas as pd
 
     here = Path(__file__)
     rows = []

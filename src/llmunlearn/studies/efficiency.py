@@ -28,18 +28,35 @@ The report is one JSON file; its path is the last line printed.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 import os
+import pickle
+import subprocess
+import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
+import datasets
 import pandas as pd
 import torch
+from transformers import Trainer, TrainerCallback, TrainingArguments
 
-from ..config import Profile
-from ..runs import Run
+from ..config import TENSOR_COLUMNS, Profile
+from ..core import nll_loss
+from ..data.corpus import chunk_documents, domain_chunks, pretraining_documents
+from ..evaluation import evaluate_model, evaluation_row, evaluation_sets
+from ..measurement.metrics import perplexity
+from ..models import build_model, load_model, n_params, runtime
+from ..runs import Run, home, provenance, use_home, write_json
+from ..training.loop import TrainConfig, train, training_flops
+from ..training.pretraining import load_original, pretrain, pretraining_tokenizer
+from ..unlearning.methods import get_method, resolve_hparams
+from ..unlearning.runner import eval_points, unlearn
+from .plan import DEVICES, plan
 
 BENCH_METHODS = ("ga", "ga_gd_in", "ga_kl_in")
 
@@ -87,9 +104,6 @@ def _steady_rate(times: list[float], tokens: list[int]) -> float:
 def _setup(profile: Profile, original, domain: str, method: str):
     """What both engines start from: the original model, the method, its data streams,
     the frozen reference model (if the method reads one) and its hyper-parameters."""
-    from ..unlearning.methods import get_method, resolve_hparams
-    from ..training.pretraining import load_original
-    from ..data.corpus import domain_chunks
 
     model, tokenizer = load_original(original)
     spec = get_method(method)
@@ -106,7 +120,6 @@ def _setup(profile: Profile, original, domain: str, method: str):
 
 def ours_unlearn(profile, original, domain, method, steps) -> dict:
     """Our runner (:func:`llmunlearn.training.loop.train`) on ``method`` for ``steps`` steps."""
-    from ..training.loop import TrainConfig, train
 
     model, spec, streams, ref, hp = _setup(profile, original, domain, method)
     cfg = TrainConfig(
@@ -136,9 +149,6 @@ def _trainer_parts(rows: dict, n: int, spec, ref, hp):
     """The method as a ``Trainer`` sees it: a dataset whose item i is chunk i of every
     stream (``rows``, torch-formatted), its collate function, and a ``Trainer`` subclass
     whose ``compute_loss`` is the method's loss."""
-    from transformers import Trainer
-
-    from ..config import TENSOR_COLUMNS
 
     class Paired(torch.utils.data.Dataset):
         def __len__(self):
@@ -164,9 +174,6 @@ def _trainer_parts(rows: dict, n: int, spec, ref, hp):
 def trainer_unlearn(profile, original, domain, method, steps) -> dict:
     """The same method as a ``transformers.Trainer`` subclass whose ``compute_loss`` is
     the method's loss, on the same chunks in the same batch."""
-    from transformers import TrainerCallback, TrainingArguments
-
-    from ..config import TENSOR_COLUMNS
 
     model, spec, streams, ref, hp = _setup(profile, original, domain, method)
     n = steps * profile.unlearn_batch
@@ -223,11 +230,6 @@ def trainer_unlearn(profile, original, domain, method, steps) -> dict:
 def eval_throughput(profile, original, domain) -> dict:
     """Our batched :func:`~llmunlearn.measurement.metrics.perplexity` against a one-chunk loop, on
     the domain's evaluation sets."""
-    from ..measurement.metrics import perplexity
-    from ..training.pretraining import load_original
-    from ..config import TENSOR_COLUMNS
-    from ..data.corpus import domain_chunks
-    from ..evaluation import evaluation_sets
 
     model, tokenizer = load_original(original)
     model.eval()
@@ -260,10 +262,6 @@ def full_evaluation(profile, original, domain) -> dict:
     metric of the privacy and utility chapters) of the original model, with the original
     as both references: the first call computes the references' statistics, the second
     reads them from the process's cache, as every later model of a domain does."""
-    from ..evaluation import evaluate_model
-    from ..training.pretraining import load_original
-    from ..data.corpus import domain_chunks
-    from ..evaluation import evaluation_sets
 
     model, tokenizer = load_original(original)
     model.eval()
@@ -300,11 +298,6 @@ def matmul_peak(threads: int, n: int = 2048, repeats: int = 5) -> float:
 def pretrain_throughput(profile, steps: int) -> dict:
     """Pre-training tokens/s of a fresh model of the profile on the pre-training chunks,
     and its FLOP/s by the 6 N rule."""
-    from ..core import nll_loss
-    from ..data.corpus import chunk_documents, pretraining_documents
-    from ..models import build_model, n_params
-    from ..training.pretraining import pretraining_tokenizer
-    from ..training.loop import TrainConfig, train
 
     tokenizer = pretraining_tokenizer(profile)
     train_set = chunk_documents(tokenizer, pretraining_documents(profile), profile.chunk_len)
@@ -336,7 +329,6 @@ def pretrain_throughput(profile, steps: int) -> dict:
 def unlearning_breakdown(profile, domain: str, method: str = "ga") -> dict:
     """A fresh unlearning run at the profile's budget, in a scratch home that links the
     real zoo and data (nothing is recomputed but the run): where its time goes."""
-    from ..unlearning.runner import unlearn
 
     with _scratch_home():
         t0 = time.perf_counter()
@@ -365,7 +357,6 @@ def unlearning_breakdown(profile, domain: str, method: str = "ga") -> dict:
 def _scratch_home():
     """A fresh home that links the real one's zoo and data: a run there is computed
     again, nothing else is."""
-    from ..runs import home, use_home
 
     real = home()
     with tempfile.TemporaryDirectory() as tmp, use_home(tmp) as scratch:
@@ -378,10 +369,6 @@ def _scratch_home():
 def _paper_style_inputs(work: Path, args: dict):
     """What a paper-style process reads, prepared once by the parent: the profile, and a
     loader of the datasets it saved on disk (``load("streams")``, ``load("evaluation")``)."""
-    import base64
-    import pickle
-
-    import datasets
 
     profile = pickle.loads(base64.b64decode(args["profile"]))
     torch.set_num_threads(profile.threads)
@@ -395,12 +382,6 @@ def _paper_style_inputs(work: Path, args: dict):
 def paper_style_train(args: dict) -> None:
     """One configuration the paper's way, in a process of its own: the method as a
     ``Trainer`` subclass at the grid's schedule, the model saved at each evaluated step."""
-    from transformers import TrainerCallback, TrainingArguments
-
-    from ..config import TENSOR_COLUMNS
-
-    from ..unlearning.methods import get_method, resolve_hparams
-    from ..models import load_model
 
     work = Path(args["work"])
     profile, load = _paper_style_inputs(work, args)
@@ -452,9 +433,6 @@ def paper_style_train(args: dict) -> None:
 def paper_style_evaluate(args: dict) -> None:
     """The paper's separate evaluation: a process that loads one saved checkpoint and
     measures it on the grid's evaluation sets."""
-    from ..evaluation import evaluation_row
-
-    from ..models import load_model
 
     work = Path(args["work"])
     profile, load = _paper_style_inputs(work, args)
@@ -463,9 +441,6 @@ def paper_style_evaluate(args: dict) -> None:
 
 
 def _in_process_of_its_own(function: str, args: dict) -> None:
-    import json
-    import subprocess
-    import sys
 
     code = (
         f"import json, sys; from llmunlearn.studies.efficiency import {function} as f; "
@@ -482,14 +457,6 @@ def grid_throughput(profile: Profile, domain: str, configs: list[tuple[str, floa
     ``Trainer`` and saves the model at each of those steps, then one process per saved
     model that loads and evaluates it on the same sets (data prepared once, on disk; the
     processes' start-up is part of what that pipeline costs)."""
-    import base64
-    import pickle
-
-    from ..data.corpus import domain_chunks
-    from ..evaluation import evaluation_sets
-    from ..unlearning.methods import get_method
-    from ..training.pretraining import load_original, pretrain
-    from ..unlearning.runner import eval_points, unlearn
 
     steps = profile.unlearn_steps
     points = eval_points(profile, steps)
@@ -548,8 +515,6 @@ def run_bench(
     profile: Profile, domain: str = "github", steps: int = 20, repeats: int = 2, say=print
 ) -> Path:
     """Every benchmark above; returns the path of the JSON report."""
-    from ..training.pretraining import pretrain
-    from ..runs import home, provenance, write_json
 
     torch.set_num_threads(profile.threads)
     original = pretrain(profile)
@@ -674,7 +639,6 @@ def synthetic_chunks(profile: Profile, n: int, seed: int):
     """``n`` chunks of ``chunk_len`` uniformly random token ids (no padding): what the
     device check trains on, since throughput does not depend on the text and a device
     machine may have no data (nor the network to fetch it)."""
-    import datasets
 
     g = torch.Generator().manual_seed(seed)
     ids = torch.randint(0, profile.vocab_size, (n, profile.chunk_len), generator=g)
@@ -699,11 +663,6 @@ def device_check(profile: Profile, steps: int = 30, device: str = "H100") -> dic
     CPU, the measured fp32 matmul peak) and peak memory. ``book hours``: the profile's
     plan (:func:`~.plan.plan`) at the measured utilisations (pre-training stages at the
     pre-training slice's, the others at the grid slice's)."""
-    from ..core import nll_loss
-    from ..models import build_model, n_params, runtime
-    from ..training.loop import TrainConfig, train, training_flops
-    from ..unlearning.methods import get_method, resolve_hparams
-    from .plan import DEVICES, plan
 
     here, precision = runtime()
     peak = DEVICES[device] if here.type == "cuda" else matmul_peak(profile.threads)

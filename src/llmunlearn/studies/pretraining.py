@@ -30,14 +30,24 @@ chapter says whether they agree.
 from __future__ import annotations
 
 import dataclasses
+import statistics
 
 import pandas as pd
 
 from ..config import DOMAINS, Profile, check_doses
+from ..data.corpus import chunk_documents, forget_documents, pretraining_documents
 from ..evaluation import evaluate_membership
 from ..measurement.mia import cluster_auc_interval
 from ..runs import Run
-from ..training.pretraining import memorisation_gap, pretrain
+from ..training.pretraining import (
+    forget_ids,
+    memorisation_gap,
+    pretrain,
+    pretraining_tokenizer,
+    retrained_order,
+    slice_order,
+    training_order,
+)
 from .decisions import AUC_MARGIN, membership_equivalent, paired_auc_difference, stands_in
 from .retraining import ratio_interval
 
@@ -137,3 +147,69 @@ def dose_choice(frame: pd.DataFrame) -> int | None:
     """The smallest dose of a :func:`dose_pilot` separable on every domain; None if none."""
     ok = frame["separable"].groupby(level="dose").all()
     return int(ok.index[ok].min()) if ok.any() else None
+
+
+# --- the order contrast (late against mixed; no longer in the cpu book) ---------------
+ORDER_CONTRAST = {"late": None, "mixed": 1}
+"""The pre-training orders the contrast compares: the late order at the profile's
+``forget_repeats``, and the mixed order as it was before the late one (each forget chunk
+once per pass); None takes the profile's count."""
+
+
+def order_contrast(profile: Profile, progress: bool = True):
+    """What the late order changes against the mixed one, measured once (one original
+    model per order, the profile's seed): a ``DataFrame`` indexed by order with the
+    times each forget chunk is seen (``forget seen``), the memorisation gap M per domain
+    (``M <domain>``), approximate perplexity per domain (unseen same-domain text),
+    general/evaluation perplexity, the original's optimiser steps and the steps one exact
+    retrained model trains (``retrained steps``: the final slice under the late order,
+    the whole recipe minus the domain's forget chunks under the mixed order; the median
+    over domains, computed from the chunk order, not trained)."""
+
+    rows, doc_ids = {}, chunk_doc_ids(profile)  # the chunks do not depend on the order
+    for order, repeats in ORDER_CONTRAST.items():
+        prof = dataclasses.replace(
+            profile, pretrain_order=order, forget_repeats=repeats or profile.forget_repeats
+        )
+        run = pretrain(prof, progress=progress, measure="all" if prof == profile else "gap")
+        ppl = run.summary["ppl"]
+        seen = prof.forget_repeats * (1 if order == "late" else prof.pretrain_epochs)
+        rows[order] = {
+            "forget seen": seen,
+            **{f"M {d}": v for d, v in memorisation_gap(run).items()},
+            **{f"approximate {d}": ppl[d]["matched/approximate"] for d in DOMAINS},
+            "general": ppl["general"]["evaluation"],
+            "steps": run.summary["steps"],
+            "retrained steps": statistics.median(
+                retrained_steps(prof, d, doc_ids) for d in DOMAINS
+            ),
+            "wall_s": run.summary["wall_s"],
+        }
+    frame = pd.DataFrame(rows).T
+    frame.index.name = "order"
+    return frame
+
+
+def retrained_steps(profile: Profile, domain: str, doc_ids: list[str] | None = None) -> int:
+    """Optimiser steps the exact retrained model without ``domain``'s forget set (the
+    profile's design) trains under the profile's order, from the chunk order alone
+    (``doc_ids``: :func:`chunk_doc_ids`, computed when not given)."""
+    doc_ids = chunk_doc_ids(profile) if doc_ids is None else doc_ids
+    forget, removed = (
+        forget_ids(profile),
+        {d.id for d in forget_documents(profile, domain, profile.design)},
+    )
+    if profile.pretrain_order == "late":
+        order = slice_order(doc_ids, forget, profile, profile.seed)
+    else:
+        order, _ = training_order(doc_ids, forget, profile, profile.seed)
+    kept = retrained_order(order, doc_ids, removed, forget, profile, profile.seed)
+    return max(1, len(kept) // profile.pretrain_batch)
+
+
+def chunk_doc_ids(profile: Profile) -> list[str]:
+    """The document of each pre-training chunk, in chunk order."""
+    tokenizer = pretraining_tokenizer(profile)
+    return list(
+        chunk_documents(tokenizer, pretraining_documents(profile), profile.chunk_len)["doc_id"]
+    )

@@ -20,10 +20,20 @@ measures.
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
+from gguf import GGMLQuantizationType
+from gguf.quants import dequantize, quantize
+
+from ..evaluation import evaluation_config, evaluation_row, evaluation_sets, load_folder
+from ..models import load_model
+from ..progress import progress_bar as tqdm
+from ..runs import Run
+from ..unlearning.runner import measured_models
 
 SCHEMES = {4: "Q4_1", 8: "Q8_0"}
 """Bit width -> the GGML quantisation type that rounds to it."""
@@ -56,8 +66,6 @@ def quantised(model, bits: int, copy_model: bool = True):
     doc) and stored back dequantised in fp32, so that every metric reads it as it reads
     any model. The model itself is left as it was (``copy_model=False``: rounded in
     place, for a model loaded only to be measured once more)."""
-    from gguf import GGMLQuantizationType
-    from gguf.quants import dequantize, quantize
 
     check_quantisable(model, bits)
     qtype = GGMLQuantizationType[SCHEMES[bits]]
@@ -116,16 +124,6 @@ def quantisation_attack(
     changes nothing, NaN for the original itself). With ``base`` (a folder: the model the
     zoo started from, for a model that came quantised), ``same_as_base``: the share of
     weights that quantisation puts back exactly on ``base``'s (:func:`same_weights`)."""
-    import math
-
-    import pandas as pd
-
-    from ..evaluation import evaluation_config, evaluation_row, evaluation_sets, load_folder
-    from ..progress import progress_bar as tqdm
-    from ..runs import Run
-    from ..unlearning.runner import measured_models
-
-    from ..models import load_model
 
     bits = tuple(bits)
     for b in bits:

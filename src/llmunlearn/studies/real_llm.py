@@ -31,14 +31,46 @@ lm-evaluation-harness code as the ``paper`` profile.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import itertools
 import json
 import random
 import re
 from pathlib import Path
+from unittest import mock
 
-from ..config import Profile
+import datasets
+import gguf
+import pandas as pd
+import torch
+import transformers.modeling_gguf_pytorch_utils as gguf_loader
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from ..config import Profile, check_choice, check_int, check_positive, model_profile
+from ..data.corpus import (
+    chunk_documents,
+    chunk_texts,
+    chunked_splits,
+    domain_splits,
+    load_splits,
+    selectable,
+    source_documents,
+    take,
+)
 from ..data.own import write_hub_layout
+from ..evaluation import evaluate_membership, evaluate_reference
+from ..measurement.mia import blind_baseline
+from ..models import load_model, n_params
+from ..progress import progress_bar
 from ..runs import Run
+from ..training.loop import training_flops
+from ..training.pretraining import base_model_run, train_lm
+from ..unlearning.methods import get_method
+from ..unlearning.runner import unlearn, unlearn_all
+from .decisions import paired_auc_difference
+from .quantisation import quantisation_attack
+from .utility import lm_eval_run
 
 MODEL_RELEASED = "2024-11-01"
 """SmolLM2's release (November 2024); its pre-training data were collected before."""
@@ -77,10 +109,7 @@ def real_llm_splits(profile: Profile, chars: int, design: str = "injected") -> d
     approximate set and takes forget and retain from the standard library. A pool of fewer
     than :data:`MIN_PACKAGES` packages, a document not newer than the model, or a split the
     pool cannot fill is a ``ValueError``, before anything is written."""
-    import dataclasses
 
-    from ..config import check_choice
-    from ..data.corpus import selectable, take, domain_splits, source_documents
     from ..data.sources import debian_python_stdlib, post_release_python
 
     check_choice("real-LLM design", design, DESIGNS)
@@ -121,7 +150,6 @@ def _by_package(docs, rng) -> dict:
     a seeded order (a package sits on one side only, so no membership leaks through a
     package's shared names and idiom), each split's passages interleaved over its packages
     (so that no split is one package's code while others wait)."""
-    import itertools
 
     packages: dict[str, list] = {}
     for d in docs:
@@ -156,22 +184,9 @@ def logit_check(
     transformers' own GGUF loader on the same file: the largest absolute difference of
     their logits on the first ``tokens`` tokens of each text, the largest logit, and how
     often their next-token choices agree."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    from ..models import load_model
-
-    from unittest import mock
-
-    import transformers.modeling_gguf_pytorch_utils as gguf_loader
-
-    from ..progress import progress_bar
 
     gguf_file = Path(gguf_file)
     ours, tokenizer = load_model(folder)
-    import functools
-
-    import gguf
 
     # its tensor loop uses tqdm.auto, a widget in a kernel (which the built book would
     # fetch from a CDN): this library's bar is text in the book and a widget in JupyterLab.
@@ -229,7 +244,6 @@ def real_llm_profile(
     (measured on 2 cores: about 290 tokens/s evaluated, 67 trained), hence the small
     default budget. Every argument is checked, and the data are built, before anything
     is trained."""
-    from ..config import check_choice, check_int, check_positive, model_profile
     from ..models import smollm2
 
     check_choice("real-LLM design", design, DESIGNS)
@@ -263,7 +277,6 @@ recipe). Seen once, the members' memorisation gap lands in the zoo's band on ``c
 def _continuation_parts(p: Profile) -> dict:
     """D of the continuation, by part: the forget and retain documents of ``p``'s data
     and half its general/retain documents."""
-    from ..data.corpus import load_splits
 
     splits, general = load_splits("github", p), load_splits("general", p)
     return {
@@ -276,9 +289,6 @@ def _continuation_parts(p: Profile) -> dict:
 def continuation_chunks(p: Profile, tokenizer):
     """Every chunk of D of the continuation (forget, retain, general, in that order) as one
     dataset with a ``part`` column: what :func:`continued`'s ``order`` indexes."""
-    import datasets
-
-    from ..data.corpus import chunk_documents
 
     parts = {
         k: chunk_documents(tokenizer, v, p.chunk_len) for k, v in _continuation_parts(p).items()
@@ -299,14 +309,6 @@ def continued(p: Profile, *, twin: bool = False, progress: bool = True, **overri
     Face folder; ``summary.json`` holds ``tokens``, ``steps``, ``flops``, ``wall_s``,
     the loss curve, the chunk counts of each part, and the ``order`` of the trained
     chunks (indices of :func:`continuation_chunks`) with their documents."""
-    import dataclasses
-
-    import torch
-
-    from ..config import check_int, check_positive
-    from ..models import load_model, n_params
-    from ..training.pretraining import train_lm
-    from ..training.loop import training_flops
 
     recipe = {**CONTINUATION, **overrides}
     unknown = set(recipe) - set(CONTINUATION)
@@ -392,7 +394,6 @@ def real_llm_zoo(p: Profile, progress: bool = True, **overrides) -> dict[str, Ru
     on D) and ``retrained-github`` (its exact twin), keyed as the zoo's are so that every
     function that compares a domain's models (the quantisation attack among them) takes
     the twin as the retrained model."""
-    from ..training.pretraining import base_model_run
 
     return {
         "base": base_model_run(p),
@@ -409,12 +410,6 @@ def real_llm_table(p: Profile, runs: dict, zoo: dict | None = None, progress: bo
     forget over the twin's forget perplexity, the Min-K% AUC with its interval and TPR at
     1 % FPR, the AUC's distance to the twin's, and the utility battery's accuracy through
     lm-evaluation-harness."""
-    import pandas as pd
-
-    from ..evaluation import evaluate_reference
-    from .utility import lm_eval_run
-    from ..training.pretraining import base_model_run
-    from ..progress import progress_bar
 
     first = next(iter(runs.values())).summary
     zoo = zoo or {"original": base_model_run(p)}
@@ -466,15 +461,6 @@ def membership_table(designs: dict[str, Profile], zoo: dict, folds: int = 5):
     the original's row holds the paired difference of its AUC from the twin's on the same chunks
     (``twin difference``, with its 95 % interval resampling packages); the shifted design on
     SmolLM2 itself."""
-    import pandas as pd
-
-    from transformers import AutoTokenizer
-
-    from ..data.corpus import chunk_texts, chunked_splits
-    from ..evaluation import evaluate_membership, evaluate_reference
-    from ..measurement.mia import blind_baseline
-    from ..training.pretraining import base_model_run
-    from .decisions import paired_auc_difference
 
     rows = []
     for design, p in designs.items():
@@ -550,7 +536,6 @@ def twin_check(p: Profile, zoo: dict) -> dict:
     continued original's approximate over forget perplexity (its memorisation gap);
     ``R``, the twin's forget over approximate perplexity (1 when the twin cannot tell
     the forget set from unseen text); both models' AUC (the twin's with its interval)."""
-    from ..evaluation import evaluate_reference
 
     o, t = (evaluate_reference(p, "github", zoo[k]) for k in ("original", "retrained-github"))
     return {
@@ -583,9 +568,6 @@ def real_llm_study(
     method's selected model at 4 bits, the GGUF file's own scheme, on forget and
     approximate; :func:`~llmunlearn.studies.quantisation.quantisation_attack`, with the share of
     weights back on SmolLM2's). Every argument is checked before anything trains."""
-    from ..unlearning.methods import get_method
-    from .quantisation import quantisation_attack
-    from ..unlearning.runner import unlearn_all
 
     methods = list(methods)
     for m in methods:
@@ -622,9 +604,6 @@ def zoo_agreement(profile: Profile, table):
     profile's defaults) next to the real LLM: whether each reached the target, and the
     change of the Min-K% AUC. ``agree`` when both reach (or both miss) the target and the
     AUC moves the same way."""
-    import pandas as pd
-
-    from ..unlearning.runner import unlearn
 
     rows = []
     before = table.loc["original"]

@@ -11,11 +11,20 @@ removed. The original model's held-out perplexity is the level "back".
 
 from __future__ import annotations
 
+import dataclasses
 import random
+from pathlib import Path
 
 import pandas as pd
 
 from ..config import DOMAINS, Profile, check_choice, check_int, check_positive
+from ..core import nll_loss
+from ..data.corpus import fixed_sample
+from ..evaluation import evaluation_config, evaluation_row, load_folder
+from ..progress import progress_bar as tqdm
+from ..runs import Run
+from ..training.loop import TrainConfig, train
+from ..unlearning.runner import domain_models
 
 MARGIN = 0.10
 """A model has relearned when its held-out forget perplexity is at most this much above
@@ -67,14 +76,6 @@ def relearn_model(
     holds ``evals``: step, ``ppl_heldout``, ``ppl_approximate`` (the model's own, on an
     approximate sample), ``auc`` (Min-K% 0.3, held-out forget chunks
     against as many approximate chunks) and ``n_relearn`` / ``n_heldout`` chunks."""
-    import dataclasses
-    from pathlib import Path
-
-    from ..core import nll_loss
-    from ..data.corpus import fixed_sample
-    from ..evaluation import evaluation_config, evaluation_row, load_folder
-    from ..runs import Run
-    from ..training.loop import TrainConfig, train
 
     check_choice("domain", domain, DOMAINS)
     lr = profile.unlearn_lr if lr is None else lr
@@ -162,9 +163,6 @@ def relearn_domain(
     ``seeds`` (default: the profile's grid seeds) and, for ``seed_models``, at every seed.
     Returns a tidy frame: domain, model, seed, step, ppl_heldout, auc, and
     ``ppl_rel`` (over the original model's held-out perplexity before relearning)."""
-    from ..progress import progress_bar as tqdm
-
-    from ..unlearning.runner import domain_models
 
     seeds = list(seeds or profile.grid_seeds)
     models = domain_models(profile, domain, zoo, methods, progress=False)

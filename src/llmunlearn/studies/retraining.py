@@ -23,12 +23,27 @@ split design:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
+import pandas as pd
+import torch
 
 from ..config import DESIGNS, DOMAINS, Profile, check_choice
+from ..data.corpus import (
+    chunk_texts,
+    chunked_splits,
+    forget_documents,
+    load_splits,
+    pretraining_documents,
+    sample_indices,
+    source_id,
+)
+from ..evaluation import evaluation_config
+from ..measurement.mia import attack_scores, blind_baseline, chunk_token_stats, mia_report
 from ..runs import Run
+from ..training.pretraining import load_original, pretrain, pretrain_zoo, pretraining_tokenizer
 from .decisions import FORGET_BAND
 
 ATTACKS = ("loss", "min_k@0.3")
@@ -56,10 +71,6 @@ def unseen_token_share(tokenizer, docs, training_docs) -> float:
 def token_coverage(profile: Profile, tokenizer=None):
     """Per domain and design: the share of forget and approximate tokens whose type never
     occurs in that (domain, design)'s retrained model's training text (a ``DataFrame``)."""
-    import pandas as pd
-
-    from ..data.corpus import forget_documents, load_splits, pretraining_documents
-    from ..training.pretraining import pretraining_tokenizer
 
     tokenizer = tokenizer or pretraining_tokenizer(profile)
     everything = pretraining_documents(profile)
@@ -110,11 +121,6 @@ def _measure_models(profile: Profile, domain: str, models: dict[str, Run]) -> di
     """Each model's chunk NLL, perplexity and membership AUCs on every forget (members)
     and approximate (non-members) chunk of ``domain`` under the profile's design; members
     and non-members equally many, the larger set cut by a seeded sample."""
-    import torch
-
-    from ..data.corpus import chunk_texts, chunked_splits, sample_indices, source_id
-    from ..measurement.mia import attack_scores, chunk_token_stats, mia_report
-    from ..training.pretraining import load_original
 
     torch.set_num_threads(profile.threads)
     out = {"ppl": {}, "chunk_nll": {}, "auc": {}}
@@ -148,10 +154,6 @@ def original_attack(profile: Profile, domain: str, design: str, attack: str = "m
     """The original model's ``attack`` AUC (with its interval) on ``domain``'s forget
     against approximate chunks under ``design``: :func:`retraining_check`'s where the
     profile retrains that design, else the original measured alone (cached)."""
-    import dataclasses
-
-    from ..evaluation import evaluation_config
-    from ..training.pretraining import pretrain
 
     check_choice("domain", domain, DOMAINS)
     check_choice("design", design, DESIGNS)
@@ -184,10 +186,6 @@ def retraining_check(profile: Profile, domain: str, design: str | None = None) -
     the original's: what a seed alone moves), ``retrained_forget_over_approximate``, and
     ``auc[model][attack]`` with ``auc`` and ``ci_low``/``ci_high`` per attack.
     """
-    import dataclasses
-
-    from ..evaluation import evaluation_config
-    from ..training.pretraining import pretrain_zoo
 
     check_choice("domain", domain, DOMAINS)
     design = check_choice("design", design or profile.design, DESIGNS)
@@ -319,7 +317,6 @@ def verdict(check: dict, attack: str = "min_k@0.3") -> str:
 def ground_truth_table(profile: Profile):
     """:func:`retraining_check` for every domain and design of the profile's
     ``retrained_designs``, one row each (a ``DataFrame`` indexed by domain and design)."""
-    import pandas as pd
 
     rows = []
     for domain in DOMAINS:
@@ -364,13 +361,6 @@ def blind_baseline_table(profile: Profile, folds: int = 5):
     (:func:`original_attack`), and whether the model-based attack beats the blind one
     (its interval above the blind baseline's). A ``DataFrame`` indexed by domain and
     design."""
-    import dataclasses
-
-    import pandas as pd
-
-    from ..data.corpus import chunk_texts, chunked_splits, source_id
-    from ..measurement.mia import blind_baseline
-    from ..training.pretraining import pretraining_tokenizer
 
     tokenizer = pretraining_tokenizer(profile)
     rows = []

@@ -44,7 +44,13 @@ import math
 import pandas as pd
 
 from ..config import DOMAINS, Profile, check_choice, check_grid
+from ..evaluation import evaluate_reference, utility_intervals
+from ..progress import progress_bar as tqdm
 from ..runs import Run
+from ..training.executor import run_missing, with_threads
+from ..training.pretraining import pretrain, pretrain_zoo
+from ..unlearning.methods import METHODS, get_method
+from ..unlearning.runner import eval_points, unlearn
 from .decisions import (  # the thresholds are written once, there
     FORGET_BAND,
     FORGET_GAP_FRACTION,
@@ -74,7 +80,6 @@ def check_grid_methods(profile: Profile) -> None:
     """The grid's method names are methods (needs the method registry, so it is checked
     where the grid is run, not when a profile is made: the configuration sits below the
     methods)."""
-    from ..unlearning.methods import get_method
 
     for m in (*(profile.grid_seed_methods or ()), *profile.grid_sophia_methods):
         get_method(m)
@@ -88,7 +93,6 @@ def grid_cells(profile: Profile, methods=None) -> list[dict]:
     and ``grid_sophia_methods`` also with SophiaG; on the other replicates the methods of
     ``grid_seed_methods`` (None: all) likewise, AdamW only. A grid with no learning rate
     is a ``ValueError``."""
-    from ..unlearning.methods import METHODS, get_method
 
     check_grid(profile)
     check_grid_methods(profile)
@@ -146,11 +150,6 @@ def run_grid(
     replicate's original when given. The runs not cached yet execute first in the profile's
     ``jobs`` worker processes, or as Ray tasks with ``executor`` "ray"
     (:mod:`llmunlearn.training.executor`)."""
-    from ..progress import progress_bar as tqdm
-
-    from ..training.executor import run_missing, with_threads
-    from ..training.pretraining import pretrain
-    from ..unlearning.runner import unlearn
 
     check_choice("domain", domain, DOMAINS)
     cells = grid_cells(profile, methods)  # every value checked before any run starts
@@ -227,9 +226,6 @@ def grid_frame(
     same rule around the approximate target). A run that diverged has rows for the steps
     it never reached, with status ``diverged``. ``zoo`` stands for the first replicate's;
     ``methods`` (default: every registered one) limits the runs."""
-    from ..evaluation import evaluate_reference
-    from ..training.pretraining import pretrain_zoo
-    from ..unlearning.runner import eval_points
 
     zoos = {}
     for i, s in enumerate(profile.grid_seeds):
@@ -293,7 +289,6 @@ def _row(cell, replicate, step, e, original, retrained, profile) -> dict:
     row["general_rel"] = e["ppl_general"] / original["ppl_general"]
     row["self_rel"] = e["ppl_forget"] / e["ppl_approximate"]
     # the utility ratios' 95 % intervals over documents (the same chunks in both models)
-    from ..evaluation import utility_intervals
 
     intervals = utility_intervals(e, original, profile.seed)  # retain_low -> retain_rel_low
     row.update({k.replace("_", "_rel_", 1): v for k, v in intervals.items()})
@@ -539,7 +534,6 @@ def per_replicate(frame: pd.DataFrame, column: str = "cost") -> pd.DataFrame:
 
 
 def _paper(method: str) -> bool:
-    from ..unlearning.methods import get_method
 
     return method != "retrained" and get_method(method).paper
 
@@ -616,7 +610,6 @@ def _first_seed_adamw(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _pick_method(f: pd.DataFrame) -> str:
     """The method with the highest share of good cells in ``f`` (ties: paper order)."""
-    from ..unlearning.methods import METHODS
 
     share = f.groupby("method")["good"].mean()
     return max(share.index, key=lambda m: (share[m], -list(METHODS).index(m)))

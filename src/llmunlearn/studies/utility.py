@@ -18,14 +18,24 @@ agree.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
+import io
 import json
 import re
 from pathlib import Path
 
+import torch
+
 from ..config import Profile, profile_config
+from ..data.corpus import chunked_splits
+from ..evaluation import evaluation_sets
+from ..measurement.utility import multiple_choice_scores, utility_items
+from ..models import load_model
+from ..progress import progress_bar as tqdm
 from ..runs import Run
+from ..unlearning.runner import domain_models
 
 SUITE = ("mmlu", "arc_challenge", "arc_easy", "hellaswag", "piqa", "winogrande", "boolq")
 """Downstream tasks for real LLMs (they download their data from the hub): knowledge
@@ -267,12 +277,6 @@ def lm_eval_run(
     own tokenizer from held-out general text (the items of ``llmunlearn evaluate``), and
     the summary's ``battery_check`` (:func:`battery_check`) compares lm-eval with
     :mod:`llmunlearn.evaluation` on them."""
-    import torch
-
-    from ..evaluation import multiple_choice_scores, utility_items
-    from ..models import load_model
-    from ..data.corpus import chunked_splits
-    from ..evaluation import evaluation_sets
 
     lm_eval = require_lm_eval()
     tasks = expand_tasks(tasks)
@@ -307,8 +311,6 @@ def lm_eval_run(
         items = utility_items(profile, general["general"])
         battery_task(items, tokenizer, folder)
         scores = multiple_choice_scores(lm, items)
-    import contextlib
-    import io
 
     # quiet: lm-eval's own bars and notices stay out of a chapter's output (the caller
     # shows one bar over the models)
@@ -336,9 +338,6 @@ def lm_eval_domain(
 ) -> dict[str, Run]:
     """:func:`lm_eval_run` for every model of
     :func:`llmunlearn.unlearning.runner.domain_models` (cached): name -> :class:`Run`."""
-    from ..progress import progress_bar as tqdm
-
-    from ..unlearning.runner import domain_models
 
     out = {}
     with tqdm(

@@ -25,13 +25,21 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import io
+import multiprocessing
 import os
+import socket
 import tarfile
+import tempfile
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Callable
+from urllib.parse import urlparse
+
+import torch
 
 from ..config import EXECUTORS, check_choice
-
+from ..progress import progress_bar as tqdm
+from ..runs import Run, home, use_home
 
 SETUP_HOOK = "LLMUNLEARN_WORKER_SETUP"
 
@@ -48,7 +56,6 @@ def _setup_worker() -> None:
 
 
 def _call(fn, threads, args, kwargs):
-    import torch
 
     torch.set_num_threads(threads)
     return fn(*args, **kwargs)
@@ -83,10 +90,6 @@ def run_tasks(
         return _on_ray(fn, tasks, threads, desc, address, inputs, gpus)
     if jobs == 1 or len(tasks) <= 1:
         return [fn(*args, **kwargs) for _, args, kwargs in tasks]
-    import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-
-    from ..progress import progress_bar as tqdm
 
     per_worker = max(1, threads // jobs)
     results: dict[int, object] = {}
@@ -183,11 +186,6 @@ def remote_run(fn, args, kwargs, bundle: bytes, threads: int) -> tuple[str, byte
     path (relative to that home) and, packed, every folder the task wrote that the
     bundle did not hold (the run, and what it computed on the way: a base model, an
     evaluation row)."""
-    import tempfile
-
-    import torch
-
-    from ..runs import Run, use_home
 
     torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory(prefix="llmunlearn-task-") as tmp, use_home(tmp) as root:
@@ -203,8 +201,6 @@ def check_ray_address(address: str | None, timeout: float = 5.0) -> None:
     """A ``ConnectionError`` naming ``address`` if nothing answers there within
     ``timeout`` seconds (``None`` and ``"auto"`` are not checked: Ray starts one, or
     finds the one this machine runs). ``host:port`` and ``ray://host:port`` are read."""
-    import socket
-    from urllib.parse import urlparse
 
     if address in (None, "", "auto", "local"):
         return
@@ -232,8 +228,6 @@ def _on_ray(fn, tasks, threads, desc, address, inputs, gpus) -> list:
             "executor 'ray' needs Ray: pip install 'ray>=2.40' (in the environment of "
             "every node of the cluster)"
         ) from e
-    from ..progress import progress_bar as tqdm
-    from ..runs import home
 
     root = home()
     if not ray.is_initialized():
@@ -244,7 +238,6 @@ def _on_ray(fn, tasks, threads, desc, address, inputs, gpus) -> list:
             log_to_driver=False,
             **({} if address else {"num_cpus": os.cpu_count()}),
         )
-    from ..runs import Run
 
     # what every task reads (its Run arguments too), packed and put in the object store once
     carried = list(inputs)

@@ -14,18 +14,23 @@ from __future__ import annotations
 
 import math
 import random
+import shutil
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
 import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
 
 from ..config import TENSOR_COLUMNS, check_choice
 from ..core import trim_padding
 from ..models import runtime
-from .optim import SophiaG, estimate_hessian
+from ..progress import progress_bar as tqdm
 from ..runs import read_json, write_json
+from .optim import SophiaG, estimate_hessian
 
 OPTIMIZERS = ("adamw", "sophia")
 
@@ -135,7 +140,6 @@ def save_checkpoint(accelerator, run_dir: Path, state: dict) -> None:
     :data:`STATE`), then takes the place of ``checkpoint`` by two renames, the previous
     one kept as ``checkpoint.old`` in between (:func:`last_checkpoint` reads it if the
     kill fell between the renames)."""
-    import shutil
 
     new, cur, old = (run_dir / f"checkpoint{s}" for s in (".new", "", ".old"))
     if accelerator.is_main_process:
@@ -207,9 +211,6 @@ def train(
     ``run_dir/checkpoint`` lets an interrupted run resume where it stopped. The trained
     model is left in ``model`` (unwrapped).
     """
-    from accelerate import Accelerator
-    from accelerate.utils import set_seed
-    from ..progress import progress_bar as tqdm
 
     accelerator = Accelerator(mixed_precision=runtime()[1])  # the one precision policy
     if torch.cuda.is_available():  # TF32 for what bf16 autocast leaves in fp32
@@ -221,8 +222,6 @@ def train(
     world = accelerator.num_processes
     micro, accum, batch = plan_batch(cfg.batch, world, cfg.micro_batch)
     if batch != cfg.batch and accelerator.is_main_process:
-        import warnings
-
         warnings.warn(
             f"batch {cfg.batch} does not divide into {world} processes x micro-"
             f"batch {micro}: using {batch} chunks per step ({accum} accumulation "

@@ -15,7 +15,13 @@ is the original model (:func:`base_model_run`), and there is no exact retrained 
 
 from __future__ import annotations
 
+import dataclasses
+import random
 from pathlib import Path
+
+import torch
+from huggingface_hub import snapshot_download
+from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedTokenizerFast
 
 from ..config import DOMAINS, Profile, check_choice, pretrain_config
 from ..core import nll_loss
@@ -31,12 +37,12 @@ from ..data.corpus import (
 from ..measurement.metrics import perplexity
 from ..models import build_model, check_checkpoint, load_model, n_params, train_tokenizer
 from ..runs import Run, home, write_json
+from .executor import run_missing, with_threads
 from .loop import TrainConfig, length_grouped, stream_order, train, training_flops
 
 
 def pretraining_tokenizer(profile: Profile):
     """The byte-level BPE of ``profile``, trained on D minus every forget set (cached)."""
-    from transformers import PreTrainedTokenizerFast
 
     docs = tokenizer_documents(profile)
     run = Run.create(
@@ -64,7 +70,7 @@ SLICE_LR = 0.3
 and cosine decay): a continued pre-training, not a restart."""
 
 
-def _forget_ids(profile: Profile) -> set[str]:
+def forget_ids(profile: Profile) -> set[str]:
     """Every forget document of every domain and design: what the original model has seen
     that some retrained model has not."""
     return {
@@ -90,7 +96,6 @@ def training_order(doc_ids: list[str], forget: set[str], profile: Profile, seed:
 def slice_order(doc_ids: list[str], forget: set[str], profile: Profile, seed: int) -> list[int]:
     """The late order's final slice: every forget chunk ``forget_repeats`` times and as
     many chunks replayed from the rest of D (a seeded sample), in one seeded shuffle."""
-    import random
 
     rng = random.Random(seed + 1000)
     fidx = [i for i, d in enumerate(doc_ids) if d in forget]
@@ -110,7 +115,6 @@ def retrained_order(
     replaced in place by a chunk replayed from D minus every forget set (``forget``; a
     seeded draw), so the exact retrained model takes the original's number of steps and
     differs from it only at those positions. An empty ``removed`` returns ``order``."""
-    import random
 
     if not removed:
         return list(order)
@@ -160,7 +164,6 @@ def pretrain(
     reads (its memorisation gap and general text: each domain's matched forget and
     approximate sets and general's evaluation set). A ``"gap"`` model is a run of its own.
     """
-    import torch
 
     if profile.base_model:
         if without is not None or seed not in (None, profile.seed):
@@ -209,7 +212,7 @@ def pretrain(
     tokenizer = pretraining_tokenizer(profile)
     train_set = chunk_documents(tokenizer, pretraining_documents(profile), profile.chunk_len)
     doc_ids = list(train_set["doc_id"])
-    forget = _forget_ids(profile)
+    forget = forget_ids(profile)
     if late:
         model, _ = load_model(base.path / "model")
         order = slice_order(doc_ids, forget, profile, seed)
@@ -364,9 +367,8 @@ def pretrain_base(profile: Profile, seed: int, progress: bool = True) -> Run:
     """The late order's base: D minus every forget set, ``pretrain_epochs`` passes, the
     recipe of the mixed order. Every model of the seed (the original and each retrained
     model) continues from it, so none of them shares a forget chunk through it."""
-    import torch
 
-    forget = _forget_ids(profile)
+    forget = forget_ids(profile)
     docs = [d for d in pretraining_documents(profile) if d.id not in forget]
     run = Run.create(
         "pretrain",
@@ -425,16 +427,12 @@ def base_model_run(profile: Profile) -> Run:
     ``model`` links to the checkpoint (a local folder, or the hub download); nothing is
     trained. ``summary.json`` holds ``n_params`` (counted without loading the weights)
     and no training figures."""
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
 
     run = Run.create("pretrain", f"{profile.name}-base", {"base_model": profile.base_model})
     if run.done:
         return run
     source = Path(profile.base_model).expanduser()
     if not source.exists():
-        from huggingface_hub import snapshot_download
-
         source = Path(snapshot_download(profile.base_model))  # needs the network once
     link = run.path / "model"
     if link.is_symlink():
@@ -467,7 +465,6 @@ def pretrain_zoo(
     a second seed (``original-seed2``, to read differences against seed noise). With a
     ``base_model``, the zoo is that model alone. Once the original exists, the others
     train in ``profile.jobs`` parallel processes."""
-    from .executor import run_missing, with_threads
 
     seed = profile.seed if seed is None else seed
     zoo = {"original": pretrain(profile, seed=seed, progress=progress)}
@@ -526,80 +523,10 @@ def memorisation_gap(run: Run, design: str = "matched") -> dict[str, float]:
     return {d: ppl[d][f"{design}/approximate"] / ppl[d][f"{design}/forget"] for d in DOMAINS}
 
 
-ORDER_CONTRAST = {"late": None, "mixed": 1}
-"""The pre-training orders the contrast compares: the late order at the profile's
-``forget_repeats``, and the mixed order as it was before the late one (each forget chunk
-once per pass); None takes the profile's count."""
-
-
-def order_contrast(profile: Profile, progress: bool = True):
-    """What the late order changes against the mixed one, measured once (one original
-    model per order, the profile's seed): a ``DataFrame`` indexed by order with the
-    times each forget chunk is seen (``forget seen``), the memorisation gap M per domain
-    (``M <domain>``), approximate perplexity per domain (unseen same-domain text),
-    general/evaluation perplexity, the original's optimiser steps and the steps one exact
-    retrained model trains (``retrained steps``: the final slice under the late order,
-    the whole recipe minus the domain's forget chunks under the mixed order; the median
-    over domains, computed from the chunk order, not trained)."""
-    import dataclasses
-    import statistics
-
-    import pandas as pd
-
-    rows, doc_ids = {}, _chunk_doc_ids(profile)  # the chunks do not depend on the order
-    for order, repeats in ORDER_CONTRAST.items():
-        prof = dataclasses.replace(
-            profile, pretrain_order=order, forget_repeats=repeats or profile.forget_repeats
-        )
-        run = pretrain(prof, progress=progress, measure="all" if prof == profile else "gap")
-        ppl = run.summary["ppl"]
-        seen = prof.forget_repeats * (1 if order == "late" else prof.pretrain_epochs)
-        rows[order] = {
-            "forget seen": seen,
-            **{f"M {d}": v for d, v in memorisation_gap(run).items()},
-            **{f"approximate {d}": ppl[d]["matched/approximate"] for d in DOMAINS},
-            "general": ppl["general"]["evaluation"],
-            "steps": run.summary["steps"],
-            "retrained steps": statistics.median(
-                _retrained_steps(prof, d, doc_ids) for d in DOMAINS
-            ),
-            "wall_s": run.summary["wall_s"],
-        }
-    frame = pd.DataFrame(rows).T
-    frame.index.name = "order"
-    return frame
-
-
-def _retrained_steps(profile: Profile, domain: str, doc_ids: list[str] | None = None) -> int:
-    """Optimiser steps the exact retrained model without ``domain``'s forget set (the
-    profile's design) trains under the profile's order, from the chunk order alone
-    (``doc_ids``: :func:`_chunk_doc_ids`, computed when not given)."""
-    doc_ids = _chunk_doc_ids(profile) if doc_ids is None else doc_ids
-    forget, removed = (
-        _forget_ids(profile),
-        {d.id for d in forget_documents(profile, domain, profile.design)},
-    )
-    if profile.pretrain_order == "late":
-        order = slice_order(doc_ids, forget, profile, profile.seed)
-    else:
-        order, _ = training_order(doc_ids, forget, profile, profile.seed)
-    kept = retrained_order(order, doc_ids, removed, forget, profile, profile.seed)
-    return max(1, len(kept) // profile.pretrain_batch)
-
-
-def _chunk_doc_ids(profile: Profile) -> list[str]:
-    """The document of each pre-training chunk, in chunk order."""
-    tokenizer = pretraining_tokenizer(profile)
-    return list(
-        chunk_documents(tokenizer, pretraining_documents(profile), profile.chunk_len)["doc_id"]
-    )
-
-
 def full_zoo(profile: Profile, progress: bool = True) -> dict[str, Run]:
     """Every pre-trained model of the profile's ``retrained_designs``: ``original``,
     ``original-seed2`` and ``retrained-<domain>-<design>`` for each domain and such design
     (8 models with both designs)."""
-    import dataclasses
 
     out = {}
     for design in profile.retrained_designs:

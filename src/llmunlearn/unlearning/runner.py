@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import time
 from pathlib import Path
+
+import torch
 
 from ..config import DOMAINS, Profile, check_choice, check_int, check_positive, profile_config
 from ..data.corpus import domain_chunks
@@ -25,11 +28,13 @@ from ..evaluation import (
     evaluation_sets,
     finite_row,
 )
-from .methods import get_method, method_digest, resolve_hparams
 from ..models import check_context, n_params
-from ..training.pretraining import load_original, pretrain
+from ..progress import progress_bar as tqdm
 from ..runs import Run
+from ..training.executor import run_missing, with_threads
 from ..training.loop import OPTIMIZERS, Diverged, TrainConfig, train, training_flops
+from ..training.pretraining import load_original, pretrain, pretrain_zoo
+from .methods import METHODS, get_method, method_digest, resolve_hparams
 
 
 def unlearn_all(
@@ -46,8 +51,6 @@ def unlearn_all(
     others keep their defaults. Runs that are not cached yet execute in ``jobs``
     parallel processes (default: the profile's ``jobs``), each with its share of the
     profile's threads."""
-    from .methods import METHODS
-    from ..training.executor import run_missing, with_threads
 
     methods = list(methods or METHODS)
     hparams = dict(hparams or {})
@@ -151,7 +154,6 @@ def unlearn(
     run = plan["run"]
     if run.done or plan_only:
         return run
-    import time
 
     spec, hp, lr, steps, seed, cfg = (plan[k] for k in ("spec", "hp", "lr", "steps", "seed", "cfg"))
     original, target, reference = plan["original"], plan["target"], plan["reference"]
@@ -255,7 +257,6 @@ def _plan(
     """What a run of :func:`unlearn` is before it trains: its checked arguments, its
     length and configuration, the original model's cached evaluation (step 0) and target,
     and its :class:`Run` folder (done if cached)."""
-    import torch
 
     # every argument is checked before anything is trained or loaded
     check_choice("domain", domain, DOMAINS)
@@ -363,7 +364,6 @@ def measured_models(
 ) -> dict[str, tuple[Path, dict]]:
     """:func:`domain_models` with, for each model, the :func:`evaluation_row` the runs
     already measured of it on the domain's evaluation sets (all cached)."""
-    from ..training.pretraining import pretrain_zoo
 
     zoo = zoo if zoo is not None else pretrain_zoo(profile, progress=False)
     runs = unlearn_all(profile, domain, methods, original=zoo["original"], **unlearn_kwargs)
@@ -387,8 +387,6 @@ def evaluate_domain(
 ) -> dict[str, Run]:
     """Evaluation runs of :func:`domain_models` (all cached): name -> :class:`Run`. What
     the runs already measured of a model on the same sets is not measured again."""
-    from ..training.pretraining import pretrain_zoo
-    from ..progress import progress_bar as tqdm
 
     zoo = zoo if zoo is not None else pretrain_zoo(profile, progress=False)
     models = measured_models(profile, domain, zoo, methods, **unlearn_kwargs)

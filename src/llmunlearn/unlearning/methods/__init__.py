@@ -16,7 +16,13 @@ the negated model, not the fine-tuned one). Adding a method is adding a file her
 
 from __future__ import annotations
 
+import hashlib
+import inspect
+import math
+import pkgutil
 from dataclasses import dataclass, field
+from importlib import import_module
+from pathlib import Path
 from typing import Callable
 
 from ...config import check_choice
@@ -76,7 +82,6 @@ def register(
 
 def _source(path: str) -> bytes:
     """A method file's text (one place, so that a test can stand in an edited file)."""
-    from pathlib import Path
 
     return Path(path).read_bytes()
 
@@ -86,8 +91,6 @@ def method_digest(method: Method) -> str:
     ``prepare`` and ``evaluate_as`` hooks): part of every unlearning run's key, so that an
     edited method file (in JupyterLab, say) gives new runs, and only that file's methods'
     runs change."""
-    import hashlib
-    import inspect
 
     files = sorted(
         {inspect.getsourcefile(f) for f in (method.loss, method.prepare, method.evaluate_as) if f}
@@ -117,7 +120,6 @@ number above (or at) the bound. ``layer`` is any integer (Python indexing)."""
 def resolve_hparams(method: Method, overrides: dict | None) -> dict:
     """The method's defaults with ``overrides`` applied; an unknown name or a value out of
     :data:`HPARAM_RANGES` is a ``ValueError`` naming it."""
-    import math
 
     overrides = dict(overrides or {})
     unknown = sorted(set(overrides) - set(method.defaults))
@@ -152,8 +154,6 @@ def _import_all() -> None:
     """Import every module of this package, which registers its methods: a new file is a
     new method. The paper's seven come first, in its order, then the survey's, then any
     other file by name."""
-    import pkgutil
-    from importlib import import_module
 
     order = ("ga", "random_label", "adversarial", "ga_gd", "ga_kl", "npo", "rmu", "task_vector")
     names = [m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")]

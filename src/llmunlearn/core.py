@@ -35,7 +35,9 @@ def evaluated(fn):
 
     @functools.wraps(fn)
     def wrapper(model, *args, **kwargs):
-        with torch.inference_mode(), autocast_for(next(model.parameters()).device):
+        # (not a model: the function's own checks name the problem)
+        device = next(model.parameters()).device if hasattr(model, "parameters") else "cpu"
+        with torch.inference_mode(), autocast_for(device):
             return fn(model, *args, **kwargs)
 
     return wrapper

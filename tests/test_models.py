@@ -21,5 +21,5 @@ def test_tokenizer_and_model_vocabulary_mismatch_is_an_error(tmp_path, tiny, doc
     tok = train_tokenizer([d.text for d in docs], 300)
     build_model(tiny, 64, 0).save_pretrained(tmp_path / "m")
     tok.save_pretrained(tmp_path / "m")
-    with pytest.raises(ValueError, match="do not belong together"):
+    with pytest.raises(ValueError, match="does not belong to the model"):
         load_model(tmp_path / "m")

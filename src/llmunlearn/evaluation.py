@@ -195,9 +195,10 @@ def evaluation_row(model, sets: dict, seed: int, intervals: bool = False) -> dic
     computing it again). One forward pass per set gives all of it. With ``intervals``,
     ``auc_low`` / ``auc_high``: the 95 % interval of ``auc`` over documents
     (:func:`~llmunlearn.measurement.mia.cluster_auc_interval`). Under ``chunk_nll``, the per-chunk
-    losses on every set, so that a ratio to another model's row has an interval over
-    documents (:func:`utility_intervals`, claim 4's R); with ``intervals``, also the utility
-    chunks' documents (``doc_id``)."""
+    losses on the utility sets (retain, general), so that a ratio to another model's row has
+    an interval over documents (:func:`utility_intervals`); with ``intervals``, on every set
+    (claim 4's R reads forget and approximate), and the utility chunks' documents
+    (``doc_id``)."""
     row, stats = {"perplexity": {}, "chunk_nll": {}}, {}
     for split, c in sets.items():
         res = perplexity(
@@ -206,7 +207,8 @@ def evaluation_row(model, sets: dict, seed: int, intervals: bool = False) -> dic
         stats[split] = res.pop("token_stats", None)
         row[f"ppl_{split}"], row[f"acc_{split}"] = res["ppl"], res["acc"]
         row["perplexity"][split] = {k: v for k, v in res.items() if k != "chunk_nll"}
-        row["chunk_nll"][split] = res["chunk_nll"]
+        if split in UTILITY_SETS or intervals:  # forget/approximate: for R (zoo models)
+            row["chunk_nll"][split] = res["chunk_nll"]
         if split in UTILITY_SETS:
             if intervals:
                 row.setdefault("doc_id", {})[split] = [source_id(d) for d in c["doc_id"]]

@@ -102,11 +102,7 @@ def load_model(
     ).to(device)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    if len(tokenizer) > model.get_input_embeddings().num_embeddings:
-        raise ValueError(
-            f"tokenizer has {len(tokenizer)} tokens but the model's embedding has "
-            f"{model.get_input_embeddings().num_embeddings}: they do not belong together"
-        )
+    check_vocabulary(tokenizer, model.get_input_embeddings().num_embeddings, str(path), "embedding")
     return model, tokenizer
 
 
@@ -130,13 +126,20 @@ def check_model_source(model: str | Path, chunk_len: int) -> str:
     config = AutoConfig.from_pretrained(text)
     tokenizer = AutoTokenizer.from_pretrained(text)
     vocab = getattr(config, "vocab_size", None)
-    if vocab is not None and len(tokenizer) > vocab:
-        raise ValueError(
-            f"model {text!r}: its tokenizer has {len(tokenizer)} tokens but the model's "
-            f"vocabulary {vocab}: the tokenizer does not belong to the model"
-        )
+    if vocab is not None:
+        check_vocabulary(tokenizer, vocab, text)
     check_context(config, chunk_len)
     return text
+
+
+def check_vocabulary(tokenizer, vocab: int, model: str, what: str = "vocabulary") -> None:
+    """A ``ValueError`` if ``tokenizer`` has more tokens than the model's ``what`` holds
+    (``vocab``: its config's vocabulary before loading, its embedding's rows after)."""
+    if len(tokenizer) > vocab:
+        raise ValueError(
+            f"model {model!r}: its tokenizer has {len(tokenizer)} tokens but the model's "
+            f"{what} has {vocab}: the tokenizer does not belong to the model"
+        )
 
 
 def check_context(model, chunk_len: int) -> None:

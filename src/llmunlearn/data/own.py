@@ -39,9 +39,6 @@ OWN_DOMAIN = "github"
 """The domain name your sets travel under (the hub layout's config): the paper's code domain,
 whose split names (forget, retain, approximate) every command reads."""
 
-SETS = ("forget", "retain", "approximate", "general")
-"""The sets a user gives (general optional)."""
-
 LICENCE = "yours (not recorded)"
 
 

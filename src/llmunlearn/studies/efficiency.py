@@ -723,7 +723,7 @@ def device_check(profile: Profile, steps: int = 30, device: str = "H100") -> dic
             )
         log = res["log"]
         tps = _steady_rate([r["wall_s"] for r in log], [r["tokens"] for r in log])
-        per_token = training_flops(n, 1000, reference_tokens=1000 if reference else 0) / 1000
+        per_token = training_flops(n, 1, reference_tokens=int(reference))  # the runner's rule
         row.update(
             {
                 "tokens_per_s": tps,

@@ -22,14 +22,13 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from ..config import Profile, check_int, check_positive, model_profile
+from ..config import Profile, check_int, model_profile
 from ..data.corpus import chunk_documents, domain_splits
 from ..data.own import OWN_DOMAIN, general_splits, own_dataset, own_sets
 from ..evaluation import evaluate_model
 from ..models import check_context, check_model_source, load_model, weights_digest
 from ..runs import Run, config_hash
-from ..unlearning.methods import get_method, resolve_hparams
-from ..unlearning.runner import unlearn
+from ..unlearning.runner import check_run_args, unlearn
 
 
 def own_inputs(
@@ -72,11 +71,7 @@ def unlearn_own(
     your retain set and general set; ``lr``, ``steps`` and ``batch`` (forget chunks per
     step) default to the profile's. Returns the run (its ``summary.json``: the evaluated
     steps with forget, approximate, retain and general perplexity, the selected step)."""
-    resolve_hparams(get_method(method), hparams)
-    if lr is not None:
-        check_positive("learning rate", lr)
-    if steps is not None:
-        check_int("steps", steps, 1)
+    check_run_args(method, hparams, lr, steps, seed, optimizer)  # before the data are written
     if batch is not None:
         check_int("batch", batch, 1)
     model, chunk_len, sets, gen = own_inputs(

@@ -91,13 +91,18 @@ def dose_pilot(
             o = evaluate_membership(p, d, models["original"])
             r = evaluate_membership(p, d, models[f"retrained-{d}"])
             docs = o["score_docs"]
-            lo, hi = cluster_auc_interval(
-                o["scores"]["forget"],
-                docs["forget"],
-                o["scores"]["approximate"],
-                docs["approximate"],
-                seed=profile.seed,
-            )
+
+            def auc_interval(row):  # every forget chunk against every approximate chunk
+                s = row["scores"]
+                return cluster_auc_interval(
+                    s["forget"],
+                    docs["forget"],
+                    s["approximate"],
+                    docs["approximate"],
+                    seed=profile.seed,
+                )
+
+            lo, hi = auc_interval(o)
             diff, dlo, dhi = paired_auc_difference(
                 o["scores"], r["scores"], docs["forget"], docs["approximate"], seed=profile.seed
             )
@@ -108,13 +113,7 @@ def dose_pilot(
                 docs["approximate"],
                 profile.seed,
             )
-            ref_lo, ref_hi = cluster_auc_interval(
-                r["scores"]["forget"],
-                docs["forget"],
-                r["scores"]["approximate"],
-                docs["approximate"],
-                seed=profile.seed,
-            )
+            ref_lo, ref_hi = auc_interval(r)
             rows.append(
                 {
                     "dose": k,

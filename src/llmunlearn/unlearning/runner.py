@@ -251,6 +251,23 @@ def unlearn(
     return run
 
 
+def check_run_args(method, hparams, lr, steps, seed, optimizer) -> tuple:
+    """An unlearning run's own arguments checked (``None``: the profile's): the method and
+    its hyper-parameters (returned as ``(spec, hparams)``), a positive learning rate, at
+    least one step, a non-negative seed, a known optimizer. A ``ValueError`` names the
+    value otherwise."""
+    spec = get_method(method)
+    hp = resolve_hparams(spec, hparams)
+    if lr is not None:
+        check_positive("learning rate", lr)
+    if steps is not None:
+        check_int("steps", steps, 1)
+    if seed is not None:
+        check_int("seed", seed, 0)
+    check_choice("optimizer", optimizer, OPTIMIZERS)
+    return spec, hp
+
+
 def _plan(
     profile, domain, method, lr, steps, hparams, optimizer, original, seed, keep_model, progress
 ) -> dict:
@@ -260,15 +277,8 @@ def _plan(
 
     # every argument is checked before anything is trained or loaded
     check_choice("domain", domain, DOMAINS)
-    spec = get_method(method)
-    hp = resolve_hparams(spec, hparams)
+    spec, hp = check_run_args(method, hparams, lr, steps, seed, optimizer)
     lr = profile.unlearn_lr if lr is None else lr
-    check_positive("learning rate", lr)
-    if steps is not None:
-        check_int("steps", steps, 1)
-    if seed is not None:
-        check_int("seed", seed, 0)
-    check_choice("optimizer", optimizer, OPTIMIZERS)
     original = original or pretrain(profile, progress=progress)
     batch = profile.batch_for(domain)
     reference = evaluate_reference(profile, domain, original)  # step 0 of every method

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.colors import ListedColormap
+from matplotlib.ticker import NullFormatter
 from matplotlib.patches import Patch
 
 from ..measurement.metrics import metric
@@ -704,6 +705,7 @@ def plot_doses(frame, margin: float | None = None):
     for ax in (a, b):
         ax.set_xticks(doses)
         ax.set_xticklabels([str(d) for d in doses])
+        ax.xaxis.set_minor_formatter(NullFormatter())  # no "3x10^0" beside the doses
     b.set_title("membership: the original against its retrained model")
     b.legend(fontsize=8)
     fig.tight_layout()

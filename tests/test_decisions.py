@@ -75,6 +75,12 @@ def test_the_measured_a_a_rate_counts_a_method_against_itself_across_replicates(
     units = [[0.5, 0.51], [0.5, 0.49]] * 10 + [[0.1, 0.9]]
     rate, n = aa_rate(units, 0.01)
     assert n == 21 and rate == pytest.approx(1 / 21)
+    # three replicates give three A/A comparisons per unit (every pair, one against one)
+    rate, n = aa_rate(rng.normal(0.5, 0.05, (30, 3)), 0.01)
+    assert n == 90 and rate <= 0.15
+    # a missing replicate leaves the unit's other pair
+    rate, n = aa_rate([[0.5, 0.51, np.nan], [0.5, 0.49, 0.5], [0.4, 0.41, 0.42]], 0.01)
+    assert n == 1 + 3 + 3
 
 
 def test_forget_reached_is_a_fraction_of_the_measured_gap_either_way():

@@ -4,6 +4,7 @@ pre-training order, three-way decisions (their rules: test_decisions.py)."""
 import dataclasses
 import json
 
+import pandas as pd
 import pytest
 
 import llmunlearn as ul
@@ -139,12 +140,45 @@ def test_the_dose_pilot_measures_each_dose_against_its_own_retrained_models(tiny
     choice = ul.dose_choice(frame)
     assert choice is None or choice in (1, 2)
     if choice is not None:
-        assert frame.xs(choice, level="dose")["separable"].all()
+        at = frame.xs(choice, level="dose")
+        assert at["separable"].all() and at["positive control passes"].all()
+    # the positive control is judged by the rules, so it can fail them: its AUC difference
+    # carries an interval, and "passes" is the forget and membership rules together
+    assert (frame["control low"] <= frame["control high"]).all()
+    equivalent = (frame["control low"] > -ul.AUC_MARGIN) & (frame["control high"] < ul.AUC_MARGIN)
+    assert (~frame["positive control passes"] | equivalent).all()
     # stopping at the first separable dose gives the same choice from fewer slices
     stopped = ul.dose_pilot(tiny, (1, 2), progress=False)
     assert ul.dose_choice(stopped) == choice
     tried = list(stopped.index.get_level_values("dose").unique())
     assert tried == ([1, 2] if choice in (None, 2) else [1])
+
+
+def test_the_dose_choice_needs_the_positive_control_as_well_as_separation():
+    rows = []
+    for dose, separable, control in [(1, True, False), (2, True, True), (4, True, True)]:
+        for d in ul.DOMAINS:
+            rows.append(
+                {
+                    "dose": dose,
+                    "domain": d,
+                    "separable": separable,
+                    # dose 1: the positive control fails on one domain only
+                    "positive control passes": control or d != ul.DOMAINS[0],
+                }
+            )
+    frame = pd.DataFrame(rows).set_index(["dose", "domain"])
+    assert ul.dose_choice(frame) == 2
+    frame.loc[(2, ul.DOMAINS[1]), "separable"] = False
+    assert ul.dose_choice(frame) == 4
+    frame["positive control passes"] = False
+    assert ul.dose_choice(frame) is None
+
+
+def test_the_positive_control_is_another_seeds_model():
+    p = ul.get_profile("cpu")
+    assert ul.control_seed(p) != p.seed and ul.control_seed(p) in p.grid_seeds
+    assert ul.control_seed(ul.get_profile("cpu", grid_seeds=(42,))) == 43
 
 
 def _quant_frame(domain, forget):

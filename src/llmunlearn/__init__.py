@@ -131,6 +131,7 @@ _LAZY = {
     "order_contrast": "studies.pretraining",
     "dose_pilot": "studies.pretraining",
     "dose_choice": "studies.pretraining",
+    "control_seed": "studies.pretraining",
     "plot_doses": "report.plotting",
     "replicate_zoos": "training.pretraining",
     "memorisation_gap": "training.pretraining",

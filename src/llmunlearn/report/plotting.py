@@ -679,8 +679,9 @@ def _short(claim: str, n: int = 58) -> str:
 def plot_doses(frame, margin: float | None = None):
     """The dose pilot (:func:`~llmunlearn.studies.pretraining.dose_pilot`): left, the
     memorisation gap M against the dose per domain; right, the original's Min-K% AUC minus
-    its exact retrained model's (paired, 95 % interval over source documents), with 0 and
-    the equivalence ``margin`` marked."""
+    its exact retrained model's (paired, 95 % interval over source documents; open markers:
+    the positive control, another seed's retrained model, against the same referee), with 0
+    and the equivalence ``margin`` marked."""
 
     f = frame.reset_index()
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -690,7 +691,7 @@ def plot_doses(frame, margin: float | None = None):
     doses = sorted(f["dose"].unique())
     for i, (domain, g) in enumerate(f.groupby("domain", sort=False)):
         x = np.asarray(g["dose"], float) * (1 + 0.06 * (i - 1))  # side by side per dose
-        b.errorbar(
+        line = b.errorbar(
             x,
             g["difference"],
             yerr=[g["difference"] - g["low"], g["high"] - g["difference"]],
@@ -698,6 +699,21 @@ def plot_doses(frame, margin: float | None = None):
             capsize=3,
             label=domain,
         )
+        if "control difference" in g:  # the positive control: open markers, no line
+            b.errorbar(
+                x * 1.02,
+                g["control difference"],
+                yerr=[
+                    g["control difference"] - g["control low"],
+                    g["control high"] - g["control difference"],
+                ],
+                marker="o",
+                mfc="white",
+                ls="none",
+                capsize=2,
+                color=line[0].get_color(),
+                label=f"{domain}: positive control",
+            )
     b.axhline(0, color="black", lw=0.8)
     if margin is not None:
         b.axhspan(-margin, margin, color="#c7c7c7", alpha=0.4, label="equivalence margin")
@@ -706,7 +722,7 @@ def plot_doses(frame, margin: float | None = None):
         ax.set_xticks(doses)
         ax.set_xticklabels([str(d) for d in doses])
         ax.xaxis.set_minor_formatter(NullFormatter())  # no "3x10^0" beside the doses
-    b.set_title("membership: the original against its retrained model")
-    b.legend(fontsize=8)
+    b.set_title("membership against the retrained model")
+    b.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     return _done(fig)

@@ -171,7 +171,7 @@ def aa_table(noise: dict) -> pd.DataFrame:
 def power(ctrl: pd.DataFrame) -> dict:
     """Per (domain, rule): why a verdict using that rule there cannot be read, or "" when it
     can: "no power" when the negative control passes it, "positive control fails" when the
-    independent retrained model fails it."""
+    independent retrained model of any other replicate fails it."""
     out = {}
     for (d, rule), g in ctrl.groupby(["domain", "rule"]):
         neg = g[g["control"] == "negative"]["passes"]
@@ -180,7 +180,7 @@ def power(ctrl: pd.DataFrame) -> dict:
             "no power"
             if len(neg) and bool(neg.iloc[0])
             else "positive control fails"
-            if len(pos) and not bool(pos.iloc[0])
+            if len(pos) and not pos.all()
             else ""
         )
     return out

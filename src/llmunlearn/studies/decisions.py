@@ -121,6 +121,13 @@ CHANGED_AFTER_RESULTS: tuple[tuple[str, str], ...] = (
         "fails by the size of the difference; no grid had run at any dose",
     ),
     (
+        "dose pilot's positive control",
+        "the pilot's rule now also needs the positive control (an exact retrained model of "
+        "another seed) to pass the forget and membership rules on every domain at the dose it "
+        "picks; added after the cpu build of 0523b4a, in which the positive control passed "
+        "every rule at the dose picked (dose 2); it changes no choice there",
+    ),
+    (
         "pilot band",
         "the pilot's band (1.15-1.5) picks no repeat count in the cpu build of b4af166 "
         "(GitHub's M 1.146); the profile kept 2 repeats",
@@ -317,17 +324,25 @@ def decide(a, b, noise: float, df: int, min_effect: float) -> Decision:
 
 def aa_rate(pairs, min_effect: float) -> tuple[float, int]:
     """The measured false-decision rate of :func:`decide` on A/A comparisons: each unit of
-    ``pairs`` (a method on a domain, on two or more replicates) compared with itself, its
-    first replicate against its second (one replicate each side), with the noise pooled over
-    the other units (leave-one-out, so a pair does not set its own threshold). Returns
-    (share decided, number of A/A comparisons)."""
+    ``pairs`` (a method on a domain, on two or more replicates) compared with itself, every
+    pair of its replicates (one replicate each side: three pairs from three replicates),
+    with the noise pooled over the other units (leave-one-out, so a unit does not set its
+    own threshold). Comparisons of one replicate against one are the hardest case for the
+    rule (its threshold assumes the noise it is given); the rule applied to means of ``n``
+    replicates scales its threshold by sqrt(2 / n). Returns (share decided, number of A/A
+    comparisons)."""
     units = [np.asarray(p, float) for p in pairs]
-    units = [u for u in units if np.isfinite(u[:2]).all() and len(u) >= 2]
-    decided = 0
+    units = [u for u in units if np.isfinite(u).sum() >= 2]
+    decided, compared = 0, 0
     for i, u in enumerate(units):
         noise, df = replicate_noise([v for j, v in enumerate(units) if j != i])
-        decided += decide([u[0]], [u[1]], noise, df, min_effect).verdict != "undetermined"
-    return (decided / len(units) if units else math.nan), len(units)
+        values = u[np.isfinite(u)]
+        for a in range(len(values)):
+            for b in range(a + 1, len(values)):
+                verdict = decide([values[a]], [values[b]], noise, df, min_effect).verdict
+                decided += verdict != "undetermined"
+                compared += 1
+    return (decided / compared if compared else math.nan), compared
 
 
 def simulated_false_decision_rate(

@@ -20,11 +20,18 @@ pilot measures:
 - ``separable``: the difference's interval lies above the membership rule's equivalence
   margin (:data:`~llmunlearn.studies.decisions.AUC_MARGIN`): the original is shown to differ
   from the model that never saw its members by more than the rules tolerate, so the negative
-  control fails by the size of the difference, not by the width of its interval.
+  control fails by the size of the difference, not by the width of its interval;
+- the *positive control* at this dose: an exact retrained model pre-trained from another
+  seed (the second replicate's, the same recipe) judged against the referee by the forget
+  rule (:func:`~llmunlearn.studies.decisions.forget_reached`) and the membership rule
+  (paired AUC difference inside the margin). A dose where a model that never saw the data
+  fails the rules cannot be used either: the rules would then reject the goal itself.
 
 The rule, fixed before any method runs: the grid runs at the smallest dose separable on
-every domain (:func:`dose_choice`); the profile's ``forget_repeats`` is that dose, and the
-chapter says whether they agree.
+every domain where the positive control passes on every domain (:func:`dose_choice`); the
+profile's ``forget_repeats`` is that dose, and the chapter says whether they agree. (The
+positive control's requirement was added after the cpu build of 0523b4a, where it passed at
+the chosen dose; see :data:`~llmunlearn.studies.decisions.CHANGED_AFTER_RESULTS`.)
 """
 
 from __future__ import annotations
@@ -48,7 +55,13 @@ from ..training.pretraining import (
     slice_order,
     training_order,
 )
-from .decisions import AUC_MARGIN, membership_equivalent, paired_auc_difference, stands_in
+from .decisions import (
+    AUC_MARGIN,
+    forget_reached,
+    membership_equivalent,
+    paired_auc_difference,
+    stands_in,
+)
 from .retraining import ratio_interval
 
 
@@ -57,15 +70,25 @@ def dose_profile(profile: Profile, dose: int) -> Profile:
     return dataclasses.replace(profile, forget_repeats=dose, design="matched")
 
 
+def control_seed(profile: Profile) -> int:
+    """The pre-training seed of the positive control: the second replicate's (``grid_seeds``),
+    or the profile's seed plus one where the grid has a single replicate."""
+    others = [s for s in profile.grid_seeds if s != profile.seed]
+    return others[0] if others else profile.seed + 1
+
+
 def dose_models(profile: Profile, dose: int, progress: bool = True) -> dict[str, Run]:
-    """The original at ``dose`` and each domain's exact retrained model (matched design):
-    ``{"original": run, "retrained-<domain>": run}``. At the profile's own dose these are
-    the zoo's models (the same runs); elsewhere the original is measured on its gap only."""
+    """The original at ``dose``, each domain's exact retrained model (matched design) and
+    each domain's positive control (the exact retrained model of :func:`control_seed`):
+    ``{"original": run, "retrained-<domain>": run, "control-<domain>": run}``. At the
+    profile's own dose these are the zoo's models (the same runs, the controls the second
+    replicate's); elsewhere the original is measured on its gap only."""
     p = dose_profile(profile, dose)
     own = dose == profile.forget_repeats
     out = {"original": pretrain(p, progress=progress, measure="all" if own else "gap")}
     for d in DOMAINS:
         out[f"retrained-{d}"] = pretrain(p, without=d, progress=progress)
+        out[f"control-{d}"] = pretrain(p, without=d, seed=control_seed(p), progress=progress)
     return out
 
 
@@ -77,8 +100,10 @@ def dose_pilot(
     (``AUC``, ``AUC low``, ``AUC high``), the retrained model's, the paired difference and
     its interval (``difference``, ``low``, ``high``), ``separable`` (interval above the
     equivalence margin),
-    ``negative control fails`` (the original not equivalent to the retrained model) and
-    the final slices' wall time. Every dose is checked before anything trains. The doses are
+    ``negative control fails`` (the original not equivalent to the retrained model),
+    the positive control's forget ratio to the referee, its AUC difference with interval and
+    ``positive control passes`` (forget reached and membership equivalent), and the final
+    slices' wall time. Every dose is checked before anything trains. The doses are
     tried in increasing order and, with ``stop``, the pilot ends at the first one separable
     on every domain (a larger dose cannot change :func:`dose_choice`; each costs a slice of
     twice the length of the one before, for the original and each retrained model)."""
@@ -90,6 +115,7 @@ def dose_pilot(
         for d in DOMAINS:
             o = evaluate_membership(p, d, models["original"])
             r = evaluate_membership(p, d, models[f"retrained-{d}"])
+            c = evaluate_membership(p, d, models[f"control-{d}"])
             docs = o["score_docs"]
 
             def auc_interval(row):  # every forget chunk against every approximate chunk
@@ -114,6 +140,10 @@ def dose_pilot(
                 profile.seed,
             )
             ref_lo, ref_hi = auc_interval(r)
+            c_diff, c_lo, c_hi = paired_auc_difference(
+                c["scores"], r["scores"], docs["forget"], docs["approximate"], seed=profile.seed
+            )
+            c_forget = bool(forget_reached(c["ppl_forget"], r["ppl_forget"], o["ppl_forget"]))
             rows.append(
                 {
                     "dose": k,
@@ -132,19 +162,31 @@ def dose_pilot(
                     "R low": r_lo,
                     "R high": r_hi,
                     "claim 4": stands_in(r_lo, r_hi, ref_lo, ref_hi),
+                    "control forget / referee": c["ppl_forget"] / r["ppl_forget"],
+                    "control difference": c_diff,
+                    "control low": c_lo,
+                    "control high": c_hi,
+                    "positive control passes": c_forget and membership_equivalent(c_lo, c_hi),
                     "members": len(docs["forget"]),
                     "member sources": len(set(docs["forget"])),
                     "slice wall_s": models["original"].summary["branch_wall_s"],
                 }
             )
-        if stop and all(r["separable"] for r in rows if r["dose"] == k):
+        if stop and all(usable(r) for r in rows if r["dose"] == k):
             break
     return pd.DataFrame(rows).set_index(["dose", "domain"])
 
 
+def usable(row) -> bool:
+    """A (dose, domain) row of the pilot the grid may run at: the original separable from its
+    retrained model and the positive control passing."""
+    return bool(row["separable"] and row["positive control passes"])
+
+
 def dose_choice(frame: pd.DataFrame) -> int | None:
-    """The smallest dose of a :func:`dose_pilot` separable on every domain; None if none."""
-    ok = frame["separable"].groupby(level="dose").all()
+    """The smallest dose of a :func:`dose_pilot` usable on every domain (separable, and the
+    positive control passes); None if none."""
+    ok = frame.apply(usable, axis=1).groupby(level="dose").all()
     return int(ok.index[ok].min()) if ok.any() else None
 
 

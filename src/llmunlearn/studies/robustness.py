@@ -373,11 +373,12 @@ def controls(frame: pd.DataFrame) -> pd.DataFrame:
     - the **negative control**: the untouched original (the first replicate's step 0)
       against the referee (the first replicate's exact retrained model); it should *fail*
       every rule. A rule it passes has no power on that domain.
-    - the **positive control**: the exact retrained model of the second replicate (another
+    - the **positive control**: the exact retrained model of each other replicate (another
       seed, the same recipe, trained independently of the referee) against the referee; it
       should *pass* every rule.
 
-    One row per (domain, control, rule): ``passes``, ``expected`` and ``as expected``."""
+    One row per (domain, control, replicate, rule): ``passes``, ``expected`` and ``as
+    expected``."""
     f = rule_columns(frame) if "forget_ok" not in frame else frame
     reps = sorted(f["replicate"].unique())
     rows = []
@@ -385,10 +386,9 @@ def controls(frame: pd.DataFrame) -> pd.DataFrame:
         first = g[g["replicate"] == reps[0]]
         neg = first[(first["method"] != "retrained") & (first["step"] == 0)]
         ref = first[first["method"] == "retrained"]
-        cases = {"negative": (neg, False)}
-        if len(reps) > 1:
-            cases["positive"] = (_judged_by_referee(g, reps[1], ref, f), True)
-        for control, (rows_c, expected) in cases.items():
+        cases = [("negative", reps[0], neg, False)]
+        cases += [("positive", rep, _judged_by_referee(g, rep, ref, f), True) for rep in reps[1:]]
+        for control, rep, rows_c, expected in cases:
             if not len(rows_c) or not len(ref):
                 continue
             r = rows_c.iloc[0]
@@ -398,6 +398,7 @@ def controls(frame: pd.DataFrame) -> pd.DataFrame:
                     {
                         "domain": domain,
                         "control": control,
+                        "replicate": rep,
                         "rule": rule,
                         "passes": passes,
                         "expected": expected,

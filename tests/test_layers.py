@@ -17,7 +17,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "llmunlearn"
 
 LAYERS = (
-    ("foundation", ("config", "runs", "progress", "core")),
+    ("foundation", ("config", "stages", "runs", "progress", "core")),
     ("data and models", ("data", "models")),
     ("measurement", ("measurement",)),
     ("training", ("training",)),
@@ -191,6 +191,7 @@ LAZY_IMPORTS = {
     ("runs.py", "transformers"): "versions for provenance",
     ("runs.py", "numpy"): "only to write a JSON of numpy values",
     ("runs.py", "pandas"): "only for runs export",
+    ("stages.py", "pandas"): "only for the status page's table: runs ls stays light",
     ("studies/real_llm.py", "..data.sources"): "tests replace these sources at call time",
     ("studies/real_llm.py", "..models"): "tests replace smollm2 at call time",
 }

@@ -222,6 +222,7 @@ def test_editing_a_method_file_changes_its_runs_keys_and_no_others(tiny, monkeyp
     """The run cache knows the code (issue 37): an edit to npo.py gives NPO's runs (and
     npo_gd's, defined in the same file) new keys; every other method keeps its runs."""
     import llmunlearn.unlearning.methods as methods
+    from llmunlearn import stages
     from llmunlearn.unlearning.runner import _plan
 
     original = ul.pretrain(tiny, progress=False)
@@ -235,12 +236,17 @@ def test_editing_a_method_file_changes_its_runs_keys_and_no_others(tiny, monkeyp
         }
 
     before = keys()
-    real = methods._source
-    monkeypatch.setattr(
-        methods,
-        "_source",
-        lambda path: real(path) + (b"\n# edited\n" if path.endswith("npo.py") else b""),
-    )
+    real = stages.read_source
+
+    def edited(addition):
+        return lambda path: real(path) + (addition if str(path).endswith("npo.py") else "")
+
+    # a comment or a docstring is prose, not code: no run changes
+    monkeypatch.setattr(stages, "read_source", edited('\n# edited\ndef _f():\n    "doc"\n'))
+    prose = keys()
+    monkeypatch.setattr(stages, "read_source", edited('\n# edited\ndef _f():\n    "other doc"\n'))
+    assert keys() == prose
+    monkeypatch.setattr(stages, "read_source", edited("\nEDITED = 1\n"))
     after = keys()
     changed = {m for m in before if before[m] != after[m]}
     assert changed == {m for m, s in methods.METHODS.items() if s.loss.__module__.endswith(".npo")}

@@ -132,6 +132,7 @@ _LAZY = {
     "dose_pilot": "studies.pretraining",
     "dose_choice": "studies.pretraining",
     "control_seed": "studies.pretraining",
+    "pipeline_table": "stages",
     "plot_doses": "report.plotting",
     "replicate_zoos": "training.pretraining",
     "memorisation_gap": "training.pretraining",

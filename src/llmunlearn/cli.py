@@ -336,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         description="Manage the runs kept under the home ($LLMUNLEARN_HOME or .llmunlearn/): "
         "`ls` lists them (stage, key, status, size, when), `export PATH` writes one CSV or "
         "parquet table of every run's configuration and summary, `clean` deletes runs by "
-        "stage, by age or whose method's code changed, after printing what it deletes.",
+        "stage, by age or whose code changed (llmunlearn.stages), after printing what it deletes.",
     )
     runs_sub = p.add_subparsers(dest="runs_command", required=True, metavar="ACTION")
     q = runs_sub.add_parser("ls", help="list the runs")
@@ -351,7 +351,8 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument(
         "--code-changed",
         action="store_true",
-        help="only unlearning runs whose method's file changed since they ran",
+        help="only runs whose stage's code (or, for unlearning runs, whose method's file) "
+        "changed since they ran",
     )
     q.add_argument("--dry-run", action="store_true", help="print what would go, delete nothing")
 
@@ -686,16 +687,22 @@ def _study(args, profile) -> int:
 
 
 def _code_changed(row: dict) -> bool:
-    """Whether an unlearning run's method file changed since it ran (or it predates the
-    code digest); other stages' runs are not judged by this."""
+    """Whether a run's code changed since it ran: its stage's code digest
+    (:func:`~llmunlearn.stages.stage_digest`, every stage upstream included) or, for an
+    unlearning run, its method's file; a run that predates the stage digest counts as
+    changed (its key never knew the code)."""
     from .runs import read_json
+    from .stages import STAGES, stage_digest
     from .unlearning.methods import METHODS, method_digest
 
-    if row["stage"] != "unlearn":
-        return False
     config = read_json(Path(row["path"]) / "config.json")
-    spec = METHODS.get(config.get("method"))
-    return spec is None or config.get("code") != method_digest(spec)
+    stage = config.get("stage")
+    if stage not in STAGES or config.get("stage code") != stage_digest(stage):
+        return True
+    if stage == "unlearn":
+        spec = METHODS.get(config.get("method"))
+        return spec is None or config.get("code") != method_digest(spec)
+    return False
 
 
 def _runs(args) -> int:

@@ -196,7 +196,7 @@ PROFILES: dict[str, Profile] = {
             # an approximate set three times the forget set, 30 %
             # of retain held out from the regularisers, the forget sets in a late slice of
             # pre-training (forget_repeats from the pilot); the grid at a constant rate
-            # evaluated at steps 2-12, on two independently pre-trained originals
+            # evaluated at steps 2-12, on three independently pre-trained originals
             name="cpu",
             forget_chars=12_000,
             retain_chars=100_000,

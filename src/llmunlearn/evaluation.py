@@ -51,7 +51,7 @@ from .measurement.mia import (
     tpr_at_fpr,
 )
 from .models import check_checkpoint, check_context, load_model, weights_digest
-from .runs import Run
+from .runs import Run, once
 from .training.pretraining import load_original, pretrain_zoo
 
 ROC_ATTACK = "min_k@0.3"
@@ -293,6 +293,7 @@ def evaluation_config(profile: Profile) -> dict:
     # 8: every approximate chunk (membership_chunks), every set's chunk losses
 
 
+@once
 def evaluate_reference(profile: Profile, domain: str, model_run: Run) -> dict:
     """:func:`evaluation_row` of a model of the zoo (original, retrained) on ``domain``'s
     evaluation sets, the same chunks the unlearning runs are evaluated on (cached). The
@@ -320,6 +321,7 @@ def evaluate_reference(profile: Profile, domain: str, model_run: Run) -> dict:
     return run.summary
 
 
+@once
 def evaluate_membership(profile: Profile, domain: str, model_run: Run) -> dict:
     """:func:`evaluation_row` with intervals of a pre-trained model on ``domain``'s forget
     and approximate chunks only (every chunk of both), cached per model: what the
@@ -369,6 +371,7 @@ def load_folder(profile: Profile, domain: str, model_path):
     return model, tokenizer, *domain_chunks(profile, domain, tokenizer)
 
 
+@once
 def evaluate_folder(
     profile: Profile,
     domain: str,

@@ -10,9 +10,13 @@ half-written JSON behind.
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import copy
 import dataclasses
 import datetime
+import functools
 import hashlib
+import inspect
 import json
 import os
 import platform
@@ -23,6 +27,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from .stages import STAGES, code_state, stage_digest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 """The repository root when the package is installed from a checkout (editable)."""
@@ -183,8 +189,18 @@ class Run:
     path: Path
 
     @classmethod
-    def create(cls, kind: str, name: str, config: dict) -> "Run":
+    def create(cls, kind: str, name: str, config: dict, stage: str | None = None) -> "Run":
+        """The run of ``config`` in folder ``kind``, made by ``stage`` of
+        :mod:`llmunlearn.stages` (default: the folder's name). The key hashes the config
+        with the stage's name and code digest (:func:`~llmunlearn.stages.stage_digest`), so
+        edited code gives new runs; both are written into ``config.json``."""
+        stage = stage or kind
+        if stage in STAGES:
+            config = {**config, "stage": stage, "stage code": stage_digest(stage)}
         path = home() / kind / f"{name}-{config_hash(config)}"
+        made = _MADE.get()
+        if made is not None:  # inside a call of a function marked with once()
+            made.append(path)
         path.mkdir(parents=True, exist_ok=True)
         run = cls(path)
         if not (path / "config.json").exists():
@@ -215,6 +231,61 @@ class Run:
     @property
     def provenance(self) -> dict:
         return read_json(self.path / "provenance.json")
+
+
+# --- each stage's output resolved once per process --------------------------------------
+
+_MADE: contextvars.ContextVar[list | None] = contextvars.ContextVar("made", default=None)
+"""The run folders made by the current call of a :func:`once` function (None outside)."""
+
+QUIET_ARGUMENTS = ("progress",)
+"""Arguments that change how a call reports, not what it returns: not part of its key."""
+
+
+def once(fn):
+    """Resolve a stage's function once per process: a second call with the same arguments
+    (``progress`` aside), the same home and the package's code unchanged
+    (:func:`~llmunlearn.stages.code_state`) returns the first call's result without
+    building its inputs, configs and keys again, as long as every run the first call made
+    or read is still finished (a run deleted by ``runs clean`` is made again). An entry
+    point that walks the pipeline (a grid, a chapter) thereby builds each upstream run's key
+    and splits each corpus once, however many of its stages ask for them. Calls whose
+    arguments cannot be hashed are not remembered. A result that is not a :class:`Run` is
+    handed out as a copy, so a caller that changes it changes no other caller's."""
+
+    signature = inspect.signature(fn)
+    memo: dict = {}
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        parts = tuple((k, v) for k, v in bound.arguments.items() if k not in QUIET_ARGUMENTS)
+        key = (str(home()), code_state(), parts)
+        try:
+            hash(key)
+        except TypeError:
+            return fn(*args, **kwargs)
+        outer = _MADE.get()
+        hit = memo.get(key)
+        if hit is not None and all((p / "DONE").exists() for p in hit[0]):
+            if outer is not None:
+                outer.extend(hit[0])
+            return hit[1] if isinstance(hit[1], Run) else copy.deepcopy(hit[1])
+        made: list = []
+        token = _MADE.set(made)
+        try:
+            value = fn(*args, **kwargs)
+        finally:
+            _MADE.reset(token)
+            if outer is not None:
+                outer.extend(made)
+        if made and all((p / "DONE").exists() for p in made):
+            memo[key] = (made, value if isinstance(value, Run) else copy.deepcopy(value))
+        return value
+
+    call.forget = memo.clear  # for tests and for a session that wants a fresh walk
+    return call
 
 
 # --- managing the runs of a home: list, export, clean ----------------------------------

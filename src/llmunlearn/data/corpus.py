@@ -55,6 +55,7 @@ from ..config import (
     profile_config,
 )
 from ..runs import config_hash, home, write_json
+from ..stages import stage_digest
 from .sources import (
     MATCHED_POOL,
     SHIFTED_PINS,
@@ -369,19 +370,40 @@ def _domain_splits(domain: str, profile: Profile) -> dict[str, list[Document]]:
             "seed": profile.seed,
             "pins": SHIFTED_PINS.get(domain),
             "pool": MATCHED_POOL.get(domain),
+            "code": stage_digest("data"),  # an edited corpus or source module: new splits
         }
     )
     path = home() / "data" / f"{domain}-{key}.json"
-    cached = _load_verified(path)
-    if cached is not None:
-        return {s: [Document(**d) for d in cached[s]] for s in budgets}
-    if docs is None:
-        docs, _ = domain_documents(domain)
-    splits = split_documents(
-        docs, profile, domain, SHIFTED_PINS.get(domain), MATCHED_POOL.get(domain)
-    )
-    _save_verified(path, {s: [d.__dict__ for d in v] for s, v in splits.items()})
-    return splits
+    seen = _SPLITS.get(path)
+    if seen is None or seen[0] != _file_state(path):  # read or split once per process
+        cached = _load_verified(path)
+        if cached is not None:
+            splits = {s: [Document(**d) for d in cached[s]] for s in budgets}
+        else:
+            if docs is None:
+                docs, _ = domain_documents(domain)
+            splits = split_documents(
+                docs, profile, domain, SHIFTED_PINS.get(domain), MATCHED_POOL.get(domain)
+            )
+            _save_verified(path, {s: [d.__dict__ for d in v] for s, v in splits.items()})
+        _SPLITS[path] = (_file_state(path), splits)
+    return {s: list(v) for s, v in _SPLITS[path][1].items()}  # the lists are the caller's
+
+
+_SPLITS: dict = {}
+"""Each split file read (or built) in this process, by path, with the file's size and
+modification time when it was read: a domain's corpus is split or read once per process
+however many stages ask for it, and read again (and verified) only if the file changed on
+disk. Documents are frozen; each caller gets its own lists."""
+
+
+def _file_state(path: Path):
+    """A file's (size, modification time in ns), or None when it does not exist."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_size, st.st_mtime_ns
 
 
 def load_splits(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -643,13 +645,13 @@ def plot_claims(claims):
     :func:`~llmunlearn.studies.claims.claims_table`)."""
     rows = list(claims.itertuples())
     width = max((len(r.labels) for r in rows), default=1)
-    fig, ax = plt.subplots(figsize=(11, 0.42 * len(rows) + 1.0))
+    fig, ax = plt.subplots(figsize=(11, 0.46 * len(rows) + 1.0))
     for y, r in enumerate(rows):
         for x, (name, label) in enumerate(r.labels.items()):
             colour = VERDICT_COLOURS.get(label.split(" ")[0], VERDICT_COLOURS["undetermined"])
             ax.add_patch(plt.Rectangle((x, y - 0.4), 0.95, 0.8, color=colour))
-            text = name if len(name) <= 16 else name[:15] + "…"
-            ax.text(x + 0.47, y, text, ha="center", va="center", fontsize=7)
+            text = _cell_text(name)
+            ax.text(x + 0.47, y, text, ha="center", va="center", fontsize=7 - ("\n" in text))
         ax.text(width + 0.1, y, f"{r.verdict} ({r.domains})", va="center", fontsize=8)
     ax.set_yticks(range(len(rows)))
     ax.set_yticklabels([_short(r.claim) for r in rows], fontsize=8)
@@ -670,6 +672,19 @@ def plot_claims(claims):
     )
     fig.tight_layout()
     return _done(fig)
+
+
+def _cell_text(name: str, width: int = 10) -> str:
+    """A part's name as it fits a square of the claims figure: at most two lines of about
+    ``width`` characters, broken at "/", before " vs " or between words."""
+    if len(name) <= width:
+        return name
+    for sep, keep in (("/", "/\n"), (" vs ", "\nvs ")):
+        if sep in name:
+            head, tail = name.split(sep, 1)
+            return head + keep + _short(tail, width + 2)
+    lines = textwrap.wrap(name, max(width, (len(name) + 1) // 2))
+    return "\n".join(lines[:2]) + ("…" if len(lines) > 2 else "")
 
 
 def _short(claim: str, n: int = 58) -> str:

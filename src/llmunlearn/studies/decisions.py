@@ -17,7 +17,7 @@ The rules, in the order a verdict meets them:
 - **Comparisons** (:func:`decide`): a difference between two things measured on the same
   replicates decides only when it is at least the comparison's :data:`MIN_EFFECT` and
   larger than its noise, which is never zero: the noise of one replicate's value is
-  estimated from A/A pairs (the same method on two independently pre-trained originals),
+  estimated from A/A pairs (the same method on independently pre-trained originals),
   pooled over every pair (:func:`replicate_noise`).
 - **Controls** (:mod:`llmunlearn.studies.robustness`'s ``controls``): a rule the untouched
   original passes has no power on that domain; verdicts that use it there are "undetermined

@@ -122,6 +122,7 @@ def evaluate_own(
             "chunk_len": chunk_len,
             "seed": profile.seed,
         },
+        stage="own",
     )
     if run.done:
         return run

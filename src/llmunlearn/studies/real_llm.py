@@ -332,6 +332,7 @@ def continued(p: Profile, *, twin: bool = False, progress: bool = True, **overri
             "docs": {k: [d.sha256 for d in v] for k, v in parts.items()},
             "twin": twin and "replace",
         },
+        stage="real-llm",
     )
     if run.done:
         return run

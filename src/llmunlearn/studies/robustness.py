@@ -414,7 +414,7 @@ def controls(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _judged_by_referee(g: pd.DataFrame, replicate, ref: pd.DataFrame, f: pd.DataFrame):
-    """The second replicate's exact retrained model as a row judged against the first
+    """A later replicate's exact retrained model as a row judged against the first
     replicate's referee (its ratios recomputed; utility against the first original)."""
     other = g[(g["replicate"] == replicate) & (g["method"] == "retrained")]
     if not len(other) or not len(ref):

@@ -36,7 +36,7 @@ from ..data.corpus import (
 )
 from ..measurement.metrics import perplexity
 from ..models import build_model, check_checkpoint, load_model, n_params, train_tokenizer
-from ..runs import Run, home, write_json
+from ..runs import Run, home, once, write_json
 from .executor import run_missing, with_threads
 from .loop import TrainConfig, length_grouped, stream_order, train, training_flops
 
@@ -44,6 +44,12 @@ from .loop import TrainConfig, length_grouped, stream_order, train, training_flo
 def pretraining_tokenizer(profile: Profile):
     """The byte-level BPE of ``profile``, trained on D minus every forget set (cached)."""
 
+    return PreTrainedTokenizerFast.from_pretrained(tokenizer_run(profile).path)
+
+
+@once
+def tokenizer_run(profile: Profile) -> Run:
+    """The tokenizer stage's run of ``profile`` (trained here when missing)."""
     docs = tokenizer_documents(profile)
     run = Run.create(
         "tokenizer",
@@ -53,7 +59,7 @@ def pretraining_tokenizer(profile: Profile):
     if not run.done:
         train_tokenizer([d.text for d in docs], profile.vocab_size).save_pretrained(run.path)
         run.finish({"vocab_size": profile.vocab_size, "documents": len(docs)})
-    return PreTrainedTokenizerFast.from_pretrained(run.path)
+    return run
 
 
 def zoo_name(without: str | None, design: str) -> str:
@@ -125,6 +131,7 @@ def retrained_order(
     return [i if doc_ids[i] not in removed else rest[rng.randrange(len(rest))] for i in order]
 
 
+@once
 def pretrain(
     profile: Profile,
     *,
@@ -363,6 +370,7 @@ def train_lm(
     return result
 
 
+@once
 def pretrain_base(profile: Profile, seed: int, progress: bool = True) -> Run:
     """The late order's base: D minus every forget set, ``pretrain_epochs`` passes, the
     recipe of the mixed order. Every model of the seed (the original and each retrained

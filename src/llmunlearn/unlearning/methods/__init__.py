@@ -16,16 +16,15 @@ the negated model, not the fine-tuned one). Adding a method is adding a file her
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import math
 import pkgutil
 from dataclasses import dataclass, field
 from importlib import import_module
-from pathlib import Path
 from typing import Callable
 
 from ...config import check_choice
+from ...stages import code_digest
 
 
 @dataclass(frozen=True)
@@ -80,25 +79,15 @@ def register(
     return wrap
 
 
-def _source(path: str) -> bytes:
-    """A method file's text (one place, so that a test can stand in an edited file)."""
-
-    return Path(path).read_bytes()
-
-
 def method_digest(method: Method) -> str:
-    """A digest of the source of the files that define ``method`` (its loss, and its
-    ``prepare`` and ``evaluate_as`` hooks): part of every unlearning run's key, so that an
-    edited method file (in JupyterLab, say) gives new runs, and only that file's methods'
-    runs change."""
+    """A digest of the code of the files that define ``method`` (its loss, and its
+    ``prepare`` and ``evaluate_as`` hooks; :func:`~llmunlearn.stages.code_digest`, so prose
+    does not count): part of every unlearning run's key, so that an edited method file (in
+    JupyterLab, say) gives new runs, and only that file's methods' runs change."""
 
-    files = sorted(
-        {inspect.getsourcefile(f) for f in (method.loss, method.prepare, method.evaluate_as) if f}
-    )
-    h = hashlib.sha256()
-    for f in files:
-        h.update(_source(f))
-    return h.hexdigest()[:16]
+    hooks = (method.loss, method.prepare, method.evaluate_as)
+    files = {inspect.getsourcefile(f) for f in hooks if f}
+    return code_digest(files)
 
 
 def get_method(name: str) -> Method:

@@ -1,0 +1,138 @@
+"""The pipeline's stages (issue 37): keys that know the code, and one walk per entry point."""
+
+import ast
+import collections
+import dataclasses
+import shutil
+from pathlib import Path
+
+import pytest
+
+import llmunlearn as ul
+from llmunlearn import cli, runs, stages
+from llmunlearn.data import corpus
+from llmunlearn.runs import Run
+
+
+@pytest.fixture
+def edit(monkeypatch):
+    """Stand in an edited package file: ``edit("training/loop.py", "\\nX = 1\\n")``."""
+    real = stages.read_source
+
+    def apply(rel, addition):
+        target = str(stages.PACKAGE / rel)
+        monkeypatch.setattr(
+            stages, "read_source", lambda p: real(p) + (addition if str(p) == target else "")
+        )
+        stages._digest.cache_clear()
+
+    yield apply
+    stages._digest.cache_clear()
+
+
+def _digests():
+    return {name: stages.stage_digest(name) for name in stages.STAGES}
+
+
+def test_editing_a_file_gives_new_keys_to_its_stages_and_everything_downstream_only(edit):
+    before = _digests()
+    edit("training/loop.py", "\nEDITED = 1\n")
+    after = _digests()
+    changed = {s for s in before if before[s] != after[s]}
+    direct = {s for s, st in stages.STAGES.items() if "training/loop.py" in st.code}
+    downstream = {s for s in stages.STAGES if direct & {s, *stages.upstream(s)}}
+    assert changed == downstream
+    assert {"pretrain", "unlearn", "evaluate", "relearn"} <= changed
+    assert not changed & {"data", "tokenizer"}  # upstream of the edit: kept
+    # a run's key follows its stage's code
+    edit("training/loop.py", "")
+    a = Run.create("pretrain", "x", {"seed": 1})
+    edit("training/loop.py", "\nEDITED = 1\n")
+    b = Run.create("pretrain", "x", {"seed": 1})
+    assert a.path != b.path and b.config["stage code"] == stages.stage_digest("pretrain")
+
+
+def test_comments_and_docstrings_are_not_code(edit):
+    before = _digests()
+    edit("core.py", '\n# a comment\ndef _f():\n    """A docstring."""\n')
+    with_prose = _digests()
+    edit("core.py", '\n# another comment\ndef _f():\n    """Another docstring."""\n')
+    assert _digests() == with_prose != before  # the function is code; its prose is not
+
+
+def test_every_run_the_package_creates_names_a_stage_and_every_listed_file_exists():
+    for stage in stages.STAGES.values():
+        for f in stage.code:
+            assert (stages.PACKAGE / f).is_file(), (stage.name, f)
+        assert set(stage.inputs) <= set(stages.STAGES)
+    named = set()
+    for f in stages.PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "create":
+                if getattr(node.func.value, "id", "") != "Run":
+                    continue
+                kw = {k.arg: k.value for k in node.keywords}
+                stage = kw.get("stage", node.args[0] if node.args else None)
+                assert isinstance(stage, ast.Constant), f"{f}: a run's stage must be written out"
+                named.add(stage.value)
+    assert named and named <= set(stages.STAGES), named - set(stages.STAGES)
+
+
+def test_one_grid_call_splits_each_corpus_once_and_builds_each_runs_key_once(tiny, monkeypatch):
+    p = dataclasses.replace(
+        tiny,
+        grid_lrs=(1e-3,),
+        grid_seeds=(42, 43),
+        grid_sophia_methods=(),
+        grid_seed_methods=("ga",),
+    )
+    splits, keys = collections.Counter(), collections.Counter()
+    load, split, create = corpus._load_verified, corpus.split_documents, Run.create.__func__
+
+    def counted_load(path):
+        out = load(path)
+        if path.parent.name == "data" and out is not None:
+            splits[path.name.split("-")[0]] += 1
+        return out
+
+    def counted_split(docs, profile, domain, *rest):
+        splits[domain] += 1
+        return split(docs, profile, domain, *rest)
+
+    def counted_create(cls, kind, name, config, stage=None):
+        run = create(cls, kind, name, config, stage)
+        keys[run.path.relative_to(ul.home()).as_posix()] += 1
+        return run
+
+    monkeypatch.setattr(corpus, "_load_verified", counted_load)
+    monkeypatch.setattr(corpus, "split_documents", counted_split)
+    monkeypatch.setattr(Run, "create", classmethod(counted_create))
+    ul.grid_frame(p, domains=["books"], progress=False, methods=["ga"])
+    assert set(splits) == {*ul.DOMAINS, "general"} and set(splits.values()) == {1}, splits
+    stages_made = {k.split("/")[0] for k in keys}
+    assert {"tokenizer", "pretrain", "unlearn", "evaluate"} <= stages_made
+    assert max(keys.values()) == 1, [k for k, v in keys.items() if v > 1]
+    # a run deleted in between (runs clean) is made again, not taken from memory
+    original = ul.pretrain(p, progress=False)
+    shutil.rmtree(original.path)
+    again = ul.pretrain(p, progress=False)
+    assert again.path == original.path and again.done
+
+
+def test_the_pipeline_table_lists_every_stage_with_its_digest():
+    table = stages.pipeline_table()
+    assert list(table.index) == list(stages.STAGES)
+    assert (table["digest"].str.len() == 16).all()
+    assert Path(stages.__file__).name == "stages.py"
+
+
+def test_runs_clean_code_changed_finds_the_runs_of_an_edited_stage(edit, capsys):
+    kept = Run.create("tokenizer", "t", {"vocab": 1})
+    kept.finish({})
+    stale = Run.create("pretrain", "p", {"seed": 1})
+    stale.finish({})
+    edit("training/loop.py", "\nEDITED = 1\n")
+    assert cli.main(["runs", "clean", "--code-changed", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert f"would delete {stale.path}" in out and str(kept.path) not in out
+    assert runs.read_json(stale.path / "config.json")["stage"] == "pretrain"

@@ -699,7 +699,7 @@ def plot_doses(frame, margin: float | None = None):
     and the equivalence ``margin`` marked."""
 
     f = frame.reset_index()
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4.4))
     sns.lineplot(data=f, x="dose", y="M", hue="domain", marker="o", ax=a)
     a.set(xscale="log", xlabel="times each forget chunk is seen (dose)", ylabel="M")
     a.set_title("memorisation gap: approximate / forget perplexity")
@@ -738,6 +738,6 @@ def plot_doses(frame, margin: float | None = None):
         ax.set_xticklabels([str(d) for d in doses])
         ax.xaxis.set_minor_formatter(NullFormatter())  # no "3x10^0" beside the doses
     b.set_title("membership against the retrained model")
-    b.legend(fontsize=7, ncol=2)
+    b.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
     fig.tight_layout()
     return _done(fig)

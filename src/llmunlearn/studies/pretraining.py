@@ -117,9 +117,8 @@ def dose_pilot(
     ``positive control passes`` is None), which saves a slice and an evaluation per domain."""
     doses = check_doses(profile.pilot_doses if doses is None else doses, "pilot doses")
     p, rows = dose_profile(profile, profile.forget_repeats), []  # the chunks: every dose's
+    chosen = False  # a smaller dose was usable on every domain: no controls needed above it
     for k in doses:
-        frame = pd.DataFrame(rows).set_index(["dose", "domain"]) if rows else None
-        chosen = frame is not None and dose_choice(frame) is not None
         models = dose_models(profile, k, progress, controls=not chosen)
         gap = memorisation_gap(models["original"])
         for d in DOMAINS:
@@ -174,7 +173,8 @@ def dose_pilot(
                     "slice wall_s": models["original"].summary["branch_wall_s"],
                 }
             )
-        if stop and all(usable(r) for r in rows if r["dose"] == k):
+        chosen = chosen or all(usable(r) for r in rows if r["dose"] == k)
+        if stop and chosen:
             break
     return pd.DataFrame(rows).set_index(["dose", "domain"])
 

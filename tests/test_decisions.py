@@ -258,3 +258,32 @@ def test_a_rule_the_original_passes_makes_its_verdicts_undetermined_for_no_power
     assert why["books", "good"] == "" and why["books", "forget reached"] == ""
     why = power(controls(_control_grid(ret2_forget=11.5, ret2_diff=1.0)))
     assert why["books", "forget reached"] == "positive control fails"
+
+
+def _sibling(grid, forget, diff):
+    """The referee's sibling as :func:`sibling_frame` gives it: a first-replicate row against
+    the referee (forget perplexity ``forget``, AUC difference ``diff`` with a tight interval)."""
+    r = grid[(grid["method"] == "retrained") & (grid["replicate"] == 42)].iloc[0].copy()
+    r["ppl_forget"], r["forget_ref"], r["forget_rel"] = forget, forget / 10.0, forget / 12
+    r["auc_diff"], r["auc_diff_low"], r["auc_diff_high"] = diff, diff - 0.02, diff + 0.02
+    return rule_columns(pd.DataFrame([r]).drop(columns=["forget_ok", "member_ok", "good"]))
+
+
+def test_the_sibling_decides_the_positive_control_and_other_bases_are_shown_beside_it():
+    """With a sibling (same base, another final slice) the positive control is the sibling;
+    another replicate's retrained model (another base) is judged and shown as "other
+    bases", and its failing does not disqualify a rule; the sibling's failing does."""
+    from llmunlearn.studies.claims import power
+
+    grid = _control_grid(ret2_forget=11.5, ret2_diff=1.0)  # the other base misses the referee
+    ctrl = controls(grid, _sibling(grid, forget=10.1, diff=0.0))
+    assert set(ctrl["control"]) == {"negative", "positive", "other bases"}
+    pos = ctrl[ctrl["control"] == "positive"].set_index("rule")
+    assert (pos["base"] == "same").all() and (pos["replicate"] == 42).all()
+    assert pos.loc["forget reached", "passes"] and pos.loc["membership equivalent", "passes"]
+    other = ctrl[ctrl["control"] == "other bases"].set_index("rule")
+    assert (other["base"] == "other").all() and not other.loc["forget reached", "passes"]
+    assert power(ctrl)["books", "forget reached"] == ""  # the sibling decides
+    failing = controls(grid, _sibling(grid, forget=11.5, diff=0.3))
+    assert power(failing)["books", "forget reached"] == "positive control fails"
+    assert power(failing)["books", "membership equivalent"] == "positive control fails"

@@ -182,10 +182,37 @@ def test_the_dose_choice_needs_the_positive_control_as_well_as_separation():
     assert ul.dose_choice(frame) is None
 
 
-def test_the_positive_control_is_another_seeds_model():
-    p = ul.get_profile("cpu")
-    assert ul.control_seed(p) != p.seed and ul.control_seed(p) in p.grid_seeds
-    assert ul.control_seed(ul.get_profile("cpu", grid_seeds=(42,))) == 43
+def test_the_sibling_shares_the_referee_s_base_and_trains_on_no_forget_token(tiny, monkeypatch):
+    """The positive control: the referee's recipe from the same base, its final slice drawn
+    with another seed; checked on what the training loop is fed."""
+    import llmunlearn.training.pretraining as pretraining
+    from llmunlearn.data.corpus import chunk_documents, forget_documents
+
+    fed = {}
+    real_train = pretraining.train
+
+    def spy(model, loss, streams, cfg, run_dir, *, orders, **kw):
+        used = orders["train"][: cfg.steps * cfg.batch]
+        fed[run_dir.name] = [tuple(streams["train"][i]["input_ids"].tolist()) for i in used]
+        return real_train(model, loss, streams, cfg, run_dir, orders=orders, **kw)
+
+    monkeypatch.setattr(pretraining, "train", spy)
+    referee = ul.pretrain(tiny, without="github", progress=False)
+    sibling = ul.siblings(tiny, progress=False)["github"]
+    assert sibling.path != referee.path and sibling.config["slice seed"] == ul.sibling_seed(
+        tiny.seed
+    )
+    assert sibling.summary["base"] == referee.summary["base"]  # the same base, not retrained
+    assert sibling.summary["steps"] == referee.summary["steps"]
+    assert fed[sibling.path.name] != fed[referee.path.name]  # its own draws
+    tok = pretraining.pretraining_tokenizer(tiny)
+    forget = chunk_documents(tok, forget_documents(tiny, "github", tiny.design), tiny.chunk_len)
+    assert not {tuple(r.tolist()) for r in forget["input_ids"]} & set(fed[sibling.path.name])
+    assert ul.siblings(dataclasses.replace(tiny, pretrain_order="mixed")) == {}
+    with pytest.raises(ValueError, match="slice_seed=7 needs pretrain_order='late'"):
+        ul.pretrain(
+            dataclasses.replace(tiny, pretrain_order="mixed"), without="github", slice_seed=7
+        )
 
 
 def _quant_frame(domain, forget):

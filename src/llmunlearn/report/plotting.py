@@ -695,7 +695,8 @@ def plot_doses(frame, margin: float | None = None):
     """The dose pilot (:func:`~llmunlearn.studies.pretraining.dose_pilot`): left, the
     memorisation gap M against the dose per domain; right, the original's Min-K% AUC minus
     its exact retrained model's (paired, 95 % interval over source documents; open markers:
-    the positive control, another seed's retrained model, against the same referee), with 0
+    the positive control, the referee's sibling from the same base, against the same
+    referee), with 0
     and the equivalence ``margin`` marked."""
 
     f = frame.reset_index()

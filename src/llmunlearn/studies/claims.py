@@ -3,11 +3,12 @@ the cached runs of the chapters by a rule written next to it; nothing is typed i
 
 Per domain a claim *supports*, *contradicts* or is *undetermined*, and an undetermined label
 says why (:data:`~llmunlearn.studies.decisions.REASONS`): no power (the untouched original
-passes the rule there: the negative control), the positive control fails (an exact retrained
-model of another seed fails it), not reached, within noise (a difference below the minimum
-effect or the noise measured on A/A pairs). A claim's verdict needs at least two determined
-domains and none opposed (:func:`~llmunlearn.studies.decisions.overall`); the table gives
-"k of n domains" beside it. Every threshold is in :mod:`llmunlearn.studies.decisions`.
+passes the rule there: the negative control), the positive control fails (the referee's
+sibling, an exact retrained model from the same base, fails it), not reached, within noise
+(a difference below the minimum effect or the noise measured on A/A pairs). A claim's
+verdict needs at least two determined domains and none opposed
+(:func:`~llmunlearn.studies.decisions.overall`); the table gives "k of n domains" beside it.
+Every threshold is in :mod:`llmunlearn.studies.decisions`.
 
 The exact retrained model is the referee (:mod:`llmunlearn.studies.robustness`); the paper's
 view (the approximate target) is judged against it as evidence for claim 4."""
@@ -65,6 +66,7 @@ from .robustness import (  # noqa: E402
     controls,
     guidelines,
     robustness,
+    sibling_frame,
     utility_costs,
 )
 
@@ -242,18 +244,20 @@ def claims_table(profile: Profile, grid: pd.DataFrame, zoo: dict | None = None) 
             }
         )
 
+    domains = list(dict.fromkeys(grid["domain"]))
     c = Claims(
         profile,
         grid,
         zoo if zoo is not None else pretrain_zoo(profile, progress=False),
         add,
-        domains=list(dict.fromkeys(grid["domain"])),
+        domains=domains,
         paper=[m for m, s in METHODS.items() if s.paper],
         reps=sorted(grid["replicate"].unique()),
         scores=robustness(grid),
         shares=good_shares(grid, profile.grid_lrs),  # (domain, method, optimizer, replicate)
         noise=measure_noise(grid, profile),
-        why=power(controls(grid)),  # (domain, rule) -> "" or why the rule cannot be read
+        why=power(controls(grid, sibling_frame(profile, domains, progress=False))),  # "" or why
+        # a rule cannot be read on a domain: (domain, rule) -> reason
     )
     for rule in CLAIMS:
         rule(c)

@@ -21,7 +21,8 @@ The rules, in the order a verdict meets them:
   pooled over every pair (:func:`replicate_noise`).
 - **Controls** (:mod:`llmunlearn.studies.robustness`'s ``controls``): a rule the untouched
   original passes has no power on that domain; verdicts that use it there are "undetermined
-  (no power)". An exact retrained model of another seed (the positive control) must pass.
+  (no power)". The referee's sibling (the positive control: an exact retrained model from
+  the same base, its final slice drawn with another seed) must pass.
 - **Domains** (:func:`overall`): a claim's verdict needs at least :data:`MIN_DOMAINS`
   determined domains and none opposed.
 """
@@ -126,6 +127,18 @@ CHANGED_AFTER_RESULTS: tuple[tuple[str, str], ...] = (
         "another seed) to pass the forget and membership rules on every domain at the dose it "
         "picks; added after the cpu build of 0523b4a, in which the positive control passed "
         "every rule at the dose picked (dose 2); it changes no choice there",
+    ),
+    (
+        "positive control",
+        "the rules' positive control became the referee's sibling (the same base, its final "
+        "slice drawn with another seed) after the cpu build of 3e4da98, where it was every "
+        "other replicate's exact retrained model: there the third replicate's (seed 44, "
+        "whose base is 20-30 % worse on every set, general text included) failed forget "
+        "reached on arXiv and GitHub (1.187 and 1.251 against x1.124 and x1.145) and 6 of "
+        "12 checks, while seed 43's passed all 12. The unlearned models start from the "
+        "first replicate's base, so the randomness their target carries is the final "
+        "slice's; the other bases are still judged and shown, and decide only where a "
+        "profile has no sibling. The dose pilot's control became the sibling too",
     ),
     (
         "pilot band",

@@ -98,20 +98,23 @@ def plan(profile: Profile, device: str = "H100", utilisation: float = 0.3) -> pd
             0,
             memory(profile.pretrain_batch, False),
         )
+        late = profile.pretrain_order == "late"
         per_seed = 1 + len(DOMAINS) * len(profile.retrained_designs)
+        slices = seeds * per_seed + (len(DOMAINS) if late else 0)  # and the referee's siblings
         slice_tokens = 2 * profile.forget_repeats * forget_all
         pilot = [k for k in profile.pilot_doses if k != profile.forget_repeats]
+        per_dose = 1 + len(DOMAINS) * (2 if late else 1)  # original, retrained, siblings: at most
         add(
-            "pre-training: final slices (zoo and replicates)",
-            seeds * per_seed,
-            seeds * per_seed * slice_tokens,
+            "pre-training: final slices (zoo, replicates, siblings)",
+            slices,
+            slices * slice_tokens,
             0,
             memory(profile.pretrain_batch, False),
         )
         add(
             "pre-training: the dose pilot's other doses",
-            len(pilot) * (1 + len(DOMAINS)),
-            sum((1 + len(DOMAINS)) * 2 * k * forget_all for k in pilot),
+            len(pilot) * per_dose,
+            sum(per_dose * 2 * k * forget_all for k in pilot),
             0,
             memory(profile.pretrain_batch, False),
         )

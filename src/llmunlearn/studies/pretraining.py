@@ -21,17 +21,20 @@ pilot measures:
   margin (:data:`~llmunlearn.studies.decisions.AUC_MARGIN`): the original is shown to differ
   from the model that never saw its members by more than the rules tolerate, so the negative
   control fails by the size of the difference, not by the width of its interval;
-- the *positive control* at this dose: an exact retrained model pre-trained from another
-  seed (the second replicate's, the same recipe) judged against the referee by the forget
-  rule (:func:`~llmunlearn.studies.decisions.forget_reached`) and the membership rule
-  (paired AUC difference inside the margin). A dose where a model that never saw the data
-  fails the rules cannot be used either: the rules would then reject the goal itself.
+- the *positive control* at this dose: the referee's sibling
+  (:func:`~llmunlearn.training.pretraining.siblings`: the same base, its final slice drawn
+  with another seed) judged against the referee by the forget rule
+  (:func:`~llmunlearn.studies.decisions.forget_reached`) and the membership rule (paired AUC
+  difference inside the margin). A dose where a model that never saw the data fails the
+  rules cannot be used either: the rules would then reject the goal itself.
 
 The rule, fixed before any method runs: the grid runs at the smallest dose separable on
 every domain where the positive control passes on every domain (:func:`dose_choice`); the
 profile's ``forget_repeats`` is that dose, and the chapter says whether they agree. (The
 positive control's requirement was added after the cpu build of 0523b4a, where it passed at
-the chosen dose; see :data:`~llmunlearn.studies.decisions.CHANGED_AFTER_RESULTS`.)
+the chosen dose, and the control became the sibling after the cpu build of 3e4da98, where
+the second replicate's retrained model, from another base, was the control; see
+:data:`~llmunlearn.studies.decisions.CHANGED_AFTER_RESULTS`.)
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ from ..training.pretraining import (
     pretrain,
     pretraining_tokenizer,
     retrained_order,
+    siblings,
     slice_order,
     training_order,
 )
@@ -71,29 +75,22 @@ def dose_profile(profile: Profile, dose: int) -> Profile:
     return dataclasses.replace(profile, forget_repeats=dose, design="matched")
 
 
-def control_seed(profile: Profile) -> int:
-    """The pre-training seed of the positive control: the second replicate's (``grid_seeds``),
-    or the profile's seed plus one where the grid has a single replicate."""
-    others = [s for s in profile.grid_seeds if s != profile.seed]
-    return others[0] if others else profile.seed + 1
-
-
 def dose_models(
     profile: Profile, dose: int, progress: bool = True, controls: bool = True
 ) -> dict[str, Run]:
     """The original at ``dose``, each domain's exact retrained model (matched design) and,
-    with ``controls``, each domain's positive control (the exact retrained model of
-    :func:`control_seed`): ``{"original": run, "retrained-<domain>": run,
-    "control-<domain>": run}``. At the profile's own dose these are the zoo's models (the
-    same runs, the controls the second replicate's); elsewhere the original is measured on
-    its gap only."""
+    with ``controls``, each domain's positive control (the retrained model's sibling:
+    :func:`~llmunlearn.training.pretraining.siblings`): ``{"original": run,
+    "retrained-<domain>": run, "control-<domain>": run}``. At the profile's own dose these
+    are the zoo's models and the claims page's siblings (the same runs); elsewhere the
+    original is measured on its gap only."""
     p = dose_profile(profile, dose)
     own = dose == profile.forget_repeats
     out = {"original": pretrain(p, progress=progress, measure="all" if own else "gap")}
     for d in DOMAINS:
         out[f"retrained-{d}"] = pretrain(p, without=d, progress=progress)
-        if controls:
-            out[f"control-{d}"] = pretrain(p, without=d, seed=control_seed(p), progress=progress)
+    if controls:
+        out.update({f"control-{d}": run for d, run in siblings(p, progress).items()})
     return out
 
 

@@ -9,8 +9,10 @@ data is the most robust to learning rate and number of steps. A grid cell is one
 runs a small one, ``gpu`` a larger one, with this code.
 
 Every threshold is written once, in :mod:`llmunlearn.studies.decisions`. The exact retrained
-model is the referee; the untouched original (negative control) and the retrained model of
-another seed (positive control) are judged by every rule (:func:`controls`).
+model is the referee; the untouched original (negative control) and the referee's sibling
+(positive control: the same base, its final slice drawn with another seed) are judged by
+every rule, and the exact retrained models of the other replicates (other bases) beside them
+(:func:`controls`).
 
 - runs use a constant learning rate after warm-up and are evaluated at the profile's
   ``grid_eval_steps`` (geometrically spaced), so each run sweeps its total amount of
@@ -48,7 +50,7 @@ from ..evaluation import evaluate_reference, utility_intervals
 from ..progress import progress_bar as tqdm
 from ..runs import Run
 from ..training.executor import run_missing, with_threads
-from ..training.pretraining import pretrain, pretrain_zoo
+from ..training.pretraining import pretrain, pretrain_zoo, siblings
 from ..unlearning.methods import METHODS, get_method
 from ..unlearning.runner import eval_points, unlearn
 from .decisions import (  # the thresholds are written once, there
@@ -366,29 +368,61 @@ CONTROL_RULES = ("forget reached", "membership equivalent", "good", "paper's vie
 """The rules the controls judge (utility is not a removal rule: the original keeps it)."""
 
 
-def controls(frame: pd.DataFrame) -> pd.DataFrame:
+def sibling_frame(profile: Profile, domains=DOMAINS, progress: bool = True) -> pd.DataFrame:
+    """The positive control's rows: per domain, the referee's sibling
+    (:func:`~llmunlearn.training.pretraining.siblings`, trained if missing) as a row of the
+    first replicate's grid (method ``retrained``, step 0) against that replicate's original
+    and referee, with the rules' columns; empty where the profile has no sibling (the mixed
+    order, a ``base_model``)."""
+    seed = profile.grid_seeds[0]
+    sib = siblings(profile, progress, seed=seed)
+    if not sib:
+        return pd.DataFrame()
+    zoo = pretrain_zoo(profile, False, seed=seed)
+    rows = []
+    for d in domains:
+        original = evaluate_reference(profile, d, zoo["original"])
+        referee = evaluate_reference(profile, d, zoo[f"retrained-{d}"])
+        e = evaluate_reference(profile, d, sib[d])
+        cell = {"domain": d, "method": "retrained", "optimizer": "-", "lr": 0.0}
+        rows.append(_row(cell, seed, 0, e, original, referee, profile))
+    return rule_columns(pd.DataFrame(rows))
+
+
+def controls(frame: pd.DataFrame, sibling: pd.DataFrame | None = None) -> pd.DataFrame:
     """Every rule applied where its answer is known, per domain (from a
-    :func:`grid_frame` with at least two replicates):
+    :func:`grid_frame` with at least two replicates, and the :func:`sibling_frame`):
 
     - the **negative control**: the untouched original (the first replicate's step 0)
       against the referee (the first replicate's exact retrained model); it should *fail*
       every rule. A rule it passes has no power on that domain.
-    - the **positive control**: the exact retrained model of each other replicate (another
-      seed, the same recipe, trained independently of the referee) against the referee; it
-      should *pass* every rule.
+    - the **positive control**: the referee's sibling (``sibling``: the same base, its final
+      slice drawn with another seed), against the referee; it should *pass* every rule. The
+      unlearned models start from this base, so the sibling carries exactly the randomness
+      their target has: where the forget set was seen.
+    - the **other bases**: the exact retrained model of each other replicate (another seed
+      for the base as well, the same recipe) against the referee: whether a rule holds
+      across pre-training seeds. It decides only where there is no sibling (control
+      ``positive``, base ``other``).
 
-    One row per (domain, control, replicate, rule): ``passes``, ``expected`` and ``as
-    expected``."""
+    One row per (domain, control, replicate, base, rule): ``passes``, ``expected`` and
+    ``as expected``; ``base`` is ``same`` (the referee's) or ``other``."""
     f = rule_columns(frame) if "forget_ok" not in frame else frame
     reps = sorted(f["replicate"].unique())
+    has_sibling = sibling is not None and len(sibling) > 0
     rows = []
     for domain, g in f.groupby("domain", sort=False):
         first = g[g["replicate"] == reps[0]]
         neg = first[(first["method"] != "retrained") & (first["step"] == 0)]
         ref = first[first["method"] == "retrained"]
-        cases = [("negative", reps[0], neg, False)]
-        cases += [("positive", rep, _judged_by_referee(g, rep, ref, f), True) for rep in reps[1:]]
-        for control, rep, rows_c, expected in cases:
+        cases = [("negative", reps[0], "same", neg, False)]
+        if has_sibling:
+            cases.append(("positive", reps[0], "same", sibling[sibling["domain"] == domain], True))
+        other = "other bases" if has_sibling else "positive"
+        cases += [
+            (other, rep, "other", _judged_by_referee(g, rep, ref, f), True) for rep in reps[1:]
+        ]
+        for control, rep, base, rows_c, expected in cases:
             if not len(rows_c) or not len(ref):
                 continue
             r = rows_c.iloc[0]
@@ -399,6 +433,7 @@ def controls(frame: pd.DataFrame) -> pd.DataFrame:
                         "domain": domain,
                         "control": control,
                         "replicate": rep,
+                        "base": base,
                         "rule": rule,
                         "passes": passes,
                         "expected": expected,

@@ -140,6 +140,7 @@ def pretrain(
     progress: bool = True,
     plan_only: bool = False,
     measure: str = "all",
+    slice_seed: int | None = None,
 ) -> Run:
     """Pre-train (or reuse) a model of the zoo; returns its :class:`Run`.
 
@@ -170,6 +171,13 @@ def pretrain(
     reads of it), or ``"gap"``, for an original that only the pilot or the order contrast
     reads (its memorisation gap and general text: each domain's matched forget and
     approximate sets and general's evaluation set). A ``"gap"`` model is a run of its own.
+
+    ``slice_seed`` (late order only; default ``seed``) seeds the final slice alone: which
+    chunks are replayed, their shuffle, the replacements of the forget chunks and the
+    batching. A retrained model with another slice seed shares the referee's base and is
+    independent of it where the forget sets were seen: the *sibling*
+    (:func:`sibling_seed`), the positive control of the rules that judge unlearning from
+    this seed's original.
     """
 
     if profile.base_model:
@@ -182,6 +190,11 @@ def pretrain(
         return base_model_run(profile)
     seed = profile.seed if seed is None else seed
     check_choice("measure", measure, MEASURES)
+    if slice_seed is not None and profile.pretrain_order != "late":
+        raise ValueError(
+            f"slice_seed={slice_seed!r} needs pretrain_order='late' (a final slice to seed), "
+            f"got pretrain_order={profile.pretrain_order!r}"
+        )
     if without is not None:
         check_choice("domain", without, DOMAINS)
         if measure != "all":
@@ -205,9 +218,11 @@ def pretrain(
             "docs": sorted(d.sha256 for d in removed),
         },
         **({"measure": measure} if measure != "all" else {}),  # earlier runs keep their hash
+        **({"slice seed": slice_seed} if slice_seed not in (None, seed) else {}),
     }
+    sliced = f"-slice{slice_seed}" if "slice seed" in config else ""
     run = Run.create(
-        "pretrain", f"{profile.name}-{zoo_name(without, profile.design)}-s{seed}", config
+        "pretrain", f"{profile.name}-{zoo_name(without, profile.design)}-s{seed}{sliced}", config
     )
     if run.done or plan_only:
         return run
@@ -220,16 +235,17 @@ def pretrain(
     train_set = chunk_documents(tokenizer, pretraining_documents(profile), profile.chunk_len)
     doc_ids = list(train_set["doc_id"])
     forget = forget_ids(profile)
+    draws = seed if slice_seed is None else slice_seed  # the final slice's (the base keeps seed)
     if late:
         model, _ = load_model(base.path / "model")
-        order = slice_order(doc_ids, forget, profile, seed)
+        order = slice_order(doc_ids, forget, profile, draws)
         lr, warmup, steps = profile.pretrain_lr * SLICE_LR, 0.1, None
     else:
         model = build_model(profile, len(tokenizer), seed)
         order, steps = training_order(doc_ids, forget, profile, seed)
         lr, warmup = profile.pretrain_lr, 0.05
     if removed or late:
-        order = retrained_order(order, doc_ids, {d.id for d in removed}, forget, profile, seed)
+        order = retrained_order(order, doc_ids, {d.id for d in removed}, forget, profile, draws)
         steps = max(1, len(order) // profile.pretrain_batch)
     result = train_lm(
         profile,
@@ -239,11 +255,12 @@ def pretrain(
         steps,
         lr,
         warmup,
-        seed,
+        draws,
         run,
         f"pre-train {profile.name} {kind}"
         + (" (final slice)" if late else "")
-        + (f" (seed {seed})" if seed != profile.seed else ""),
+        + (f" (seed {seed})" if seed != profile.seed else "")
+        + (f" (slice seed {draws})" if sliced else ""),
         progress,
     )
     if not result["is_main_process"]:
@@ -523,6 +540,32 @@ def replicate_zoos(profile: Profile, progress: bool = True) -> dict[int, dict[st
     """The zoo of every independently pre-trained original the grid runs on
     (``grid_seeds``): seed -> :func:`pretrain_zoo` at that seed."""
     return {s: pretrain_zoo(profile, progress=progress, seed=s) for s in profile.grid_seeds}
+
+
+SIBLING_OFFSET = 500
+"""A sibling's slice seed is its pre-training seed plus this (far from every other seed the
+profiles use, so no two slices share their draws)."""
+
+
+def sibling_seed(seed: int) -> int:
+    """The final slice's seed of the sibling of the models pre-trained with ``seed``."""
+    return seed + SIBLING_OFFSET
+
+
+def siblings(profile: Profile, progress: bool = True, seed: int | None = None) -> dict[str, Run]:
+    """Each domain's *sibling* of the exact retrained model of ``seed`` (default the
+    profile's): the same base and recipe, its final slice drawn with :func:`sibling_seed`
+    (:func:`pretrain`'s ``slice_seed``). It never saw the forget set and is independent of
+    the referee exactly where the original saw it, the only randomness an unlearned model of
+    this seed's original is judged against: the positive control of the rules. Empty for
+    the mixed order or a ``base_model`` (no slice to redraw). ``{domain: run}``."""
+    if profile.base_model or profile.pretrain_order != "late":
+        return {}
+    seed = profile.seed if seed is None else seed
+    return {
+        d: pretrain(profile, without=d, seed=seed, slice_seed=sibling_seed(seed), progress=progress)
+        for d in DOMAINS
+    }
 
 
 def memorisation_gap(run: Run, design: str = "matched") -> dict[str, float]:

@@ -9,8 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 import llmunlearn as ul
+from llmunlearn.models import load_model
 
 TOLERANCE = 1e-3  # relative; the two runs sum the same gradients in another order
 
@@ -20,7 +22,8 @@ def test_two_processes_match_one(tiny, isolated_home, tmp_path, method):
     ul.pretrain(tiny, progress=False)
     other_home = tmp_path / "home2"
     shutil.copytree(isolated_home, other_home)
-    single = ul.unlearn(tiny, "books", method, steps=4, progress=False).summary["evals"]
+    one = ul.unlearn(tiny, "books", method, steps=4, progress=False)
+    single = one.summary["evals"]
 
     env = {**os.environ, "LLMUNLEARN_HOME": str(other_home), "OMP_NUM_THREADS": "1"}
     script = Path(__file__).parent / "two_process_unlearn.py"
@@ -54,3 +57,12 @@ def test_two_processes_match_one(tiny, isolated_home, tmp_path, method):
         for key in a:
             if key.startswith("ppl_"):
                 assert b[key] == pytest.approx(a[key], rel=TOLERANCE), (a["step"], key)
+    # the model is written once, whole, by the main process: the same weights as one
+    # process's (no half-written folder left beside it)
+    two = Path(next(x for x in res.stdout.splitlines() if x.startswith("RUN "))[4:])
+    for run_dir in (one.path, two):
+        assert not list(run_dir.glob("*.partial"))
+    a_model, _ = load_model(one.path / "model")
+    b_model, _ = load_model(two / "model")
+    for (name, pa), (_, pb) in zip(a_model.named_parameters(), b_model.named_parameters()):
+        assert torch.allclose(pa, pb, rtol=1e-3, atol=1e-5), name

@@ -218,3 +218,24 @@ def test_a_bf16_checkpoint_trains_in_fp32_master_weights_on_the_runtime_device(o
     assert {t.dtype for t in trained.values()} == {torch.float32}
     moved = [k for k in trained if not torch.equal(trained[k], stored[k].float())]
     assert moved, "no weight changed"
+
+
+def test_the_real_llm_chapters_own_section_runs_your_model_on_your_folders(own, tiny):
+    """``own_study``: the chapter's last section on your model and folders, every method
+    checked before anything is written."""
+    model, sets = own
+    args = (tiny, model, sets["forget"], sets["approximate"], sets["retain"], sets["general"])
+    with pytest.raises(ValueError, match="nope"):
+        ul.own_study(*args, methods=["ga", "nope"], chunk_len=32)
+    assert not (ul.home() / "evaluate").exists() and not (ul.home() / "unlearn").exists()
+    out = ul.own_study(*args, methods=["ga", "npo"], lr=1e-3, steps=2, batch=2, chunk_len=32)
+    table = out["table"]
+    assert list(table.index) == ["your model", "ga", "npo"]
+    assert table.loc["ga", "forget"] > table.loc["your model", "forget"]  # it ascended
+    assert table.loc["your model", "step"] == 0 and table.loc["ga", "step"] in (1, 2)
+    attacks = out["attacks"]
+    assert {"loss", "min_k@0.3"} <= set(attacks.index)
+    assert ((attacks["low"] <= attacks["AUC"]) & (attacks["AUC"] <= attacks["high"])).all()
+    assert out["evaluation"].summary["ppl_forget"] == pytest.approx(
+        table.loc["your model", "forget"], rel=0.2
+    )  # the evaluation reads every chunk, the run's step 0 its evaluation sample

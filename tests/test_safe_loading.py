@@ -43,7 +43,7 @@ def test_a_training_checkpoint_never_unpickles_code(tiny, docs, tmp_path, plante
     cfg = TrainConfig(steps=4, lr=1e-2, batch=2, micro_batch=2, checkpoint_every=2)
     loss = lambda m, b: nll_loss(m, b["train"])  # noqa: E731
 
-    def crash(model, step):
+    def crash(model, step, save):
         if step == 3:
             raise KeyboardInterrupt
         return {}

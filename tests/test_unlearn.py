@@ -88,7 +88,7 @@ def test_interrupted_training_resumes_to_the_same_weights(tiny, docs, tmp_path):
         build_model(tiny, vocab, 0), loss, {"train": ds}, cfg, tmp_path / "a", progress=False
     )
 
-    def crash(model, step):
+    def crash(model, step, save):
         if step == 5:
             raise KeyboardInterrupt
         return {}

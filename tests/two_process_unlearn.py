@@ -14,3 +14,4 @@ fake_sources()
 run = ul.unlearn(tiny_profile(), "books", sys.argv[1], steps=4, progress=False)
 if (run.path / "DONE").exists():
     print("RESULT " + json.dumps(run.summary["evals"]))
+    print("RUN " + str(run.path))

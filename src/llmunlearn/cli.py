@@ -81,7 +81,8 @@ def _version() -> str:
         return sys.modules[__package__].__version__
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: one sub-parser per command (each group below)."""
     parser = argparse.ArgumentParser(
         prog="llmunlearn",
         description="Reproduce 'Machine Unlearning of Pre-trained Large Language Models'.",
@@ -93,7 +94,36 @@ def main(argv: list[str] | None = None) -> int:
         help="on an error, print the full traceback instead of one line",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _setup_commands(sub)
+    _unlearn_command(sub)
+    _study_commands(sub)
+    _evaluation_commands(sub)
+    _bench_command(sub)
+    _device_commands(sub)
+    _runs_command(sub)
+    return parser
 
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except (ValueError, OSError, RuntimeError, ModuleNotFoundError) as e:
+        # bad values, missing or corrupt files, unwritable folders, a full disk: one line,
+        # no traceback (OSError's message names the path); --debug keeps the traceback
+        if args.debug:
+            raise
+        print(f"error: {e} (run with --debug for the full traceback)", file=sys.stderr)
+        return 2
+    except Exception as e:  # safetensors' SafetensorError: a corrupt weights file
+        if args.debug or type(e).__name__ != "SafetensorError":
+            raise
+        print(f"error: corrupt safetensors file: {e}", file=sys.stderr)
+        return 2
+
+
+def _setup_commands(sub) -> None:
+    """The sub-parsers of the set-up and building commands: book, mathjax, data, pretrain."""
     p = sub.add_parser(
         "book",
         help="execute the chapters and build the Jupyter Book",
@@ -135,6 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     _profile_arg(p)
 
+
+def _unlearn_command(sub) -> None:
+    """The sub-parser of ``unlearn``: one method on one domain (the book's or your model)."""
     p = sub.add_parser(
         "unlearn",
         help="run one unlearning method on one domain",
@@ -168,6 +201,9 @@ def main(argv: list[str] | None = None) -> int:
         "--hparam lambda=2 (repeatable; default: the method's own)",
     )
 
+
+def _study_commands(sub) -> None:
+    """The sub-parsers of the studies over the cached runs: grid, relearn, claims."""
     p = sub.add_parser(
         "grid",
         help="the hyper-parameter grid on one or more domains",
@@ -225,6 +261,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     _profile_arg(p)
 
+
+def _evaluation_commands(sub) -> None:
+    """The sub-parsers of the evaluations of one model: evaluate, lm-eval."""
     p = sub.add_parser(
         "evaluate",
         help="every metric of one model on one domain",
@@ -269,6 +308,9 @@ def main(argv: list[str] | None = None) -> int:
         help="lm-eval batch size, or 'auto' on a GPU (default: 16)",
     )
 
+
+def _bench_command(sub) -> None:
+    """The sub-parsers of ``bench``: our engine against the peers' and the hardware."""
     p = sub.add_parser(
         "bench",
         help="benchmarks: our engine against the peers' and the hardware",
@@ -294,6 +336,9 @@ def main(argv: list[str] | None = None) -> int:
         help="alternating rounds per comparison; the best counts (default: 2)",
     )
 
+
+def _device_commands(sub) -> None:
+    """The sub-parsers of the device's measurements and the plan: gpu-check, plan."""
     p = sub.add_parser(
         "gpu-check",
         help="measure a pre-training and a grid slice on this machine's device",
@@ -330,6 +375,9 @@ def main(argv: list[str] | None = None) -> int:
         help="share of the device's dense peak reached (default 0.3)",
     )
 
+
+def _runs_command(sub) -> None:
+    """The sub-parsers of ``runs``: list, export or clean the cached runs."""
     p = sub.add_parser(
         "runs",
         help="list, export or clean the cached runs of the home",
@@ -355,22 +403,6 @@ def main(argv: list[str] | None = None) -> int:
         "changed since they ran",
     )
     q.add_argument("--dry-run", action="store_true", help="print what would go, delete nothing")
-
-    args = parser.parse_args(argv)
-    try:
-        return _run(args)
-    except (ValueError, OSError, RuntimeError, ModuleNotFoundError) as e:
-        # bad values, missing or corrupt files, unwritable folders, a full disk: one line,
-        # no traceback (OSError's message names the path); --debug keeps the traceback
-        if args.debug:
-            raise
-        print(f"error: {e} (run with --debug for the full traceback)", file=sys.stderr)
-        return 2
-    except Exception as e:  # safetensors' SafetensorError: a corrupt weights file
-        if args.debug or type(e).__name__ != "SafetensorError":
-            raise
-        print(f"error: corrupt safetensors file: {e}", file=sys.stderr)
-        return 2
 
 
 def _own_args(p, unlearning: bool) -> None:
@@ -475,110 +507,151 @@ def _own(args, profile) -> int | None:
 
 
 def _run(args) -> int:
-    if args.command == "book":
-        from .config import get_profile
-        from .report.book import build
-
-        _warn_without_gpu(get_profile(args.profile))
-
-        print(build(args.profile, args.only))
-        return 0
-    if args.command == "mathjax":
-        from .report.book import mathjax
-
-        bundle = mathjax(fetch=True)
-        if bundle is None:
-            raise RuntimeError("MathJax could not be fetched (see the warning above)")
-        print(bundle)
-        return 0
-    if args.command == "runs":
-        return _runs(args)
-    if args.command == "gpu-check":
-        import json
-
-        from .config import get_profile
-        from .runs import home, write_json
-        from .studies.efficiency import device_check
-
-        report = device_check(get_profile(args.profile), args.steps, args.device)
-        for name in ("pre-training", "grid (ga_kl_in)"):
-            r = report[name]
-            print(
-                f"{name}: {r['tokens_per_s']:,.0f} tokens/s, {r['flops_per_s'] / 1e12:.2f} "
-                f"TFLOP/s, MFU {r['mfu']:.1%}, peak memory {r['peak_mb']:,.0f} MB"
-            )
-        print(
-            f"{report['device']} ({report['precision']}), {report['n_params']:,} parameters: "
-            f"the {report['profile']} book planned at {report['book hours']:.2f} h at these "
-            f"utilisations ({report['plan at 30 %']:.2f} h at 30 %)"
-        )
-        path = home() / "bench" / f"gpu-check-{report['profile']}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_json(path, json.loads(json.dumps(report, default=float)))
-        print(path)
-        return 0
-    if args.command == "plan":
-        from .config import get_profile
-        from .studies.plan import plan
-
-        frame = plan(get_profile(args.profile), args.device, args.utilisation)
-        print(frame.to_string(float_format=lambda v: f"{v:,.3g}"))
-        a = frame.attrs
-        print(
-            f"{a['n_params']:,} parameters; {a['device']} at {a['utilisation']:.0%} of its peak:"
-            f" about {frame.loc['book (stages above)', 'hours']:.2f} h for the stages above"
-        )
-        return 0
+    """Hand a parsed command line to its handler: the commands without a profile first, then
+    those that take one (read once; a warning first where training may run without a GPU)."""
+    plain = {
+        "book": _book,
+        "mathjax": _mathjax,
+        "runs": _runs,
+        "gpu-check": _gpu_check,
+        "plan": _plan,
+    }
+    if args.command in plain:
+        return plain[args.command](args)
     from .config import get_profile
 
     profile = get_profile(args.profile, design=getattr(args, "design", None))
     if args.command != "data":
         _warn_without_gpu(profile)
-    if args.command == "data":
-        from .data.corpus import build_corpus
+    handlers = {
+        "data": _data,
+        "pretrain": _pretrain,
+        "bench": _bench,
+        "lm-eval": _lm_eval,
+        "grid": _study,
+        "relearn": _study,
+        "claims": _study,
+        "evaluate": _evaluate,
+        "unlearn": _unlearn,
+    }
+    return handlers[args.command](args, profile)
 
-        print(build_corpus(profile))
-        return 0
-    if args.command == "pretrain":
-        from .training.pretraining import pretrain_zoo
-        from .runs import home
 
-        pretrain_zoo(profile)
-        print(home() / "pretrain" / f"zoo-{profile.name}-{profile.design}.json")
-        return 0
-    if args.command == "bench":
-        from .studies.efficiency import run_bench
-        from .config import DOMAINS, check_choice
+def _book(args) -> int:
+    from .config import get_profile
+    from .report.book import build
 
-        check_choice("domain", args.domain, DOMAINS)
-        print(run_bench(profile, args.domain, args.steps, args.repeats))
-        return 0
-    if args.command == "lm-eval":
-        from .studies.utility import lm_eval_run
+    _warn_without_gpu(get_profile(args.profile))
+    print(build(args.profile, args.only))
+    return 0
 
-        run = lm_eval_run(
-            profile,
-            args.model,
-            args.tasks,
-            limit=args.limit,
-            num_fewshot=args.num_fewshot,
-            batch_size=args.batch_size,
+
+def _mathjax(args) -> int:
+    from .report.book import mathjax
+
+    bundle = mathjax(fetch=True)
+    if bundle is None:
+        raise RuntimeError("MathJax could not be fetched (see the warning above)")
+    print(bundle)
+    return 0
+
+
+def _gpu_check(args) -> int:
+    import json
+
+    from .config import get_profile
+    from .runs import home, write_json
+    from .studies.efficiency import device_check
+
+    report = device_check(get_profile(args.profile), args.steps, args.device)
+    for name in ("pre-training", "grid (ga_kl_in)"):
+        r = report[name]
+        print(
+            f"{name}: {r['tokens_per_s']:,.0f} tokens/s, {r['flops_per_s'] / 1e12:.2f} "
+            f"TFLOP/s, MFU {r['mfu']:.1%}, peak memory {r['peak_mb']:,.0f} MB"
         )
-        for task, metrics in run.summary["results"].items():
-            print(
-                f"{task}: "
-                + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float))
-            )
-        print(run.path / "summary.json")
-        return 0
-    if args.command in ("grid", "relearn", "claims"):
-        return _study(args, profile)
-    if args.command in ("unlearn", "evaluate") and _own(args, profile) is not None:
-        return 0
-    if args.command == "evaluate":
-        from .evaluation import evaluate_folder
+    print(
+        f"{report['device']} ({report['precision']}), {report['n_params']:,} parameters: "
+        f"the {report['profile']} book planned at {report['book hours']:.2f} h at these "
+        f"utilisations ({report['plan at 30 %']:.2f} h at 30 %)"
+    )
+    path = home() / "bench" / f"gpu-check-{report['profile']}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, json.loads(json.dumps(report, default=float)))
+    print(path)
+    return 0
 
-        print(evaluate_folder(profile, args.domain, args.model).path / "summary.json")
+
+def _plan(args) -> int:
+    from .config import get_profile
+    from .studies.plan import plan
+
+    frame = plan(get_profile(args.profile), args.device, args.utilisation)
+    print(frame.to_string(float_format=lambda v: f"{v:,.3g}"))
+    a = frame.attrs
+    print(
+        f"{a['n_params']:,} parameters; {a['device']} at {a['utilisation']:.0%} of its peak:"
+        f" about {frame.loc['book (stages above)', 'hours']:.2f} h for the stages above"
+    )
+    return 0
+
+
+def _data(args, profile) -> int:
+    from .data.corpus import build_corpus
+
+    print(build_corpus(profile))
+    return 0
+
+
+def _pretrain(args, profile) -> int:
+    from .runs import home
+    from .training.pretraining import pretrain_zoo
+
+    pretrain_zoo(profile)
+    print(home() / "pretrain" / f"zoo-{profile.name}-{profile.design}.json")
+    return 0
+
+
+def _bench(args, profile) -> int:
+    from .config import DOMAINS, check_choice
+    from .studies.efficiency import run_bench
+
+    check_choice("domain", args.domain, DOMAINS)
+    print(run_bench(profile, args.domain, args.steps, args.repeats))
+    return 0
+
+
+def _lm_eval(args, profile) -> int:
+    from .studies.utility import lm_eval_run
+
+    run = lm_eval_run(
+        profile,
+        args.model,
+        args.tasks,
+        limit=args.limit,
+        num_fewshot=args.num_fewshot,
+        batch_size=args.batch_size,
+    )
+    for task, metrics in run.summary["results"].items():
+        print(
+            f"{task}: "
+            + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float))
+        )
+    print(run.path / "summary.json")
+    return 0
+
+
+def _evaluate(args, profile) -> int:
+    if _own(args, profile) is not None:  # your model on your sets
+        return 0
+    from .evaluation import evaluate_folder
+
+    print(evaluate_folder(profile, args.domain, args.model).path / "summary.json")
+    return 0
+
+
+def _unlearn(args, profile) -> int:
+    if _own(args, profile) is not None:  # your model on your sets
         return 0
     from .config import DOMAINS, check_choice
     from .unlearning.methods import get_method

@@ -173,7 +173,8 @@ def aa_table(noise: dict) -> pd.DataFrame:
 def power(ctrl: pd.DataFrame) -> dict:
     """Per (domain, rule): why a verdict using that rule there cannot be read, or "" when it
     can: "no power" when the negative control passes it, "positive control fails" when the
-    independent retrained model of any other replicate fails it."""
+    positive control fails it (the referee's sibling; without one, the retrained model of
+    any other replicate). The other bases beside a sibling are shown, not counted."""
     out = {}
     for (d, rule), g in ctrl.groupby(["domain", "rule"]):
         neg = g[g["control"] == "negative"]["passes"]

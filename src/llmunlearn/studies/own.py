@@ -22,6 +22,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import pandas as pd
+
 from ..config import Profile, check_int, model_profile
 from ..data.corpus import chunk_documents, domain_splits
 from ..data.own import OWN_DOMAIN, general_splits, own_dataset, own_sets
@@ -135,3 +137,85 @@ def evaluate_own(
     ppl = result["perplexity"]
     run.finish({**{f"ppl_{s}": ppl[s]["ppl"] for s in ppl}, **result})
     return run
+
+
+def own_study(
+    profile: Profile,
+    model,
+    forget,
+    approximate,
+    retain,
+    general=None,
+    *,
+    methods=("ga",),
+    lr: float | None = None,
+    steps: int | None = None,
+    batch: int | None = None,
+    chunk_len: int | None = None,
+    progress: bool = True,
+) -> dict:
+    """Your model and your sets, as the real-LLM chapter runs them: ``evaluation`` (the
+    model before unlearning, :func:`evaluate_own`), ``attacks`` (every membership attack's
+    AUC with its 95 % interval, your forget set against your approximate set), ``runs``
+    (each of ``methods`` by :func:`unlearn_own`) and ``table`` (:func:`own_table`). Every
+    method and number is checked, and every set read, before anything trains."""
+    methods = list(methods)
+    if not methods:
+        raise ValueError("methods must name at least one method, got none")
+    for m in methods:
+        check_run_args(m, None, lr, steps, None, "adamw")
+    if batch is not None:
+        check_int("batch", batch, 1)
+    own_inputs(profile, model, forget, approximate, retain, general, chunk_len)  # checks
+    evaluation = evaluate_own(profile, model, forget, approximate, retain, general, chunk_len)
+    runs = {
+        m: unlearn_own(
+            profile,
+            model,
+            forget,
+            retain,
+            approximate,
+            general,
+            method=m,
+            lr=lr,
+            steps=steps,
+            batch=batch,
+            chunk_len=chunk_len,
+            progress=progress,
+        )
+        for m in methods
+    }
+    mia = evaluation.summary["mia"]
+    attacks = pd.DataFrame(
+        {
+            name: {"AUC": r["auc"], "low": r["ci_low"], "high": r["ci_high"]}
+            for name, r in mia.items()
+            if isinstance(r, dict) and "auc" in r
+        }
+    ).T.rename_axis("attack")
+    return {"evaluation": evaluation, "attacks": attacks, "runs": runs, "table": own_table(runs)}
+
+
+def own_table(runs: dict[str, Run]) -> pd.DataFrame:
+    """One row for your model before unlearning and one per method at its selected step
+    (the book's selection rule): the step, forget, approximate, retain and general
+    perplexity, forget over the target (your model's approximate perplexity: the paper's
+    approximate retraining), the Min-K% AUC and whether the target was reached."""
+    first = next(iter(runs.values())).summary
+    rows = {"your model": {**first["evals"][0], "reached_target": False}}
+    rows.update({m: run.summary["selected"] for m, run in runs.items()})
+    return pd.DataFrame(
+        {
+            name: {
+                "step": r.get("step", 0),
+                "forget": r["ppl_forget"],
+                "approximate": r["ppl_approximate"],
+                "retain": r["ppl_retain"],
+                "general": r["ppl_general"],
+                "forget / target": r["ppl_forget"] / first["target"],
+                "AUC": r["auc"],
+                "reached": bool(r.get("reached_target", False)),
+            }
+            for name, r in rows.items()
+        }
+    ).T.rename_axis("model")

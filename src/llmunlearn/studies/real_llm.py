@@ -37,6 +37,7 @@ import itertools
 import json
 import random
 import re
+import shutil
 from pathlib import Path
 from unittest import mock
 
@@ -64,7 +65,7 @@ from ..measurement.mia import blind_baseline
 from ..models import load_model, n_params
 from ..progress import progress_bar
 from ..runs import Run
-from ..training.loop import training_flops
+from ..training.loop import saved_model, training_flops
 from ..training.pretraining import base_model_run, train_lm
 from ..unlearning.methods import get_method
 from ..unlearning.runner import unlearn, unlearn_all
@@ -175,6 +176,26 @@ def real_llm_dataset(profile: Profile, chars: int, design: str = "injected") -> 
     splits = real_llm_splits(profile, chars, design)
     manifest = {"design": design, "model_released": MODEL_RELEASED, "chars_per_split": chars}
     return write_hub_layout(f"real-llm-{design}-{profile.name}", splits, manifest)
+
+
+def real_llm_folders(p: Profile) -> dict[str, Path]:
+    """The github splits of ``p``'s data (forget, retain, approximate) as folders of text
+    files, one document each (its id as the path): the form ``llmunlearn unlearn --forget
+    PATH`` reads, for the chapter's own-model section and the README's example. Written
+    once beside the data (complete or absent: renamed into place)."""
+    splits, out = load_splits("github", p), {}
+    for split in SPLITS["github"]:
+        folder = Path(p.dataset) / "text" / split
+        if not folder.exists():
+            partial = folder.with_name(f"{split}.partial")
+            shutil.rmtree(partial, ignore_errors=True)
+            for d in splits[split]:
+                f = partial / f"{d.id}.txt"
+                f.parent.mkdir(parents=True, exist_ok=True)
+                f.write_text(d.text)
+            partial.rename(folder)
+        out[split] = folder
+    return out
 
 
 def logit_check(
@@ -367,9 +388,9 @@ def continued(p: Profile, *, twin: bool = False, progress: bool = True, **overri
         progress,
         checkpoints=0,  # a few minutes, and each save is half a gigabyte
     )
-    model = result["model"].eval()
-    model.save_pretrained(run.path / "model")
-    tokenizer.save_pretrained(run.path / "model")
+    model = saved_model(result, run.path / "model", tokenizer)  # from every process
+    if model is None:
+        return run  # under `accelerate launch`, the main process writes the summary
     n = n_params(model)
     doc_ids = list(train_set["doc_id"])
     run.finish(

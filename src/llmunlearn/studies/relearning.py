@@ -114,7 +114,7 @@ def relearn_model(
         "approximate": fixed_sample(chunks["approximate"], profile.eval_chunks, profile.seed),
     }
 
-    def on_eval(m, step):
+    def on_eval(m, step, save):
         row = evaluation_row(m.eval(), sets, profile.seed)
         m.train()
         return {

@@ -13,6 +13,7 @@ for pre-training) and returns a scalar to *minimise*. Each stream is read in a f
 from __future__ import annotations
 
 import math
+import os
 import random
 import shutil
 import time
@@ -23,11 +24,11 @@ from typing import Callable
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import set_seed
+from accelerate.utils import DistributedType, set_seed
 
 from ..config import TENSOR_COLUMNS, check_choice
 from ..core import trim_padding
-from ..models import runtime
+from ..models import load_model, runtime
 from ..progress import progress_bar as tqdm
 from ..runs import read_json, write_json
 from .optim import SophiaG, estimate_hessian
@@ -156,6 +157,136 @@ def save_checkpoint(accelerator, run_dir: Path, state: dict) -> None:
     accelerator.wait_for_everyone()
 
 
+def _loaders(streams: dict, orders, cfg: TrainConfig, batch: int, micro: int, start: int):
+    """One ``DataLoader`` per stream: its chunks in their order (``orders``' or a seeded
+    :func:`stream_order`) from the resumed step ``start`` on, ``micro`` chunks a batch, each
+    cut to its longest chunk. An empty stream or an order too short for the steps is a
+    ``ValueError``."""
+    loaders = {}
+    for i, (name, ds) in enumerate(streams.items()):
+        if len(ds) == 0:
+            raise ValueError(f"data stream {name!r} is empty")
+        order = (orders or {}).get(name) or stream_order(len(ds), cfg.steps * batch, cfg.seed + i)
+        if len(order) < cfg.steps * batch:
+            raise ValueError(
+                f"stream {name!r} has {len(order)} chunks in its order but "
+                f"{cfg.steps} steps x batch {batch} need {cfg.steps * batch}"
+            )
+        columns = [c for c in (*TENSOR_COLUMNS, "target") if c in ds.column_names]
+        subset = ds.with_format("torch", columns=columns).select(order[start * batch :])
+        loaders[name] = torch.utils.data.DataLoader(
+            subset, batch_size=micro, shuffle=False, collate_fn=trimmed_collate
+        )
+    return loaders
+
+
+def _optimiser(model, cfg: TrainConfig, device, start: int):
+    """``(optimizer, scheduler)``: AdamW (fused on a GPU: one kernel per step over every
+    fp32 master weight) or SophiaG, and the warm-up schedule at the resumed step ``start``.
+
+    The scheduler is a function of the step alone, rebuilt at the resumed step rather than
+    saved: accelerate saves registered objects as pickles and reads them back with
+    ``weights_only=False``, and a checkpoint folder is nothing to unpickle. It is stepped by
+    hand once per optimiser step: accelerate's wrapper would step it once per process,
+    which suits per-process step counts, not our global ones."""
+    check_choice("optimizer", cfg.optimizer, OPTIMIZERS)
+    check_choice("schedule", cfg.schedule, SCHEDULES)
+    if cfg.optimizer == "sophia":
+        optimizer = SophiaG(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    else:
+        optimizer = torch.optim.AdamW(
+            model.parameters(),
+            lr=cfg.lr,
+            betas=cfg.betas,
+            eps=cfg.eps,
+            weight_decay=cfg.weight_decay,
+            fused=torch.device(device).type == "cuda",
+        )
+    warmup = max(1, math.ceil(cfg.warmup_ratio * cfg.steps))
+    for group in optimizer.param_groups:
+        group.setdefault("initial_lr", group["lr"])
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_factor(s, cfg.steps, warmup, cfg.schedule), last_epoch=start - 1
+    )
+    return optimizer, scheduler
+
+
+def _optimiser_step(
+    accelerator, model, optimizer, scheduler, iters, loss_fn, cfg, accum, step, state
+):
+    """One optimiser step: ``accum`` micro-batches of every stream (SophiaG's Hessian
+    estimate on the first, every ``hessian_every`` steps, counted in ``state``), clipped,
+    then the update and the schedule. The loss and token count stay on the device until the
+    step ends (one host synchronisation per step, not per micro-batch). Returns ``(mean
+    loss over processes, tokens over processes)``."""
+    world = accelerator.num_processes
+    step_loss = torch.zeros((), device=accelerator.device)
+    step_tokens = torch.zeros((), dtype=torch.long, device=accelerator.device)
+    for micro_step in range(accum):
+        batches = {name: next(it) for name, it in iters.items()}
+        if isinstance(optimizer.optimizer, SophiaG) and micro_step == 0:
+            # SophiaG's B: the tokens of one step, over every stream and process; the
+            # Hessian estimate covers the same streams (SophiaG's training script)
+            optimizer.optimizer.tokens_per_step = (
+                int(sum(b["attention_mask"].sum() for b in batches.values())) * accum * world
+            )
+            if (step - 1) % cfg.hessian_every == 0:
+                state["hessian_tokens"] += world * estimate_hessian(
+                    model, list(batches.values()), optimizer.optimizer
+                )
+        with accelerator.accumulate(model):
+            loss = loss_fn(model, batches)
+            accelerator.backward(loss)
+            if accelerator.sync_gradients and cfg.max_grad_norm:
+                accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+            optimizer.step()
+            if accelerator.sync_gradients:
+                scheduler.step()
+            optimizer.zero_grad()
+        step_loss += loss.detach().float() / accum
+        step_tokens += sum(b["attention_mask"].sum() for b in batches.values())
+    loss = accelerator.gather(step_loss.reshape(1)).mean().item()
+    return loss, int(accelerator.gather(step_tokens.reshape(1)).sum())
+
+
+def save_model(accelerator, model, path: Path, tokenizer=None) -> None:
+    """``model`` whole as a Hugging Face folder at ``path`` (with ``tokenizer``), written by
+    the main process under ``<path>.partial`` and then renamed, so a folder of that name is
+    always complete. Every process calls it: under FSDP the full state dict is gathered from
+    the shards (accelerate's ``get_state_dict``, a collective); elsewhere it is the
+    unwrapped model's own. ``model`` may be prepared or not."""
+
+    state = accelerator.get_state_dict(model)
+    if accelerator.is_main_process:
+        partial = path.with_name(path.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        accelerator.unwrap_model(model).save_pretrained(partial, state_dict=state)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(partial)
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+        shutil.rmtree(path, ignore_errors=True)
+        partial.rename(path)
+    accelerator.wait_for_everyone()
+
+
+def saved_model(result: dict, path: Path, tokenizer=None):
+    """Save the trained model of a :func:`train` ``result`` whole at ``path`` (with
+    ``tokenizer``); every process calls it. The main process gets back a plain model to
+    measure (under FSDP reloaded from ``path``: its own copy holds shards), the others
+    None."""
+    result["save"](result["model"], path, tokenizer)
+    if not result["is_main_process"]:
+        return None
+    return (load_model(path)[0] if result["sharded"] else result["model"]).eval()
+
+
+def fsdp_launched() -> bool:
+    """Whether this process was started by ``accelerate launch`` with an FSDP configuration
+    (known before any ``Accelerator`` exists: what a method that cannot run sharded asks)."""
+    return os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true"
+
+
 def last_checkpoint(run_dir: Path) -> Path | None:
     """The complete checkpoint of an interrupted run (``checkpoint``, else
     ``checkpoint.old``), or None; ``checkpoint.new`` may be partial and is never read."""
@@ -200,17 +331,26 @@ def train(
 
     ``streams`` maps a name to a chunked ``datasets.Dataset``; ``orders`` may give a
     stream's chunk indices in the order to read them (default: :func:`stream_order`).
-    ``on_eval(model, step)``
-    returns a dict of metrics, recorded at step 0, every ``eval_every`` steps, at each of
-    ``eval_steps`` and at the end. ``frozen`` modules (the original model of the methods
-    that read it) are moved to the training device. Returns ``{"status": "finished" |
+    ``on_eval(model, step, save)`` returns a dict of metrics, recorded at step 0, every
+    ``eval_every`` steps, at each of ``eval_steps`` and at the end; it runs on every
+    process (under FSDP on the sharded model, whose forward gathers each layer's full
+    parameters, so every process must evaluate the same chunks), and ``save(model, path,
+    tokenizer=None)`` writes a model whole from there (:func:`save_model`). ``frozen``
+    modules (the original model of the methods that read it) are moved to the training
+    device whole on every process (not sharded). Returns ``{"status": "finished" |
     "diverged", "log": [...], "evals": [...], "tokens": int, "hessian_tokens": int,
-    "batch": int, "wall_s": float, "eval_s": float}`` (``eval_s``: the part of ``wall_s``
-    spent in ``on_eval`` after step 0)
-    (``batch``: the effective chunks per step, see :func:`plan_batch`);
-    ``run_dir/checkpoint`` lets an interrupted run resume where it stopped. The trained
-    model is left in ``model`` (unwrapped).
-    """
+    "batch": int, "wall_s": float, "eval_s": float, "model": the trained model
+    (unwrapped; under FSDP the prepared wrapper), "sharded": bool, "save": save,
+    "is_main_process": bool}`` (``eval_s``: the part of ``wall_s`` spent in ``on_eval``
+    after step 0; ``batch``: the effective chunks per step, see :func:`plan_batch`);
+    ``run_dir/checkpoint`` lets an interrupted run resume where it stopped. Save the
+    trained model with ``result["save"](result["model"], path, tokenizer)`` (or
+    :func:`saved_model`) from every process: under FSDP (``sharded``) each process holds
+    its shards only, and the parameters cannot be read whole.
+
+    Longer than the library's other functions on purpose: accelerate's order (build,
+    prepare, resume, the steps with their evaluations and checkpoints, gather) reads top
+    to bottom here; the loaders, the optimiser and one step are helpers above."""
 
     accelerator = Accelerator(mixed_precision=runtime()[1])  # the one precision policy
     if torch.cuda.is_available():  # TF32 for what bf16 autocast leaves in fp32
@@ -239,60 +379,28 @@ def train(
     )
     start = state["step"]
 
-    loaders = {}
-    for i, (name, ds) in enumerate(streams.items()):
-        if len(ds) == 0:
-            raise ValueError(f"data stream {name!r} is empty")
-        order = (orders or {}).get(name) or stream_order(len(ds), cfg.steps * batch, cfg.seed + i)
-        if len(order) < cfg.steps * batch:
-            raise ValueError(
-                f"stream {name!r} has {len(order)} chunks in its order but "
-                f"{cfg.steps} steps x batch {batch} need {cfg.steps * batch}"
-            )
-        columns = [c for c in (*TENSOR_COLUMNS, "target") if c in ds.column_names]
-        subset = ds.with_format("torch", columns=columns).select(order[start * batch :])
-        loaders[name] = torch.utils.data.DataLoader(
-            subset, batch_size=micro, shuffle=False, collate_fn=trimmed_collate
-        )
-
-    check_choice("optimizer", cfg.optimizer, OPTIMIZERS)
-    check_choice("schedule", cfg.schedule, SCHEDULES)
-    if cfg.optimizer == "sophia":
-        optimizer = SophiaG(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    else:
-        optimizer = torch.optim.AdamW(
-            model.parameters(),
-            lr=cfg.lr,
-            betas=cfg.betas,
-            eps=cfg.eps,
-            weight_decay=cfg.weight_decay,
-            # one kernel per step over every parameter on a GPU (fp32 master weights)
-            fused=accelerator.device.type == "cuda",
-        )
-    warmup = max(1, math.ceil(cfg.warmup_ratio * cfg.steps))
-    # The scheduler is a function of the step alone, rebuilt at the resumed step rather
-    # than saved: accelerate saves registered objects as pickles and reads them back with
-    # weights_only=False, and a checkpoint folder is nothing to unpickle. It is stepped
-    # by hand once per optimiser step: accelerate's wrapper would step it once per
-    # process, which suits per-process step counts, not our global ones.
-    for group in optimizer.param_groups:
-        group.setdefault("initial_lr", group["lr"])
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: lr_factor(s, cfg.steps, warmup, cfg.schedule), last_epoch=start - 1
-    )
+    loaders = _loaders(streams, orders, cfg, batch, micro, start)
+    optimizer, scheduler = _optimiser(model, cfg, accelerator.device, start)
     model, optimizer, *prepared = accelerator.prepare(model, optimizer, *loaders.values())
     iters = {name: iter(dl) for name, dl in zip(loaders, prepared)}
     if start:
         accelerator.load_state(str(ckpt))  # tensors only: torch.load(weights_only=True)
 
+    sharded = accelerator.distributed_type == DistributedType.FSDP
+
+    def save(m, path: Path, tokenizer=None):
+        save_model(accelerator, model if m is None else m, Path(path), tokenizer)
+
     def evaluate(step):
         if on_eval is not None:
             t_eval = time.perf_counter()
             model.eval()
+            # under FSDP the unwrapped root holds shards: evaluate through the wrapper
+            evaluated = model if sharded else accelerator.unwrap_model(model)
             row = {
                 "step": step,
                 "tokens": state["tokens"],
-                **on_eval(accelerator.unwrap_model(model), step),
+                **on_eval(evaluated, step, save),
             }
             model.train()
             state["evals"].append(row)
@@ -311,36 +419,10 @@ def train(
     )
     status, t0 = "finished", time.perf_counter() - state["wall_s"]
     for step in range(start + 1, cfg.steps + 1):
-        # on the device until the step ends: one host synchronisation per step, not per
-        # micro-batch
-        step_loss = torch.zeros((), device=accelerator.device)
-        step_tokens = torch.zeros((), dtype=torch.long, device=accelerator.device)
         step_lr = scheduler.get_last_lr()[0]  # the rate this step's update uses
-        for micro_step in range(accum):
-            batches = {name: next(it) for name, it in iters.items()}
-            if isinstance(optimizer.optimizer, SophiaG) and micro_step == 0:
-                # SophiaG's B: the tokens of one step, over every stream and process; the
-                # Hessian estimate covers the same streams (SophiaG's training script)
-                optimizer.optimizer.tokens_per_step = (
-                    int(sum(b["attention_mask"].sum() for b in batches.values())) * accum * world
-                )
-                if (step - 1) % cfg.hessian_every == 0:
-                    state["hessian_tokens"] += world * estimate_hessian(
-                        model, list(batches.values()), optimizer.optimizer
-                    )
-            with accelerator.accumulate(model):
-                loss = loss_fn(model, batches)
-                accelerator.backward(loss)
-                if accelerator.sync_gradients and cfg.max_grad_norm:
-                    accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-                optimizer.step()
-                if accelerator.sync_gradients:
-                    scheduler.step()
-                optimizer.zero_grad()
-            step_loss += loss.detach().float() / accum
-            step_tokens += sum(b["attention_mask"].sum() for b in batches.values())
-        step_loss = accelerator.gather(step_loss.reshape(1)).mean().item()
-        step_tokens = int(accelerator.gather(step_tokens.reshape(1)).sum())
+        step_loss, step_tokens = _optimiser_step(
+            accelerator, model, optimizer, scheduler, iters, loss_fn, cfg, accum, step, state
+        )
         state["tokens"] += step_tokens
         wall = time.perf_counter() - t0
         state["log"].append(
@@ -373,11 +455,12 @@ def train(
     bar.close()
     state["wall_s"] = time.perf_counter() - t0
     accelerator.wait_for_everyone()
-    unwrapped = accelerator.unwrap_model(model)
     return {
         "status": status,
         "config": asdict(cfg),
-        "model": unwrapped,
+        "model": model if sharded else accelerator.unwrap_model(model),
+        "sharded": sharded,
+        "save": save,
         "batch": batch,
         "is_main_process": accelerator.is_main_process,
         **{

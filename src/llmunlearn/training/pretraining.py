@@ -38,7 +38,7 @@ from ..measurement.metrics import perplexity
 from ..models import build_model, check_checkpoint, load_model, n_params, train_tokenizer
 from ..runs import Run, home, once, write_json
 from .executor import run_missing, with_threads
-from .loop import TrainConfig, length_grouped, stream_order, train, training_flops
+from .loop import TrainConfig, length_grouped, saved_model, stream_order, train, training_flops
 
 
 def pretraining_tokenizer(profile: Profile):
@@ -263,11 +263,9 @@ def pretrain(
         + (f" (slice seed {draws})" if sliced else ""),
         progress,
     )
-    if not result["is_main_process"]:
-        return run  # under `accelerate launch`, the main process saves and evaluates
-    model = result["model"].eval()
-    model.save_pretrained(run.path / "model")
-    tokenizer.save_pretrained(run.path / "model")
+    model = saved_model(result, run.path / "model", tokenizer)  # from every process
+    if model is None:
+        return run  # under `accelerate launch`, the main process measures and writes
     chunks = {
         d: {
             s: _zoo_chunks(profile, tokenizer, s, v)
@@ -431,17 +429,16 @@ def pretrain_base(profile: Profile, seed: int, progress: bool = True) -> Run:
         + (f" (seed {seed})" if seed != profile.seed else ""),
         progress,
     )
-    if not result["is_main_process"]:
+    model = saved_model(result, run.path / "model", tokenizer)  # from every process
+    if model is None:
         return run
-    result["model"].save_pretrained(run.path / "model")
-    tokenizer.save_pretrained(run.path / "model")
     run.finish(
         {
             "tokens": result["tokens"],
             "wall_s": result["wall_s"],
             "steps": steps,
             "log": [{**r, "stage": "base"} for r in result["log"]],
-            "n_params": n_params(result["model"]),
+            "n_params": n_params(model),
         }
     )
     return run

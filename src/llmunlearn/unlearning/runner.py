@@ -32,7 +32,14 @@ from ..models import check_context, n_params
 from ..progress import progress_bar as tqdm
 from ..runs import Run
 from ..training.executor import run_missing, with_threads
-from ..training.loop import OPTIMIZERS, Diverged, TrainConfig, train, training_flops
+from ..training.loop import (
+    OPTIMIZERS,
+    Diverged,
+    TrainConfig,
+    fsdp_launched,
+    train,
+    training_flops,
+)
 from ..training.pretraining import load_original, pretrain, pretrain_zoo
 from .methods import METHODS, get_method, method_digest, resolve_hparams
 
@@ -159,7 +166,13 @@ def unlearn(
     original, target, reference = plan["original"], plan["target"], plan["reference"]
     evaluated_steps, load = plan["evaluated_steps"], plan["load"]
     t_load = time.perf_counter()
+    if spec.evaluate_as is not None and fsdp_launched():
+        raise ValueError(
+            f"method {method!r} evaluates a transformed copy of the model (evaluate_as), which "
+            "a sharded model cannot give under FSDP; run it with one process or DDP"
+        )
     model, tokenizer, chunks, general = plan["loaded"] or load()
+    n = n_params(model)  # before FSDP flattens the parameters into this process's shards
 
     ref = None
     if spec.needs_reference or spec.prepare is not None:
@@ -177,24 +190,19 @@ def unlearn(
     def as_evaluated(m):
         return spec.evaluate_as(m, ref, hp) if spec.evaluate_as is not None else m
 
-    def on_eval(m, step):
+    selected = [(run.path / "selected").exists()]  # the same answer on every process
+
+    def on_eval(m, step, save):
         if step == 0:  # every method starts from the original model: computed once
             return {k: v for k, v in reference.items()}
         m = as_evaluated(m)
         row = evaluation_row(m, evaluated, profile.seed)
         if not finite_row(row):
             raise Diverged(f"perplexity overflow at step {step}")
-        if (
-            keep_model
-            and reaches_target({**row, "step": step}, target)
-            and not (run.path / "selected").exists()
-        ):
-            # the model the selection rule picks, written whole before it takes its name
-            partial = run.path / "selected.partial"
-            shutil.rmtree(partial, ignore_errors=True)
-            m.save_pretrained(partial)
-            tokenizer.save_pretrained(partial)
-            partial.rename(run.path / "selected")
+        if keep_model and not selected[0] and reaches_target({**row, "step": step}, target):
+            # the model the selection rule picks, written whole (from every process)
+            save(m, run.path / "selected", tokenizer)
+            selected[0] = True
         return row
 
     result = train(
@@ -209,14 +217,13 @@ def unlearn(
         desc=f"{method} on {domain}",
         progress=progress,
     )
+    kept = result["status"] == "finished" and keep_model
+    if kept:  # every process takes part (FSDP gathers the shards); the main one writes
+        result["save"](as_evaluated(result["model"]), run.path / "model", tokenizer)
     if not result["is_main_process"]:
         return run  # under `accelerate launch`, the main process writes the results
-    if result["status"] == "finished" and keep_model:
-        as_evaluated(result["model"]).save_pretrained(run.path / "model")
-        tokenizer.save_pretrained(run.path / "model")
-        if not (run.path / "selected").exists():  # the rule falls back to the last step
-            (run.path / "selected").symlink_to("model")
-    n = n_params(result["model"])
+    if kept and not (run.path / "selected").exists():  # the rule falls back to the last step
+        (run.path / "selected").symlink_to("model")
     # a method whose labels come from the original model pays for that pass once
     labelled = (
         int(sum(int(sum(r)) for r in chunks["forget"]["attention_mask"]))

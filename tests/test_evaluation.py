@@ -361,3 +361,18 @@ def test_the_training_kl_and_the_evaluation_kl_agree(tiny):
     batch = {"input_ids": ids, "attention_mask": mask, "labels": labels}
     trained = float(kl_to_reference(model, other, batch))
     assert kl_to(model, other, ds, batch_size=3) == pytest.approx(trained, rel=1e-5)
+
+
+def test_verbatim_memorisation_of_chunks_too_short_is_not_measured_and_says_so(tiny):
+    model = build_model(tiny, 30, seed=0).eval()
+    ids = torch.randint(2, 30, (2, 12), generator=torch.Generator().manual_seed(1))
+    ds = datasets.Dataset.from_dict(
+        {
+            "input_ids": ids.tolist(),
+            "attention_mask": [[1] * 8 + [0] * 4] * 2,
+            "labels": ids.tolist(),
+        }
+    )
+    res = verbatim_memorisation(model, ds, prefix=6, suffix=4)  # 8 real tokens, 10 needed
+    assert res["n"] == 0 and np.isnan(res["exact_match_tokens"]) and np.isnan(res["rouge_l"])
+    assert "6 + 4 real tokens" in res["note"]

@@ -201,29 +201,7 @@ def pretrain(
             raise ValueError(f"a retrained model is measured with measure='all', got {measure!r}")
     splits = {d: domain_splits(d, profile) for d in ALL_DOMAINS}
     removed = [] if without is None else forget_documents(profile, without, profile.design)
-    config = {
-        # how a retrained model leaves its forget chunks out does not change the original
-        "profile": {
-            k: v
-            for k, v in pretrain_config(profile).items()
-            if without is not None or k != "forget_insertion"
-        },
-        "seed": seed,
-        "batching": BATCHING,
-        "docs": {d: {s: [x.sha256 for x in v] for s, v in sp.items()} for d, sp in splits.items()},
-        "without": without
-        and {
-            "domain": without,
-            "design": profile.design,
-            "docs": sorted(d.sha256 for d in removed),
-        },
-        **({"measure": measure} if measure != "all" else {}),  # earlier runs keep their hash
-        **({"slice seed": slice_seed} if slice_seed not in (None, seed) else {}),
-    }
-    sliced = f"-slice{slice_seed}" if "slice seed" in config else ""
-    run = Run.create(
-        "pretrain", f"{profile.name}-{zoo_name(without, profile.design)}-s{seed}{sliced}", config
-    )
+    run = _zoo_run(profile, seed, without, measure, slice_seed, splits, removed)
     if run.done or plan_only:
         return run
     kind = zoo_name(without, profile.design)
@@ -260,12 +238,52 @@ def pretrain(
         f"pre-train {profile.name} {kind}"
         + (" (final slice)" if late else "")
         + (f" (seed {seed})" if seed != profile.seed else "")
-        + (f" (slice seed {draws})" if sliced else ""),
+        + (f" (slice seed {draws})" if "slice seed" in run.config else ""),
         progress,
     )
     model = saved_model(result, run.path / "model", tokenizer)  # from every process
     if model is None:
         return run  # under `accelerate launch`, the main process measures and writes
+    run.finish(
+        _zoo_summary(profile, model, tokenizer, splits, without, measure, base, result, steps)
+    )
+    return run
+
+
+def _zoo_run(profile: Profile, seed: int, without, measure: str, slice_seed, splits, removed):
+    """The :class:`Run` of a zoo model: its key holds the profile's pre-training fields
+    (``forget_insertion`` only for a retrained model: how it leaves its forget chunks out does
+    not change the original), the seed, the batching, every split's documents, what it is
+    trained without, a ``"gap"`` measure and a sibling's slice seed."""
+    config = {
+        "profile": {
+            k: v
+            for k, v in pretrain_config(profile).items()
+            if without is not None or k != "forget_insertion"
+        },
+        "seed": seed,
+        "batching": BATCHING,
+        "docs": {d: {s: [x.sha256 for x in v] for s, v in sp.items()} for d, sp in splits.items()},
+        "without": without
+        and {
+            "domain": without,
+            "design": profile.design,
+            "docs": sorted(d.sha256 for d in removed),
+        },
+        **({"measure": measure} if measure != "all" else {}),  # earlier runs keep their hash
+        **({"slice seed": slice_seed} if slice_seed not in (None, seed) else {}),
+    }
+    sliced = f"-slice{slice_seed}" if "slice seed" in config else ""
+    name = f"{profile.name}-{zoo_name(without, profile.design)}-s{seed}{sliced}"
+    return Run.create("pretrain", name, config)
+
+
+def _zoo_summary(profile, model, tokenizer, splits, without, measure, base, result, steps):
+    """A finished zoo model's ``summary.json``: its perplexity where it is measured (an
+    original: every split of both designs, the training-only splits sampled; a retrained
+    model only where a rule reads it; a ``"gap"`` original its gap and general), the chunk
+    counts, tokens, FLOPs and wall time from scratch (the base included) and of the branch,
+    steps and the loss curve (the base's, then the slice's)."""
     chunks = {
         d: {
             s: _zoo_chunks(profile, tokenizer, s, v)
@@ -273,34 +291,29 @@ def pretrain(
             if _is_measured(d, s, without, profile.design, measure)
         }
         for d, sp in splits.items()
-    }  # an original: every split of both designs (the training-only splits sampled); a
-    # retrained model only where a rule reads it; a "gap" original its gap and general
+    }
     n = n_params(model)
     before = base.summary if base is not None else {"tokens": 0, "wall_s": 0.0, "log": []}
     log = before["log"] + [
         {**r, "tokens": r["tokens"] + before["tokens"], "stage": "slice"} for r in result["log"]
     ]
-    run.finish(
-        {
-            "ppl": {
-                d: {s: perplexity(model, c)["ppl"] for s, c in cs.items()}
-                for d, cs in chunks.items()
-            },
-            "n_chunks": {d: {s: len(c) for s, c in cs.items()} for d, cs in chunks.items()},
-            "n_params": n,
-            "order": profile.pretrain_order,
-            "base": base.path.name if base is not None else None,
-            "tokens": before["tokens"] + result["tokens"],
-            "flops": training_flops(n, before["tokens"] + result["tokens"]),
-            "branch_tokens": result["tokens"],
-            "branch_flops": training_flops(n, result["tokens"]),
-            "wall_s": before["wall_s"] + result["wall_s"],
-            "branch_wall_s": result["wall_s"],
-            "steps": (base.summary["steps"] if base is not None else 0) + steps,
-            "log": log,
-        }
-    )
-    return run
+    return {
+        "ppl": {
+            d: {s: perplexity(model, c)["ppl"] for s, c in cs.items()} for d, cs in chunks.items()
+        },
+        "n_chunks": {d: {s: len(c) for s, c in cs.items()} for d, cs in chunks.items()},
+        "n_params": n,
+        "order": profile.pretrain_order,
+        "base": base.path.name if base is not None else None,
+        "tokens": before["tokens"] + result["tokens"],
+        "flops": training_flops(n, before["tokens"] + result["tokens"]),
+        "branch_tokens": result["tokens"],
+        "branch_flops": training_flops(n, result["tokens"]),
+        "wall_s": before["wall_s"] + result["wall_s"],
+        "branch_wall_s": result["wall_s"],
+        "steps": (base.summary["steps"] if base is not None else 0) + steps,
+        "log": log,
+    }
 
 
 MEASURES = ("all", "gap")

@@ -287,3 +287,14 @@ def test_the_sibling_decides_the_positive_control_and_other_bases_are_shown_besi
     failing = controls(grid, _sibling(grid, forget=11.5, diff=0.3))
     assert power(failing)["books", "forget reached"] == "positive control fails"
     assert power(failing)["books", "membership equivalent"] == "positive control fails"
+
+
+def test_the_forget_tolerance_is_the_forget_rules_band_either_way():
+    from llmunlearn.studies.decisions import forget_reached, forget_tolerance
+
+    for original, referee in ((8.0, 10.0), (12.5, 10.0)):  # the original below or above
+        t = forget_tolerance(original / referee)
+        assert t > 1
+        for side in (t, 1 / t):  # just inside the band on either side, just outside
+            assert forget_reached(referee * side**0.999, referee, original)
+            assert not forget_reached(referee * side**1.001, referee, original)

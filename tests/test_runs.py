@@ -80,3 +80,26 @@ def test_clean_never_deletes_outside_the_home(tmp_path):
         clean_runs([{"path": str(outside)}])
     assert outside.exists()
     assert parse_age("12h") == 43200 and parse_age("2w") == 14 * 86400
+
+
+def test_a_folder_is_written_whole_or_not_at_all(tmp_path):
+    from llmunlearn.runs import folder_written
+
+    target = tmp_path / "model"
+    with folder_written(target) as partial:
+        (partial / "a.txt").write_text("one")
+    assert (target / "a.txt").read_text() == "one"
+    with pytest.raises(RuntimeError):
+        with folder_written(target) as partial:
+            (partial / "a.txt").write_text("two")
+            raise RuntimeError("killed half-way")
+    assert (target / "a.txt").read_text() == "one"  # the complete folder stands
+    with folder_written(target) as partial:  # a folder in its place is replaced whole
+        (partial / "b.txt").write_text("three")
+    assert sorted(p.name for p in target.iterdir()) == ["b.txt"]
+    link = tmp_path / "selected"
+    link.symlink_to("model")
+    with folder_written(link) as partial:  # a link is replaced, not what it points to
+        (partial / "c.txt").write_text("four")
+    assert not link.is_symlink() and (link / "c.txt").exists() and (target / "b.txt").exists()
+    assert not list(tmp_path.glob("*.partial"))

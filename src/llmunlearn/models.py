@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,7 @@ from transformers import (
 
 from .config import Profile
 from .data.sources import pypi_package
-from .runs import home
+from .runs import folder_written, home
 
 PAD, EOS = "<|pad|>", "<|endoftext|>"
 
@@ -329,11 +328,9 @@ def gguf_to_hf(gguf_file: str | Path, out_dir: str | Path) -> Path:
             f"(missing {missing[:5]}, unexpected {unexpected[:5]})"
         )
     tokenizer = AutoTokenizer.from_pretrained(str(gguf_file.parent), gguf_file=gguf_file.name)
-    partial = out_dir.with_name(out_dir.name + ".partial")
-    model.save_pretrained(partial)
-    tokenizer.save_pretrained(partial)
-    shutil.rmtree(out_dir, ignore_errors=True)
-    partial.rename(out_dir)
+    with folder_written(out_dir) as partial:
+        model.save_pretrained(partial)
+        tokenizer.save_pretrained(partial)
     return out_dir
 
 

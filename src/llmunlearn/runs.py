@@ -83,6 +83,23 @@ def _jsonable(obj):
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
+@contextlib.contextmanager
+def folder_written(path: Path):
+    """Write a folder whole or not at all: the block writes into the yielded
+    ``<path>.partial`` (emptied first), which then takes ``path``'s place (a file, link or
+    folder there is removed). A folder of that name is always complete; a failure leaves
+    only the ``.partial`` one, cleared by the next try."""
+    path = Path(path)
+    partial = path.with_name(path.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    yield partial
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    shutil.rmtree(path, ignore_errors=True)
+    partial.rename(path)
+
+
 def config_hash(config: dict) -> str:
     """Short stable hash of a JSON-able config (key order does not matter)."""
     blob = json.dumps(config, sort_keys=True, default=_jsonable).encode()

@@ -31,7 +31,7 @@ import datasets
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..runs import config_hash, home
+from ..runs import config_hash, folder_written, home
 from .corpus import manifest_rows
 from .sources import Document
 
@@ -200,21 +200,20 @@ def write_hub_layout(prefix: str, splits: dict[str, list[Document]], manifest: d
     root = home() / "datasets" / f"{prefix}-{key}"
     if (root / "manifest.json").exists():
         return root
-    partial = root.with_name(root.name + ".partial")
-    yaml = ["---", "configs:"]
-    for config in dict.fromkeys(k.split("/", 1)[0] for k in splits):
-        yaml.append(f"- config_name: {config}\n  data_files:")
-        column = "content" if config == "general" else "text"
-        for name, docs in splits.items():
-            if not name.startswith(config + "/"):
-                continue
-            split = name.split("/", 1)[1]
-            path = partial / config / f"{split}-00000-of-00001.parquet"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            pq.write_table(pa.table({column: [d.text for d in docs]}), path)
-            yaml.append(f"  - split: {split}\n    path: {config}/{split}-*.parquet")
-    (partial / "README.md").write_text("\n".join([*yaml, "---", ""]))
-    body = {**manifest, "documents": manifest_rows(splits)}
-    (partial / "manifest.json").write_text(json.dumps(body, indent=1))
-    partial.rename(root)
+    with folder_written(root) as partial:
+        yaml = ["---", "configs:"]
+        for config in dict.fromkeys(k.split("/", 1)[0] for k in splits):
+            yaml.append(f"- config_name: {config}\n  data_files:")
+            column = "content" if config == "general" else "text"
+            for name, docs in splits.items():
+                if not name.startswith(config + "/"):
+                    continue
+                split = name.split("/", 1)[1]
+                path = partial / config / f"{split}-00000-of-00001.parquet"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                pq.write_table(pa.table({column: [d.text for d in docs]}), path)
+                yaml.append(f"  - split: {split}\n    path: {config}/{split}-*.parquet")
+        (partial / "README.md").write_text("\n".join([*yaml, "---", ""]))
+        body = {**manifest, "documents": manifest_rows(splits)}
+        (partial / "manifest.json").write_text(json.dumps(body, indent=1))
     return root

@@ -217,6 +217,14 @@ def forget_reached(ppl, retrained_ppl, original_ppl, fraction: float = FORGET_GA
     return out
 
 
+def forget_tolerance(gap, fraction: float = FORGET_GAP_FRACTION) -> float:
+    """:func:`forget_reached`'s band as a factor of at least 1, either way around the
+    retrained model's forget perplexity: ``exp(fraction * |log gap|)`` for the ``gap`` of
+    original over retrained forget perplexity (for tables and text; the rule itself reads
+    the logs)."""
+    return float(np.exp(fraction * abs(np.log(float(gap)))))
+
+
 def paired_auc_difference(
     scores: dict,
     reference: dict,

@@ -166,7 +166,7 @@ def own_study(
         check_run_args(m, None, lr, steps, None, "adamw")
     if batch is not None:
         check_int("batch", batch, 1)
-    own_inputs(profile, model, forget, approximate, retain, general, chunk_len)  # checks
+    # reads and checks every set and the model before anything is written or trained
     evaluation = evaluate_own(profile, model, forget, approximate, retain, general, chunk_len)
     runs = {
         m: unlearn_own(

@@ -37,7 +37,6 @@ import itertools
 import json
 import random
 import re
-import shutil
 from pathlib import Path
 from unittest import mock
 
@@ -64,7 +63,7 @@ from ..evaluation import evaluate_membership, evaluate_reference
 from ..measurement.mia import blind_baseline
 from ..models import load_model, n_params
 from ..progress import progress_bar
-from ..runs import Run
+from ..runs import Run, folder_written
 from ..training.loop import saved_model, training_flops
 from ..training.pretraining import base_model_run, train_lm
 from ..unlearning.methods import get_method
@@ -187,13 +186,11 @@ def real_llm_folders(p: Profile) -> dict[str, Path]:
     for split in SPLITS["github"]:
         folder = Path(p.dataset) / "text" / split
         if not folder.exists():
-            partial = folder.with_name(f"{split}.partial")
-            shutil.rmtree(partial, ignore_errors=True)
-            for d in splits[split]:
-                f = partial / f"{d.id}.txt"
-                f.parent.mkdir(parents=True, exist_ok=True)
-                f.write_text(d.text)
-            partial.rename(folder)
+            with folder_written(folder) as partial:
+                for d in splits[split]:
+                    f = partial / f"{d.id}.txt"
+                    f.parent.mkdir(parents=True, exist_ok=True)
+                    f.write_text(d.text)
         out[split] = folder
     return out
 

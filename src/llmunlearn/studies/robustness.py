@@ -58,6 +58,7 @@ from .decisions import (  # the thresholds are written once, there
     FORGET_GAP_FRACTION,
     TOLERANCE,
     forget_reached,
+    forget_tolerance,
     membership_equivalent,
     paired_auc_difference,
 )
@@ -439,20 +440,13 @@ def controls(frame: pd.DataFrame, sibling: pd.DataFrame | None = None) -> pd.Dat
                         "expected": expected,
                         "as expected": passes == expected,
                         "forget / referee": r["forget_ref"],
-                        "gap tolerance": f"x{_tolerance(r['forget_gap']):.3f}",
+                        "gap tolerance": f"x{forget_tolerance(r['forget_gap']):.3f}",
                         "AUC diff": r["auc_diff"],
                         "AUC diff low": r["auc_diff_low"],
                         "AUC diff high": r["auc_diff_high"],
                     }
                 )
     return pd.DataFrame(rows)
-
-
-def _tolerance(gap: float) -> float:
-    """The forget rule's tolerance as a factor of at least 1 (either way around the
-    referee): the gap (original over referee) to the power :data:`FORGET_GAP_FRACTION`."""
-    t = float(gap) ** FORGET_GAP_FRACTION
-    return max(t, 1 / t)
 
 
 def _judged_by_referee(g: pd.DataFrame, replicate, ref: pd.DataFrame, f: pd.DataFrame):

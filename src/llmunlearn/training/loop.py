@@ -30,7 +30,7 @@ from ..config import TENSOR_COLUMNS, check_choice
 from ..core import trim_padding
 from ..models import load_model, runtime
 from ..progress import progress_bar as tqdm
-from ..runs import read_json, write_json
+from ..runs import folder_written, read_json, write_json
 from .optim import SophiaG, estimate_hessian
 
 OPTIMIZERS = ("adamw", "sophia")
@@ -258,15 +258,10 @@ def save_model(accelerator, model, path: Path, tokenizer=None) -> None:
 
     state = accelerator.get_state_dict(model)
     if accelerator.is_main_process:
-        partial = path.with_name(path.name + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        accelerator.unwrap_model(model).save_pretrained(partial, state_dict=state)
-        if tokenizer is not None:
-            tokenizer.save_pretrained(partial)
-        if path.is_symlink() or path.is_file():
-            path.unlink()
-        shutil.rmtree(path, ignore_errors=True)
-        partial.rename(path)
+        with folder_written(path) as partial:
+            accelerator.unwrap_model(model).save_pretrained(partial, state_dict=state)
+            if tokenizer is not None:
+                tokenizer.save_pretrained(partial)
     accelerator.wait_for_everyone()
 
 

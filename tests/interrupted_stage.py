@@ -2,7 +2,6 @@
 runs again to completion: one stage of the pipeline on the fake sources, sized to take
 a few seconds. Prints ``RESULT <json>`` when the stage finished."""
 
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -15,7 +14,7 @@ from conftest import fake_sources, tiny_profile  # noqa: E402
 fake_sources()
 stage = sys.argv[1]
 # long enough that a kill lands mid-way: many steps, a checkpoint every few
-profile = dataclasses.replace(tiny_profile(), pretrain_epochs=40, unlearn_steps=60, eval_every=2)
+profile = tiny_profile().replace(pretrain_epochs=40, unlearn_steps=60, eval_every=2)
 if stage == "data":
     from llmunlearn.data.corpus import build_corpus
 

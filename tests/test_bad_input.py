@@ -168,7 +168,7 @@ def _saved_model(tmp_path, tiny, vocab=512):
 
     folder = tmp_path / "model"
     tok = train_tokenizer(["some text to train a tokenizer on"] * 20, vocab)
-    build_model(tiny, len(tok), seed=0).save_pretrained(folder)
+    build_model(tiny.model, len(tok), seed=0).save_pretrained(folder)
     tok.save_pretrained(folder)
     return folder, tok
 
@@ -189,7 +189,7 @@ def test_checkpoint_problems_are_named(tiny, tmp_path):
 
 def test_a_tokenizer_that_does_not_belong_to_the_model_is_named(tiny, tmp_path):
     folder, _ = _saved_model(tmp_path, tiny)
-    build_model(tiny, 30, seed=0).save_pretrained(folder)  # a 30-token embedding
+    build_model(tiny.model, 30, seed=0).save_pretrained(folder)  # a 30-token embedding
     with pytest.raises(
         ValueError, match="tokenizer has .* tokens but the model's embedding has 30"
     ):
@@ -311,7 +311,7 @@ def test_new_weights_in_the_same_folder_are_evaluated_again(tiny, tmp_path):
     first = ul.evaluate_folder(tiny, "books", folder, zoo={}, intervals=False)
     again = ul.evaluate_folder(tiny, "books", folder, zoo={}, intervals=False)
     assert again.path == first.path  # the same weights: the cached run
-    build_model(tiny, len(tok), seed=1).save_pretrained(folder)  # new weights, same folder
+    build_model(tiny.model, len(tok), seed=1).save_pretrained(folder)  # new weights, same folder
     second = ul.evaluate_folder(tiny, "books", folder, zoo={}, intervals=False)
     assert second.path != first.path
     ppl = [r.summary["perplexity"]["forget"]["ppl"] for r in (first, second)]

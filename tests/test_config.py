@@ -1,6 +1,7 @@
 import pytest
 
 import llmunlearn as ul
+from llmunlearn.config import get_profile
 
 
 def test_profiles_differ_only_in_sizes():
@@ -26,3 +27,42 @@ def test_none_overrides_keep_the_profile_value():
 def test_unknown_method_lists_valid_ones():
     with pytest.raises(ValueError, match="unknown method 'npx'.*ga"):
         ul.get_method("npx")
+
+
+def test_every_field_sits_in_exactly_one_part():
+    import dataclasses
+
+    from llmunlearn.config import OWNER, PARTS
+
+    names = [f.name for cls in PARTS.values() for f in dataclasses.fields(cls)]
+    assert len(names) == len(set(names)) == len(OWNER)
+    assert not {"name", "seed", *PARTS} & set(names)
+    p = get_profile("cpu")
+    for name, part in OWNER.items():  # read through the profile = read from the part
+        assert getattr(p, name) == getattr(getattr(p, part), name)
+
+
+def test_replace_changes_one_part_and_refuses_unknown_fields():
+    p = get_profile("cpu")
+    q = p.replace(unlearn_lr=1e-3, threads=1)
+    assert (q.unlearning.unlearn_lr, q.execution.threads) == (1e-3, 1)
+    assert (q.data, q.model, q.pretraining, q.grid) == (p.data, p.model, p.pretraining, p.grid)
+    with pytest.raises(ValueError, match="'unlearn_rate'"):
+        p.replace(unlearn_rate=1e-3)
+
+
+def test_run_keys_hold_the_parts_that_decide_what_a_run_computes():
+    from llmunlearn.config import pretrain_config, profile_config
+
+    p = get_profile("cpu")
+    same_zoo = [
+        p.replace(unlearn_lr=1e-3),  # unlearning
+        p.replace(grid_lrs=(1e-3,), pilot_doses=(1,)),  # which runs a chapter asks for
+        p.replace(threads=1, jobs=2, executor="ray"),  # where they run
+        p.replace(design="shifted"),  # one original has seen both designs' forget sets
+    ]
+    assert all(pretrain_config(q) == pretrain_config(p) for q in same_zoo)
+    for changed in (p.replace(d_model=96), p.replace(retain_chars=90_000), p.replace(seed=7)):
+        assert pretrain_config(changed) != pretrain_config(p)
+    assert profile_config(p.replace(unlearn_lr=1e-3)) != profile_config(p)
+    assert profile_config(p.replace(grid_lrs=(1e-3,), threads=1)) == profile_config(p)

@@ -13,7 +13,7 @@ from llmunlearn.models import build_model
 
 @pytest.fixture
 def model(tiny):
-    return build_model(tiny, vocab_size=50, seed=0).eval()
+    return build_model(tiny.model, vocab_size=50, seed=0).eval()
 
 
 def padded_batch(lengths, T=16, vocab=50, seed=0):

@@ -49,9 +49,8 @@ def _splits(profile, docs, **kw):
 
 def test_splits_are_disjoint_deterministic_and_full(tiny, docs):
     dup = Document("copy-of-doc0", docs[0].text, "another-group", "test", "CC0")
-    p = tiny.__class__(
+    p = tiny.replace(
         **{
-            **tiny.__dict__,
             "min_doc_chars": 0,
             "forget_chars": 250,
             "approximate_chars": 250,
@@ -84,9 +83,8 @@ def test_splits_are_disjoint_deterministic_and_full(tiny, docs):
 
 
 def test_pinned_groups_feed_only_their_shifted_split(tiny, docs):
-    p = tiny.__class__(
+    p = tiny.replace(
         **{
-            **tiny.__dict__,
             "min_doc_chars": 0,
             "forget_chars": 200,
             "approximate_chars": 200,
@@ -108,9 +106,8 @@ def test_matched_forget_and_approximate_are_drawn_from_one_pool_of_many_groups(t
         for g in range(12)
         for i in range(10)
     ]
-    p = tiny.__class__(
+    p = tiny.replace(
         **{
-            **tiny.__dict__,
             "min_doc_chars": 0,
             "forget_chars": 2_000,
             "approximate_chars": 2_000,
@@ -136,9 +133,8 @@ def test_books_retain_is_the_other_austen_novels_first(tiny):
         for b in books
         for i in range(40)
     ]
-    p = tiny.__class__(
+    p = tiny.replace(
         **{
-            **tiny.__dict__,
             "min_doc_chars": 0,
             "forget_chars": 3_000,
             "approximate_chars": 3_000,
@@ -153,9 +149,8 @@ def test_books_retain_is_the_other_austen_novels_first(tiny):
 
 
 def test_a_split_that_cannot_be_filled_names_domain_design_split_and_sizes(tiny, docs):
-    p = tiny.__class__(
+    p = tiny.replace(
         **{
-            **tiny.__dict__,
             "min_doc_chars": 0,
             "forget_chars": 300,
             "approximate_chars": 300,
@@ -169,7 +164,7 @@ def test_a_split_that_cannot_be_filled_names_domain_design_split_and_sizes(tiny,
         r"needs 100,000",
     ):
         _splits(p, docs)
-    p = tiny.__class__(**{**tiny.__dict__, "min_doc_chars": 0, "forget_chars": 50_000})
+    p = tiny.replace(**{"min_doc_chars": 0, "forget_chars": 50_000})
     with pytest.raises(ValueError, match=r"domain 'arxiv', design 'shifted': split 'forget'"):
         _splits(p, docs)
 
@@ -206,9 +201,8 @@ def test_the_tokenizer_never_saw_a_forget_set(tiny, monkeypatch):
         },
     )
     monkeypatch.setitem(MATCHED_POOL, "books", ())
-    p = tiny.__class__(
+    p = tiny.replace(
         **{
-            **tiny.__dict__,
             "forget_chars": 6000,
             "approximate_chars": 6000,
             "retain_chars": 12000,
@@ -383,9 +377,8 @@ def test_passages_tile_their_document_and_are_drawn_like_documents(tiny):
         assert all(len(p.text) <= 200 or len(_paragraphs(p.text)) == 1 for p in parts)
         assert {p.group for p in parts} == {d.group}
     assert cut_passages(long, None) == long
-    p = tiny.__class__(
+    p = tiny.replace(
         **{
-            **tiny.__dict__,
             "passage_chars": 200,
             "max_doc_chars": 200,
             "min_doc_chars": 20,
@@ -414,13 +407,12 @@ def test_a_passage_bound_below_the_shortest_document_is_refused():
 def test_general_text_keeps_whole_documents_within_its_own_bounds(tiny):
     """The unlearning domains are cut into passages; general text is not (the utility
     battery reads half-chunk contexts from it), and its bounds are its own."""
-    import dataclasses
 
     from llmunlearn.data.corpus import document_bounds
 
-    p = dataclasses.replace(tiny, passage_chars=200, max_doc_chars=200, min_doc_chars=20)
-    assert document_bounds(p, "arxiv") == p
-    general = document_bounds(p, "general")
+    p = tiny.replace(passage_chars=200, max_doc_chars=200, min_doc_chars=20)
+    assert document_bounds(p.data, "arxiv") == p.data
+    general = document_bounds(p.data, "general")
     assert general.passage_chars is None
     assert (general.min_doc_chars, general.max_doc_chars) == tiny.general_doc_chars
     for bad in ((5, 2), (1,), (1.5, 4), [1, 4]):
@@ -453,7 +445,7 @@ def test_chunks_kept_in_the_process_are_the_chunks_of_the_tokenizer_asked_for(ti
     assert any(
         other[s][:]["input_ids"].tolist() != first[s][:]["input_ids"].tolist() for s in first
     )
-    shorter = tiny.__class__(**{**tiny.__dict__, "chunk_len": 16})  # a run field: its own
+    shorter = tiny.replace(**{"chunk_len": 16})  # a run field: its own
     assert corpus.chunked_splits(shorter, "arxiv", tok)["forget"][:]["input_ids"].shape[1] == 16
 
 

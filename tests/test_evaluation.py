@@ -82,7 +82,7 @@ def test_min_k_by_hand():
 
 
 def test_attack_scores_by_hand(tiny):
-    model = build_model(tiny, 30, seed=0).eval()
+    model = build_model(tiny.model, 30, seed=0).eval()
     ids = torch.randint(2, 30, (2, 10), generator=torch.Generator().manual_seed(0))
     ds = datasets.Dataset.from_dict(
         {"input_ids": ids.tolist(), "attention_mask": [[1] * 10] * 2, "labels": ids.tolist()}
@@ -113,7 +113,7 @@ def test_rouge_l_and_exact_match_by_hand():
 
 
 def test_verbatim_memorisation_matches_a_manual_greedy_loop(tiny):
-    model = build_model(tiny, 30, seed=0).eval()
+    model = build_model(tiny.model, 30, seed=0).eval()
     ids = torch.randint(2, 30, (3, 12), generator=torch.Generator().manual_seed(1))
     ds = datasets.Dataset.from_dict(
         {"input_ids": ids.tolist(), "attention_mask": [[1] * 12] * 3, "labels": ids.tolist()}
@@ -141,18 +141,18 @@ def test_multiple_choice_items_hold_the_true_continuation():
 
 
 def test_kl_of_a_model_to_itself_is_zero(tiny):
-    model = build_model(tiny, 30, seed=0).eval()
+    model = build_model(tiny.model, 30, seed=0).eval()
     ids = torch.randint(2, 30, (2, 10)).tolist()
     ds = datasets.Dataset.from_dict(
         {"input_ids": ids, "attention_mask": [[1] * 10] * 2, "labels": ids}
     )
     assert kl_to(model, model, ds) == pytest.approx(0.0, abs=1e-6)
-    other = build_model(tiny, 30, seed=1).eval()
+    other = build_model(tiny.model, 30, seed=1).eval()
     assert kl_to(model, other, ds) > 0
 
 
 def test_kl_equals_the_textbook_formula_with_padding_masked(tiny):
-    model, other = (build_model(tiny, 30, seed=s).eval() for s in (0, 1))
+    model, other = (build_model(tiny.model, 30, seed=s).eval() for s in (0, 1))
     ids = torch.randint(2, 30, (3, 10), generator=torch.Generator().manual_seed(2))
     mask = torch.ones_like(ids)
     mask[1, 6:] = 0  # a right-padded chunk: its last positions are not scored
@@ -176,7 +176,7 @@ def test_reference_distributions_too_large_to_keep_are_streamed_not_built(tiny, 
     same number as when they are kept."""
     import llmunlearn.measurement.distance as distance
 
-    model, other = (build_model(tiny, 30, seed=s).eval() for s in (0, 1))
+    model, other = (build_model(tiny.model, 30, seed=s).eval() for s in (0, 1))
     ids = torch.randint(2, 30, (4, 10), generator=torch.Generator().manual_seed(4))
     ds = datasets.Dataset.from_dict(
         {"input_ids": ids.tolist(), "attention_mask": [[1] * 10] * 4, "labels": ids.tolist()}
@@ -191,7 +191,7 @@ def test_reference_distributions_too_large_to_keep_are_streamed_not_built(tiny, 
 
 
 def test_multiple_choice_scores_equal_scoring_each_whole_sequence(tiny):
-    model = build_model(tiny, 30, seed=0).eval()
+    model = build_model(tiny.model, 30, seed=0).eval()
     g = torch.Generator().manual_seed(3)
     items = [
         (
@@ -350,7 +350,7 @@ def test_the_training_kl_and_the_evaluation_kl_agree(tiny):
     number on the same chunks, padding masked in both."""
     from llmunlearn.core import kl_to_reference
 
-    model, other = (build_model(tiny, 30, seed=s).eval() for s in (0, 1))
+    model, other = (build_model(tiny.model, 30, seed=s).eval() for s in (0, 1))
     ids = torch.randint(2, 30, (3, 10), generator=torch.Generator().manual_seed(5))
     mask = torch.ones_like(ids)
     mask[2, 4:] = 0
@@ -364,7 +364,7 @@ def test_the_training_kl_and_the_evaluation_kl_agree(tiny):
 
 
 def test_verbatim_memorisation_of_chunks_too_short_is_not_measured_and_says_so(tiny):
-    model = build_model(tiny, 30, seed=0).eval()
+    model = build_model(tiny.model, 30, seed=0).eval()
     ids = torch.randint(2, 30, (2, 12), generator=torch.Generator().manual_seed(1))
     ds = datasets.Dataset.from_dict(
         {

@@ -2,7 +2,6 @@
 process, and the runs land in the driver's own cache although Ray's tasks share no folder
 with it."""
 
-import dataclasses
 import operator
 import os
 from pathlib import Path
@@ -68,7 +67,7 @@ def _numbers(runs) -> list[list[float]]:
 
 
 def test_a_grid_in_worker_processes_gives_the_numbers_of_this_process(tiny, monkeypatch, tmp_path):
-    p = dataclasses.replace(tiny, grid_lrs=(1e-3, 1e-2), grid_seeds=(42,), grid_sophia_methods=())
+    p = tiny.replace(grid_lrs=(1e-3, 1e-2), grid_seeds=(42,), grid_sophia_methods=())
     methods = ["ga", "ga_gd_in"]
     here = run_grid(p, "arxiv", methods=methods, progress=False)
 
@@ -78,7 +77,7 @@ def test_a_grid_in_worker_processes_gives_the_numbers_of_this_process(tiny, monk
     monkeypatch.setenv("LLMUNLEARN_WORKER_SETUP", "conftest.fake_sources")
     monkeypatch.setenv("PYTHONPATH", str(TESTS))
     ul.pretrain(p, progress=False)
-    two = dataclasses.replace(p, jobs=2)
+    two = p.replace(jobs=2)
     workers = run_grid(two, "arxiv", methods=methods, progress=False)
     assert [c for c, _ in workers] == [c for c, _ in here]
     assert [r.path.name for _, r in workers] == [r.path.name for _, r in here]
@@ -93,9 +92,7 @@ def test_a_grid_in_worker_processes_gives_the_numbers_of_this_process(tiny, monk
 def test_a_grid_on_a_local_ray_gives_the_numbers_of_this_process(tiny, monkeypatch, tmp_path):
     import ray
 
-    p = dataclasses.replace(
-        tiny, grid_lrs=(1e-3, 1e-2), grid_seeds=(42,), grid_sophia_methods=(), threads=1
-    )
+    p = tiny.replace(grid_lrs=(1e-3, 1e-2), grid_seeds=(42,), grid_sophia_methods=(), threads=1)
     methods = ["ga", "ga_gd_in"]
     local = run_grid(p, "arxiv", methods=methods, progress=False)
     assert all(r.done for _, r in local)
@@ -114,9 +111,7 @@ def test_a_grid_on_a_local_ray_gives_the_numbers_of_this_process(tiny, monkeypat
         },
     )
     try:
-        remote = run_grid(
-            dataclasses.replace(p, executor="ray"), "arxiv", methods=methods, progress=False
-        )
+        remote = run_grid(p.replace(executor="ray"), "arxiv", methods=methods, progress=False)
     finally:
         ray.shutdown()
     assert [c for c, _ in remote] == [c for c, _ in local]
@@ -124,8 +119,6 @@ def test_a_grid_on_a_local_ray_gives_the_numbers_of_this_process(tiny, monkeypat
     assert [r.path.name for _, r in remote] == [r.path.name for _, r in local]
     assert _numbers(remote) == [pytest.approx(n, rel=1e-6) for n in _numbers(local)]
     # the driver's cache now holds the runs: asked again, nothing is sent and Ray stays off
-    again = run_grid(
-        dataclasses.replace(p, executor="ray"), "arxiv", methods=methods, progress=False
-    )
+    again = run_grid(p.replace(executor="ray"), "arxiv", methods=methods, progress=False)
     assert not ray.is_initialized()
     assert [r.path for _, r in again] == [r.path for _, r in remote]

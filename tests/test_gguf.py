@@ -70,7 +70,7 @@ def write_gguf(model, tokenizer, path):
 
 def test_gguf_round_trip_gives_the_same_model(tiny, docs, tmp_path):
     tok = train_tokenizer([d.text for d in docs], 300)
-    model = build_model(tiny, len(tok), seed=0).eval()
+    model = build_model(tiny.model, len(tok), seed=0).eval()
     (tmp_path / "g").mkdir()
     write_gguf(model, tok, tmp_path / "g" / "tiny.gguf")
     out = gguf_to_hf(tmp_path / "g" / "tiny.gguf", tmp_path / "hf")
@@ -86,7 +86,7 @@ def test_gguf_round_trip_gives_the_same_model(tiny, docs, tmp_path):
 def gguf_file(tiny, docs, tmp_path):
     tok = train_tokenizer([d.text for d in docs], 300)
     (tmp_path / "g").mkdir()
-    write_gguf(build_model(tiny, len(tok), seed=0), tok, tmp_path / "g" / "tiny.gguf")
+    write_gguf(build_model(tiny.model, len(tok), seed=0), tok, tmp_path / "g" / "tiny.gguf")
     return tmp_path / "g" / "tiny.gguf"
 
 

@@ -3,8 +3,6 @@ profile's; the shape is the gpu profile's (every method on every replicate seed,
 retrained designs, whole documents up to its passage length, gradient accumulation,
 evaluation at fixed steps), so what a GPU user runs has run in the suite."""
 
-import dataclasses
-
 import llmunlearn as ul
 from llmunlearn.config import DESIGNS, check_profile
 from llmunlearn.unlearning.methods import METHODS
@@ -19,8 +17,7 @@ SIZES = (
 def gpu_shaped(tiny):
     gpu = ul.get_profile("gpu")
     return check_profile(
-        dataclasses.replace(
-            gpu,
+        gpu.replace(
             **{f: getattr(tiny, f) for f in SIZES},
             n_head=2,
             passage_chars=None,

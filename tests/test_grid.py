@@ -69,11 +69,10 @@ def test_a_pilot_model_is_measured_where_its_gap_is_read_with_the_full_numbers(t
     """A dose-pilot or contrast original (``measure="gap"``) is the same model as the one
     measured everywhere: the same perplexity on each split it is measured on, and those
     are the memorisation gap's splits and general text; it is cached as a run of its own."""
-    import dataclasses
 
     import llmunlearn.training.pretraining as pt
 
-    prof = dataclasses.replace(tiny, forget_repeats=1)
+    prof = tiny.replace(forget_repeats=1)
     gap = ul.pretrain(prof, progress=False, measure="gap")
     full = ul.pretrain(prof, progress=False)
     assert gap.path != full.path
@@ -372,7 +371,6 @@ def test_a_method_that_never_reaches_the_referee_scores_zero_and_ties_are_kept()
 def test_the_order_contrast_counts_the_steps_a_retrained_model_really_trains(tiny):
     """The contrast's retrained steps are computed, not trained: they must be the steps
     the exact retrained model of each order trains when it is pre-trained."""
-    import dataclasses
 
     import llmunlearn.studies.pretraining as pt
 
@@ -381,9 +379,7 @@ def test_the_order_contrast_counts_the_steps_a_retrained_model_really_trains(tin
     assert frame.loc["late", "forget seen"] == tiny.forget_repeats
     assert frame.loc["mixed", "forget seen"] == tiny.pretrain_epochs
     for order, repeats in pt.ORDER_CONTRAST.items():
-        prof = dataclasses.replace(
-            tiny, pretrain_order=order, forget_repeats=repeats or tiny.forget_repeats
-        )
+        prof = tiny.replace(pretrain_order=order, forget_repeats=repeats or tiny.forget_repeats)
         run = ul.pretrain(prof, without="github", progress=False)
         base = ul.Run(ul.home() / "pretrain" / run.summary["base"]) if run.summary["base"] else None
         trained = run.summary["steps"] - (base.summary["steps"] if base else 0)

@@ -1,7 +1,6 @@
 """The ground truth and the defects that changed numbers: each test checks the property
 (what the reader's number depends on), and each failed before its fix."""
 
-import dataclasses
 import math
 
 import datasets
@@ -48,7 +47,7 @@ def test_the_first_step_changes_the_weights_and_the_log_shows_its_rate(tiny, doc
 
     tok = train_tokenizer([d.text for d in docs], 200)
     ds = chunk_documents(tok, docs, 16)
-    model = build_model(tiny, len(tok), 0)
+    model = build_model(tiny.model, len(tok), 0)
     before = [p.detach().clone() for p in model.parameters()]
     cfg = TrainConfig(steps=1, lr=1e-2, batch=4, micro_batch=4)
     out = train(
@@ -132,7 +131,6 @@ def test_the_retrained_model_never_trains_on_a_forget_token_of_its_design(tiny, 
     """Checked on what the training loop is fed: every chunk the retrained model for
     (books, design) trains on, against the token sequences of that design's forget set;
     the original model trains on all of them."""
-    import dataclasses
 
     import llmunlearn.training.pretraining as pretraining
     from llmunlearn.data.corpus import chunk_documents, forget_documents
@@ -149,7 +147,7 @@ def test_the_retrained_model_never_trains_on_a_forget_token_of_its_design(tiny, 
     original = ul.pretrain(tiny, progress=False)
     tok = pretraining.pretraining_tokenizer(tiny)
     for design in ul.DESIGNS:
-        p = dataclasses.replace(tiny, design=design)
+        p = tiny.replace(design=design)
         forget = {
             tuple(r.tolist())
             for r in chunk_documents(tok, forget_documents(p, "books", design), p.chunk_len)[
@@ -176,7 +174,7 @@ def test_retraining_check_reports_r_auc_and_seed_noise(tiny):
             a = check["auc"][model][attack]
             assert 0 <= a["ci_low"] <= a["auc"] <= a["ci_high"] <= 1
     assert check["verdict"].startswith("On books (matched design) the stand-in")
-    both = dataclasses.replace(tiny, retrained_designs=ul.DESIGNS)
+    both = tiny.replace(retrained_designs=ul.DESIGNS)
     table = ul.ground_truth_table(both)
     assert len(table) == 6 and set(table.index.get_level_values("design")) == {"matched", "shifted"}
 
@@ -185,7 +183,7 @@ def test_a_profile_without_the_shifted_retrained_models_never_trains_them(tiny, 
     """cpu's retrained_designs: the shifted design's originals are still measured (its
     memorisation gap, the blind baseline's attack AUC, the same numbers as with its
     retrained models), but no model is trained without a shifted forget set."""
-    matched_only = dataclasses.replace(tiny, retrained_designs=("matched",))
+    matched_only = tiny.replace(retrained_designs=("matched",))
     zoo = ul.full_zoo(matched_only, progress=False)
     assert sorted(zoo) == sorted(
         ["original", "original-seed2", *(f"retrained-{d}-matched" for d in ul.DOMAINS)]
@@ -197,7 +195,7 @@ def test_a_profile_without_the_shifted_retrained_models_never_trains_them(tiny, 
     shifted = gaps.xs("shifted", level="design")
     assert shifted["original: approximate / forget"].notna().all()
     assert shifted["retrained: approximate / forget"].isna().all()
-    both = dataclasses.replace(tiny, retrained_designs=ul.DESIGNS)
+    both = tiny.replace(retrained_designs=ul.DESIGNS)
     for d in ul.DOMAINS:
         measured = ul.retraining_check(both, d, "shifted")["auc"]["original"]["min_k@0.3"]
         assert blind.loc[(d, "shifted"), "Min-K% AUC (original)"] == pytest.approx(measured["auc"])
@@ -240,10 +238,9 @@ def test_r_factors_into_set_difference_times_lost_training_data():
 
 
 def test_an_epoch_of_unlearning_is_the_forget_chunks_over_the_batch(tiny):
-    import dataclasses
     from llmunlearn.data.corpus import chunk_documents, load_splits
 
-    p = dataclasses.replace(tiny, unlearn_epochs=1.0, unlearn_batch=4)
+    p = tiny.replace(unlearn_epochs=1.0, unlearn_batch=4)
     run = ul.unlearn(p, "github", "ga", progress=False)
     tok = ul.load_original(ul.pretrain(p, progress=False))[1]
     n = len(chunk_documents(tok, load_splits("github", p)["forget"], p.chunk_len))

@@ -16,8 +16,8 @@ V = 40
 @pytest.fixture
 def models(tiny):
     torch.manual_seed(0)
-    model = build_model(tiny, V, seed=0)
-    ref = build_model(tiny, V, seed=1).eval()
+    model = build_model(tiny.model, V, seed=0)
+    ref = build_model(tiny.model, V, seed=1).eval()
     return model, ref
 
 
@@ -159,8 +159,8 @@ def grads(model, loss):
 
 
 def test_npo_at_the_reference_is_a_scaled_ga_gradient(tiny):
-    model = build_model(tiny, V, seed=0)
-    ref = build_model(tiny, V, seed=0).eval()
+    model = build_model(tiny.model, V, seed=0)
+    ref = build_model(tiny.model, V, seed=0).eval()
     f = batch(1, lengths=(12, 12))  # equal lengths: summed and averaged GA agree up to scale
     g_npo = grads(model, loss_of("npo", model, ref, {"forget": f}, beta=0.1))
     g_ga = grads(model, loss_of("ga", model, ref, {"forget": f}))
@@ -211,7 +211,7 @@ def test_task_vector_negation(models):
 
 
 def test_gd_term_lowers_retain_loss(tiny):
-    model = build_model(tiny, V, seed=0)
+    model = build_model(tiny.model, V, seed=0)
     r = batch(2)
     before = reference_chunk_nll(model, r).mean().item()
     opt = torch.optim.SGD(model.parameters(), lr=0.5)

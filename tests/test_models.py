@@ -12,14 +12,14 @@ def test_pretrained_model_round_trips_through_hf_format(tiny):
 
 
 def test_incomplete_checkpoint_is_an_error(tmp_path, tiny):
-    build_model(tiny, 64, 0).save_pretrained(tmp_path / "m")
+    build_model(tiny.model, 64, 0).save_pretrained(tmp_path / "m")
     with pytest.raises(FileNotFoundError, match="missing a tokenizer"):
         load_model(tmp_path / "m")
 
 
 def test_tokenizer_and_model_vocabulary_mismatch_is_an_error(tmp_path, tiny, docs):
     tok = train_tokenizer([d.text for d in docs], 300)
-    build_model(tiny, 64, 0).save_pretrained(tmp_path / "m")
+    build_model(tiny.model, 64, 0).save_pretrained(tmp_path / "m")
     tok.save_pretrained(tmp_path / "m")
     with pytest.raises(ValueError, match="does not belong to the model"):
         load_model(tmp_path / "m")

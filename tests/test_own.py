@@ -58,7 +58,9 @@ def test_unlearn_on_your_model_and_folders(own, tiny, capsys):
     assert last["step"] == 3 and last["ppl_forget"] > first["ppl_forget"]  # it ascended
     # the forget perplexity is the user's forget documents', chunked with the model's
     # tokenizer: the run's data folder holds exactly them
-    data = json.loads((Path(run.config["profile"]["dataset"]) / "manifest.json").read_text())
+    data = json.loads(
+        (Path(run.config["profile"]["data"]["dataset"]) / "manifest.json").read_text()
+    )
     forget_ids = sorted(r["id"] for r in data["documents"] if r["split"] == "github/forget")
     assert forget_ids == sorted(p.name for p in sets["forget"].iterdir())
 

@@ -16,7 +16,7 @@ def _weights(model):
 
 
 def test_quantising_rounds_the_2d_weights_of_a_copy_within_half_a_step(tiny):
-    model = build_model(tiny, 64, seed=0)
+    model = build_model(tiny.model, 64, seed=0)
     before = _weights(model)
     q = quantised(model, 4)
     assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())  # untouched
@@ -39,7 +39,7 @@ def test_requantising_is_idempotent_but_an_update_moves_the_grid(tiny, bits):
     Q4_1's minimum) comes from the block's own weights, so an update far below a step
     moves the grid with it: re-quantising an unlearned copy of a model that came quantised
     does not simply snap it back onto the original's weights."""
-    q = quantised(build_model(tiny, 64, seed=0), bits)
+    q = quantised(build_model(tiny.model, 64, seed=0), bits)
     assert all(
         torch.equal(a, b)
         for a, b in zip(_weights(quantised(q, bits)).values(), _weights(q).values())
@@ -57,7 +57,7 @@ def test_requantising_is_idempotent_but_an_update_moves_the_grid(tiny, bits):
 
 
 def test_a_bad_width_or_block_is_named_before_anything_changes(tiny):
-    model = build_model(tiny, 64, seed=0)
+    model = build_model(tiny.model, 64, seed=0)
     with pytest.raises(ValueError, match=r"bits must be one of \[4, 8\], got 3"):
         quantised(model, 3)
     odd = build_model(ul.get_profile("smoke", d_model=48, n_head=2), 64, seed=0)
@@ -87,7 +87,7 @@ def test_the_share_back_on_a_base_model_and_the_sets_read(tiny, tmp_path):
     base folder."""
     from llmunlearn.studies.quantisation import same_weights
 
-    q = quantised(build_model(tiny, 64, seed=0), 4)
+    q = quantised(build_model(tiny.model, 64, seed=0), 4)
     assert same_weights(quantised(q, 4), q) == 1.0
     nudged = quantised(q, 4)
     with torch.no_grad():

@@ -135,7 +135,7 @@ def test_pypi_dates_read_the_first_upload(monkeypatch):
 @pytest.fixture
 def tiny_base(tiny, real_sources, docs, tmp_path, monkeypatch):
     tok = train_tokenizer([d.text for d in docs] + [d.text for d in new_code()()], 300)
-    model = build_model(tiny, len(tok), seed=0)
+    model = build_model(tiny.model, len(tok), seed=0)
     model.save_pretrained(tmp_path / "base")
     tok.save_pretrained(tmp_path / "base")
     monkeypatch.setattr("llmunlearn.models.smollm2", lambda: tmp_path / "base")

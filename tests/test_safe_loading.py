@@ -23,7 +23,7 @@ class Payload:
 def test_a_pickled_weights_file_is_refused_unopened(tiny, tmp_path):
     folder, marker = tmp_path / "model", tmp_path / "pwned"
     tok = train_tokenizer(["a few words for a tokenizer"] * 10, 300)
-    build_model(tiny, len(tok), seed=0).save_pretrained(folder)
+    build_model(tiny.model, len(tok), seed=0).save_pretrained(folder)
     tok.save_pretrained(folder)
     (folder / "model.safetensors").unlink()
     (folder / "pytorch_model.bin").write_bytes(pickle.dumps(Payload(marker)))
@@ -50,7 +50,7 @@ def test_a_training_checkpoint_never_unpickles_code(tiny, docs, tmp_path, plante
 
     with pytest.raises(KeyboardInterrupt):
         train(
-            build_model(tiny, len(tok), 0),
+            build_model(tiny.model, len(tok), 0),
             loss,
             {"train": ds},
             cfg,
@@ -63,7 +63,7 @@ def test_a_training_checkpoint_never_unpickles_code(tiny, docs, tmp_path, plante
     (tmp_path / "run" / "checkpoint" / planted).write_bytes(pickle.dumps(Payload(marker)))
     try:  # refusing to resume is fine; running the file's code is not
         train(
-            build_model(tiny, len(tok), 0),
+            build_model(tiny.model, len(tok), 0),
             loss,
             {"train": ds},
             cfg,

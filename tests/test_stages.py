@@ -2,7 +2,6 @@
 
 import ast
 import collections
-import dataclasses
 import shutil
 from pathlib import Path
 
@@ -79,8 +78,7 @@ def test_every_run_the_package_creates_names_a_stage_and_every_listed_file_exist
 
 
 def test_one_grid_call_splits_each_corpus_once_and_builds_each_runs_key_once(tiny, monkeypatch):
-    p = dataclasses.replace(
-        tiny,
+    p = tiny.replace(
         grid_lrs=(1e-3,),
         grid_seeds=(42, 43),
         grid_sophia_methods=(),
@@ -136,3 +134,13 @@ def test_runs_clean_code_changed_finds_the_runs_of_an_edited_stage(edit, capsys)
     out = capsys.readouterr().out
     assert f"would delete {stale.path}" in out and str(kept.path) not in out
     assert runs.read_json(stale.path / "config.json")["stage"] == "pretrain"
+
+
+def test_each_stage_names_the_profile_parts_its_keys_hold():
+    from llmunlearn.config import PARTS, get_profile, pretrain_config, profile_config
+
+    p = get_profile("cpu")
+    assert set(pretrain_config(p)) - {"seed"} == set(stages.STAGES["pretrain"].parts)
+    assert set(profile_config(p)) - {"name", "seed"} == set(stages.STAGES["unlearn"].parts)
+    for stage in stages.STAGES.values():
+        assert set(stage.parts) <= set(PARTS) - {"grid", "execution"}, stage.name

@@ -1,6 +1,5 @@
 """Pre-training, gradient ascent, selection, divergence, resume: end to end on a tiny model."""
 
-import dataclasses
 import math
 
 import pytest
@@ -15,7 +14,7 @@ from llmunlearn.training.loop import TrainConfig, train
 
 
 def test_ga_loss_is_minus_the_models_own_loss(tiny):
-    model = build_model(tiny, 40, seed=0)
+    model = build_model(tiny.model, 40, seed=0)
     ids = torch.randint(2, 40, (2, 12))
     b = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids}
     torch.testing.assert_close(ul.get_method("ga").loss(model, {"forget": b}), -model(**b).loss)
@@ -85,7 +84,7 @@ def test_interrupted_training_resumes_to_the_same_weights(tiny, docs, tmp_path):
     loss = lambda m, b: nll_loss(m, b["train"])  # noqa: E731
 
     straight = train(
-        build_model(tiny, vocab, 0), loss, {"train": ds}, cfg, tmp_path / "a", progress=False
+        build_model(tiny.model, vocab, 0), loss, {"train": ds}, cfg, tmp_path / "a", progress=False
     )
 
     def crash(model, step, save):
@@ -95,7 +94,7 @@ def test_interrupted_training_resumes_to_the_same_weights(tiny, docs, tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         train(
-            build_model(tiny, vocab, 0),
+            build_model(tiny.model, vocab, 0),
             loss,
             {"train": ds},
             cfg,
@@ -105,7 +104,7 @@ def test_interrupted_training_resumes_to_the_same_weights(tiny, docs, tmp_path):
             progress=False,
         )
     resumed = train(
-        build_model(tiny, vocab, 0), loss, {"train": ds}, cfg, tmp_path / "b", progress=False
+        build_model(tiny.model, vocab, 0), loss, {"train": ds}, cfg, tmp_path / "b", progress=False
     )
     assert resumed["log"][0]["step"] == 1 and len(resumed["log"]) == 6
     for (n, p), q in zip(straight["model"].named_parameters(), resumed["model"].parameters()):
@@ -119,8 +118,9 @@ def test_a_base_model_is_the_original_and_nothing_is_pretrained(tiny):
     """The paper's setting (a pre-trained LLM, no retrained model), on a local folder of
     the same layout as a hub checkpoint."""
     folder = ul.pretrain(tiny, progress=False).path / "model"
-    base = dataclasses.replace(tiny, name="base", base_model=str(folder))
-    assert "base_model" not in profile_config(tiny) and profile_config(base)["base_model"]
+    base = tiny.replace(name="base", base_model=str(folder))
+    assert "base_model" not in profile_config(tiny)["model"]
+    assert profile_config(base)["model"]["base_model"]
     zoo = ul.pretrain_zoo(base, progress=False)
     assert set(zoo) == {"original"}
     assert (zoo["original"].path / "model").resolve() == folder.resolve()

@@ -1,7 +1,6 @@
 """Issue 22's design and verdict rules: held-out retain, the manifest's splits, the late
 pre-training order, three-way decisions (their rules: test_decisions.py)."""
 
-import dataclasses
 import json
 
 import pandas as pd
@@ -12,7 +11,7 @@ from llmunlearn.data.corpus import HELDOUT, hold_out, load_splits, pretraining_d
 
 
 def test_held_out_retain_is_disjoint_from_the_regulariser_and_in_pre_training(tiny):
-    p = dataclasses.replace(tiny, heldout_share=0.4)
+    p = tiny.replace(heldout_share=0.4)
     seen = {d.id for d in pretraining_documents(p)}
     for domain in ul.DOMAINS:
         s = load_splits(domain, p)
@@ -42,7 +41,7 @@ def test_hold_out_is_seeded_and_refuses_a_share_that_leaves_a_side_empty(docs):
 
 
 def test_the_manifest_names_every_documents_split_and_none_is_in_two(tiny):
-    p = dataclasses.replace(tiny, heldout_share=0.4)
+    p = tiny.replace(heldout_share=0.4)
     path = ul.build_corpus(p, progress=lambda *_: None)
     manifest = json.loads(path.read_text())
     for domain, entry in manifest["domains"].items():
@@ -61,7 +60,7 @@ def test_late_order_retrained_models_branch_from_a_base_that_never_saw_a_forget_
     from llmunlearn.data.corpus import chunk_documents, forget_documents
     from llmunlearn.training.pretraining import forget_ids, pretraining_tokenizer, slice_order
 
-    p = dataclasses.replace(tiny, pretrain_order="late", forget_insertion="omit")
+    p = tiny.replace(pretrain_order="late", forget_insertion="omit")
     original = ul.pretrain(p, progress=False)
     retrained = ul.pretrain(p, without="github", progress=False)
     assert original.summary["base"] == retrained.summary["base"]
@@ -93,7 +92,7 @@ def test_a_retrained_model_by_replacement_takes_the_original_s_steps_and_no_forg
         slice_order,
     )
 
-    p = dataclasses.replace(tiny, pretrain_order="late", forget_insertion="replace")
+    p = tiny.replace(pretrain_order="late", forget_insertion="replace")
     tok = pretraining_tokenizer(p)
     train_set = chunk_documents(tok, pretraining_documents(p), p.chunk_len)
     ids = list(train_set["doc_id"])
@@ -114,7 +113,7 @@ def test_a_retrained_model_by_replacement_takes_the_original_s_steps_and_no_forg
     assert retrained.summary["steps"] == original.summary["steps"]
     assert len(retrained.summary["log"]) == len(original.summary["log"])
     omitted = retrained_order(
-        order, ids, removed, forget, dataclasses.replace(p, forget_insertion="omit"), p.seed
+        order, ids, removed, forget, p.replace(forget_insertion="omit"), p.seed
     )
     assert len(omitted) == len(order) - len(changed)
 
@@ -208,11 +207,9 @@ def test_the_sibling_shares_the_referee_s_base_and_trains_on_no_forget_token(tin
     tok = pretraining.pretraining_tokenizer(tiny)
     forget = chunk_documents(tok, forget_documents(tiny, "github", tiny.design), tiny.chunk_len)
     assert not {tuple(r.tolist()) for r in forget["input_ids"]} & set(fed[sibling.path.name])
-    assert ul.siblings(dataclasses.replace(tiny, pretrain_order="mixed")) == {}
+    assert ul.siblings(tiny.replace(pretrain_order="mixed")) == {}
     with pytest.raises(ValueError, match="slice_seed=7 needs pretrain_order='late'"):
-        ul.pretrain(
-            dataclasses.replace(tiny, pretrain_order="mixed"), without="github", slice_seed=7
-        )
+        ul.pretrain(tiny.replace(pretrain_order="mixed"), without="github", slice_seed=7)
 
 
 def _quant_frame(domain, forget):

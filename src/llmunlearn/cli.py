@@ -691,7 +691,6 @@ def _numbers(flag: str, text: str | None, kind=float) -> tuple | None:
 def _study(args, profile) -> int:
     """``grid``, ``relearn`` and ``claims``: every value checked before any run starts;
     the result written as CSV under the home folder, its path printed last."""
-    import dataclasses
 
     from .config import DOMAINS, check_choice, check_profile
     from .runs import config_hash, home
@@ -703,8 +702,7 @@ def _study(args, profile) -> int:
         lrs = _numbers("--lrs", args.lrs)
         seeds = _numbers("--seeds", args.seeds, int)
         profile = check_profile(
-            dataclasses.replace(
-                profile,
+            profile.replace(
                 grid_lrs=lrs or profile.grid_lrs,
                 grid_seeds=seeds or profile.grid_seeds,
                 executor=args.executor or profile.executor,

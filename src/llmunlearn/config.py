@@ -44,10 +44,15 @@ DEFAULT_DOSES = (1, 2, 4, 8)
 """The memorisation doses a pilot tries by default (``Profile.pilot_doses``)."""
 
 
+# --- one frozen config per concern; a Profile is the six of them, a name and a seed ------
+
+
 @dataclass(frozen=True)
-class Profile:
-    name: str
-    # --- data: characters per split and domain (whole documents; see data.py) ---------
+class DataConfig:
+    """What text each split holds: characters per split and domain (whole documents, see
+    :mod:`llmunlearn.data.corpus`), the document bounds, the split design and the held-out
+    share of retain."""
+
     forget_chars: int
     retain_chars: int
     approximate_chars: int
@@ -55,60 +60,44 @@ class Profile:
     general_eval_chars: int  # general/evaluation: held out, for utility
     max_doc_chars: int  # longer documents are not selected (keeps one from dominating)
     min_doc_chars: int  # nor shorter ones (licence headers, empty __init__.py files)
-    # --- tokenizer and model ------------------------------------------------------------
-    vocab_size: int  # byte-level BPE trained on the pre-training data only
+    dataset: str = "local"  # "local" (our sources) or a hub id / folder of the paper's data
+    design: str = "matched"  # split design of forget / approximate: see DESIGNS
+    # share of each domain's retain documents held out from the regularised methods'
+    # retain stream (in pre-training, never trained on while unlearning): retain utility
+    # is measured on these only (issue 22's design)
+    heldout_share: float = 0.0
+    # documents longer than this are cut at blank lines into passages of at most this
+    # many characters, each a document of its own (None: whole documents); the length
+    # bounds then apply to the passages
+    passage_chars: int | None = None
+    # general text's document bounds (min, max characters; whole documents, never cut);
+    # None: the profile's own bounds
+    general_doc_chars: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The tokenizer and the model: a byte-level BPE of ``vocab_size`` trained on the
+    pre-training data only and a GPT-2 of ``n_layer`` x ``d_model``, or a pre-trained LLM
+    (``base_model``) serving as the original."""
+
+    vocab_size: int
     chunk_len: int  # context length: documents are cut into chunks of this many tokens
     n_layer: int
     d_model: int
     n_head: int
-    # --- pre-training -------------------------------------------------------------------
-    pretrain_epochs: int  # passes over D = forget + retain
-    pretrain_batch: int  # chunks per optimiser step
-    pretrain_lr: float
-    # --- unlearning (paper: AdamW, cosine, warmup 3 %, clip 1.0) ------------------------
-    unlearn_lr: float
-    unlearn_steps: int  # optimiser steps
-    unlearn_batch: int  # forget chunks per optimiser step
-    eval_every: int  # evaluate along the trajectory every this many steps
-    eval_chunks: int  # retain and general chunks evaluated along the trajectory (a fixed sample)
-    # --- execution ----------------------------------------------------------------------
-    threads: int  # torch CPU threads in all (never more than the machine's cores)
-    seed: int = 42  # the official code's seed
-    # approximate chunks scored at every evaluated step (the membership rule's non-members):
-    # every one unless a profile caps it with a fixed sample (the paper's Yi-6B runs)
-    membership_chunks: int = 10**9
-    dataset: str = "local"  # "local" (our sources) or a hub id / folder of the paper's data
-    design: str = "matched"  # split design of forget / approximate: see DESIGNS
-    # the designs whose exact retrained models the book pre-trains and judges (must hold
-    # "matched"; the shifted design's originals are measured either way)
-    retrained_designs: tuple[str, ...] = DESIGNS
-    jobs: int = 1  # independent runs in parallel processes, threads // jobs threads each
-    unlearn_micro_batch: int = 8  # chunks per forward pass and process (rest: accumulation)
     # a pre-trained LLM (hub id or folder) serving as the original model: nothing is
     # pre-trained, and there is no exact retrained model (the paper's setting)
     base_model: str | None = None
-    # chunks per optimiser step for some domains, overriding unlearn_batch (the paper's
-    # runs: 8 GPUs x 1 chunk x accumulation 60 on arXiv, 85 on GitHub)
-    unlearn_batch_per_domain: tuple[tuple[str, int], ...] | None = None
-    # unlearning length in passes over the forget set (the paper: one epoch); when set
-    # it replaces unlearn_steps by epochs x forget chunks // batch
-    unlearn_epochs: float | None = None
-    # recompute activations in the backward pass (memory for time: a 6B model's
-    # activations at 4k context do not fit beside its weights and optimiser states)
-    gradient_checkpointing: bool | None = None
-    # --- the hyper-parameter grid (robustness chapter; llmunlearn.studies.robustness) ---
-    # every method x learning rate is one run evaluated every eval_every steps (the steps
-    # axis), at the first seed; the methods named in grid_seed_methods (None: all) also
-    # at the other seeds, and those in grid_sophia_methods also with SophiaG (first seed)
-    grid_lrs: tuple[float, ...] = ()
-    grid_seeds: tuple[int, ...] = (42, 43)
-    grid_seed_methods: tuple[str, ...] | None = None
-    grid_sophia_methods: tuple[str, ...] = ("ga", "ga_gd_in")
-    # --- the design that lets the claims be decided (issue 22; data/corpus, training/pretraining)
-    # share of each domain's retain documents held out from the regularised methods'
-    # retain stream (in pre-training, never trained on while unlearning): retain utility
-    # is measured on these only
-    heldout_share: float = 0.0
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """How the original and the exact retrained models are pre-trained."""
+
+    pretrain_epochs: int  # passes over D = forget + retain
+    pretrain_batch: int  # chunks per optimiser step
+    pretrain_lr: float
     # times each forget chunk is seen per pre-training pass (fixed by the pilot of the
     # pre-training chapter, before any method runs)
     forget_repeats: int = 1
@@ -121,38 +110,160 @@ class Profile:
     # original's without them: fewer steps) or "replace" (each is replaced by a chunk
     # replayed from D minus every forget set: the same number of steps as the original)
     forget_insertion: str = "omit"
+
+
+@dataclass(frozen=True)
+class UnlearnConfig:
+    """One unlearning run (the paper: AdamW, cosine, warm-up 3 %, clip 1.0) and what is
+    evaluated along its trajectory."""
+
+    unlearn_lr: float
+    unlearn_steps: int  # optimiser steps
+    unlearn_batch: int  # forget chunks per optimiser step
+    eval_every: int  # evaluate along the trajectory every this many steps
+    eval_chunks: int  # retain and general chunks evaluated along the trajectory (a fixed sample)
+    # approximate chunks scored at every evaluated step (the membership rule's non-members):
+    # every one unless a profile caps it with a fixed sample (the paper's Yi-6B runs)
+    membership_chunks: int = 10**9
+    unlearn_micro_batch: int = 8  # chunks per forward pass and process (rest: accumulation)
+    # chunks per optimiser step for some domains, overriding unlearn_batch (the paper's
+    # runs: 8 GPUs x 1 chunk x accumulation 60 on arXiv, 85 on GitHub)
+    unlearn_batch_per_domain: tuple[tuple[str, int], ...] | None = None
+    # unlearning length in passes over the forget set (the paper: one epoch); when set
+    # it replaces unlearn_steps by epochs x forget chunks // batch
+    unlearn_epochs: float | None = None
+    # grid runs: a constant learning rate after warm-up, evaluated at these increasing
+    # steps (empty: the chapters' schedule, every eval_every steps)
+    grid_eval_steps: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class GridConfig:
+    """Which runs the chapters ask for (never what one run computes): the hyper-parameter
+    grid of the robustness chapter (:mod:`llmunlearn.studies.robustness`), the pilot's
+    doses and the designs whose exact retrained models are pre-trained.
+
+    Every method x learning rate is one run at the first seed; the methods named in
+    ``grid_seed_methods`` (None: all) also at the other seeds, and those in
+    ``grid_sophia_methods`` also with SophiaG (first seed)."""
+
+    grid_lrs: tuple[float, ...] = ()
+    grid_seeds: tuple[int, ...] = (42, 43)
+    grid_seed_methods: tuple[str, ...] | None = None
+    grid_sophia_methods: tuple[str, ...] = ("ga", "ga_gd_in")
+    # methods outside the paper's seven run on the grid at the profile's learning rate only
+    grid_survey_default_lr: bool = False
     # the memorisation doses the pre-training chapter's pilot tries (forget_repeats values,
     # increasing): the grid runs at the smallest one where the original is separable from
     # its exact retrained model on every domain (studies.pretraining)
     pilot_doses: tuple[int, ...] = DEFAULT_DOSES
-    # documents longer than this are cut at blank lines into passages of at most this
-    # many characters, each a document of its own (None: whole documents); the length
-    # bounds then apply to the passages
-    passage_chars: int | None = None
-    # general text's document bounds (min, max characters; whole documents, never cut);
-    # None: the profile's own bounds
-    general_doc_chars: tuple[int, int] | None = None
-    # grid runs: a constant learning rate after warm-up, evaluated at these increasing
-    # steps (empty: the chapters' schedule, every eval_every steps)
-    grid_eval_steps: tuple[int, ...] = ()
-    # methods outside the paper's seven run on the grid at the profile's learning rate only
-    grid_survey_default_lr: bool = False
-    # --- where the zoo's and the grid's runs execute (llmunlearn.training.executor) ---------------
+    # the designs whose exact retrained models the book pre-trains and judges (must hold
+    # "matched"; the shifted design's originals are measured either way)
+    retrained_designs: tuple[str, ...] = DESIGNS
+
+
+@dataclass(frozen=True)
+class ExecutionConfig:
+    """Where and how runs execute (:mod:`llmunlearn.training.executor`): never in a run's
+    key, since none of it changes what a run computes."""
+
+    threads: int  # torch CPU threads in all (never more than the machine's cores)
+    jobs: int = 1  # independent runs in parallel processes, threads // jobs threads each
     # "local": this process (jobs > 1: worker processes); "ray": Ray tasks of `threads`
     # CPUs (and ray_gpus_per_run GPUs) on a local Ray, or on the cluster at ray_address
     executor: str = "local"
     ray_address: str | None = None
     ray_gpus_per_run: float = 0.0
+    # recompute activations in the backward pass (memory for time: a 6B model's
+    # activations at 4k context do not fit beside its weights and optimiser states)
+    gradient_checkpointing: bool | None = None
+
+
+PARTS = {
+    "data": DataConfig,
+    "model": ModelConfig,
+    "pretraining": PretrainConfig,
+    "unlearning": UnlearnConfig,
+    "grid": GridConfig,
+    "execution": ExecutionConfig,
+}
+"""A profile's parts, each a frozen config of one concern."""
+
+OWNER = {f.name: part for part, cls in PARTS.items() for f in dataclasses.fields(cls)}
+"""Every field of a part -> the part that holds it (no name is in two parts)."""
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Every size of the reproduction, as one frozen config per concern (:data:`PARTS`).
+
+    A function takes the part it needs (``build_model(profile.model, ...)``); a run's key
+    holds the parts that decide what it computes (:func:`pretrain_config`,
+    :func:`profile_config`), never ``grid`` or ``execution``. Reading a field of a part
+    through the profile (``profile.unlearn_lr``) is kept for notebooks and the command line,
+    and :meth:`replace` and :func:`get_profile` take the fields by their names."""
+
+    name: str
+    data: DataConfig
+    model: ModelConfig
+    pretraining: PretrainConfig
+    unlearning: UnlearnConfig
+    grid: GridConfig
+    execution: ExecutionConfig
+    seed: int = 42  # the official code's seed: data splits, initialisation, streams
+
+    def __getattr__(self, field: str):
+        part = OWNER.get(field)
+        if part is None:  # dunders too: pickling and copying look them up
+            raise AttributeError(f"{type(self).__name__!r} has no field {field!r}")
+        return getattr(object.__getattribute__(self, part), field)
+
+    @classmethod
+    def of(cls, name: str, seed: int = 42, **fields) -> Profile:
+        """A profile from its fields by name (each goes to the part that holds it)."""
+        unknown = sorted(set(fields) - set(OWNER))
+        if unknown:
+            raise ValueError(f"unknown profile field(s) {unknown}; valid fields: {field_names()}")
+        parts = {p: {} for p in PARTS}
+        for k, v in fields.items():
+            parts[OWNER[k]][k] = v
+        return cls(name, **{p: PARTS[p](**kw) for p, kw in parts.items()}, seed=seed)
+
+    def replace(self, **fields) -> Profile:
+        """This profile with ``fields`` (by name, or whole parts) replaced; an unknown name
+        is a ``ValueError`` listing the valid ones."""
+        top = {k: fields.pop(k) for k in ("name", "seed", *PARTS) if k in fields}
+        unknown = sorted(set(fields) - set(OWNER))
+        if unknown:
+            raise ValueError(f"unknown profile field(s) {unknown}; valid fields: {field_names()}")
+        parts = {}
+        for part in PARTS:
+            changed = {k: v for k, v in fields.items() if OWNER[k] == part}
+            if changed:
+                parts[part] = dataclasses.replace(top.get(part, getattr(self, part)), **changed)
+        return dataclasses.replace(self, **{**top, **parts})
+
+    def flat(self) -> dict:
+        """Every field by name, the parts' fields in their order (for tables)."""
+        out = {"name": self.name, "seed": self.seed}
+        for part in PARTS:
+            out.update(dataclasses.asdict(getattr(self, part)))
+        return out
 
     def batch_for(self, domain: str) -> int:
         """Forget chunks per unlearning step on ``domain``."""
         return dict(self.unlearn_batch_per_domain or ()).get(domain, self.unlearn_batch)
 
 
+def field_names() -> list[str]:
+    """Every field a profile takes by name."""
+    return sorted({"name", "seed", *OWNER})
+
+
 PROFILES: dict[str, Profile] = {
     p.name: p
     for p in (
-        Profile(
+        Profile.of(
             name="smoke",
             forget_chars=12_000,
             retain_chars=24_000,
@@ -189,7 +300,7 @@ PROFILES: dict[str, Profile] = {
             grid_survey_default_lr=True,
             retrained_designs=("matched",),
         ),
-        Profile(
+        Profile.of(
             # issue 22's design: each forget set about a tenth of its domain's
             # pre-training text (12k of 124k characters per design), in passages of
             # 100-320 characters (several dozen per set; one 128-token chunk each, about),
@@ -253,7 +364,7 @@ PROFILES: dict[str, Profile] = {
             retrained_designs=("matched",),
             grid_sophia_methods=("ga",),
         ),
-        Profile(
+        Profile.of(
             name="gpu",
             ray_gpus_per_run=1.0,  # on Ray, each run gets a GPU of its own
             # sized to the pools the registries give (issue 36): arXiv's R vignettes
@@ -291,7 +402,7 @@ PROFILES: dict[str, Profile] = {
             forget_insertion="replace",
             grid_eval_steps=(1, 2, 4, 7, 12, 20, 35, 60),
         ),
-        Profile(
+        Profile.of(
             # The paper's setting: Yi-6B as the original model (pre-training fields unused)
             # on its hub dataset, 4k context, one epoch at 8 GPUs x 1 chunk x accumulation
             # 60 (arXiv) or 85 (GitHub) = 480 / 680 chunks per optimiser step.
@@ -344,12 +455,11 @@ def get_profile(name: str, **overrides) -> Profile:
     """
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; valid profiles: {', '.join(PROFILES)}")
-    fields = {f.name for f in dataclasses.fields(Profile)}
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    unknown = sorted(set(overrides) - fields)
+    unknown = sorted(set(overrides) - set(field_names()))
     if unknown:
-        raise ValueError(f"unknown profile field(s) {unknown}; valid fields: {sorted(fields)}")
-    profile = dataclasses.replace(PROFILES[name], **overrides)
+        raise ValueError(f"unknown profile field(s) {unknown}; valid fields: {field_names()}")
+    profile = PROFILES[name].replace(**overrides)
     check_profile(profile)
     return profile
 
@@ -400,7 +510,7 @@ def model_profile(profile: Profile, model: str, dataset: str, **sizes) -> Profil
         "grid_eval_steps": (),
         **sizes,
     }
-    return check_profile(dataclasses.replace(profile, **fields))
+    return check_profile(profile.replace(**fields))
 
 
 def check_profile(profile: Profile) -> Profile:
@@ -571,84 +681,38 @@ def check_positive(name: str, value) -> float:
     return value
 
 
-EXECUTION_FIELDS = (
-    "threads",
-    "pilot_doses",
-    "retrained_designs",
-    "jobs",
-    "executor",
-    "ray_address",
-    "ray_gpus_per_run",
-    "grid_lrs",
-    "grid_seeds",
-    "grid_seed_methods",
-    "grid_sophia_methods",
-    "grid_survey_default_lr",
-)
-"""How runs are executed or which runs a chapter asks for, not what one run computes:
-left out of run hashes."""
+def _part(config, drop=()) -> dict:
+    """One part of a profile as it enters a run's key: its fields but those in ``drop`` and
+    those left unset (None), so that adding an optional field keeps earlier keys."""
+    return {k: v for k, v in dataclasses.asdict(config).items() if v is not None and k not in drop}
 
 
 def profile_config(profile: Profile) -> dict:
-    """The profile as it enters a run's configuration (and so its hash): every field
-    except optional ones left unset (so that adding an optional field keeps earlier runs)
-    and the execution fields (threads, jobs)."""
+    """What of the profile enters an unlearning run's key (and an evaluation's data): its
+    name and seed, and the parts that decide what a run computes (data, model,
+    pre-training, unlearning), never ``grid`` (which runs a chapter asks for) or
+    ``execution`` (where and how they run)."""
     return {
-        k: v
-        for k, v in dataclasses.asdict(profile).items()
-        if v is not None and k not in EXECUTION_FIELDS
+        "name": profile.name,
+        "seed": profile.seed,
+        "data": _part(profile.data),
+        "model": _part(profile.model),
+        "pretraining": _part(profile.pretraining),
+        "unlearning": _part(profile.unlearning),
     }
 
 
-PRETRAIN_FIELDS = (
-    "forget_chars",
-    "retain_chars",
-    "approximate_chars",
-    "general_retain_chars",
-    "general_eval_chars",
-    "max_doc_chars",
-    "min_doc_chars",
-    "vocab_size",
-    "chunk_len",
-    "n_layer",
-    "d_model",
-    "n_head",
-    "pretrain_epochs",
-    "pretrain_batch",
-    "pretrain_lr",
-    "seed",
-    "dataset",
-    "heldout_share",
-    "forget_repeats",
-    "pretrain_order",
-    "forget_insertion",
-    "passage_chars",
-    "general_doc_chars",
-)
-"""The profile fields a pre-trained model depends on: changing the unlearning budget or
-the split design reuses the zoo (one original model serves both designs)."""
-
-
-DESIGN_FIELDS = (
-    "heldout_share",
-    "forget_repeats",
-    "pretrain_order",
-    "forget_insertion",
-    "passage_chars",
-    "general_doc_chars",
-)
-"""Pre-training fields added with issue 22's design: in a run's hash only where they
-differ from their defaults, so that runs from before them stay valid."""
-
-
-def pretrain_config(profile: Profile) -> dict:
-    """The part of the profile that enters a pre-training run's hash (the design fields
-    only where they differ from their defaults, so that earlier runs stay valid)."""
-    defaults = {f.name: f.default for f in dataclasses.fields(Profile)}
+def pretrain_config(profile: Profile, drop: tuple[str, ...] = ()) -> dict:
+    """What of the profile enters a pre-training run's key: data (but the split design:
+    one original model has seen both designs' forget sets), model and pre-training, and
+    the seed; not the unlearning budget, so that changing it reuses the zoo. ``drop``:
+    fields of the pre-training part the run does not depend on (the base model is
+    trained before any forget chunk, whatever the dose and order)."""
     return {
-        k: getattr(profile, k)
-        for k in PRETRAIN_FIELDS
-        if k not in DESIGN_FIELDS or getattr(profile, k) != defaults[k]
+        "seed": profile.seed,
+        "data": _part(profile.data, drop=("design",)),
+        "model": _part(profile.model),
+        "pretraining": _part(profile.pretraining, drop=drop),
     }
 
 

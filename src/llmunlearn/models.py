@@ -21,7 +21,7 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from .config import Profile
+from .config import ModelConfig
 from .data.sources import pypi_package
 from .runs import folder_written, home
 
@@ -45,17 +45,18 @@ def train_tokenizer(texts: list[str], vocab_size: int):
     return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token=PAD, eos_token=EOS)
 
 
-def build_model(profile: Profile, vocab_size: int, seed: int):
-    """A small decoder-only Llama (the architecture of Yi-6B), randomly initialised."""
+def build_model(shape: ModelConfig, vocab_size: int, seed: int):
+    """A small decoder-only Llama (the architecture of Yi-6B) of ``shape`` (a profile's
+    model part), randomly initialised."""
 
     cfg = LlamaConfig(
         vocab_size=vocab_size,
-        hidden_size=profile.d_model,
-        intermediate_size=4 * profile.d_model,
-        num_hidden_layers=profile.n_layer,
-        num_attention_heads=profile.n_head,
-        num_key_value_heads=profile.n_head,
-        max_position_embeddings=profile.chunk_len,
+        hidden_size=shape.d_model,
+        intermediate_size=4 * shape.d_model,
+        num_hidden_layers=shape.n_layer,
+        num_attention_heads=shape.n_head,
+        num_key_value_heads=shape.n_head,
+        max_position_embeddings=shape.chunk_len,
         tie_word_embeddings=True,
         pad_token_id=0,
         bos_token_id=None,

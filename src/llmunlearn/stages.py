@@ -57,12 +57,15 @@ TRAINING = ("training/loop.py", "training/optim.py", "models.py", "core.py")
 class Stage:
     """One stage: ``name`` (what :meth:`Run.create <llmunlearn.runs.Run.create>` is told;
     for most stages also the home's folder of its runs), ``inputs`` (the stages it reads),
-    ``code`` (the package's files whose code decides its output) and ``what`` it computes."""
+    ``code`` (the package's files whose code decides its output), ``what`` it computes and
+    ``parts``: its typed config, the parts of the profile (:data:`~llmunlearn.config.PARTS`)
+    its runs' keys hold; ``grid`` and ``execution`` never are."""
 
     name: str
     inputs: tuple[str, ...]
     code: tuple[str, ...]
     what: str
+    parts: tuple[str, ...] = ()
 
 
 STAGES: dict[str, Stage] = {
@@ -75,12 +78,14 @@ STAGES: dict[str, Stage] = {
             "each domain's documents from the registries, cut and split into forget, "
             "retain and approximate sets (JSON files under data/, keyed by the sources' "
             "digests and the sizes)",
+            parts=("data",),
         ),
         Stage(
             "tokenizer",
             ("data",),
             ("training/pretraining.py",),
             "the byte-level BPE trained on D minus every forget set",
+            parts=("data", "model"),
         ),
         Stage(
             "pretrain",
@@ -88,6 +93,7 @@ STAGES: dict[str, Stage] = {
             ("training/pretraining.py", *TRAINING),
             "the base, the original and every exact retrained model (per seed and dose), "
             "with their perplexities",
+            parts=("data", "model", "pretraining"),
         ),
         Stage(
             "unlearn",
@@ -95,6 +101,7 @@ STAGES: dict[str, Stage] = {
             ("unlearning/runner.py", "evaluation.py", *TRAINING, *MEASUREMENT),
             "one method at one learning rate and seed on one original, evaluated at the "
             "profile's steps (the method's own file is keyed apart)",
+            parts=("data", "model", "pretraining", "unlearning"),
         ),
         Stage(
             "evaluate",
@@ -102,36 +109,42 @@ STAGES: dict[str, Stage] = {
             ("evaluation.py", "models.py", "core.py", *MEASUREMENT),
             "every metric of one saved model on one domain (perplexities, membership "
             "scores and AUCs with intervals, utility)",
+            parts=("data", "model", "pretraining", "unlearning"),
         ),
         Stage(
             "groundtruth",
             ("pretrain", "evaluate"),
             ("studies/retraining.py",),
             "the retraining chapter's R and the retrained model's AUC per domain and design",
+            parts=("data", "model", "pretraining", "unlearning"),
         ),
         Stage(
             "relearn",
             ("unlearn",),
             ("studies/relearning.py", "evaluation.py", *TRAINING, *MEASUREMENT),
             "fine-tuning a model on part of its forget set again, evaluated per step",
+            parts=("data", "model", "pretraining", "unlearning"),
         ),
         Stage(
             "quantise",
             ("unlearn",),
             ("studies/quantisation.py", "evaluation.py", "models.py", *MEASUREMENT),
             "a model rounded to 4 and 8 bits, evaluated",
+            parts=("data", "model", "pretraining", "unlearning"),
         ),
         Stage(
             "lm-eval",
             ("unlearn",),
             ("studies/utility.py", "models.py"),
             "the utility battery through lm-evaluation-harness",
+            parts=("data", "model", "pretraining", "unlearning"),
         ),
         Stage(
             "real-llm",
             ("data",),
             ("studies/real_llm.py", *TRAINING),
             "a real LLM's continued pre-training on injected members, and its exact twin",
+            parts=("data", "model", "pretraining"),
         ),
         Stage(
             "own",
@@ -139,6 +152,7 @@ STAGES: dict[str, Stage] = {
             ("data/own.py", "studies/own.py", "evaluation.py", "models.py", "core.py")
             + MEASUREMENT,
             "your model evaluated on your forget and approximate text",
+            parts=("model", "unlearning"),
         ),
     )
 }
@@ -224,6 +238,7 @@ def pipeline_table():
                 "stage": s.name,
                 "reads": ", ".join(s.inputs) or "(sources)",
                 "computes": s.what,
+                "config": ", ".join(s.parts),
                 "code": ", ".join(s.code),
                 "digest": stage_digest(s.name),
             }

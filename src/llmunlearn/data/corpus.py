@@ -47,6 +47,7 @@ import pandas as pd
 from ..config import (
     DESIGNS,
     DOMAINS,
+    DataConfig,
     GENERAL_SPLITS,
     IGNORE_INDEX,
     SPLITS,
@@ -131,17 +132,17 @@ def domain_documents(domain: str) -> tuple[list[Document], dict[str, str]]:
 
 
 # --------------------------------------------------------------------------- splits --
-def split_budgets(domain: str, profile: Profile) -> dict[str, int]:
+def split_budgets(domain: str, data: DataConfig) -> dict[str, int]:
     """Characters wanted per split of ``domain``, in the order splits are filled: for the
     unlearning domains, each design's forget and approximate sets and the shared retain
     set (``"matched/forget"``, ..., ``"retain"``); for general, evaluation and retain."""
     if domain == "general":
-        return {"evaluation": profile.general_eval_chars, "retain": profile.general_retain_chars}
+        return {"evaluation": data.general_eval_chars, "retain": data.general_retain_chars}
     return {
-        f"{design}/{split}": getattr(profile, f"{split}_chars")
+        f"{design}/{split}": getattr(data, f"{split}_chars")
         for design in ("shifted", "matched")
         for split in ("forget", "approximate")
-    } | {"retain": profile.retain_chars}
+    } | {"retain": data.retain_chars}
 
 
 PART = "/part"
@@ -174,24 +175,24 @@ def cut_passages(docs: list[Document], max_chars: int | None) -> list[Document]:
     ]
 
 
-def document_bounds(profile: Profile, domain: str) -> Profile:
-    """``profile`` with the document bounds that hold for ``domain``: general text keeps
-    whole documents within ``general_doc_chars`` when the profile sets them (it is never
+def document_bounds(data: DataConfig, domain: str) -> DataConfig:
+    """``data`` (a profile's data part) with the document bounds that hold for ``domain``:
+    general text keeps whole documents within ``general_doc_chars`` when they are set (it is never
     unlearned, and the utility battery reads half-chunk contexts from it); the unlearning
     domains' documents are cut and bounded as the profile says."""
 
-    if domain != "general" or profile.general_doc_chars is None:
-        return profile
-    lo, hi = profile.general_doc_chars
-    return dataclasses.replace(profile, min_doc_chars=lo, max_doc_chars=hi, passage_chars=None)
+    if domain != "general" or data.general_doc_chars is None:
+        return data
+    lo, hi = data.general_doc_chars
+    return dataclasses.replace(data, min_doc_chars=lo, max_doc_chars=hi, passage_chars=None)
 
 
-def selectable(docs: list[Document], profile: Profile) -> list[Document]:
-    """Documents (passages, when the profile cuts them: :func:`cut_passages`) within the
-    profile's length bounds, exact duplicates kept once, by id."""
+def selectable(docs: list[Document], data: DataConfig) -> list[Document]:
+    """Documents (passages, when ``data`` cuts them: :func:`cut_passages`) within its
+    length bounds, exact duplicates kept once, by id."""
     seen, out = set(), []
-    for d in sorted(cut_passages(docs, profile.passage_chars), key=lambda d: d.id):
-        if profile.min_doc_chars <= len(d.text) <= profile.max_doc_chars and d.sha256 not in seen:
+    for d in sorted(cut_passages(docs, data.passage_chars), key=lambda d: d.id):
+        if data.min_doc_chars <= len(d.text) <= data.max_doc_chars and d.sha256 not in seen:
             seen.add(d.sha256)
             out.append(d)
     return out
@@ -255,8 +256,8 @@ def split_documents(
     A split that cannot reach its budget raises :class:`SplitError` naming the domain,
     design, split, what it got and what it needs.
     """
-    budgets = split_budgets(domain, profile)
-    docs = selectable(docs, document_bounds(profile, domain))
+    budgets = split_budgets(domain, profile.data)
+    docs = selectable(docs, document_bounds(profile.data, domain))
     rng = random.Random(profile.seed)
     groups: dict[str, list[Document]] = {}
     for d in docs:
@@ -356,7 +357,7 @@ def _domain_splits(domain: str, profile: Profile) -> dict[str, list[Document]]:
             "matched/approximate": hub["approximate"],
             "retain": hub["retain"],
         }
-    budgets, bounded = split_budgets(domain, profile), document_bounds(profile, domain)
+    budgets, bounded = split_budgets(domain, profile.data), document_bounds(profile.data, domain)
     digests, docs = {s.__name__: _source_digest(s) for s in SOURCES[domain]}, None
     if None in digests.values():
         docs, digests = domain_documents(domain)

@@ -53,7 +53,7 @@ from ..measurement.metrics import perplexity
 from ..models import build_model, load_model, n_params, runtime
 from ..runs import Run, home, provenance, use_home, write_json
 from ..training.loop import TrainConfig, train, training_flops
-from ..training.pretraining import load_original, pretrain, pretraining_tokenizer
+from ..training.pretraining import load_original, load_reference, pretrain, pretraining_tokenizer
 from ..unlearning.methods import get_method, resolve_hparams
 from ..unlearning.runner import eval_points, unlearn
 from .plan import DEVICES, plan
@@ -111,10 +111,7 @@ def _setup(profile: Profile, original, domain: str, method: str):
     streams = {"forget": chunks["forget"]}
     if spec.retain is not None:
         streams["retain"] = chunks["retain"] if spec.retain == "in" else general["retain"]
-    ref = None
-    if spec.needs_reference:
-        ref, _ = load_original(original)
-        ref.eval().requires_grad_(False)
+    ref = load_reference(original) if spec.needs_reference else None
     return model, spec, streams, ref, resolve_hparams(spec, None)
 
 
@@ -133,7 +130,7 @@ def ours_unlearn(profile, original, domain, method, steps) -> dict:
     with tempfile.TemporaryDirectory() as tmp, peak_memory(out):
         res = train(
             model,
-            lambda m, b: spec.loss(m, b, ref, hp),
+            lambda m, b, ref=None: spec.loss(m, b, ref, hp),
             streams,
             cfg,
             Path(tmp),
@@ -301,7 +298,7 @@ def pretrain_throughput(profile, steps: int) -> dict:
 
     tokenizer = pretraining_tokenizer(profile)
     train_set = chunk_documents(tokenizer, pretraining_documents(profile), profile.chunk_len)
-    model = build_model(profile, len(tokenizer), profile.seed)
+    model = build_model(profile.model, len(tokenizer), profile.seed)
     cfg = TrainConfig(
         steps=steps,
         lr=profile.pretrain_lr,
@@ -673,7 +670,7 @@ def device_check(profile: Profile, steps: int = 30, device: str = "H100") -> dic
         "peak_flops": peak,
         "profile": profile.name,
     }
-    model = build_model(profile, profile.vocab_size, profile.seed)
+    model = build_model(profile.model, profile.vocab_size, profile.seed)
     n = n_params(model)
     out["n_params"] = n
     slices = {
@@ -700,9 +697,9 @@ def device_check(profile: Profile, steps: int = 30, device: str = "H100") -> dic
     for name, (streams, loss, batch, lr, reference) in slices.items():
         ref = None
         if reference:
-            ref = build_model(profile, profile.vocab_size, profile.seed).eval()
+            ref = build_model(profile.model, profile.vocab_size, profile.seed).eval()
             ref.requires_grad_(False)
-            loss = lambda m, b, ref=ref: spec.loss(m, b, ref, hp)  # noqa: E731
+            loss = lambda m, b, ref: spec.loss(m, b, ref, hp)  # noqa: E731
         cfg = TrainConfig(
             steps=steps,
             lr=lr,

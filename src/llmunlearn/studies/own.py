@@ -19,7 +19,6 @@ AUC with a 95 % interval over documents, forget (members) against approximate
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pandas as pd
@@ -46,7 +45,7 @@ def own_inputs(
     if "general" in sets:
         gen = general_splits(sets.pop("general"), profile.seed)
     else:
-        book = domain_splits("general", dataclasses.replace(profile, dataset="local"))
+        book = domain_splits("general", profile.replace(dataset="local"))
         gen = {s: book[s] for s in ("retain", "evaluation")}
     return model, chunk_len, sets, gen
 
@@ -132,7 +131,7 @@ def evaluate_own(
     check_context(m, chunk_len)
     chunks = {s: chunk_documents(tokenizer, v, chunk_len) for s, v in sets.items()}
     chunks["general"] = chunk_documents(tokenizer, gen["evaluation"], chunk_len)
-    p = dataclasses.replace(profile, chunk_len=chunk_len)
+    p = profile.replace(chunk_len=chunk_len)
     result = evaluate_model(m, tokenizer, chunks, {}, profile=p, intervals=True)
     ppl = result["perplexity"]
     run.finish({**{f"ppl_{s}": ppl[s]["ppl"] for s in ppl}, **result})

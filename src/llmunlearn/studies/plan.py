@@ -48,7 +48,7 @@ DEVICES = {
 
 def _n_params(profile: Profile) -> int:
     with torch.device("meta"):
-        return n_params(build_model(profile, profile.vocab_size, 0))
+        return n_params(build_model(profile.model, profile.vocab_size, 0))
 
 
 def _tokens(chars: float) -> float:

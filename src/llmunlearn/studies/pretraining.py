@@ -39,7 +39,6 @@ the second replicate's retrained model, from another base, was the control; see
 
 from __future__ import annotations
 
-import dataclasses
 import statistics
 
 import numpy as np
@@ -72,7 +71,7 @@ from .retraining import ratio_interval
 
 def dose_profile(profile: Profile, dose: int) -> Profile:
     """``profile`` at memorisation dose ``dose`` on the matched design (the pilot's)."""
-    return dataclasses.replace(profile, forget_repeats=dose, design="matched")
+    return profile.replace(forget_repeats=dose, design="matched")
 
 
 def dose_models(
@@ -234,8 +233,8 @@ def order_contrast(profile: Profile, progress: bool = True):
 
     rows, doc_ids = {}, chunk_doc_ids(profile)  # the chunks do not depend on the order
     for order, repeats in ORDER_CONTRAST.items():
-        prof = dataclasses.replace(
-            profile, pretrain_order=order, forget_repeats=repeats or profile.forget_repeats
+        prof = profile.replace(
+            pretrain_order=order, forget_repeats=repeats or profile.forget_repeats
         )
         run = pretrain(prof, progress=progress, measure="all" if prof == profile else "gap")
         ppl = run.summary["ppl"]

@@ -114,7 +114,7 @@ def real_llm_splits(profile: Profile, chars: int, design: str = "injected") -> d
 
     check_choice("real-LLM design", design, DESIGNS)
     cap = min(profile.max_doc_chars, max(profile.min_doc_chars, chars // 4))
-    bounded = dataclasses.replace(profile, max_doc_chars=cap, passage_chars=cap)
+    bounded = dataclasses.replace(profile.data, max_doc_chars=cap, passage_chars=cap)
     new = selectable(_release_checked(source_documents(post_release_python)[0]), bounded)
     packages = sorted({d.id.split("/")[0] for d in new})
     if len(packages) < MIN_PACKAGES:
@@ -368,9 +368,7 @@ def continued(p: Profile, *, twin: bool = False, progress: bool = True, **overri
         pick = random.Random(p.seed + 3000)
         order = [i if kinds[i] != "forget" else rest[pick.randrange(len(rest))] for i in order]
     steps = len(order) // recipe["batch"]
-    recipe_profile = dataclasses.replace(
-        p, pretrain_batch=recipe["batch"], pretrain_lr=recipe["lr"]
-    )
+    recipe_profile = p.replace(pretrain_batch=recipe["batch"], pretrain_lr=recipe["lr"])
     result = train_lm(
         recipe_profile,
         model,

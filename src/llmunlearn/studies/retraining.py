@@ -23,7 +23,6 @@ split design:
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import numpy as np
@@ -159,7 +158,7 @@ def original_attack(profile: Profile, domain: str, design: str, attack: str = "m
     check_choice("design", design, DESIGNS)
     if design in profile.retrained_designs:
         return retraining_check(profile, domain, design)["auc"]["original"][attack]
-    p = dataclasses.replace(profile, design=design)
+    p = profile.replace(design=design)
     original = pretrain(p, progress=False)
     run = Run.create(
         "groundtruth",
@@ -189,7 +188,7 @@ def retraining_check(profile: Profile, domain: str, design: str | None = None) -
 
     check_choice("domain", domain, DOMAINS)
     design = check_choice("design", design or profile.design, DESIGNS)
-    profile = dataclasses.replace(profile, design=design)
+    profile = profile.replace(design=design)
     if profile.base_model:
         raise ValueError(
             f"profile {profile.name!r} starts from {profile.base_model!r}: "
@@ -366,7 +365,7 @@ def blind_baseline_table(profile: Profile, folds: int = 5):
     rows = []
     for domain in DOMAINS:
         for design in DESIGNS:
-            p = dataclasses.replace(profile, design=design)
+            p = profile.replace(design=design)
             chunks = chunked_splits(p, domain, tokenizer)
             sets = {}
             for split in ("forget", "approximate"):

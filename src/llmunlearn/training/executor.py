@@ -63,7 +63,7 @@ def _call(fn, threads, args, kwargs):
 
 def with_threads(profile, jobs: int):
     """``profile`` with the threads each of ``jobs`` workers gets."""
-    return dataclasses.replace(profile, threads=max(1, profile.threads // max(1, jobs)))
+    return profile.replace(threads=max(1, profile.threads // max(1, jobs)))
 
 
 def run_tasks(

@@ -12,6 +12,7 @@ for pre-training) and returns a scalar to *minimise*. Each stream is read in a f
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import random
@@ -25,6 +26,7 @@ from typing import Callable
 import torch
 from accelerate import Accelerator
 from accelerate.utils import DistributedType, set_seed
+from torch.distributed.fsdp import FullyShardedDataParallel
 
 from ..config import TENSOR_COLUMNS, check_choice
 from ..core import trim_padding
@@ -249,6 +251,35 @@ def _optimiser_step(
     return loss, int(accelerator.gather(step_tokens.reshape(1)).sum())
 
 
+def _with_frozen(loss_fn, frozen, model, batches):
+    return loss_fn(model, batches, *frozen)
+
+
+def place_frozen(accelerator, module):
+    """A frozen module (the original model a method reads: no gradient, eval mode) placed
+    for training: under FSDP (version 1) wrapped in FSDP with the plugin's sharding, offload,
+    wrapping and precision, so each process holds its shards and a forward gathers one
+    layer at a time (12.1 GB for Yi-6B in bf16 becomes 1.5 GB on each of 8 GPUs), like
+    TRL's reference models; elsewhere moved whole to this process's device. Not run on a
+    GPU by this build: accelerate enables FSDP only on GPU process groups."""
+    module = module.eval().requires_grad_(False)
+    if accelerator.distributed_type != DistributedType.FSDP or accelerator.is_fsdp2:
+        return module.to(accelerator.device)
+    plugin = accelerator.state.fsdp_plugin
+    plugin.set_auto_wrap_policy(module)
+    return FullyShardedDataParallel(
+        module,
+        sharding_strategy=plugin.sharding_strategy or plugin.reshard_after_forward,
+        cpu_offload=plugin.cpu_offload,
+        auto_wrap_policy=plugin.auto_wrap_policy,
+        mixed_precision=plugin.mixed_precision_policy,
+        sync_module_states=plugin.sync_module_states,
+        use_orig_params=plugin.use_orig_params,
+        limit_all_gathers=plugin.limit_all_gathers,
+        device_id=accelerator.device,
+    ).eval()
+
+
 def save_model(accelerator, model, path: Path, tokenizer=None) -> None:
     """``model`` whole as a Hugging Face folder at ``path`` (with ``tokenizer``), written by
     the main process under ``<path>.partial`` and then renamed, so a folder of that name is
@@ -331,8 +362,9 @@ def train(
     process (under FSDP on the sharded model, whose forward gathers each layer's full
     parameters, so every process must evaluate the same chunks), and ``save(model, path,
     tokenizer=None)`` writes a model whole from there (:func:`save_model`). ``frozen``
-    modules (the original model of the methods that read it) are moved to the training
-    device whole on every process (not sharded). Returns ``{"status": "finished" |
+    modules (the original model that some methods read) are placed by :func:`place_frozen`
+    (under FSDP sharded like the trained model) and handed to the loss as
+    ``loss_fn(model, batches, *frozen)``. Returns ``{"status": "finished" |
     "diverged", "log": [...], "evals": [...], "tokens": int, "hessian_tokens": int,
     "batch": int, "wall_s": float, "eval_s": float, "model": the trained model
     (unwrapped; under FSDP the prepared wrapper), "sharded": bool, "save": save,
@@ -363,8 +395,9 @@ def train(
             "steps)"
         )
     accelerator.gradient_accumulation_steps = accum
-    for module in frozen:
-        module.to(accelerator.device)
+    if frozen:
+        placed = tuple(place_frozen(accelerator, m) for m in frozen)
+        loss_fn = functools.partial(_with_frozen, loss_fn, placed)
 
     ckpt = last_checkpoint(Path(run_dir))
     state = (

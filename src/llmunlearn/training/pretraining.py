@@ -15,7 +15,6 @@ is the original model (:func:`base_model_run`), and there is no exact retrained 
 
 from __future__ import annotations
 
-import dataclasses
 import random
 from pathlib import Path
 
@@ -35,7 +34,7 @@ from ..data.corpus import (
     tokenizer_documents,
 )
 from ..measurement.metrics import perplexity
-from ..models import build_model, check_checkpoint, load_model, n_params, train_tokenizer
+from ..models import build_model, check_checkpoint, load_model, n_params, runtime, train_tokenizer
 from ..runs import Run, home, once, write_json
 from .executor import run_missing, with_threads
 from .loop import TrainConfig, length_grouped, saved_model, stream_order, train, training_flops
@@ -219,7 +218,7 @@ def pretrain(
         order = slice_order(doc_ids, forget, profile, draws)
         lr, warmup, steps = profile.pretrain_lr * SLICE_LR, 0.1, None
     else:
-        model = build_model(profile, len(tokenizer), seed)
+        model = build_model(profile.model, len(tokenizer), seed)
         order, steps = training_order(doc_ids, forget, profile, seed)
         lr, warmup = profile.pretrain_lr, 0.05
     if removed or late:
@@ -256,11 +255,7 @@ def _zoo_run(profile: Profile, seed: int, without, measure: str, slice_seed, spl
     not change the original), the seed, the batching, every split's documents, what it is
     trained without, a ``"gap"`` measure and a sibling's slice seed."""
     config = {
-        "profile": {
-            k: v
-            for k, v in pretrain_config(profile).items()
-            if without is not None or k != "forget_insertion"
-        },
+        "profile": pretrain_config(profile, () if without is not None else ("forget_insertion",)),
         "seed": seed,
         "batching": BATCHING,
         "docs": {d: {s: [x.sha256 for x in v] for s, v in sp.items()} for d, sp in splits.items()},
@@ -410,11 +405,9 @@ def pretrain_base(profile: Profile, seed: int, progress: bool = True) -> Run:
         "pretrain",
         f"{profile.name}-base-s{seed}",
         {
-            "profile": {
-                k: v
-                for k, v in pretrain_config(profile).items()
-                if k not in ("forget_repeats", "pretrain_order", "forget_insertion")
-            },
+            "profile": pretrain_config(
+                profile, drop=("forget_repeats", "pretrain_order", "forget_insertion")
+            ),
             "seed": seed,
             "batching": BATCHING,
             "docs": sorted(d.sha256 for d in docs),
@@ -424,7 +417,7 @@ def pretrain_base(profile: Profile, seed: int, progress: bool = True) -> Run:
         return run
     torch.set_num_threads(profile.threads)
     tokenizer = pretraining_tokenizer(profile)
-    model = build_model(profile, len(tokenizer), seed)
+    model = build_model(profile.model, len(tokenizer), seed)
     train_set = chunk_documents(tokenizer, docs, profile.chunk_len)
     steps = max(1, profile.pretrain_epochs * len(train_set) // profile.pretrain_batch)
     order = stream_order(len(train_set), steps * profile.pretrain_batch, seed)
@@ -591,7 +584,7 @@ def full_zoo(profile: Profile, progress: bool = True) -> dict[str, Run]:
 
     out = {}
     for design in profile.retrained_designs:
-        zoo = pretrain_zoo(dataclasses.replace(profile, design=design), progress=progress)
+        zoo = pretrain_zoo(profile.replace(design=design), progress=progress)
         out.setdefault("original", zoo["original"])
         out.update(
             {zoo_name(d, design): zoo[f"retrained-{d}"] for d in DOMAINS if f"retrained-{d}" in zoo}
@@ -604,3 +597,14 @@ def full_zoo(profile: Profile, progress: bool = True) -> dict[str, Run]:
 def load_original(run: Run):
     """The pre-trained model and tokenizer of a finished pre-training run."""
     return load_model(run.path / "model")
+
+
+def load_reference(run: Run):
+    """The original model of a finished pre-training run as the methods that read it hold
+    it: frozen (eval mode, no gradients) and in the compute dtype, bf16 on a GPU (what bf16
+    autocast gives its matmuls anyway, in half the memory of fp32 master weights) and fp32
+    on the CPU."""
+    model, _ = load_model(
+        run.path / "model", dtype=torch.bfloat16 if runtime()[1] == "bf16" else None
+    )
+    return model.eval().requires_grad_(False)

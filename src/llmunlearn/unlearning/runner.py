@@ -40,7 +40,7 @@ from ..training.loop import (
     train,
     training_flops,
 )
-from ..training.pretraining import load_original, pretrain, pretrain_zoo
+from ..training.pretraining import load_original, load_reference, pretrain, pretrain_zoo
 from .methods import METHODS, get_method, method_digest, resolve_hparams
 
 
@@ -161,42 +161,85 @@ def unlearn(
     run = plan["run"]
     if run.done or plan_only:
         return run
-
-    spec, hp, lr, steps, seed, cfg = (plan[k] for k in ("spec", "hp", "lr", "steps", "seed", "cfg"))
-    original, target, reference = plan["original"], plan["target"], plan["reference"]
-    evaluated_steps, load = plan["evaluated_steps"], plan["load"]
     t_load = time.perf_counter()
+    inputs = _inputs(plan, method)
+    load_s = time.perf_counter() - t_load
+    spec, hp, tokenizer = plan["spec"], plan["hp"], inputs["tokenizer"]
+    on_eval = _evaluator(plan, inputs, keep_model, profile.seed)
+    result = train(
+        inputs["model"],
+        lambda m, b, ref=None: spec.loss(m, b, ref, hp),
+        inputs["streams"],
+        plan["cfg"],
+        run.path,
+        on_eval=on_eval,
+        eval_steps=plan["evaluated_steps"],
+        frozen=(inputs["ref"],) if inputs["ref"] is not None else (),
+        desc=f"{method} on {domain}",
+        progress=progress,
+    )
+    kept = result["status"] == "finished" and keep_model
+    if kept:  # every process takes part (FSDP gathers the shards); the main one writes
+        result["save"](on_eval.as_evaluated(result["model"]), run.path / "model", tokenizer)
+    if not result["is_main_process"]:
+        return run  # under `accelerate launch`, the main process writes the results
+    if kept and not (run.path / "selected").exists():  # the rule falls back to the last step
+        (run.path / "selected").symlink_to("model")
+    run.finish(_summary(plan, inputs, result, load_s))
+    return run
+
+
+def _inputs(plan: dict, method: str) -> dict:
+    """What a planned run trains on: the original model (``model``, with its ``tokenizer``
+    and parameter count ``n``), the frozen original some methods read (``ref``: in the
+    compute dtype, :func:`~llmunlearn.training.pretraining.load_reference`), the data
+    ``streams`` (a method's ``prepare`` applied to forget), the domain's ``chunks`` and the
+    ``evaluated`` sets."""
+    spec = plan["spec"]
     if spec.evaluate_as is not None and fsdp_launched():
         raise ValueError(
             f"method {method!r} evaluates a transformed copy of the model (evaluate_as), which "
             "a sharded model cannot give under FSDP; run it with one process or DDP"
         )
-    model, tokenizer, chunks, general = plan["loaded"] or load()
+    model, tokenizer, chunks, general = plan["loaded"] or plan["load"]()
     n = n_params(model)  # before FSDP flattens the parameters into this process's shards
-
     ref = None
     if spec.needs_reference or spec.prepare is not None:
-        ref, _ = load_original(original)
-        ref.eval().requires_grad_(False)  # load_original placed it where the trained model is
+        ref = load_reference(plan["original"])
     forget = chunks["forget"]
     if spec.prepare is not None:
-        forget = spec.prepare(forget, ref, tokenizer, seed)
+        forget = spec.prepare(forget, ref, tokenizer, plan["seed"])
     streams = {"forget": forget}
     if spec.retain is not None:
         streams["retain"] = chunks["retain"] if spec.retain == "in" else general["retain"]
-    evaluated = evaluation_sets(profile, chunks, general)
-    load_s = time.perf_counter() - t_load
+    return {
+        "model": model,
+        "tokenizer": tokenizer,
+        "n": n,
+        "ref": ref,
+        "streams": streams,
+        "chunks": chunks,
+        "evaluated": evaluation_sets(plan["profile"], chunks, general),
+    }
+
+
+def _evaluator(plan: dict, inputs: dict, keep_model: bool, seed: int):
+    """The run's ``on_eval(model, step, save)``: step 0 is the original model's cached row;
+    later steps evaluate the model as the method has it evaluated (``as_evaluated``, also
+    an attribute) and write the first one that reaches the target as ``selected``, once,
+    from every process; a non-finite perplexity raises :class:`Diverged`."""
+    spec, hp, run, target = plan["spec"], plan["hp"], plan["run"], plan["target"]
+    ref, tokenizer, evaluated = inputs["ref"], inputs["tokenizer"], inputs["evaluated"]
+    selected = [(run.path / "selected").exists()]  # the same answer on every process
 
     def as_evaluated(m):
         return spec.evaluate_as(m, ref, hp) if spec.evaluate_as is not None else m
 
-    selected = [(run.path / "selected").exists()]  # the same answer on every process
-
     def on_eval(m, step, save):
         if step == 0:  # every method starts from the original model: computed once
-            return {k: v for k, v in reference.items()}
+            return dict(plan["reference"])
         m = as_evaluated(m)
-        row = evaluation_row(m, evaluated, profile.seed)
+        row = evaluation_row(m, evaluated, seed)
         if not finite_row(row):
             raise Diverged(f"perplexity overflow at step {step}")
         if keep_model and not selected[0] and reaches_target({**row, "step": step}, target):
@@ -205,57 +248,42 @@ def unlearn(
             selected[0] = True
         return row
 
-    result = train(
-        model,
-        lambda m, b: spec.loss(m, b, ref, hp),
-        streams,
-        cfg,
-        run.path,
-        on_eval=on_eval,
-        eval_steps=evaluated_steps,
-        frozen=(ref,) if ref is not None else (),
-        desc=f"{method} on {domain}",
-        progress=progress,
-    )
-    kept = result["status"] == "finished" and keep_model
-    if kept:  # every process takes part (FSDP gathers the shards); the main one writes
-        result["save"](as_evaluated(result["model"]), run.path / "model", tokenizer)
-    if not result["is_main_process"]:
-        return run  # under `accelerate launch`, the main process writes the results
-    if kept and not (run.path / "selected").exists():  # the rule falls back to the last step
-        (run.path / "selected").symlink_to("model")
+    on_eval.as_evaluated = as_evaluated
+    return on_eval
+
+
+def _summary(plan: dict, inputs: dict, result: dict, load_s: float) -> dict:
+    """What a finished (or diverged) run's ``summary.json`` holds (see :func:`unlearn`)."""
+    spec, target, chunks = plan["spec"], plan["target"], inputs["chunks"]
     # a method whose labels come from the original model pays for that pass once
     labelled = (
         int(sum(int(sum(r)) for r in chunks["forget"]["attention_mask"]))
         if spec.labels_from_model
         else 0
     )
-    run.finish(
-        {
-            "status": result["status"],
-            "evals": result["evals"],
-            "log": result["log"],
-            "target": target,
-            "selected": select_step(result["evals"], target),
-            "tokens": result["tokens"],
-            "batch": result["batch"],
-            "hessian_tokens": result["hessian_tokens"],
-            "flops": training_flops(
-                n,
-                result["tokens"],
-                reference_tokens=result["tokens"] if spec.needs_reference else 0,
-                hessian_tokens=result["hessian_tokens"],
-                labelling_tokens=labelled,
-            ),
-            "wall_s": result["wall_s"],
-            "timing": {
-                "load_s": load_s,
-                "eval_s": result["eval_s"],
-                "train_s": result["wall_s"] - result["eval_s"],
-            },
-        }
-    )
-    return run
+    return {
+        "status": result["status"],
+        "evals": result["evals"],
+        "log": result["log"],
+        "target": target,
+        "selected": select_step(result["evals"], target),
+        "tokens": result["tokens"],
+        "batch": result["batch"],
+        "hessian_tokens": result["hessian_tokens"],
+        "flops": training_flops(
+            inputs["n"],
+            result["tokens"],
+            reference_tokens=result["tokens"] if spec.needs_reference else 0,
+            hessian_tokens=result["hessian_tokens"],
+            labelling_tokens=labelled,
+        ),
+        "wall_s": result["wall_s"],
+        "timing": {
+            "load_s": load_s,
+            "eval_s": result["eval_s"],
+            "train_s": result["wall_s"] - result["eval_s"],
+        },
+    }
 
 
 def check_run_args(method, hparams, lr, steps, seed, optimizer) -> tuple:
@@ -345,6 +373,7 @@ def _plan(
         shutil.rmtree(run.path)
         run = Run.create("unlearn", name, config)
     return {
+        "profile": profile,
         "run": run,
         "spec": spec,
         "hp": hp,

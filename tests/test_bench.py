@@ -18,7 +18,9 @@ def test_bench_writes_every_measurement(tiny):
         assert r["ours_peak_mb"] > 0
     assert report["evaluation"]["ratio"] > 0
     assert report["full_evaluation"]["later_model_s"] > 0
-    assert 0 < report["pretraining"]["fraction_of_peak"]
+    pre = report["pretraining"]
+    assert 0 < pre["fraction_of_peak"] and pre["bare_loop_tokens_per_s"] > 0
+    assert pre["ratio_to_bare_loop"] == pre["tokens_per_s"] / pre["bare_loop_tokens_per_s"]
     grid = report["grid"]  # the paper-style pipeline evaluated the grid's own steps
     assert len(grid["ours_s"]) == len(grid["paper_style_s"]) == len(grid["configs"]) > 0
     assert grid["paper_style_evaluated_steps"] == [grid["eval_steps"]] * len(grid["configs"])

@@ -66,3 +66,9 @@ def test_run_keys_hold_the_parts_that_decide_what_a_run_computes():
         assert pretrain_config(changed) != pretrain_config(p)
     assert profile_config(p.replace(unlearn_lr=1e-3)) != profile_config(p)
     assert profile_config(p.replace(grid_lrs=(1e-3,), threads=1)) == profile_config(p)
+
+
+def test_compile_must_be_a_bool():
+    with pytest.raises(ValueError, match="compile must be True or False, got 'yes'"):
+        get_profile("cpu", compile="yes")
+    assert get_profile("gpu", compile=True).execution.compile is True

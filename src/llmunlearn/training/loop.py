@@ -55,6 +55,7 @@ class TrainConfig:
     hessian_every: int = 10  # Sophia: steps between Hessian estimates (k in its paper)
     gradient_checkpointing: bool = False  # recompute activations in backward (large models)
     schedule: str = "cosine"  # after warm-up: "cosine" decay to 0, or "constant" (grid runs)
+    compile: bool = False  # the loss reads a torch.compile'd model (dynamic shapes)
 
 
 class Diverged(RuntimeError):
@@ -251,6 +252,10 @@ def _optimiser_step(
     return loss, int(accelerator.gather(step_tokens.reshape(1)).sum())
 
 
+def _on(loss_fn, compiled, model, batches):
+    return loss_fn(compiled, batches)
+
+
 def _with_frozen(loss_fn, frozen, model, batches):
     return loss_fn(model, batches, *frozen)
 
@@ -411,6 +416,8 @@ def train(
     optimizer, scheduler = _optimiser(model, cfg, accelerator.device, start)
     model, optimizer, *prepared = accelerator.prepare(model, optimizer, *loaders.values())
     iters = {name: iter(dl) for name, dl in zip(loaders, prepared)}
+    if cfg.compile:  # the steps only: evaluation and saving read the model itself
+        loss_fn = functools.partial(_on, loss_fn, torch.compile(model, dynamic=True))
     if start:
         accelerator.load_state(str(ckpt))  # tensors only: torch.load(weights_only=True)
 

@@ -374,6 +374,7 @@ def train_lm(
         weight_decay=0.1,
         seed=seed,
         checkpoint_every=max(1, steps // checkpoints) if checkpoints else 0,
+        compile=profile.compile,
     )
     result = train(
         model,

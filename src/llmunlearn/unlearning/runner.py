@@ -347,6 +347,7 @@ def _plan(
         gradient_checkpointing=bool(profile.gradient_checkpointing),
         # evaluated at fixed steps (the grid's steps axis): a constant rate after warm-up
         schedule="constant" if profile.grid_eval_steps else "cosine",
+        compile=profile.compile,
     )
     name, config = (
         f"{profile.name}-{domain}-{method}",
@@ -358,7 +359,9 @@ def _plan(
             "hparams": hp,
             "original": original.path.name,
             "train": {
-                k: v for k, v in dataclasses.asdict(cfg).items() if k != "checkpoint_every"
+                k: v
+                for k, v in dataclasses.asdict(cfg).items()
+                if k not in ("checkpoint_every", "compile")
             },  # how a run is kept, not what it computes
             "evaluation": evaluation_config(profile)["row"],
         },

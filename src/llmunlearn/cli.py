@@ -357,6 +357,11 @@ def _device_commands(sub) -> None:
         default="H100",
         help="the GPU whose dense peak MFU is read against: H100 (default), H200, A100, L4",
     )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="run the slices' training steps through torch.compile (the profile's compile)",
+    )
 
     p = sub.add_parser(
         "plan",
@@ -563,7 +568,8 @@ def _gpu_check(args) -> int:
     from .runs import home, write_json
     from .studies.efficiency import device_check
 
-    report = device_check(get_profile(args.profile), args.steps, args.device)
+    profile = get_profile(args.profile, compile=True if args.compile else None)
+    report = device_check(profile, args.steps, args.device)
     for name in ("pre-training", "grid (ga_kl_in)"):
         r = report[name]
         print(
@@ -575,7 +581,7 @@ def _gpu_check(args) -> int:
         f"the {report['profile']} book planned at {report['book hours']:.2f} h at these "
         f"utilisations ({report['plan at 30 %']:.2f} h at 30 %)"
     )
-    path = home() / "bench" / f"gpu-check-{report['profile']}.json"
+    path = home() / "bench" / f"gpu-check-{report['profile']}{'-compiled' * args.compile}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json(path, json.loads(json.dumps(report, default=float)))
     print(path)

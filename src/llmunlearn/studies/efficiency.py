@@ -741,6 +741,7 @@ def device_check(profile: Profile, steps: int = 30, device: str = "H100") -> dic
             batch=batch,
             micro_batch=min(batch, profile.unlearn_micro_batch) if reference else batch,
             seed=profile.seed,
+            compile=profile.compile,
         )
         row: dict = {}
         with tempfile.TemporaryDirectory() as tmp, peak_memory(row):

@@ -65,87 +65,21 @@ def plan(profile: Profile, device: str = "H100", utilisation: float = 0.3) -> pd
     if isinstance(utilisation, bool) or not 0 < utilisation <= 1:
         raise ValueError(f"utilisation must lie in (0, 1], got {utilisation!r}")
     n = _n_params(profile)
+    stages = [] if profile.base_model else _pretraining_stages(profile)
+    if profile.grid_lrs:
+        stages.append(_grid_stage(profile))
     rows = []
-
-    def add(stage, runs, trained, read, memory):
-        flops = 6 * n * trained + 2 * n * read
+    for s in stages:
+        flops = 6 * n * s["trained"] + 2 * n * s["read"]
         rows.append(
             {
-                "stage": stage,
-                "runs": runs,
-                "tokens": trained + read,
+                "stage": s["stage"],
+                "runs": s["runs"],
+                "tokens": s["trained"] + s["read"],
                 "FLOPs": flops,
-                "peak memory GB": memory / 1e9,
+                "peak memory GB": _memory(profile, n, s["batch"], s["reference"]) / 1e9,
                 "hours": flops / (DEVICES[device] * utilisation) / 3600,
             }
-        )
-
-    def memory(batch: int, reference: bool) -> float:
-        states = 16 * n + (2 * n if reference else 0)
-        tokens = batch * profile.chunk_len
-        act = tokens * profile.d_model * profile.n_layer * ACTIVATION_BYTES
-        logits = 2 * tokens * profile.vocab_size * 4
-        return states + act + logits
-
-    seeds = len(profile.grid_seeds)
-    forget_all = _tokens(profile.forget_chars) * len(DOMAINS) * 2  # both designs' forget sets
-    if not profile.base_model:
-        d_rest = _tokens(profile.retain_chars * len(DOMAINS) + profile.general_retain_chars)
-        add(
-            "pre-training: bases",
-            seeds,
-            seeds * profile.pretrain_epochs * d_rest,
-            0,
-            memory(profile.pretrain_batch, False),
-        )
-        late = profile.pretrain_order == "late"
-        per_seed = 1 + len(DOMAINS) * len(profile.retrained_designs)
-        slices = seeds * per_seed + (len(DOMAINS) if late else 0)  # and the referee's siblings
-        slice_tokens = 2 * profile.forget_repeats * forget_all
-        pilot = [k for k in profile.pilot_doses if k != profile.forget_repeats]
-        per_dose = 1 + len(DOMAINS) * (2 if late else 1)  # original, retrained, siblings: at most
-        add(
-            "pre-training: final slices (zoo, replicates, siblings)",
-            slices,
-            slices * slice_tokens,
-            0,
-            memory(profile.pretrain_batch, False),
-        )
-        add(
-            "pre-training: the dose pilot's other doses",
-            len(pilot) * per_dose,
-            sum(per_dose * 2 * k * forget_all for k in pilot),
-            0,
-            memory(profile.pretrain_batch, False),
-        )
-    if profile.grid_lrs:
-        cells = grid_cells(profile)
-        trained = read = 0.0
-        evals = len(profile.grid_eval_steps) or max(1, profile.unlearn_steps // profile.eval_every)
-        forget_chunks = (
-            _tokens(profile.forget_chars) / profile.chunk_len / 0.6
-        )  # passages fill 60 %
-        approximate_chunks = min(
-            _tokens(profile.approximate_chars) / profile.chunk_len / 0.6, profile.membership_chunks
-        )
-        # every forget and approximate chunk, a sample of retain and general (evaluation_sets)
-        eval_tokens = (
-            forget_chunks + approximate_chunks + 2 * min(profile.eval_chunks, 10**6)
-        ) * profile.chunk_len
-        for d in DOMAINS:
-            for c in cells:
-                spec = get_method(c["method"])
-                per = profile.unlearn_steps * profile.batch_for(d) * profile.chunk_len
-                streams = 2 if spec.retain else 1
-                trained += per * streams
-                read += (per if spec.needs_reference else 0) + evals * eval_tokens
-        refs = any(get_method(c["method"]).needs_reference for c in cells)
-        add(
-            "unlearning: the grid (every domain)",
-            len(cells) * len(DOMAINS),
-            trained,
-            read,
-            memory(min(profile.unlearn_batch, profile.unlearn_micro_batch), refs),
         )
     frame = pd.DataFrame(rows).set_index("stage")
     total = frame.sum(numeric_only=True)
@@ -153,3 +87,89 @@ def plan(profile: Profile, device: str = "H100", utilisation: float = 0.3) -> pd
     frame.loc["book (stages above)"] = total
     frame.attrs.update({"device": device, "utilisation": utilisation, "n_params": n})
     return frame
+
+
+def _memory(profile: Profile, n: int, batch: int, reference: bool) -> float:
+    """Peak bytes of one training process (see the module's rules)."""
+    states = 16 * n + (2 * n if reference else 0)
+    tokens = batch * profile.chunk_len
+    act = tokens * profile.d_model * profile.n_layer * ACTIVATION_BYTES
+    logits = 2 * tokens * profile.vocab_size * 4
+    return states + act + logits
+
+
+def _stage(stage: str, runs: int, trained: float, read: float, batch: int, reference: bool):
+    return {
+        "stage": stage,
+        "runs": runs,
+        "trained": trained,
+        "read": read,
+        "batch": batch,
+        "reference": reference,
+    }
+
+
+def _pretraining_stages(profile: Profile) -> list[dict]:
+    """The bases (D minus every forget set, per replicate seed), the final slices (every
+    seed's original and exact retrained models, the referee's siblings) and the dose
+    pilot's other doses: trained tokens only."""
+    seeds = len(profile.grid_seeds)
+    forget_all = _tokens(profile.forget_chars) * len(DOMAINS) * 2  # both designs' forget sets
+    d_rest = _tokens(profile.retain_chars * len(DOMAINS) + profile.general_retain_chars)
+    late = profile.pretrain_order == "late"
+    per_seed = 1 + len(DOMAINS) * len(profile.retrained_designs)
+    slices = seeds * per_seed + (len(DOMAINS) if late else 0)  # and the referee's siblings
+    pilot = [k for k in profile.pilot_doses if k != profile.forget_repeats]
+    per_dose = 1 + len(DOMAINS) * (2 if late else 1)  # original, retrained, siblings: at most
+    batch = profile.pretrain_batch
+    return [
+        _stage(
+            "pre-training: bases", seeds, seeds * profile.pretrain_epochs * d_rest, 0, batch, False
+        ),
+        _stage(
+            "pre-training: final slices (zoo, replicates, siblings)",
+            slices,
+            slices * 2 * profile.forget_repeats * forget_all,
+            0,
+            batch,
+            False,
+        ),
+        _stage(
+            "pre-training: the dose pilot's other doses",
+            len(pilot) * per_dose,
+            sum(per_dose * 2 * k * forget_all for k in pilot),
+            0,
+            batch,
+            False,
+        ),
+    ]
+
+
+def _grid_stage(profile: Profile) -> dict:
+    """Every grid cell on every domain: its trained tokens (two streams for the
+    regularised methods), the frozen reference's reads and every evaluation's reads (every
+    forget and approximate chunk, a sample of retain and general: ``evaluation_sets``)."""
+    cells = grid_cells(profile)
+    trained = read = 0.0
+    evals = len(profile.grid_eval_steps) or max(1, profile.unlearn_steps // profile.eval_every)
+    forget_chunks = _tokens(profile.forget_chars) / profile.chunk_len / 0.6  # passages fill 60 %
+    approximate_chunks = min(
+        _tokens(profile.approximate_chars) / profile.chunk_len / 0.6, profile.membership_chunks
+    )
+    eval_tokens = (
+        forget_chunks + approximate_chunks + 2 * min(profile.eval_chunks, 10**6)
+    ) * profile.chunk_len
+    for d in DOMAINS:
+        for c in cells:
+            spec = get_method(c["method"])
+            per = profile.unlearn_steps * profile.batch_for(d) * profile.chunk_len
+            trained += per * (2 if spec.retain else 1)
+            read += (per if spec.needs_reference else 0) + evals * eval_tokens
+    return _stage(
+        "unlearning: the grid (every domain)",
+        len(cells) * len(DOMAINS),
+        trained,
+        read,
+        min(profile.unlearn_batch, profile.unlearn_micro_batch),
+        any(get_method(c["method"]).needs_reference for c in cells),
+    )

@@ -333,8 +333,29 @@ def _plan(
     elif steps is None:
         steps = profile.unlearn_steps
     seed = profile.seed if seed is None else seed
-    evaluated_steps = eval_points(profile, steps)
-    cfg = TrainConfig(
+    cfg = _train_config(profile, steps, lr, batch, seed, optimizer, keep_model)
+    run = _run_folder(profile, domain, method, spec, hp, original, cfg, keep_model)
+    return {
+        "profile": profile,
+        "run": run,
+        "spec": spec,
+        "hp": hp,
+        "lr": lr,
+        "steps": steps,
+        "seed": seed,
+        "cfg": cfg,
+        "original": original,
+        "target": target,
+        "reference": reference,
+        "evaluated_steps": eval_points(profile, steps),
+        "load": load,
+        "loaded": loaded,
+    }
+
+
+def _train_config(profile, steps, lr, batch, seed, optimizer, keep_model) -> TrainConfig:
+    """The loop's configuration of an unlearning run."""
+    return TrainConfig(
         steps=steps,
         lr=lr,
         batch=batch,
@@ -349,6 +370,13 @@ def _plan(
         schedule="constant" if profile.grid_eval_steps else "cosine",
         compile=profile.compile,
     )
+
+
+def _run_folder(profile, domain, method, spec, hp, original, cfg, keep_model) -> Run:
+    """The run's folder, keyed by what it computes: the profile's parts, the domain, the
+    method with its file's digest and hyper-parameters, the original, the loop's
+    configuration (not how the run is kept) and what an evaluated row holds. A finished
+    grid run (no weights kept) asked for again with its model is started afresh."""
     name, config = (
         f"{profile.name}-{domain}-{method}",
         {
@@ -365,7 +393,7 @@ def _plan(
             },  # how a run is kept, not what it computes
             "evaluation": evaluation_config(profile)["row"],
         },
-    )  # what an evaluated row holds
+    )
     run = Run.create("unlearn", name, config)
     if (
         run.done
@@ -375,22 +403,7 @@ def _plan(
     ):  # a grid run, now wanted with its model
         shutil.rmtree(run.path)
         run = Run.create("unlearn", name, config)
-    return {
-        "profile": profile,
-        "run": run,
-        "spec": spec,
-        "hp": hp,
-        "lr": lr,
-        "steps": steps,
-        "seed": seed,
-        "cfg": cfg,
-        "original": original,
-        "target": target,
-        "reference": reference,
-        "evaluated_steps": evaluated_steps,
-        "load": load,
-        "loaded": loaded,
-    }
+    return run
 
 
 # --- the models a domain compares: the zoo's and each method's selected model ----------

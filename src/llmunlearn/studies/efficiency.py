@@ -539,6 +539,93 @@ def grid_throughput(profile: Profile, domain: str, configs: list[tuple[str, floa
     }
 
 
+def _bench_unlearning(profile, original, domain, steps, repeats, say) -> dict:
+    """Our runner against the ``Trainer`` on each of :data:`BENCH_METHODS`, alternately
+    (``repeats`` rounds; the best of each side counts)."""
+    out = {}
+    for method in BENCH_METHODS:
+        rounds = {"ours": [], "trainer": []}
+        for _ in range(repeats):
+            rounds["ours"].append(ours_unlearn(profile, original, domain, method, steps))
+            rounds["trainer"].append(trainer_unlearn(profile, original, domain, method, steps))
+        best = {k: max(r["tokens_per_s"] for r in v) for k, v in rounds.items()}
+        out[method] = {
+            "rounds": rounds,
+            "ours_tokens_per_s": best["ours"],
+            "trainer_tokens_per_s": best["trainer"],
+            "ratio": best["ours"] / best["trainer"],
+            "ours_peak_mb": max(r["peak_mb"] for r in rounds["ours"]),
+            "trainer_peak_mb": max(r["peak_mb"] for r in rounds["trainer"]),
+        }
+        say(
+            f"unlearning {method:<9} ours {best['ours']:,.0f} tok/s, Trainer "
+            f"{best['trainer']:,.0f} tok/s: {best['ours'] / best['trainer']:.2f}x"
+        )
+    return out
+
+
+def _bench_evaluation(profile, original, domain, repeats, say) -> dict:
+    """The batched evaluator against a one-chunk loop, and one full evaluation's seconds."""
+    rounds = [eval_throughput(profile, original, domain) for _ in range(repeats)]
+    best = {k: max(r[k]["tokens_per_s"] for r in rounds) for k in ("ours", "one_chunk_loop")}
+    out = {
+        "evaluation": {
+            "rounds": rounds,
+            "ratio": best["ours"] / best["one_chunk_loop"],
+            **{f"{k}_tokens_per_s": v for k, v in best.items()},
+        }
+    }
+    say(
+        f"evaluation ours {best['ours']:,.0f} tok/s, one-chunk loop "
+        f"{best['one_chunk_loop']:,.0f} tok/s: {out['evaluation']['ratio']:.2f}x"
+    )
+    out["full_evaluation"] = min(
+        (full_evaluation(profile, original, domain) for _ in range(repeats)),
+        key=lambda r: r["later_model_s"],
+    )
+    say(
+        f"full evaluation of one model: {out['full_evaluation']['first_model_s']:.1f} s "
+        f"(first of a domain), {out['full_evaluation']['later_model_s']:.1f} s (later)"
+    )
+    return out
+
+
+def _bench_pretraining(profile, steps, repeats, say) -> dict:
+    """Pre-training's FLOP/s against the measured matmul peak and a plain PyTorch loop."""
+    peak = matmul_peak(profile.threads)
+    pre = max((pretrain_throughput(profile, steps) for _ in range(repeats)), key=_rate)
+    bare = max((bare_pretrain_throughput(profile, steps) for _ in range(repeats)), key=_rate)
+    say(
+        f"pre-training {pre['tokens_per_s']:,.0f} tok/s = {pre['flops_per_s'] / 1e9:.1f} "
+        f"GFLOP/s, {pre['flops_per_s'] / peak:.0%} of the measured fp32 peak "
+        f"({peak / 1e9:.1f} GFLOP/s); a plain PyTorch loop on the same chunks "
+        f"{bare['tokens_per_s']:,.0f} tok/s ({pre['tokens_per_s'] / bare['tokens_per_s']:.2f}x)"
+    )
+    return {
+        **pre,
+        "matmul_peak_flops_per_s": peak,
+        "fraction_of_peak": pre["flops_per_s"] / peak,
+        "bare_loop_tokens_per_s": bare["tokens_per_s"],
+        "ratio_to_bare_loop": pre["tokens_per_s"] / bare["tokens_per_s"],
+    }
+
+
+def _bench_grid(profile, domain, say) -> dict:
+    """Grid runs per hour: ours against a pipeline in the paper's way (GA and GA + GD at
+    the first two grid learning rates)."""
+    configs = [
+        (m, lr)
+        for m in ("ga", "ga_gd_in")
+        for lr in (profile.grid_lrs or (profile.unlearn_lr,))[:2]
+    ]
+    grid = grid_throughput(profile, domain, configs)
+    say(
+        f"grid runs per hour: ours {grid['ours_runs_per_hour']:,.0f}, the paper's "
+        f"pipeline {grid['paper_style_runs_per_hour']:,.0f}: {grid['ratio']:.2f}x"
+    )
+    return grid
+
+
 def run_bench(
     profile: Profile, domain: str = "github", steps: int = 20, repeats: int = 2, say=print
 ) -> Path:
@@ -553,77 +640,16 @@ def run_bench(
         "repeats": repeats,
         "threads": profile.threads,
         "device": "cuda" if torch.cuda.is_available() else f"cpu x {profile.threads} threads",
-        "unlearning": {},
     }
-    for method in BENCH_METHODS:
-        rounds = {"ours": [], "trainer": []}
-        for _ in range(repeats):
-            rounds["ours"].append(ours_unlearn(profile, original, domain, method, steps))
-            rounds["trainer"].append(trainer_unlearn(profile, original, domain, method, steps))
-        best = {k: max(r["tokens_per_s"] for r in v) for k, v in rounds.items()}
-        report["unlearning"][method] = {
-            "rounds": rounds,
-            "ours_tokens_per_s": best["ours"],
-            "trainer_tokens_per_s": best["trainer"],
-            "ratio": best["ours"] / best["trainer"],
-            "ours_peak_mb": max(r["peak_mb"] for r in rounds["ours"]),
-            "trainer_peak_mb": max(r["peak_mb"] for r in rounds["trainer"]),
-        }
-        say(
-            f"unlearning {method:<9} ours {best['ours']:,.0f} tok/s, Trainer "
-            f"{best['trainer']:,.0f} tok/s: {best['ours'] / best['trainer']:.2f}x"
-        )
-    rounds = [eval_throughput(profile, original, domain) for _ in range(repeats)]
-    best = {k: max(r[k]["tokens_per_s"] for r in rounds) for k in ("ours", "one_chunk_loop")}
-    report["evaluation"] = {
-        "rounds": rounds,
-        "ratio": best["ours"] / best["one_chunk_loop"],
-        **{f"{k}_tokens_per_s": v for k, v in best.items()},
-    }
-    say(
-        f"evaluation ours {best['ours']:,.0f} tok/s, one-chunk loop "
-        f"{best['one_chunk_loop']:,.0f} tok/s: {report['evaluation']['ratio']:.2f}x"
-    )
-    report["full_evaluation"] = min(
-        (full_evaluation(profile, original, domain) for _ in range(repeats)),
-        key=lambda r: r["later_model_s"],
-    )
-    say(
-        f"full evaluation of one model: {report['full_evaluation']['first_model_s']:.1f} s "
-        f"(first of a domain), {report['full_evaluation']['later_model_s']:.1f} s (later)"
-    )
-    peak = matmul_peak(profile.threads)
-    pre = max((pretrain_throughput(profile, steps) for _ in range(repeats)), key=_rate)
-    bare = max((bare_pretrain_throughput(profile, steps) for _ in range(repeats)), key=_rate)
-    report["pretraining"] = {
-        **pre,
-        "matmul_peak_flops_per_s": peak,
-        "fraction_of_peak": pre["flops_per_s"] / peak,
-        "bare_loop_tokens_per_s": bare["tokens_per_s"],
-        "ratio_to_bare_loop": pre["tokens_per_s"] / bare["tokens_per_s"],
-    }
-    say(
-        f"pre-training {pre['tokens_per_s']:,.0f} tok/s = {pre['flops_per_s'] / 1e9:.1f} "
-        f"GFLOP/s, {pre['flops_per_s'] / peak:.0%} of the measured fp32 peak "
-        f"({peak / 1e9:.1f} GFLOP/s); a plain PyTorch loop on the same chunks "
-        f"{bare['tokens_per_s']:,.0f} tok/s ({pre['tokens_per_s'] / bare['tokens_per_s']:.2f}x)"
-    )
+    report["unlearning"] = _bench_unlearning(profile, original, domain, steps, repeats, say)
+    report.update(_bench_evaluation(profile, original, domain, repeats, say))
+    report["pretraining"] = _bench_pretraining(profile, steps, repeats, say)
     report["breakdown"] = unlearning_breakdown(profile, domain)
     say(
         "an unlearning run's wall time: "
         + ", ".join(f"{k} {v:.0%}" for k, v in report["breakdown"]["share"].items())
     )
-    configs = [
-        (m, lr)
-        for m in ("ga", "ga_gd_in")
-        for lr in (profile.grid_lrs or (profile.unlearn_lr,))[:2]
-    ]
-    report["grid"] = grid_throughput(profile, domain, configs)
-    say(
-        f"grid runs per hour: ours {report['grid']['ours_runs_per_hour']:,.0f}, the paper's "
-        f"pipeline {report['grid']['paper_style_runs_per_hour']:,.0f}: "
-        f"{report['grid']['ratio']:.2f}x"
-    )
+    report["grid"] = _bench_grid(profile, domain, say)
     report["provenance"] = provenance()
     path = home() / "bench" / f"bench-{profile.name}-{time.strftime('%Y%m%d-%H%M%S')}.json"
     write_json(path, report)
@@ -683,6 +709,72 @@ def synthetic_chunks(profile: Profile, n: int, seed: int):
     )
 
 
+def _device_slice(profile, model, name, streams, loss, sizes, reference: bool, peak: float):
+    """One slice of the device check through the loop: ``(row, trained model)``, the row
+    with tokens/s, FLOP/s by the runner's rule, MFU against ``peak``, wall time and peak
+    memory. ``reference``: GA + KL on in-distribution data with a frozen copy of a fresh
+    model (in the compute dtype, as the runner holds the original)."""
+    batch, lr, steps = sizes
+    ref = None
+    if reference:
+        spec = get_method("ga_kl_in")
+        hp = resolve_hparams(spec, None)
+        ref = build_model(profile.model, profile.vocab_size, profile.seed).eval()
+        ref = ref.to(torch.bfloat16 if runtime()[1] == "bf16" else torch.float32)
+        ref.requires_grad_(False)
+        loss = lambda m, b, ref: spec.loss(m, b, ref, hp)  # noqa: E731
+    cfg = TrainConfig(
+        steps=steps,
+        lr=lr,
+        batch=batch,
+        micro_batch=min(batch, profile.unlearn_micro_batch) if reference else batch,
+        seed=profile.seed,
+        compile=profile.compile,
+    )
+    row: dict = {}
+    with tempfile.TemporaryDirectory() as tmp, peak_memory(row):
+        res = train(
+            model,
+            loss,
+            streams,
+            cfg,
+            Path(tmp),
+            frozen=(ref,) if ref is not None else (),
+            desc=f"device check: {name}",
+        )
+    log = res["log"]
+    tps = _steady_rate([r["wall_s"] for r in log], [r["tokens"] for r in log])
+    per_token = training_flops(n_params(model), 1, reference_tokens=int(reference))
+    row.update(
+        {
+            "tokens_per_s": tps,
+            "flops_per_s": per_token * tps,
+            "mfu": per_token * tps / peak,
+            "wall_s": res["wall_s"],
+        }
+    )
+    return row, res["model"]
+
+
+def _planned_hours(profile: Profile, device: str, out: dict) -> dict:
+    """The profile's plan at the device check's measured utilisations (pre-training
+    stages at the pre-training slice's, the others at the grid slice's) and at 30 %."""
+    frame = plan(profile, device, utilisation=1.0)
+    stages = frame.drop(index=[i for i in frame.index if i.startswith("book")], errors="ignore")
+    at = {
+        s: out["pre-training"]["mfu"]
+        if s.startswith("pre-training")
+        else out["grid (ga_kl_in)"]["mfu"]
+        for s in stages.index
+    }
+    return {
+        "book hours": float(sum(stages.loc[s, "hours"] / max(at[s], 1e-9) for s in stages.index)),
+        "plan at 30 %": float(
+            plan(profile, device, 0.3).filter(like="book", axis=0)["hours"].iloc[0]
+        ),
+    }
+
+
 def device_check(profile: Profile, steps: int = 30, device: str = "H100") -> dict:
     """The device check (``llmunlearn gpu-check``; ``make gpu-check``): on this machine's
     runtime device (:func:`~llmunlearn.models.runtime`), in the training precision, a slice
@@ -727,56 +819,9 @@ def device_check(profile: Profile, steps: int = 30, device: str = "H100") -> dic
             True,
         ),
     }
-    spec = get_method("ga_kl_in")
-    hp = resolve_hparams(spec, None)
     for name, (streams, loss, batch, lr, reference) in slices.items():
-        ref = None
-        if reference:
-            ref = build_model(profile.model, profile.vocab_size, profile.seed).eval()
-            ref.requires_grad_(False)
-            loss = lambda m, b, ref: spec.loss(m, b, ref, hp)  # noqa: E731
-        cfg = TrainConfig(
-            steps=steps,
-            lr=lr,
-            batch=batch,
-            micro_batch=min(batch, profile.unlearn_micro_batch) if reference else batch,
-            seed=profile.seed,
-            compile=profile.compile,
+        out[name], model = _device_slice(
+            profile, model, name, streams, loss, (batch, lr, steps), reference, peak
         )
-        row: dict = {}
-        with tempfile.TemporaryDirectory() as tmp, peak_memory(row):
-            res = train(
-                model,
-                loss,
-                streams,
-                cfg,
-                Path(tmp),
-                frozen=(ref,) if ref is not None else (),
-                desc=f"device check: {name}",
-            )
-        log = res["log"]
-        tps = _steady_rate([r["wall_s"] for r in log], [r["tokens"] for r in log])
-        per_token = training_flops(n, 1, reference_tokens=int(reference))  # the runner's rule
-        row.update(
-            {
-                "tokens_per_s": tps,
-                "flops_per_s": per_token * tps,
-                "mfu": per_token * tps / peak,
-                "wall_s": res["wall_s"],
-            }
-        )
-        out[name] = row
-        model = res["model"]
-    frame = plan(profile, device, utilisation=1.0)
-    stages = frame.drop(index=[i for i in frame.index if i.startswith("book")], errors="ignore")
-    at = {
-        s: out["pre-training"]["mfu"]
-        if s.startswith("pre-training")
-        else out["grid (ga_kl_in)"]["mfu"]
-        for s in stages.index
-    }
-    out["book hours"] = float(sum(stages.loc[s, "hours"] / max(at[s], 1e-9) for s in stages.index))
-    out["plan at 30 %"] = float(
-        plan(profile, device, 0.3).filter(like="book", axis=0)["hours"].iloc[0]
-    )
+    out.update(_planned_hours(profile, device, out))
     return out

@@ -223,6 +223,15 @@ def build(profile: str = "cpu", only: str | None = None, root: Path = PROJECT_RO
         entries = [entries[0], next(e for e in entries if Path(e).name == only)]
         if "book/references" in toc_files(root) and "book/references" not in entries:
             entries.append("book/references")
+    _stage_sources(root, stage, entries, only)
+    _execute_chapters(root, stage, entries, profile)
+    return _render(stage, entries)
+
+
+def _stage_sources(root: Path, stage: Path, entries: list[str], only: str | None) -> None:
+    """Copy the book's files, pages, images and bibliography into ``stage`` (only what
+    changed; a JupyterLab session's outputs stay out), with a table of contents of
+    ``entries`` alone when one chapter is built."""
     for name in BOOK_FILES:
         _copy_if_changed(root / name, stage / name)
     if only is not None:
@@ -233,11 +242,16 @@ def build(profile: str = "cpu", only: str | None = None, root: Path = PROJECT_RO
         }
         (stage / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False))
     for extra in (root / "book").rglob("*"):  # pages, images, bibliography
-        skip = {".ipynb_checkpoints", TABLES}  # a JupyterLab session's outputs stay out
+        skip = {".ipynb_checkpoints", TABLES}
         parts = set(extra.relative_to(root).parts)
         if extra.is_file() and extra.suffix != ".ipynb" and not skip & parts:
             _copy_if_changed(extra, stage / extra.relative_to(root))
 
+
+def _execute_chapters(root: Path, stage: Path, entries: list[str], profile: str) -> None:
+    """Execute every notebook of ``entries`` into ``stage`` with papermill, each reused
+    when its source, parameters, title and the library's code are unchanged; one line per
+    chapter with its time."""
     lib = _library_digest()
     extra, titles = variants(root), toc_titles(root)
     todo = [e for e in entries if source_of(root, e).suffix == ".ipynb"]
@@ -267,6 +281,11 @@ def build(profile: str = "cpu", only: str | None = None, root: Path = PROJECT_RO
             f"in {time.perf_counter() - t0:.1f} s"
         )
     _say(f"chapters done in {time.perf_counter() - t_all:.1f} s; rendering with jupyter-book")
+
+
+def _render(stage: Path, entries: list[str]) -> Path:
+    """Render the staged book with Jupyter Book (warnings are errors), MathJax and the
+    tables' downloads served from the build; returns its ``index.html``."""
     _launch_buttons(stage)
     _serve_mathjax(stage)
     _serve_tables(stage, entries)

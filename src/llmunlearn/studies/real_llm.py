@@ -318,6 +318,24 @@ def continuation_chunks(p: Profile, tokenizer):
     )
 
 
+def continuation_order(kinds: list[str], repeats: int, batch: int, seed: int, twin: bool):
+    """The chunks a continuation trains on, in order (indices of ``kinds``, each chunk's
+    part): every forget chunk ``repeats`` times and every other chunk once, shuffled with
+    the seed, cut to whole batches; for the ``twin``, the same order with every forget
+    chunk replaced by a replayed chunk of another part (it never sees a forget token and
+    takes as many steps)."""
+    order = [i for i, k in enumerate(kinds) if k == "forget"] * repeats + [
+        i for i, k in enumerate(kinds) if k != "forget"
+    ]
+    random.Random(seed + 2000).shuffle(order)
+    order = order[: max(1, len(order) // batch) * batch]  # whole batches
+    if twin:
+        rest = [i for i, k in enumerate(kinds) if k != "forget"]
+        pick = random.Random(seed + 3000)
+        order = [i if kinds[i] != "forget" else rest[pick.randrange(len(rest))] for i in order]
+    return order
+
+
 def continued(p: Profile, *, twin: bool = False, progress: bool = True, **overrides) -> Run:
     """SmolLM2 (``p.base_model``) after a continued pre-training on ``p``'s injected data
     (:data:`CONTINUATION`, ``overrides`` replacing any of it): the *original*, or with
@@ -358,15 +376,7 @@ def continued(p: Profile, *, twin: bool = False, progress: bool = True, **overri
     model, tokenizer = load_model(p.base_model)
     train_set = continuation_chunks(p, tokenizer)
     kinds = list(train_set["part"])
-    order = [i for i, k in enumerate(kinds) if k == "forget"] * recipe["repeats"] + [
-        i for i, k in enumerate(kinds) if k != "forget"
-    ]
-    random.Random(p.seed + 2000).shuffle(order)
-    order = order[: max(1, len(order) // recipe["batch"]) * recipe["batch"]]  # whole batches
-    if twin:  # the original's order with every forget chunk replaced by a replayed chunk
-        rest = [i for i, k in enumerate(kinds) if k != "forget"]
-        pick = random.Random(p.seed + 3000)
-        order = [i if kinds[i] != "forget" else rest[pick.randrange(len(rest))] for i in order]
+    order = continuation_order(kinds, recipe["repeats"], recipe["batch"], p.seed, twin)
     steps = len(order) // recipe["batch"]
     recipe_profile = p.replace(pretrain_batch=recipe["batch"], pretrain_lr=recipe["lr"])
     result = train_lm(

@@ -118,61 +118,58 @@ def dose_pilot(
         models = dose_models(profile, k, progress, controls=not chosen)
         gap = memorisation_gap(models["original"])
         for d in DOMAINS:
-            o = evaluate_membership(p, d, models["original"])
-            r = evaluate_membership(p, d, models[f"retrained-{d}"])
-            docs = o["score_docs"]
-
-            def auc_interval(row):  # every forget chunk against every approximate chunk
-                s = row["scores"]
-                return cluster_auc_interval(
-                    s["forget"],
-                    docs["forget"],
-                    s["approximate"],
-                    docs["approximate"],
-                    seed=profile.seed,
-                )
-
-            lo, hi = auc_interval(o)
-            diff, dlo, dhi = paired_auc_difference(
-                o["scores"], r["scores"], docs["forget"], docs["approximate"], seed=profile.seed
-            )
-            r_lo, r_hi = ratio_interval(
-                r["chunk_nll"]["forget"],
-                docs["forget"],
-                o["chunk_nll"]["approximate"],
-                docs["approximate"],
-                profile.seed,
-            )
-            ref_lo, ref_hi = auc_interval(r)
-            control = positive_control(p, d, models.get(f"control-{d}"), o, r, docs)
-            rows.append(
-                {
-                    "dose": k,
-                    "domain": d,
-                    "M": gap[d],
-                    "AUC": o["auc_all"],
-                    "AUC low": lo,
-                    "AUC high": hi,
-                    "retrained AUC": r["auc_all"],
-                    "difference": diff,
-                    "low": dlo,
-                    "high": dhi,
-                    "separable": bool(dlo > AUC_MARGIN),
-                    "negative control fails": not membership_equivalent(dlo, dhi),
-                    "R": r["ppl_forget"] / o["ppl_approximate"],
-                    "R low": r_lo,
-                    "R high": r_hi,
-                    "claim 4": stands_in(r_lo, r_hi, ref_lo, ref_hi),
-                    **control,
-                    "members": len(docs["forget"]),
-                    "member sources": len(set(docs["forget"])),
-                    "slice wall_s": models["original"].summary["branch_wall_s"],
-                }
-            )
+            rows.append({"dose": k, "domain": d, "M": gap[d], **_dose_row(profile, p, d, models)})
         chosen = chosen or all(usable(r) for r in rows if r["dose"] == k)
         if stop and chosen:
             break
     return pd.DataFrame(rows).set_index(["dose", "domain"])
+
+
+def _dose_row(profile: Profile, p: Profile, d: str, models: dict) -> dict:
+    """One domain at one dose (see :func:`dose_pilot`): the original's and the retrained
+    model's membership AUCs with intervals, their paired difference, R with its interval,
+    claim 4's test, the positive control and the members' counts."""
+    o = evaluate_membership(p, d, models["original"])
+    r = evaluate_membership(p, d, models[f"retrained-{d}"])
+    docs = o["score_docs"]
+
+    def auc_interval(row):  # every forget chunk against every approximate chunk
+        s = row["scores"]
+        return cluster_auc_interval(
+            s["forget"], docs["forget"], s["approximate"], docs["approximate"], seed=profile.seed
+        )
+
+    lo, hi = auc_interval(o)
+    diff, dlo, dhi = paired_auc_difference(
+        o["scores"], r["scores"], docs["forget"], docs["approximate"], seed=profile.seed
+    )
+    r_lo, r_hi = ratio_interval(
+        r["chunk_nll"]["forget"],
+        docs["forget"],
+        o["chunk_nll"]["approximate"],
+        docs["approximate"],
+        profile.seed,
+    )
+    ref_lo, ref_hi = auc_interval(r)
+    return {
+        "AUC": o["auc_all"],
+        "AUC low": lo,
+        "AUC high": hi,
+        "retrained AUC": r["auc_all"],
+        "difference": diff,
+        "low": dlo,
+        "high": dhi,
+        "separable": bool(dlo > AUC_MARGIN),
+        "negative control fails": not membership_equivalent(dlo, dhi),
+        "R": r["ppl_forget"] / o["ppl_approximate"],
+        "R low": r_lo,
+        "R high": r_hi,
+        "claim 4": stands_in(r_lo, r_hi, ref_lo, ref_hi),
+        **positive_control(p, d, models.get(f"control-{d}"), o, r, docs),
+        "members": len(docs["forget"]),
+        "member sources": len(set(docs["forget"])),
+        "slice wall_s": models["original"].summary["branch_wall_s"],
+    }
 
 
 def positive_control(profile: Profile, domain: str, run: Run | None, o: dict, r: dict, docs):

@@ -20,6 +20,7 @@ measures.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from pathlib import Path
 
@@ -103,6 +104,48 @@ READ = ("forget", "approximate", "retain")
 against unseen text of the domain and the domain's retained text."""
 
 
+def _checked(bits, splits) -> tuple[tuple, tuple]:
+    """``(bits, splits)`` as tuples if every width is one of :data:`SCHEMES` and the
+    splits include forget and are known, else a ``ValueError`` naming the value."""
+    bits = tuple(bits)
+    for b in bits:
+        if isinstance(b, bool) or b not in SCHEMES:
+            raise ValueError(f"bits must be one of {sorted(SCHEMES)}, got {b!r}")
+    splits = tuple(splits)
+    if "forget" not in splits or set(splits) - set(SPLITS):
+        raise ValueError(
+            f"splits must include 'forget' and be among {', '.join(SPLITS)}; got {splits!r}"
+        )
+    return bits, splits
+
+
+def _measured(profile, domain, folder, known, bits, splits, reference) -> dict:
+    """One model's summary: its fp32 row (``known``, measured by its run) and its row at
+    each width, the perplexities of ``splits``, the AUCs and, with ``reference`` (the base
+    model), the share of weights back on the base's."""
+    model, _, chunks, general = load_folder(profile, domain, folder)
+    check_quantisable(model, bits[0])  # every width checked before any is measured
+    sets = evaluation_sets(profile, chunks, general)
+    sets = {k: v for k, v in sets.items() if k in splits}
+    found = {32: dict(known)}
+    if reference is not None:
+        found[32]["same_as_base"] = same_weights(model, reference)
+    for i, b in enumerate(bits):  # the last width rounds the loaded model itself
+        q = quantised(model, b, copy_model=i < len(bits) - 1).eval()
+        found[b] = evaluation_row(q, sets, profile.seed)
+        if reference is not None:
+            found[b]["same_as_base"] = same_weights(q, reference)
+    return {
+        str(b): {
+            k: v
+            for k, v in r.items()
+            if k.startswith(("ppl_", "auc", "same_as_base"))
+            and (not k.startswith("ppl_") or k[4:] in splits)
+        }
+        for b, r in found.items()
+    }
+
+
 def quantisation_attack(
     profile,
     domain: str,
@@ -125,18 +168,10 @@ def quantisation_attack(
     zoo started from, for a model that came quantised), ``same_as_base``: the share of
     weights that quantisation puts back exactly on ``base``'s (:func:`same_weights`)."""
 
-    bits = tuple(bits)
-    for b in bits:
-        if isinstance(b, bool) or b not in SCHEMES:
-            raise ValueError(f"bits must be one of {sorted(SCHEMES)}, got {b!r}")
-    splits = tuple(splits)
-    if "forget" not in splits or set(splits) - set(SPLITS):
-        raise ValueError(
-            f"splits must include 'forget' and be among {', '.join(SPLITS)}; got {splits!r}"
-        )
+    bits, splits = _checked(bits, splits)
     # each model with the row its run already measured on these sets: its fp32 numbers
     models = measured_models(profile, domain, zoo, methods, progress=False)
-    reference = None  # the base model, loaded once when a model needs it
+    base_model = functools.cache(lambda: load_model(base)[0])  # loaded once, if needed
     rows = []
     for name, (folder, known) in tqdm(
         models.items(), desc=f"quantising {domain}", disable=not progress
@@ -154,32 +189,8 @@ def quantisation_attack(
             },
         )
         if not run.done:
-            model, _, chunks, general = load_folder(profile, domain, folder)
-            check_quantisable(model, bits[0])  # every width checked before any is measured
-            sets = evaluation_sets(profile, chunks, general)
-            sets = {k: v for k, v in sets.items() if k in splits}
-            if base is not None and reference is None:
-                reference = load_model(base)[0]
-            found = {32: dict(known)}
-            if reference is not None:
-                found[32]["same_as_base"] = same_weights(model, reference)
-            for i, b in enumerate(bits):  # the last width rounds the loaded model itself
-                q = quantised(model, b, copy_model=i < len(bits) - 1).eval()
-                found[b] = evaluation_row(q, sets, profile.seed)
-                if reference is not None:
-                    found[b]["same_as_base"] = same_weights(q, reference)
-
-            run.finish(
-                {
-                    str(b): {
-                        k: v
-                        for k, v in r.items()
-                        if k.startswith(("ppl_", "auc", "same_as_base"))
-                        and (not k.startswith("ppl_") or k[4:] in splits)
-                    }
-                    for b, r in found.items()
-                }
-            )
+            reference = base_model() if base is not None else None
+            run.finish(_measured(profile, domain, folder, known, bits, splits, reference))
         for b, r in run.summary.items():
             rows.append({"domain": domain, "model": name, "bits": int(b), **r})
     frame = pd.DataFrame(rows)

@@ -318,6 +318,21 @@ def continuation_chunks(p: Profile, tokenizer):
     )
 
 
+def continuation_recipe(**overrides) -> dict:
+    """:data:`CONTINUATION` with ``overrides``, checked: an unknown setting, a repeat count
+    or batch below 1 or a learning rate that is not positive is a ``ValueError``."""
+    recipe = {**CONTINUATION, **overrides}
+    unknown = set(recipe) - set(CONTINUATION)
+    if unknown:
+        raise ValueError(
+            f"unknown continuation settings {sorted(unknown)}; allowed: {sorted(CONTINUATION)}"
+        )
+    check_int("repeats", recipe["repeats"], 1)
+    check_int("batch", recipe["batch"], 1)
+    check_positive("learning rate", recipe["lr"])
+    return recipe
+
+
 def continuation_order(kinds: list[str], repeats: int, batch: int, seed: int, twin: bool):
     """The chunks a continuation trains on, in order (indices of ``kinds``, each chunk's
     part): every forget chunk ``repeats`` times and every other chunk once, shuffled with
@@ -346,15 +361,7 @@ def continued(p: Profile, *, twin: bool = False, progress: bool = True, **overri
     the loss curve, the chunk counts of each part, and the ``order`` of the trained
     chunks (indices of :func:`continuation_chunks`) with their documents."""
 
-    recipe = {**CONTINUATION, **overrides}
-    unknown = set(recipe) - set(CONTINUATION)
-    if unknown:
-        raise ValueError(
-            f"unknown continuation settings {sorted(unknown)}; allowed: {sorted(CONTINUATION)}"
-        )
-    check_int("repeats", recipe["repeats"], 1)
-    check_int("batch", recipe["batch"], 1)
-    check_positive("learning rate", recipe["lr"])
+    recipe = continuation_recipe(**overrides)
     parts = _continuation_parts(p)
     name = "twin" if twin else "original"
     run = Run.create(
@@ -477,6 +484,26 @@ def real_llm_table(p: Profile, runs: dict, zoo: dict | None = None, progress: bo
     return pd.DataFrame(rows).set_index("model")
 
 
+def _texts_and_units(p: Profile) -> tuple[dict, dict]:
+    """A real-LLM design's forget and approximate chunks as the blind baseline reads them:
+    ``(sets, unit_of)``, ``sets[split]`` the chunks' texts and units (a package or a
+    standard-library module), ``unit_of[split]`` each document's unit."""
+    tokenizer = AutoTokenizer.from_pretrained(p.base_model)  # the text, not the weights
+    chunks = chunked_splits(p, "github", tokenizer)
+    documents = json.loads((Path(p.dataset) / "manifest.json").read_text())["documents"]
+    sets, unit_of = {}, {}
+    for split in ("forget", "approximate"):
+        # the hub layout numbers a split's documents in the manifest's order
+        unit = {
+            f"github/{split}/{i:05d}": d["group"]
+            for i, d in enumerate(x for x in documents if x["split"] == f"github/{split}")
+        }
+        unit_of[split] = unit
+        c = chunks[split]
+        sets[split] = (chunk_texts(tokenizer, c), [unit[d] for d in c["doc_id"]])
+    return sets, unit_of
+
+
 def membership_table(designs: dict[str, Profile], zoo: dict, folds: int = 5):
     """Per design (name -> real-LLM profile): the members (forget) against the
     non-members (approximate) as a model sees them, the Min-K% AUC with its interval over documents
@@ -491,19 +518,7 @@ def membership_table(designs: dict[str, Profile], zoo: dict, folds: int = 5):
 
     rows = []
     for design, p in designs.items():
-        tokenizer = AutoTokenizer.from_pretrained(p.base_model)  # the text, not the weights
-        chunks = chunked_splits(p, "github", tokenizer)
-        documents = json.loads((Path(p.dataset) / "manifest.json").read_text())["documents"]
-        sets, unit_of = {}, {}
-        for split in ("forget", "approximate"):
-            # the hub layout numbers a split's documents in the manifest's order
-            unit = {
-                f"github/{split}/{i:05d}": d["group"]
-                for i, d in enumerate(x for x in documents if x["split"] == f"github/{split}")
-            }
-            unit_of[split] = unit
-            c = chunks[split]
-            sets[split] = (chunk_texts(tokenizer, c), [unit[d] for d in c["doc_id"]])
+        sets, unit_of = _texts_and_units(p)
         n_docs = min(len(set(sets[s][1])) for s in sets)
         blind = blind_baseline(
             *sets["forget"], *sets["approximate"], folds=min(folds, n_docs), seed=p.seed

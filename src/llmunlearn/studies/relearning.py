@@ -57,6 +57,26 @@ def relearn_split(doc_ids: list[str], fraction: float, seed: int) -> tuple[list,
     return relearn, held
 
 
+def _held_out_evaluation(profile: Profile, heldout, approximate):
+    """A relearning run's ``on_eval``: the held-out forget documents' perplexity, the
+    model's own approximate perplexity and the Min-K% AUC, on fixed samples of each."""
+    sets = {
+        "forget": fixed_sample(heldout, profile.eval_chunks, profile.seed),
+        "approximate": fixed_sample(approximate, profile.eval_chunks, profile.seed),
+    }
+
+    def on_eval(m, step, save):
+        row = evaluation_row(m.eval(), sets, profile.seed)
+        m.train()
+        return {
+            "ppl_heldout": row["ppl_forget"],
+            "ppl_approximate": row["ppl_approximate"],
+            "auc": row["auc"],
+        }
+
+    return on_eval
+
+
 def relearn_model(
     profile: Profile,
     domain: str,
@@ -109,27 +129,13 @@ def relearn_model(
     model, tokenizer, chunks, _ = load_folder(profile, domain, model_path)
     forget = chunks["forget"]
     part, held = relearn_split(list(forget["doc_id"]), fraction, profile.seed)
-    sets = {
-        "forget": fixed_sample(forget.select(held), profile.eval_chunks, profile.seed),
-        "approximate": fixed_sample(chunks["approximate"], profile.eval_chunks, profile.seed),
-    }
-
-    def on_eval(m, step, save):
-        row = evaluation_row(m.eval(), sets, profile.seed)
-        m.train()
-        return {
-            "ppl_heldout": row["ppl_forget"],
-            "ppl_approximate": row["ppl_approximate"],
-            "auc": row["auc"],
-        }
-
     result = train(
         model,
         lambda m, b: nll_loss(m, b["relearn"]),
         {"relearn": forget.select(part)},
         cfg,
         run.path,
-        on_eval=on_eval,
+        on_eval=_held_out_evaluation(profile, forget.select(held), chunks["approximate"]),
         eval_every=eval_every,
         desc=f"relearn {model_path.parent.name}",
         progress=progress,

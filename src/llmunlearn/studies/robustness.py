@@ -696,6 +696,66 @@ def _fails_first(f: pd.DataFrame) -> dict:
     return count
 
 
+def _method_guideline(train: pd.DataFrame, test: pd.DataFrame) -> dict:
+    method = _pick_method(train)
+    test_rank = test.groupby("method")["good"].mean().rank(ascending=False, method="min")
+    share_train = train[train["method"] == method]["good"].mean()
+    share_test = test[test["method"] == method]["good"].mean()
+    return {
+        "derived": f"{method} (good cells {share_train:.0%})",
+        "on held-out": f"rank {int(test_rank[method])} (good cells {share_test:.0%})",
+        # no good cell to derive from: nothing holds
+        "holds": bool(share_train > 0 and share_test > 0 and test_rank[method] <= 2),
+        "determined": bool(share_train > 0),
+    }
+
+
+def _lr_guideline(train: pd.DataFrame, test: pd.DataFrame) -> dict:
+    lrs = _lr_rule(train)
+    ok = [
+        m for m, lr in lrs.items() if test[(test["method"] == m) & (test["lr"] == lr)]["good"].any()
+    ]
+    return {
+        "derived": ", ".join(f"{m} {lr:g}" for m, lr in lrs.items()) or "none",
+        "on held-out": f"a good cell at that lr for {len(ok)} of {len(lrs)} methods",
+        "holds": bool(lrs) and len(ok) >= len(lrs) / 2,
+        "determined": bool(lrs),
+    }
+
+
+def _stop_guideline(train: pd.DataFrame, test: pd.DataFrame) -> dict:
+    a, b, n = _stop_rule(train)
+    c, d, m = _stop_rule(test)
+    return {
+        "derived": f"good at the target step {a:.0%}, at the last step {b:.0%} ({n} runs)",
+        "on held-out": f"{c:.0%} against {d:.0%} ({m} runs)",
+        # a direction derived (a != b) and the same one on the held-out domain
+        "holds": bool(m) and a != b and c != d and (c > d) == (a > b),
+        "determined": bool(n) and bool(m) and a != b,
+    }
+
+
+def _fails_first_guideline(train: pd.DataFrame, test: pd.DataFrame) -> dict:
+    x, y = _fails_first(train), _fails_first(test)
+    mx, my = max(x, key=x.get), max(y, key=y.get)
+    return {
+        "derived": f"{mx} first ({x['retain']} retain, {x['general']} general, {x['both']} both)",
+        "on held-out": f"{my} first ({y['retain']} retain, {y['general']} general, "
+        f"{y['both']} both)",
+        "holds": sum(x.values()) > 0 and mx == my,
+        "determined": sum(x.values()) > 0 and sum(y.values()) > 0,
+    }
+
+
+GUIDELINES = {
+    "method": _method_guideline,
+    "learning rate": _lr_guideline,
+    "stop at the target": _stop_guideline,
+    "what fails first": _fails_first_guideline,
+}
+"""Each tuning guideline: derived on two domains (``train``), checked on the third."""
+
+
 def guidelines(frame: pd.DataFrame) -> pd.DataFrame:
     """Four tuning guidelines, each derived on two domains and checked on the third, for
     every choice of the held-out domain (first seed, AdamW cells):
@@ -717,66 +777,9 @@ def guidelines(frame: pd.DataFrame) -> pd.DataFrame:
     guideline from, and something to check it on): a check without it is no refutation.
     """
     f = _first_seed_adamw(frame)
-    domains = list(dict.fromkeys(f["domain"]))
     rows = []
-    for held in domains:
+    for held in dict.fromkeys(f["domain"]):
         train, test = f[f["domain"] != held], f[f["domain"] == held]
-        method = _pick_method(train)
-        test_rank = test.groupby("method")["good"].mean().rank(ascending=False, method="min")
-        share_train = train[train["method"] == method]["good"].mean()
-        share_test = test[test["method"] == method]["good"].mean()
-        rows.append(
-            {
-                "guideline": "method",
-                "held-out domain": held,
-                "derived": f"{method} (good cells {share_train:.0%})",
-                "on held-out": f"rank {int(test_rank[method])} (good cells {share_test:.0%})",
-                # no good cell to derive from: nothing holds
-                "holds": bool(share_train > 0 and share_test > 0 and test_rank[method] <= 2),
-                "determined": bool(share_train > 0),
-            }
-        )
-        lrs = _lr_rule(train)
-        ok = [
-            m
-            for m, lr in lrs.items()
-            if test[(test["method"] == m) & (test["lr"] == lr)]["good"].any()
-        ]
-        rows.append(
-            {
-                "guideline": "learning rate",
-                "held-out domain": held,
-                "derived": ", ".join(f"{m} {lr:g}" for m, lr in lrs.items()) or "none",
-                "on held-out": f"a good cell at that lr for {len(ok)} of {len(lrs)} methods",
-                "holds": bool(lrs) and len(ok) >= len(lrs) / 2,
-                "determined": bool(lrs),
-            }
-        )
-        a, b, n = _stop_rule(train)
-        c, d, m = _stop_rule(test)
-        rows.append(
-            {
-                "guideline": "stop at the target",
-                "held-out domain": held,
-                "derived": f"good at the target step {a:.0%}, at the last step {b:.0%} ({n} runs)",
-                "on held-out": f"{c:.0%} against {d:.0%} ({m} runs)",
-                # a direction derived (a != b) and the same one on the held-out domain
-                "holds": bool(m) and a != b and c != d and (c > d) == (a > b),
-                "determined": bool(n) and bool(m) and a != b,
-            }
-        )
-        x, y = _fails_first(train), _fails_first(test)
-        mx, my = max(x, key=x.get), max(y, key=y.get)
-        rows.append(
-            {
-                "guideline": "what fails first",
-                "held-out domain": held,
-                "derived": f"{mx} first ({x['retain']} retain, {x['general']} general, "
-                f"{x['both']} both)",
-                "on held-out": f"{my} first ({y['retain']} retain, {y['general']} "
-                f"general, {y['both']} both)",
-                "holds": sum(x.values()) > 0 and mx == my,
-                "determined": sum(x.values()) > 0 and sum(y.values()) > 0,
-            }
-        )
+        for name, rule in GUIDELINES.items():
+            rows.append({"guideline": name, "held-out domain": held, **rule(train, test)})
     return pd.DataFrame(rows).set_index(["guideline", "held-out domain"])

@@ -241,3 +241,21 @@ def test_the_real_llm_chapters_own_section_runs_your_model_on_your_folders(own, 
     assert out["evaluation"].summary["ppl_forget"] == pytest.approx(
         table.loc["your model", "forget"], rel=0.2
     )  # the evaluation reads every chunk, the run's step 0 its evaluation sample
+
+
+def test_the_frozen_original_is_held_in_the_compute_dtype_without_gradients(own, monkeypatch):
+    """The original model the regularised methods read: fp32 where the runtime computes in
+    fp32 (the CPU), bf16 where it computes in bf16 (a GPU's autocast), never trainable."""
+    import types
+
+    from llmunlearn.training import pretraining
+
+    model, _ = own
+    run = types.SimpleNamespace(path=Path(model).parent)
+    assert Path(model).name == "model"
+    for precision, dtype in (("no", torch.float32), ("bf16", torch.bfloat16)):
+        device = pretraining.runtime()[0]
+        monkeypatch.setattr(pretraining, "runtime", lambda: (device, precision))
+        ref = pretraining.load_reference(run)
+        assert {p.dtype for p in ref.parameters()} == {dtype}
+        assert not ref.training and not any(p.requires_grad for p in ref.parameters())

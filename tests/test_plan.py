@@ -4,7 +4,8 @@ sizes, before anything runs."""
 import pytest
 
 import llmunlearn as ul
-from llmunlearn.studies.plan import DEVICES, plan
+from llmunlearn.runs import write_json
+from llmunlearn.studies.plan import DEVICES, measured, plan
 
 
 @pytest.mark.parametrize("name", ["smoke", "cpu", "gpu", "paper"])
@@ -64,3 +65,25 @@ def test_no_profile_evaluates_or_checkpoints_a_run_beyond_its_bound():
         assert set(checkpoints) <= set(points), (name, checkpoints, points)
         if p.base_model:
             assert p.eval_chunks <= 1024 and p.membership_chunks <= 1024, name
+
+
+def test_the_plan_is_held_against_the_profiles_own_finished_runs(tiny):
+    with pytest.raises(ValueError, match="no finished pre-training or unlearning run of profile"):
+        measured(tiny)
+    run = ul.unlearn(tiny, "books", "ga", progress=False)
+    foreign = ul.home() / "pretrain" / "other-base-s42-0"  # another profile's run
+    write_json(foreign / "summary.json", {"tokens": 10**9, "flops": 1e18, "wall_s": 3600.0})
+    (foreign / "DONE").touch()
+    frame = measured(tiny, "cpu-2core", 0.3)
+    bases = [
+        r for r in (ul.home() / "pretrain").glob(f"{tiny.name}-base-*") if (r / "DONE").exists()
+    ]
+    assert frame.loc["pretraining bases", "measured runs"] == len(bases) > 0
+    assert frame.loc["unlearning", "measured runs"] == 1
+    assert frame.loc["unlearning", "measured tokens"] == run.summary["tokens"] > 0
+    assert frame.loc["unlearning", "measured hours"] == pytest.approx(run.summary["wall_s"] / 3600)
+    matched = frame["plan matches at"]
+    assert (matched > 0).all()
+    assert matched.to_numpy() == pytest.approx(
+        (0.3 * frame["planned hours"] / frame["measured hours"]).to_numpy()
+    )

@@ -379,6 +379,12 @@ def _device_commands(sub) -> None:
         default=0.3,
         help="share of the device's dense peak reached (default 0.3)",
     )
+    p.add_argument(
+        "--measured",
+        action="store_true",
+        help="hold the plan against the profile's finished runs in the home: planned and "
+        "measured runs, trained tokens and hours, and the utilisation the plan matches at",
+    )
 
 
 def _runs_command(sub) -> None:
@@ -590,8 +596,12 @@ def _gpu_check(args) -> int:
 
 def _plan(args) -> int:
     from .config import get_profile
-    from .studies.plan import plan
+    from .studies.plan import measured, plan
 
+    if args.measured:
+        frame = measured(get_profile(args.profile), args.device, args.utilisation)
+        print(frame.to_string(float_format=lambda v: f"{v:,.3g}"))
+        return 0
     frame = plan(get_profile(args.profile), args.device, args.utilisation)
     print(frame.to_string(float_format=lambda v: f"{v:,.3g}"))
     a = frame.attrs

@@ -3,7 +3,7 @@
 Every figure is an estimate from the profile's sizes, by stated rules:
 
 - tokens: characters / :data:`BYTES_PER_TOKEN` (byte-level BPE on mixed prose and code,
-  measured in this project: toolchain notes); an unlearning step trains ``batch`` chunks of
+  measured on the ``cpu`` profile's tokenizer); an unlearning step trains ``batch`` chunks of
   ``chunk_len`` tokens per stream (two streams for the regularised methods);
 - FLOPs: 6 N per trained token, 2 N per token only read (evaluation, a frozen reference);
   N counted on the meta device from the profile's model (no memory, no weights);
@@ -17,6 +17,11 @@ Every figure is an estimate from the profile's sizes, by stated rules:
 Not counted: data fetching, the tokenizer, the real-LLM chapter (SmolLM2 on its own
 sets), lm-evaluation-harness, relearning and quantisation (each a small share of the grid),
 process start-up and model loading.
+
+:func:`measured` holds a plan against the finished runs of the same profile in the home
+(``llmunlearn plan --measured``): the runs, trained tokens and hours they took, and the
+utilisation they reached, so that a first book (or ``make gpu-check``) on a machine tells
+how far the plan was off there.
 """
 
 from __future__ import annotations
@@ -26,11 +31,16 @@ import torch
 
 from ..config import DOMAINS, Profile
 from ..models import build_model, n_params
+from ..runs import home, read_json
 from ..unlearning.methods import get_method
 from .robustness import grid_cells
 
-BYTES_PER_TOKEN = 4.3
-"""Characters per token of the byte-level BPE on mixed prose and code (measured)."""
+BYTES_PER_TOKEN = 3.0
+"""Characters per token of the byte-level BPE on mixed prose and code: 3.03 measured for
+the ``cpu`` profile's 4k vocabulary on D minus every forget set (382k characters, 126k
+tokens, at ``4509033``); a larger vocabulary (``gpu``: 16k) packs more characters into a
+token, so the plan errs high there. (4.3, the figure before, was not a measurement of
+these tokenizers: the ``cpu`` book's runs trained 1.4x the tokens it planned.)"""
 
 ACTIVATION_BYTES = 34
 """Bytes of activations kept per token, hidden unit and layer for the backward pass in
@@ -173,3 +183,76 @@ def _grid_stage(profile: Profile) -> dict:
         min(profile.unlearn_batch, profile.unlearn_micro_batch),
         any(get_method(c["method"]).needs_reference for c in cells),
     )
+
+
+PLANNED = {
+    "pre-training: bases": "pretraining bases",
+    "pre-training: final slices (zoo, replicates, siblings)": "pretraining slices",
+    "pre-training: the dose pilot's other doses": "pretraining slices",
+    "unlearning: the grid (every domain)": "unlearning",
+}
+"""Which measured group of runs (:func:`measured_runs`) each planned stage is held against:
+the final slices and the pilot's doses are both branches of a base and are measured as one."""
+
+
+def measured_runs(profile: Profile) -> pd.DataFrame:
+    """The finished runs of ``profile`` (by name) in the home, grouped as :data:`PLANNED`
+    compares them: ``runs``, trained ``tokens`` (real tokens, padding left out) and
+    ``hours`` of wall time (a base's, a slice's own branch, an unlearning run's whole wall
+    time with its evaluations: what the book waits for)."""
+    groups: dict[str, dict] = {}
+    for stage in ("pretrain", "unlearn"):
+        folder = home() / stage
+        for run in sorted(folder.glob(f"{profile.name}-*")) if folder.exists() else ():
+            if not (run / "DONE").exists():
+                continue
+            summary = read_json(run / "summary.json")
+            if stage == "unlearn":
+                group, key = "unlearning", ""
+            elif run.name.startswith(f"{profile.name}-base-"):
+                group, key = "pretraining bases", ""
+            else:
+                group, key = "pretraining slices", "branch_"
+            if summary.get(f"{key}tokens") is None:
+                continue  # trained nothing: a pre-trained LLM taken as an original
+            row = groups.setdefault(group, {"runs": 0, "tokens": 0, "hours": 0.0})
+            row["runs"] += 1
+            row["tokens"] += summary[f"{key}tokens"]
+            row["hours"] += summary[f"{key}wall_s"] / 3600
+    return pd.DataFrame.from_dict(groups, orient="index")
+
+
+def measured(profile: Profile, device: str = "cpu-2core", utilisation: float = 0.3):
+    """:func:`plan` beside :func:`measured_runs`: per measured group, the planned and
+    measured runs, trained tokens and hours, and the utilisation of ``device`` at which the
+    plan's hours would have been the measured ones (``plan matches at``: ``utilisation`` x
+    planned / measured hours): the figure to plan the next book at on that machine. Where
+    the runs differ from the plan's (a chapter's runs beside the grid's), the hours are
+    not the same work; the runs' columns show it. A profile with no finished runs in the
+    home is a ``ValueError``."""
+    done = measured_runs(profile)
+    if done.empty:
+        raise ValueError(
+            f"no finished pre-training or unlearning run of profile {profile.name!r} in "
+            f"{home()}: run its book (or its chapters) first"
+        )
+    planned = plan(profile, device, utilisation)
+    n = planned.attrs["n_params"]
+    rows = {}
+    for stage, group in PLANNED.items():
+        if stage not in planned.index or group not in done.index:
+            continue
+        row = rows.setdefault(
+            group, {"planned runs": 0, "planned tokens": 0.0, "planned hours": 0.0}
+        )
+        row["planned runs"] += planned.loc[stage, "runs"]
+        # trained tokens: the plan's tokens less what it counts as read (2 N each)
+        read = (6 * n * planned.loc[stage, "tokens"] - planned.loc[stage, "FLOPs"]) / (4 * n)
+        row["planned tokens"] += planned.loc[stage, "tokens"] - read
+        row["planned hours"] += planned.loc[stage, "hours"]
+    frame = pd.DataFrame.from_dict(rows, orient="index").join(done, how="outer")
+    frame = frame.rename(columns={c: f"measured {c}" for c in done.columns})
+    # the utilisation at which the plan's hours are the measured ones: the one to plan at
+    frame["plan matches at"] = utilisation * frame["planned hours"] / frame["measured hours"]
+    frame.attrs.update(planned.attrs)
+    return frame

@@ -2,9 +2,10 @@
 
 Every figure is an estimate from the profile's sizes, by stated rules:
 
-- tokens: characters / :data:`BYTES_PER_TOKEN` (byte-level BPE on mixed prose and code,
-  measured on the ``cpu`` profile's tokenizer); an unlearning step trains ``batch`` chunks of
-  ``chunk_len`` tokens per stream (two streams for the regularised methods);
+- tokens: characters / :func:`chars_per_token` of the profile's vocabulary (the book's
+  byte-level BPE on mixed prose and code, measured at three vocabulary sizes); an
+  unlearning step trains ``batch`` chunks of ``chunk_len`` tokens per stream (two streams
+  for the regularised methods);
 - FLOPs: 6 N per trained token, 2 N per token only read (evaluation, a frozen reference);
   N counted on the meta device from the profile's model (no memory, no weights);
 - peak memory of a training process: fp32 weights, gradients and AdamW's two moments
@@ -26,6 +27,7 @@ how far the plan was off there.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -35,12 +37,14 @@ from ..runs import home, read_json
 from ..unlearning.methods import get_method
 from .robustness import grid_cells
 
-BYTES_PER_TOKEN = 3.0
-"""Characters per token of the byte-level BPE on mixed prose and code: 3.03 measured for
-the ``cpu`` profile's 4k vocabulary on D minus every forget set (382k characters, 126k
-tokens, at ``4509033``); a larger vocabulary (``gpu``: 16k) packs more characters into a
-token, so the plan errs high there. (4.3, the figure before, was not a measurement of
-these tokenizers: the ``cpu`` book's runs trained 1.4x the tokens it planned.)"""
+CHARS_PER_TOKEN = {1024: 2.23, 4096: 3.03, 16_384: 3.71}
+"""Characters per token of the book's byte-level BPE by vocabulary size, measured on D
+minus every forget set at ``8a8700b`` (``smoke``: 108k characters, 48k tokens; ``cpu``:
+382k, 126k; ``gpu``: 4.61M, 1.24M). Between these sizes the plan interpolates in the
+logarithm of the vocabulary; beyond them it takes the nearest one (for a 64k vocabulary it
+then counts more tokens than there will be). The figure before, 4.3 for every profile,
+was no measurement of these tokenizers: the ``cpu`` book trained 1.4x the pre-training
+tokens it planned."""
 
 ACTIVATION_BYTES = 34
 """Bytes of activations kept per token, hidden unit and layer for the backward pass in
@@ -61,8 +65,16 @@ def _n_params(profile: Profile) -> int:
         return n_params(build_model(profile.model, profile.vocab_size, 0))
 
 
-def _tokens(chars: float) -> float:
-    return chars / BYTES_PER_TOKEN
+def chars_per_token(vocab_size: int) -> float:
+    """:data:`CHARS_PER_TOKEN` at ``vocab_size`` (interpolated in its logarithm)."""
+    sizes = sorted(CHARS_PER_TOKEN)
+    return float(
+        np.interp(np.log2(vocab_size), np.log2(sizes), [CHARS_PER_TOKEN[v] for v in sizes])
+    )
+
+
+def _tokens(profile: Profile, chars: float) -> float:
+    return chars / chars_per_token(profile.vocab_size)
 
 
 def plan(profile: Profile, device: str = "H100", utilisation: float = 0.3) -> pd.DataFrame:
@@ -124,8 +136,10 @@ def _pretraining_stages(profile: Profile) -> list[dict]:
     seed's original and exact retrained models, the referee's siblings) and the dose
     pilot's other doses: trained tokens only."""
     seeds = len(profile.grid_seeds)
-    forget_all = _tokens(profile.forget_chars) * len(DOMAINS) * 2  # both designs' forget sets
-    d_rest = _tokens(profile.retain_chars * len(DOMAINS) + profile.general_retain_chars)
+    forget_all = (
+        _tokens(profile, profile.forget_chars) * len(DOMAINS) * 2
+    )  # both designs' forget sets
+    d_rest = _tokens(profile, profile.retain_chars * len(DOMAINS) + profile.general_retain_chars)
     late = profile.pretrain_order == "late"
     per_seed = 1 + len(DOMAINS) * len(profile.retrained_designs)
     slices = seeds * per_seed + (len(DOMAINS) if late else 0)  # and the referee's siblings
@@ -162,9 +176,12 @@ def _grid_stage(profile: Profile) -> dict:
     cells = grid_cells(profile)
     trained = read = 0.0
     evals = len(profile.grid_eval_steps) or max(1, profile.unlearn_steps // profile.eval_every)
-    forget_chunks = _tokens(profile.forget_chars) / profile.chunk_len / 0.6  # passages fill 60 %
+    forget_chunks = (
+        _tokens(profile, profile.forget_chars) / profile.chunk_len / 0.6
+    )  # passages fill 60 %
     approximate_chunks = min(
-        _tokens(profile.approximate_chars) / profile.chunk_len / 0.6, profile.membership_chunks
+        _tokens(profile, profile.approximate_chars) / profile.chunk_len / 0.6,
+        profile.membership_chunks,
     )
     eval_tokens = (
         forget_chunks + approximate_chunks + 2 * min(profile.eval_chunks, 10**6)

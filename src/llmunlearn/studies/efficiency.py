@@ -769,9 +769,8 @@ def _planned_hours(profile: Profile, device: str, out: dict) -> dict:
     }
     return {
         "book hours": float(sum(stages.loc[s, "hours"] / max(at[s], 1e-9) for s in stages.index)),
-        "plan at 30 %": float(
-            plan(profile, device, 0.3).filter(like="book", axis=0)["hours"].iloc[0]
-        ),
+        # hours go as 1 / utilisation: the plan at full use, read at 30 %
+        "plan at 30 %": float(frame.loc["book (stages above)", "hours"] / 0.3),
     }
 
 

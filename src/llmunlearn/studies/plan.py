@@ -79,7 +79,7 @@ def _tokens(profile: Profile, chars: float) -> float:
 
 def plan(profile: Profile, device: str = "H100", utilisation: float = 0.3) -> pd.DataFrame:
     """One row per stage of the profile's book: ``runs``, ``tokens`` (trained and read),
-    ``FLOPs``, ``peak memory GB`` (one process) and ``hours`` on ``device`` at
+    ``trained tokens``, ``FLOPs``, ``peak memory GB`` (one process) and ``hours`` on ``device`` at
     ``utilisation`` of its peak, and a ``book`` row with the sums (memory: the largest).
     A device not in :data:`DEVICES` or a utilisation outside (0, 1] is a ``ValueError``."""
     if device not in DEVICES:
@@ -98,6 +98,7 @@ def plan(profile: Profile, device: str = "H100", utilisation: float = 0.3) -> pd
                 "stage": s["stage"],
                 "runs": s["runs"],
                 "tokens": s["trained"] + s["read"],
+                "trained tokens": s["trained"],
                 "FLOPs": flops,
                 "peak memory GB": _memory(profile, n, s["batch"], s["reference"]) / 1e9,
                 "hours": flops / (DEVICES[device] * utilisation) / 3600,
@@ -254,7 +255,6 @@ def measured(profile: Profile, device: str = "cpu-2core", utilisation: float = 0
             f"{home()}: run its book (or its chapters) first"
         )
     planned = plan(profile, device, utilisation)
-    n = planned.attrs["n_params"]
     rows = {}
     for stage, group in PLANNED.items():
         if stage not in planned.index or group not in done.index:
@@ -263,9 +263,7 @@ def measured(profile: Profile, device: str = "cpu-2core", utilisation: float = 0
             group, {"planned runs": 0, "planned tokens": 0.0, "planned hours": 0.0}
         )
         row["planned runs"] += planned.loc[stage, "runs"]
-        # trained tokens: the plan's tokens less what it counts as read (2 N each)
-        read = (6 * n * planned.loc[stage, "tokens"] - planned.loc[stage, "FLOPs"]) / (4 * n)
-        row["planned tokens"] += planned.loc[stage, "tokens"] - read
+        row["planned tokens"] += planned.loc[stage, "trained tokens"]
         row["planned hours"] += planned.loc[stage, "hours"]
     frame = pd.DataFrame.from_dict(rows, orient="index").join(done, how="outer")
     frame = frame.rename(columns={c: f"measured {c}" for c in done.columns})

@@ -225,7 +225,7 @@ def test_the_full_evaluation_equals_a_fresh_one_where_it_reuses_the_run(tiny):
     unlearned = ul.unlearn(tiny, "books", "ga", steps=2, original=zoo["original"], progress=False)
     assert "perplexity" in unlearned.summary["selected"]
     model, tok = load_model(unlearned.path / "selected")
-    sets = evaluation_sets(tiny, *domain_chunks(tiny, "books", tok))
+    sets = evaluation_sets(tiny.unlearning, tiny.seed, *domain_chunks(tiny, "books", tok))
     refs = {
         "retrained": _zoo_model(zoo["retrained-books"])[0],
         "original": _zoo_model(zoo["original"])[0],

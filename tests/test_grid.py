@@ -345,7 +345,7 @@ def test_the_trajectory_auc_is_the_full_evaluations_auc(tiny):
     run = ul.pretrain(tiny, progress=False)
     model, tok = load_original(run)
     chunks, general = domain_chunks(tiny, "github", tok)
-    sets = evaluation_sets(tiny, chunks, general)
+    sets = evaluation_sets(tiny.unlearning, tiny.seed, chunks, general)
     row = evaluation_row(model.eval(), sets, tiny.seed)
     full = evaluate_model(model, tok, sets, {}, profile=tiny, intervals=False)
     assert row["auc"] == pytest.approx(full["mia"]["min_k@0.3"]["auc"])

@@ -58,7 +58,7 @@ def test_no_profile_evaluates_or_checkpoints_a_run_beyond_its_bound():
 
     for name, p in PROFILES.items():
         steps = p.unlearn_steps
-        points = eval_points(p, steps)
+        points = eval_points(p.unlearning, steps)
         assert len(points) <= 8, (name, points)
         every = 0 if p.grid_eval_steps else p.eval_every  # the runner's checkpoint_every
         checkpoints = [s for s in range(1, steps) if every and s % every == 0]

@@ -117,6 +117,51 @@ def test_one_grid_call_splits_each_corpus_once_and_builds_each_runs_key_once(tin
     assert again.path == original.path and again.done
 
 
+def test_the_unlearning_stage_reads_its_inputs_and_walks_nothing_upstream(tiny):
+    """An entry point resolves the unlearning stage's inputs once (the original, its row,
+    the documents); a run of the stage gets those, never the profile, and makes no
+    upstream run, splits no corpus and evaluates no original; its key is the entry
+    point's, and the inputs travel to a worker process (pickled) unchanged."""
+    import dataclasses
+    import pickle
+
+    from llmunlearn.unlearning import runner
+
+    inputs = runner.unlearning_inputs(tiny, "books")
+    for f in dataclasses.fields(inputs):
+        assert not isinstance(getattr(inputs, f.name), ul.Profile), f.name
+    sent = pickle.loads(pickle.dumps(runner.with_threads(inputs, 2)))
+    assert sent.execution.threads == max(1, tiny.threads // 2)
+    assert sent.splits == inputs.splits and sent.original == inputs.original
+
+    made = collections.Counter()
+    create = Run.create.__func__
+
+    def counted_create(cls, kind, name, config, stage=None):
+        made[kind] += 1
+        return create(cls, kind, name, config, stage)
+
+    def upstream(*args, **kwargs):
+        raise AssertionError("the unlearning stage walked upstream")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Run, "create", classmethod(counted_create))
+        for module, name in (
+            (corpus, "split_documents"),
+            (corpus, "_load_verified"),
+            (runner, "pretrain"),
+            (runner, "evaluate_reference"),
+            (runner, "load_splits"),
+        ):
+            patch.setattr(module, name, upstream)
+        run = runner.unlearning_run(sent, "ga_gd_in", steps=2, progress=False)
+    assert run.done and run.summary["status"] == "finished"
+    assert made == {"unlearn": 1}, made
+    assert ul.unlearn(tiny, "books", "ga_gd_in", steps=2, plan_only=True).path == run.path
+    step0 = {k: v for k, v in run.summary["evals"][0].items() if k not in ("step", "tokens")}
+    assert step0 == inputs.reference  # step 0: the resolved row
+
+
 def test_the_pipeline_table_lists_every_stage_with_its_digest():
     table = stages.pipeline_table()
     assert list(table.index) == list(stages.STAGES)

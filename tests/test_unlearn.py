@@ -223,17 +223,12 @@ def test_editing_a_method_file_changes_its_runs_keys_and_no_others(tiny, monkeyp
     npo_gd's, defined in the same file) new keys; every other method keeps its runs."""
     import llmunlearn.unlearning.methods as methods
     from llmunlearn import stages
-    from llmunlearn.unlearning.runner import _plan
+    from llmunlearn.unlearning.runner import unlearning_inputs, unlearning_run
 
-    original = ul.pretrain(tiny, progress=False)
+    inputs = unlearning_inputs(tiny, "books")
 
     def keys():
-        return {
-            m: _plan(tiny, "books", m, None, None, None, "adamw", original, None, True, False)[
-                "run"
-            ].path.name
-            for m in methods.METHODS
-        }
+        return {m: unlearning_run(inputs, m, plan_only=True).path.name for m in methods.METHODS}
 
     before = keys()
     real = stages.read_source

@@ -27,7 +27,7 @@ def test_held_out_retain_is_disjoint_from_the_regulariser_and_in_pre_training(ti
 
     tok = pretraining_tokenizer(p)
     chunks, general = domain_chunks(p, "github", tok)
-    sets = evaluation_sets(p, chunks, general)
+    sets = evaluation_sets(p.unlearning, p.seed, chunks, general)
     assert not set(sets["retain"]["doc_id"]) & set(chunks["retain"]["doc_id"])
     assert len(sets["forget"]) == len(chunks["forget"])  # every forget chunk
 
@@ -73,7 +73,7 @@ def test_late_order_retrained_models_branch_from_a_base_that_never_saw_a_forget_
     assert not forget & set(base["docs"])
     tok = pretraining_tokenizer(p)
     ids = list(chunk_documents(tok, pretraining_documents(p), p.chunk_len)["doc_id"])
-    order = slice_order(ids, forget_ids(p), p, p.seed)
+    order = slice_order(ids, forget_ids(p), p.pretraining, p.seed)
     left_out = {d.id for d in forget_documents(p, "github", p.design)}
     kept = [i for i in order if ids[i] not in left_out]
     assert len(kept) < len(order) and all(ids[i] in left_out for i in set(order) - set(kept))
@@ -97,9 +97,9 @@ def test_a_retrained_model_by_replacement_takes_the_original_s_steps_and_no_forg
     train_set = chunk_documents(tok, pretraining_documents(p), p.chunk_len)
     ids = list(train_set["doc_id"])
     forget = forget_ids(p)
-    order = slice_order(ids, forget, p, p.seed)
+    order = slice_order(ids, forget, p.pretraining, p.seed)
     removed = {d.id for d in forget_documents(p, "github", p.design)}
-    new = retrained_order(order, ids, removed, forget, p, p.seed)
+    new = retrained_order(order, ids, removed, forget, p.pretraining, p.seed)
     assert len(new) == len(order)
     changed = [k for k, (a, b) in enumerate(zip(order, new)) if a != b]
     assert changed == [k for k, i in enumerate(order) if ids[i] in removed]
@@ -113,7 +113,7 @@ def test_a_retrained_model_by_replacement_takes_the_original_s_steps_and_no_forg
     assert retrained.summary["steps"] == original.summary["steps"]
     assert len(retrained.summary["log"]) == len(original.summary["log"])
     omitted = retrained_order(
-        order, ids, removed, forget, p.replace(forget_insertion="omit"), p.seed
+        order, ids, removed, forget, p.replace(forget_insertion="omit").pretraining, p.seed
     )
     assert len(omitted) == len(order) - len(changed)
 

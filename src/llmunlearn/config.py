@@ -136,6 +136,10 @@ class UnlearnConfig:
     # steps (empty: the chapters' schedule, every eval_every steps)
     grid_eval_steps: tuple[int, ...] = ()
 
+    def batch_for(self, domain: str) -> int:
+        """Forget chunks per unlearning step on ``domain``."""
+        return dict(self.unlearn_batch_per_domain or ()).get(domain, self.unlearn_batch)
+
 
 @dataclass(frozen=True)
 class GridConfig:
@@ -254,8 +258,8 @@ class Profile:
         return out
 
     def batch_for(self, domain: str) -> int:
-        """Forget chunks per unlearning step on ``domain``."""
-        return dict(self.unlearn_batch_per_domain or ()).get(domain, self.unlearn_batch)
+        """Forget chunks per unlearning step on ``domain`` (:meth:`UnlearnConfig.batch_for`)."""
+        return self.unlearning.batch_for(domain)
 
 
 def field_names() -> list[str]:
@@ -707,10 +711,11 @@ def profile_config(profile: Profile) -> dict:
     }
 
 
-def pretrain_config(profile: Profile, drop: tuple[str, ...] = ()) -> dict:
-    """What of the profile enters a pre-training run's key: data (but the split design:
-    one original model has seen both designs' forget sets), model and pre-training, and
-    the seed; not the unlearning budget, so that changing it reuses the zoo. ``drop``:
+def pretrain_config(profile, drop: tuple[str, ...] = ()) -> dict:
+    """What of the profile (or of the pre-training stage's inputs, which hold the same
+    parts and seed) enters a pre-training run's key: data (but the split design: one
+    original model has seen both designs' forget sets), model and pre-training, and the
+    seed; not the unlearning budget, so that changing it reuses the zoo. ``drop``:
     fields of the pre-training part the run does not depend on (the base model is
     trained before any forget chunk, whatever the dose and order)."""
     return {

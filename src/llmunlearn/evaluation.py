@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from datasets import concatenate_datasets
 
-from .config import DOMAINS, Profile, check_choice, pretrain_config
+from .config import DOMAINS, Profile, UnlearnConfig, check_choice, pretrain_config
 from .data.corpus import (
     HELDOUT,
     chunk_texts,
@@ -154,8 +154,9 @@ def evaluate_model(
 # --- evaluating models of the zoo and of the runs, cached ---------------------------
 
 
-def evaluation_sets(profile: Profile, chunks: dict, general: dict) -> dict:
-    """What every model is evaluated on along a run: every forget chunk (``forget``);
+def evaluation_sets(unlearning: UnlearnConfig, seed: int, chunks: dict, general: dict) -> dict:
+    """What every model is evaluated on along a run (the sizes are the profile's
+    ``unlearning`` part, the samples drawn with ``seed``): every forget chunk (``forget``);
     every approximate chunk (``approximate``: the membership rule's non-members, issue 35;
     a fixed sample of ``membership_chunks`` where a profile caps it); and a fixed sample of
     ``eval_chunks`` chunks of the *held-out* retain chunks (``retain``: the retain
@@ -169,16 +170,12 @@ def evaluation_sets(profile: Profile, chunks: dict, general: dict) -> dict:
     return {
         **({"forget": chunks["forget"]} if "forget" in chunks else {}),
         **(
-            {
-                "approximate": fixed_sample(
-                    chunks["approximate"], profile.membership_chunks, profile.seed
-                )
-            }
+            {"approximate": fixed_sample(chunks["approximate"], unlearning.membership_chunks, seed)}
             if "approximate" in chunks
             else {}
         ),
         **{
-            s: fixed_sample(c, profile.eval_chunks, profile.seed)
+            s: fixed_sample(c, unlearning.eval_chunks, seed)
             for s, c in sampled.items()
             if c is not None
         },
@@ -286,11 +283,16 @@ def evaluation_config(profile: Profile) -> dict:
         "design": profile.design,
         "eval_chunks": profile.eval_chunks,
         "membership_chunks": profile.membership_chunks,
-        "row": 8,
-    }  # row 2: rows hold the AUC; 4: every forget chunk, held-out retain, whole target;
-    # 5: the full evaluation's attacks report TPR at low FPR; 6: utility chunk losses;
-    # 7: every chunk's Min-K% score and its source document (the paired membership rule);
-    # 8: every approximate chunk (membership_chunks), every set's chunk losses
+        "row": EVALUATION_ROW,
+    }
+
+
+EVALUATION_ROW = 8
+"""The version of what an :func:`evaluation_row` holds, in every evaluation's and unlearning
+run's key. 2: rows hold the AUC; 4: every forget chunk, held-out retain, whole target; 5: the
+full evaluation's attacks report TPR at low FPR; 6: utility chunk losses; 7: every chunk's
+Min-K% score and its source document (the paired membership rule); 8: every approximate
+chunk (membership_chunks), every set's chunk losses."""
 
 
 @once
@@ -308,7 +310,7 @@ def evaluate_reference(profile: Profile, domain: str, model_run: Run) -> dict:
         torch.set_num_threads(profile.threads)
         model, tokenizer = load_original(model_run)
         chunks, general = domain_chunks(profile, domain, tokenizer)
-        sets = evaluation_sets(profile, chunks, general)
+        sets = evaluation_sets(profile.unlearning, profile.seed, chunks, general)
         row = evaluation_row(model.eval(), sets, profile.seed, intervals=True)
         # the target: the whole approximate set, measured once per model and domain (a
         # zoo model measured it when it was trained, on the same chunks)
@@ -416,7 +418,7 @@ def evaluate_folder(
     result = evaluate_model(
         model,
         tokenizer,
-        evaluation_sets(profile, chunks, general),
+        evaluation_sets(profile.unlearning, profile.seed, chunks, general),
         references,
         profile=profile,
         intervals=intervals,

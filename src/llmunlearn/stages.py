@@ -10,6 +10,20 @@ Read top to bottom, this is how the book is built (each arrow: "is read by")::
                                           └──► real-llm (a real LLM's continued pre-training)
     own (your model and text) ──► evaluate / unlearn
 
+An entry point (a chapter's study, the grid, the command line) resolves a stage's inputs
+once and hands them to the stage's function, which never receives the profile:
+
+- ``pretrain``: :func:`~llmunlearn.training.pretraining.pretraining_inputs` (every domain's
+  documents, the tokenizer's run, the data, model and pre-training parts) ->
+  :func:`~llmunlearn.training.pretraining.pretraining_run` and
+  :func:`~llmunlearn.training.pretraining.pretrain_base`;
+- ``unlearn``: :func:`~llmunlearn.unlearning.runner.unlearning_inputs` (the original's run,
+  its evaluated row on the domain, the domain's and general's documents, the unlearning
+  part) -> :func:`~llmunlearn.unlearning.runner.unlearning_run`, once per domain and
+  original for a whole grid or every method.
+
+``pretrain(profile, ...)`` and ``unlearn(profile, ...)`` are those entry points for one run.
+
 Every run of a stage is a folder ``<home>/<folder>/<name>-<key>`` (:class:`~llmunlearn.runs.Run`).
 Its key is a hash of three things:
 

@@ -53,7 +53,6 @@ from ..config import (
     SPLITS,
     Profile,
     check_choice,
-    profile_config,
 )
 from ..runs import config_hash, home, write_json
 from ..stages import stage_digest
@@ -410,17 +409,22 @@ def _file_state(path: Path):
 def load_splits(
     domain: str, profile: Profile, design: str | None = None
 ) -> dict[str, list[Document]]:
-    """The splits of ``domain`` as an unlearning run sees them: ``forget``, ``retain``
-    (the regulariser), ``approximate`` of ``design`` (default: the profile's) and
-    :data:`HELDOUT` when the profile holds retain documents out; for general,
-    ``evaluation`` and ``retain``."""
+    """The splits of ``domain`` as an unlearning run sees them (:func:`design_splits` of
+    :func:`domain_splits`, ``design`` by default the profile's)."""
     design = check_choice("design", design or profile.design, DESIGNS)
-    joint = domain_splits(domain, profile)
+    return design_splits(domain_splits(domain, profile), domain, design, profile.dataset)
+
+
+def design_splits(joint: dict, domain: str, design: str, dataset: str = "local") -> dict:
+    """Of a domain's splits under both designs (``joint``: :func:`domain_splits`), those an
+    unlearning run sees: ``forget``, ``retain`` (the regulariser), ``approximate`` of
+    ``design`` and :data:`HELDOUT` when retain documents are held out; for general,
+    ``evaluation`` and ``retain``. A design the ``dataset`` lacks is a ``ValueError``."""
     if domain == "general":
         return joint
     if f"{design}/forget" not in joint:
         raise ValueError(
-            f"dataset {profile.dataset!r} has one split design ('matched'); "
+            f"dataset {dataset!r} has one split design ('matched'); "
             f"design {design!r} needs dataset='local'"
         )
     return {
@@ -431,18 +435,26 @@ def load_splits(
     }
 
 
+def all_splits(profile: Profile) -> dict[str, dict[str, list[Document]]]:
+    """Every domain's and general's splits under both designs: domain -> :func:`domain_splits`."""
+    return {domain: domain_splits(domain, profile) for domain in ALL_DOMAINS}
+
+
+def training_documents(splits: dict) -> list[Document]:
+    """D of :func:`all_splits`: every domain's forget sets (both designs) and retain set,
+    plus general/retain. No approximate set and no general/evaluation document is in it."""
+    return [
+        d
+        for domain in ALL_DOMAINS
+        for key, docs in splits[domain].items()
+        if key in ("retain", HELDOUT) or key.endswith("/forget")
+        for d in docs
+    ]
+
+
 def pretraining_documents(profile: Profile) -> list[Document]:
-    """D: every domain's forget sets (both designs) and retain set, plus general/retain.
-    No approximate set and no general/evaluation document is in it."""
-    out = []
-    for domain in (*DOMAINS, "general"):
-        out += [
-            d
-            for key, docs in domain_splits(domain, profile).items()
-            if key in ("retain", HELDOUT) or key.endswith("/forget")
-            for d in docs
-        ]
-    return out
+    """D of the profile (:func:`training_documents`)."""
+    return training_documents(all_splits(profile))
 
 
 def tokenizer_documents(profile: Profile) -> list[Document]:
@@ -450,7 +462,7 @@ def tokenizer_documents(profile: Profile) -> list[Document]:
     general/retain), so no model of the zoo has a token made for forget text."""
     return [
         d
-        for domain in (*DOMAINS, "general")
+        for domain in ALL_DOMAINS
         for key, docs in domain_splits(domain, profile).items()
         if key in ("retain", HELDOUT)
         for d in docs
@@ -638,40 +650,45 @@ def fixed_sample(chunks, n: int, seed: int):
 
 
 _CHUNKED: dict = {}
-"""This process's :func:`chunked_splits`, newest last (at most :data:`_CHUNKED_MAX`)."""
+"""This process's :func:`chunk_splits`, newest last (at most :data:`_CHUNKED_MAX`)."""
 _CHUNKED_MAX = 16
 
 
-def _chunks_key(profile: Profile, domain: str, tokenizer) -> tuple | None:
-    """What :func:`chunked_splits` returns depends on: the home, the profile's run fields,
-    the domain and the tokenizer's whole serialised vocabulary and rules with its pad
-    token (None for a tokenizer without a fast backend: not kept)."""
+def _chunks_key(splits: dict, tokenizer, chunk_len: int) -> tuple | None:
+    """What :func:`chunk_splits` returns depends on: every split's documents (ids and text
+    digests, in order), the tokenizer's whole serialised vocabulary and rules with its pad
+    token, and the chunk length (None for a tokenizer without a fast backend: not kept)."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is None:
         return None
-    cut = {"tokenizer": backend.to_str(), "pad": tokenizer.pad_token_id}
-    return str(home()), config_hash(profile_config(profile)), domain, config_hash(cut)
+    cut = {"tokenizer": backend.to_str(), "pad": tokenizer.pad_token_id, "len": chunk_len}
+    docs = {s: [(d.id, d.sha256) for d in v] for s, v in splits.items()}
+    return config_hash(docs), config_hash(cut)
 
 
-def chunked_splits(profile: Profile, domain: str, tokenizer) -> dict:
-    """Every split of ``domain`` (or ``general``), chunked with ``tokenizer``.
+def chunk_splits(splits: dict[str, list[Document]], tokenizer, chunk_len: int) -> dict:
+    """Every split of ``splits`` (split -> documents, as :func:`load_splits` gives them),
+    chunked with ``tokenizer`` into chunks of ``chunk_len`` tokens.
 
     Kept in this process per :func:`_chunks_key`: the grid loads the same chunks for every
     run, and tokenising them again cost about a third of a second per run on ``cpu``. The
     datasets are shared between callers, so a caller derives new ones (``map``,
     ``select``, ``with_format``) and never changes one in place (``set_format``)."""
-    key = _chunks_key(profile, domain, tokenizer)
+    key = _chunks_key(splits, tokenizer, chunk_len)
     if key not in _CHUNKED:
-        out = {
-            s: chunk_documents(tokenizer, docs, profile.chunk_len)
-            for s, docs in load_splits(domain, profile).items()
-        }
+        out = {s: chunk_documents(tokenizer, docs, chunk_len) for s, docs in splits.items()}
         if key is None:
             return out
         _CHUNKED[key] = out
         while len(_CHUNKED) > _CHUNKED_MAX:
             del _CHUNKED[next(iter(_CHUNKED))]
     return dict(_CHUNKED[key])
+
+
+def chunked_splits(profile: Profile, domain: str, tokenizer) -> dict:
+    """Every split of ``domain`` (or ``general``) as the profile has it, chunked with
+    ``tokenizer`` (:func:`chunk_splits`)."""
+    return chunk_splits(load_splits(domain, profile), tokenizer, profile.chunk_len)
 
 
 def domain_chunks(profile: Profile, domain: str, tokenizer) -> tuple[dict, dict]:

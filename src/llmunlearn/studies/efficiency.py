@@ -55,7 +55,7 @@ from ..runs import Run, home, provenance, use_home, write_json
 from ..training.loop import TrainConfig, train, training_flops
 from ..training.pretraining import load_original, load_reference, pretrain, pretraining_tokenizer
 from ..unlearning.methods import get_method, resolve_hparams
-from ..unlearning.runner import eval_points, unlearn
+from ..unlearning.runner import eval_points, unlearn, unlearning_inputs, unlearning_run
 from .plan import DEVICES, plan
 
 BENCH_METHODS = ("ga", "ga_gd_in", "ga_kl_in")
@@ -234,7 +234,9 @@ def eval_throughput(profile, original, domain) -> dict:
 
     model, tokenizer = load_original(original)
     model.eval()
-    sets = evaluation_sets(profile, *domain_chunks(profile, domain, tokenizer))
+    sets = evaluation_sets(
+        profile.unlearning, profile.seed, *domain_chunks(profile, domain, tokenizer)
+    )
     tokens = sum(sum(map(sum, c.with_format(None)["attention_mask"])) for c in sets.values())
 
     def ours():
@@ -268,7 +270,9 @@ def full_evaluation(profile, original, domain) -> dict:
     model.eval()
     ref, _ = load_original(original)
     ref.eval()
-    sets = evaluation_sets(profile, *domain_chunks(profile, domain, tokenizer))
+    sets = evaluation_sets(
+        profile.unlearning, profile.seed, *domain_chunks(profile, domain, tokenizer)
+    )
     out = {}
     for name in ("first_model_s", "later_model_s"):
         t0 = time.perf_counter()
@@ -479,25 +483,26 @@ def _in_process_of_its_own(function: str, args: dict) -> None:
 
 def grid_throughput(profile: Profile, domain: str, configs: list[tuple[str, float]]) -> dict:
     """Grid runs per hour, ours against the paper's pipeline, on the same configurations
-    (method, lr) at the grid's budget: ours is :func:`~llmunlearn.unlearning.runner.unlearn` of a
-    grid cell (no weights kept, evaluated in the loop at the grid's steps, the original's
+    (method, lr) at the grid's budget: ours is :func:`~llmunlearn.unlearning.runner.unlearning_run`
+    of a grid cell (no weights kept, evaluated in the loop at the grid's steps, the original's
     step 0 cached); the paper's is one process per configuration that trains with
     ``Trainer`` and saves the model at each of those steps, then one process per saved
     model that loads and evaluates it on the same sets (data prepared once, on disk; the
     processes' start-up is part of what that pipeline costs)."""
 
     steps = profile.unlearn_steps
-    points = eval_points(profile, steps)
+    points = eval_points(profile.unlearning, steps)
     original = pretrain(profile, progress=False)
     _, tokenizer = load_original(original)
     chunks, general = domain_chunks(profile, domain, tokenizer)
-    sets = evaluation_sets(profile, chunks, general)
+    sets = evaluation_sets(profile.unlearning, profile.seed, chunks, general)
     blob = base64.b64encode(pickle.dumps(profile)).decode()
     ours, paper, evaluated = [], [], []
     with _scratch_home():
+        inputs = unlearning_inputs(profile, domain, original)  # once, as the grid does
         for method, lr in configs:
             t0 = time.perf_counter()
-            unlearn(profile, domain, method, lr=lr, keep_model=False, progress=False)
+            unlearning_run(inputs, method, lr=lr, keep_model=False, progress=False)
             ours.append(time.perf_counter() - t0)
             spec = get_method(method)
             with tempfile.TemporaryDirectory() as tmp:

@@ -262,10 +262,10 @@ def retrained_steps(profile: Profile, domain: str, doc_ids: list[str] | None = N
         {d.id for d in forget_documents(profile, domain, profile.design)},
     )
     if profile.pretrain_order == "late":
-        order = slice_order(doc_ids, forget, profile, profile.seed)
+        order = slice_order(doc_ids, forget, profile.pretraining, profile.seed)
     else:
-        order, _ = training_order(doc_ids, forget, profile, profile.seed)
-    kept = retrained_order(order, doc_ids, removed, forget, profile, profile.seed)
+        order, _ = training_order(doc_ids, forget, profile.pretraining, profile.seed)
+    kept = retrained_order(order, doc_ids, removed, forget, profile.pretraining, profile.seed)
     return max(1, len(kept) // profile.pretrain_batch)
 
 

@@ -125,7 +125,7 @@ def _measured(profile, domain, folder, known, bits, splits, reference) -> dict:
     model), the share of weights back on the base's."""
     model, _, chunks, general = load_folder(profile, domain, folder)
     check_quantisable(model, bits[0])  # every width checked before any is measured
-    sets = evaluation_sets(profile, chunks, general)
+    sets = evaluation_sets(profile.unlearning, profile.seed, chunks, general)
     sets = {k: v for k, v in sets.items() if k in splits}
     found = {32: dict(known)}
     if reference is not None:

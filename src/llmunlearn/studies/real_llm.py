@@ -67,7 +67,7 @@ from ..runs import Run, folder_written
 from ..training.loop import saved_model, training_flops
 from ..training.pretraining import base_model_run, train_lm
 from ..unlearning.methods import get_method
-from ..unlearning.runner import unlearn, unlearn_all
+from ..unlearning.runner import unlearn_all, unlearning_inputs, unlearning_run
 from .decisions import paired_auc_difference
 from .quantisation import quantisation_attack
 from .utility import lm_eval_run
@@ -387,7 +387,8 @@ def continued(p: Profile, *, twin: bool = False, progress: bool = True, **overri
     steps = len(order) // recipe["batch"]
     recipe_profile = p.replace(pretrain_batch=recipe["batch"], pretrain_lr=recipe["lr"])
     result = train_lm(
-        recipe_profile,
+        recipe_profile.pretraining,
+        p.execution,
         model,
         train_set,
         order,
@@ -649,8 +650,9 @@ def zoo_agreement(profile: Profile, table):
 
     rows = []
     before = table.loc["original"]
+    inputs = unlearning_inputs(profile, "github")
     for m in table.index.drop("original"):
-        s = unlearn(profile, "github", m, progress=False).summary
+        s = unlearning_run(inputs, m, progress=False).summary
         zoo_reached = bool(s["selected"]["reached_target"])
         zoo_dauc = s["selected"]["auc"] - s["evals"][0]["auc"]
         real_dauc = table.loc[m, "AUC"] - before["AUC"]

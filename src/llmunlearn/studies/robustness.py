@@ -52,7 +52,7 @@ from ..runs import Run
 from ..training.executor import run_missing, with_threads
 from ..training.pretraining import pretrain, pretrain_zoo, siblings
 from ..unlearning.methods import METHODS, get_method
-from ..unlearning.runner import eval_points, unlearn
+from ..unlearning.runner import eval_points, unlearning_inputs, unlearning_run
 from .decisions import (  # the thresholds are written once, there
     FORGET_BAND,
     FORGET_GAP_FRACTION,
@@ -161,29 +161,30 @@ def run_grid(
         originals[profile.grid_seeds[0]] = original
     for s in {c["replicate"] for c in cells} - set(originals):
         originals[s] = pretrain(profile, seed=s, progress=False)
-
-    def kwargs(cell):
-        return {
-            "lr": cell["lr"],
-            "seed": cell["seed"],
-            "optimizer": cell["optimizer"],
-            "original": originals[cell["replicate"]],
-            "keep_model": is_default(profile, cell),
-        }
-
+    # the unlearning stage's inputs, resolved once per original and handed to every run
     local = profile.executor == "local"
+    workers = profile.jobs if local else 1
+    inputs = {
+        s: with_threads(unlearning_inputs(profile, domain, originals[s]), workers)
+        for s in sorted({c["replicate"] for c in cells})
+    }
+
+    def task(cell):
+        return (
+            (inputs[cell["replicate"]], cell["method"]),
+            {
+                "lr": cell["lr"],
+                "seed": cell["seed"],
+                "optimizer": cell["optimizer"],
+                "keep_model": is_default(profile, cell),
+                "progress": False,
+            },
+        )
+
     if profile.jobs > 1 or not local:  # the runs not cached yet: in workers or on Ray first
-        worker = with_threads(profile, profile.jobs if local else 1)
         run_missing(
-            unlearn,
-            [
-                (
-                    f"{c['method']} lr={c['lr']:g}",
-                    (worker, domain, c["method"]),
-                    {**kwargs(c), "progress": False},
-                )
-                for c in cells
-            ],
+            unlearning_run,
+            [(f"{c['method']} lr={c['lr']:g}", *task(c)) for c in cells],
             profile.jobs,
             profile.threads,
             desc=f"grid on {domain}",
@@ -200,12 +201,8 @@ def run_grid(
                 f"original s{cell['replicate']}",
                 refresh=False,
             )
-            out.append(
-                (
-                    cell,
-                    unlearn(profile, domain, cell["method"], **kwargs(cell), progress=False),
-                )
-            )
+            args, kwargs = task(cell)
+            out.append((cell, unlearning_run(*args, **kwargs)))
     return out
 
 
@@ -257,7 +254,7 @@ def grid_frame(
             original, retrained = refs[cell["replicate"]]
             summ, steps = run.summary, run.config["train"]["steps"]
             evals = {e["step"]: e for e in summ["evals"]}
-            for step in (0, *eval_points(profile, steps)):
+            for step in (0, *eval_points(profile.unlearning, steps)):
                 rows.append(
                     _row(
                         {"domain": domain, **cell},

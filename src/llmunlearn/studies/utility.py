@@ -307,7 +307,9 @@ def lm_eval_run(
     lm.to("cuda" if torch.cuda.is_available() else "cpu").eval()
     if BATTERY in tasks:
         # the held-out general sample every evaluation uses, so the items of `evaluate`
-        general = evaluation_sets(profile, {}, chunked_splits(profile, "general", tokenizer))
+        general = evaluation_sets(
+            profile.unlearning, profile.seed, {}, chunked_splits(profile, "general", tokenizer)
+        )
         items = utility_items(profile, general["general"])
         battery_task(items, tokenizer, folder)
         scores = multiple_choice_scores(lm, items)

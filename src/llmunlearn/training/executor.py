@@ -61,9 +61,13 @@ def _call(fn, threads, args, kwargs):
     return fn(*args, **kwargs)
 
 
-def with_threads(profile, jobs: int):
-    """``profile`` with the threads each of ``jobs`` workers gets."""
-    return profile.replace(threads=max(1, profile.threads // max(1, jobs)))
+def with_threads(config, jobs: int):
+    """``config`` (a profile, or a stage's inputs: anything with an ``execution`` part) with
+    the threads each of ``jobs`` workers gets."""
+    threads = max(1, config.execution.threads // max(1, jobs))
+    return dataclasses.replace(
+        config, execution=dataclasses.replace(config.execution, threads=threads)
+    )
 
 
 def run_tasks(
@@ -172,6 +176,11 @@ def _swap(obj, kind, fn):
         return {k: _swap(v, kind, fn) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return type(obj)(_swap(v, kind, fn) for v in obj)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):  # a stage's inputs
+        fields = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj) if f.init}
+        swapped = {k: _swap(v, kind, fn) for k, v in fields.items()}
+        changed = {k: v for k, v in swapped.items() if v is not fields[k]}
+        return dataclasses.replace(obj, **changed) if changed else obj
     return obj
 
 

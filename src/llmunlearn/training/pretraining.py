@@ -15,6 +15,7 @@ is the original model (:func:`base_model_run`), and there is no exact retrained 
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from pathlib import Path
 
@@ -22,17 +23,26 @@ import torch
 from huggingface_hub import snapshot_download
 from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedTokenizerFast
 
-from ..config import DOMAINS, Profile, check_choice, pretrain_config
+from ..config import (
+    DOMAINS,
+    DataConfig,
+    ExecutionConfig,
+    ModelConfig,
+    PretrainConfig,
+    Profile,
+    check_choice,
+    pretrain_config,
+)
 from ..core import nll_loss
 from ..data.corpus import (
-    ALL_DOMAINS,
+    all_splits,
     chunk_documents,
-    domain_splits,
+    design_splits,
     fixed_sample,
-    forget_documents,
-    pretraining_documents,
     tokenizer_documents,
+    training_documents,
 )
+from ..data.sources import Document
 from ..measurement.metrics import perplexity
 from ..models import build_model, check_checkpoint, load_model, n_params, runtime, train_tokenizer
 from ..runs import Run, home, once, write_json
@@ -61,6 +71,80 @@ def tokenizer_run(profile: Profile) -> Run:
     return run
 
 
+@dataclasses.dataclass(frozen=True)
+class PretrainInputs:
+    """What the pre-training stage reads (``pretrain`` in :data:`~llmunlearn.stages.STAGES`),
+    resolved from a profile by :func:`pretraining_inputs`: the data stage's documents, the
+    tokenizer stage's run and the parts of the profile its runs are keyed by and run with.
+    A run of :func:`pretraining_run` or :func:`pretrain_base` gets these, never the
+    profile. Hashable (the documents are tuples), so that each run is resolved once per
+    process (:func:`~llmunlearn.runs.once`)."""
+
+    name: str  # the profile's name: the runs' folder names
+    seed: int  # the profile's seed: the default pre-training seed, the zoo's samples
+    data: DataConfig  # in the runs' keys (the split design is not: see pretrain_config)
+    model: ModelConfig
+    pretraining: PretrainConfig
+    execution: ExecutionConfig  # threads, compile: never in a key
+    documents: tuple  # ((domain, ((split, (Document, ...)), ...)), ...): all_splits
+    tokenizer: Run  # the tokenizer stage's run
+
+    @property
+    def design(self) -> str:
+        return self.data.design
+
+    def splits(self) -> dict[str, dict[str, list[Document]]]:
+        """Every domain's and general's splits under both designs (as :func:`all_splits`)."""
+        return {domain: {s: list(v) for s, v in splits} for domain, splits in self.documents}
+
+    def forget_documents(self, domain: str, design: str | None = None) -> list[Document]:
+        """The forget set that ``domain``'s exact retrained model for ``design`` (default
+        the profile's) leaves out."""
+        joint = self.splits()[domain]
+        return design_splits(joint, domain, design or self.design, self.data.dataset)["forget"]
+
+    def forget_ids(self) -> set[str]:
+        """Every forget document of every domain and design: what the original model has
+        seen that some retrained model has not."""
+        return {
+            d.id
+            for domain, splits in self.documents
+            if domain in DOMAINS
+            for key, docs in splits
+            if key.endswith("/forget")
+            for d in docs
+        }
+
+    def chunks(self, docs: list[Document]):
+        """``docs`` chunked with the stage's tokenizer (and the tokenizer)."""
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(self.tokenizer.path)
+        return chunk_documents(tokenizer, docs, self.model.chunk_len), tokenizer
+
+
+def pretraining_inputs(profile: Profile) -> PretrainInputs:
+    """Resolve the pre-training stage's inputs from ``profile``: the splits of every
+    domain (the data stage, split or read once per process) and the tokenizer's run (the
+    tokenizer stage, trained when missing)."""
+    return PretrainInputs(
+        name=profile.name,
+        seed=profile.seed,
+        data=profile.data,
+        model=profile.model,
+        pretraining=profile.pretraining,
+        execution=profile.execution,
+        documents=tuple(
+            (domain, tuple((s, tuple(v)) for s, v in splits.items()))
+            for domain, splits in all_splits(profile).items()
+        ),
+        tokenizer=tokenizer_run(profile),
+    )
+
+
+def forget_ids(profile: Profile) -> set[str]:
+    """:meth:`PretrainInputs.forget_ids` of a profile."""
+    return pretraining_inputs(profile).forget_ids()
+
+
 def zoo_name(without: str | None, design: str) -> str:
     """``original`` or ``retrained-<domain>-<design>``: a pre-training run's kind."""
     return "original" if without is None else f"retrained-{without}-{design}"
@@ -75,45 +159,41 @@ SLICE_LR = 0.3
 and cosine decay): a continued pre-training, not a restart."""
 
 
-def forget_ids(profile: Profile) -> set[str]:
-    """Every forget document of every domain and design: what the original model has seen
-    that some retrained model has not."""
-    return {
-        d.id
-        for domain in DOMAINS
-        for key, docs in domain_splits(domain, profile).items()
-        if key.endswith("/forget")
-        for d in docs
-    }
-
-
-def training_order(doc_ids: list[str], forget: set[str], profile: Profile, seed: int):
+def training_order(doc_ids: list[str], forget: set[str], pretraining: PretrainConfig, seed: int):
     """The mixed order: ``pretrain_epochs`` passes over D in which every forget chunk
     appears ``forget_repeats`` times per pass (a fresh seeded permutation per pass):
     chunk indices, and the number of optimiser steps."""
     base = list(range(len(doc_ids)))
-    extra = [i for i, d in enumerate(doc_ids) if d in forget] * (profile.forget_repeats - 1)
+    extra = [i for i, d in enumerate(doc_ids) if d in forget] * (pretraining.forget_repeats - 1)
     pool = base + extra
-    steps = max(1, profile.pretrain_epochs * len(pool) // profile.pretrain_batch)
-    return [pool[i] for i in stream_order(len(pool), steps * profile.pretrain_batch, seed)], steps
+    batch = pretraining.pretrain_batch
+    steps = max(1, pretraining.pretrain_epochs * len(pool) // batch)
+    return [pool[i] for i in stream_order(len(pool), steps * batch, seed)], steps
 
 
-def slice_order(doc_ids: list[str], forget: set[str], profile: Profile, seed: int) -> list[int]:
+def slice_order(
+    doc_ids: list[str], forget: set[str], pretraining: PretrainConfig, seed: int
+) -> list[int]:
     """The late order's final slice: every forget chunk ``forget_repeats`` times and as
     many chunks replayed from the rest of D (a seeded sample), in one seeded shuffle."""
 
     rng = random.Random(seed + 1000)
     fidx = [i for i, d in enumerate(doc_ids) if d in forget]
     rest = [i for i, d in enumerate(doc_ids) if d not in forget]
-    n = len(fidx) * profile.forget_repeats
+    n = len(fidx) * pretraining.forget_repeats
     replay = [rest[rng.randrange(len(rest))] for _ in range(n)]
-    order = fidx * profile.forget_repeats + replay
+    order = fidx * pretraining.forget_repeats + replay
     rng.shuffle(order)
     return order
 
 
 def retrained_order(
-    order: list[int], doc_ids: list[str], removed: set[str], forget: set[str], profile, seed: int
+    order: list[int],
+    doc_ids: list[str],
+    removed: set[str],
+    forget: set[str],
+    pretraining: PretrainConfig,
+    seed: int,
 ) -> list[int]:
     """The original's chunk ``order`` with the chunks of the ``removed`` documents taken
     out: left out (``forget_insertion="omit"``: fewer steps) or, with ``"replace"``, each
@@ -123,14 +203,13 @@ def retrained_order(
 
     if not removed:
         return list(order)
-    if profile.forget_insertion == "omit":
+    if pretraining.forget_insertion == "omit":
         return [i for i in order if doc_ids[i] not in removed]
     rng = random.Random(seed + 2000)
     rest = [i for i, d in enumerate(doc_ids) if d not in forget]
     return [i if doc_ids[i] not in removed else rest[rng.randrange(len(rest))] for i in order]
 
 
-@once
 def pretrain(
     profile: Profile,
     *,
@@ -143,6 +222,59 @@ def pretrain(
 ) -> Run:
     """Pre-train (or reuse) a model of the zoo; returns its :class:`Run`.
 
+    The entry point of one pre-training run: a profile with ``base_model`` pre-trains
+    nothing (:func:`base_model_run`); else the stage's inputs are resolved from ``profile``
+    (:func:`pretraining_inputs`) and handed to :func:`pretraining_run`, which documents
+    the arguments, the run and its summary.
+    """
+    if profile.base_model:
+        if without is not None or seed not in (None, profile.seed):
+            raise ValueError(
+                f"profile {profile.name!r} starts from the pre-trained base model "
+                f"{profile.base_model!r}: there is no retrained model or second "
+                "seed to pre-train (set base_model=None to pre-train a zoo)"
+            )
+        return base_model_run(profile)
+    _check_zoo_args(profile.pretraining, without, measure, slice_seed)  # before any split
+    return pretraining_run(
+        pretraining_inputs(profile),
+        seed=seed,
+        without=without,
+        progress=progress,
+        plan_only=plan_only,
+        measure=measure,
+        slice_seed=slice_seed,
+    )
+
+
+def _check_zoo_args(pretraining: PretrainConfig, without, measure: str, slice_seed) -> None:
+    """A zoo run's own arguments checked: a known ``measure``, a ``slice_seed`` only for
+    the late order, a known domain to leave out, measured everywhere."""
+    check_choice("measure", measure, MEASURES)
+    if slice_seed is not None and pretraining.pretrain_order != "late":
+        raise ValueError(
+            f"slice_seed={slice_seed!r} needs pretrain_order='late' (a final slice to seed), "
+            f"got pretrain_order={pretraining.pretrain_order!r}"
+        )
+    if without is not None:
+        check_choice("domain", without, DOMAINS)
+        if measure != "all":
+            raise ValueError(f"a retrained model is measured with measure='all', got {measure!r}")
+
+
+@once
+def pretraining_run(
+    inputs: PretrainInputs,
+    *,
+    seed: int | None = None,
+    without: str | None = None,
+    progress: bool = True,
+    plan_only: bool = False,
+    measure: str = "all",
+    slice_seed: int | None = None,
+) -> Run:
+    """The pre-training stage: a model of the zoo from ``inputs``; returns its :class:`Run`.
+
     With ``without=None`` this is the *original model*, trained on D. With
     ``without=domain`` it is that domain's *exact retrained model* for the profile's split
     design: the same tokenizer, seed and chunk order as the original with that design's
@@ -150,7 +282,7 @@ def pretrain(
     fewer steps, or replaced by replayed chunks, so there are as many). The original model
     does not depend on the design.
 
-    ``profile.pretrain_order`` says where the forget chunks are: ``"mixed"`` shuffles
+    The profile's ``pretrain_order`` says where the forget chunks are: ``"mixed"`` shuffles
     them into every epoch (``forget_repeats`` times per epoch); ``"late"`` pre-trains a
     *base* on D minus every forget set (:func:`pretrain_base`, shared by the original and
     every retrained model of the seed) and puts the forget sets in a final slice
@@ -178,54 +310,36 @@ def pretrain(
     (:func:`sibling_seed`), the positive control of the rules that judge unlearning from
     this seed's original.
     """
-
-    if profile.base_model:
-        if without is not None or seed not in (None, profile.seed):
-            raise ValueError(
-                f"profile {profile.name!r} starts from the pre-trained base model "
-                f"{profile.base_model!r}: there is no retrained model or second "
-                "seed to pre-train (set base_model=None to pre-train a zoo)"
-            )
-        return base_model_run(profile)
-    seed = profile.seed if seed is None else seed
-    check_choice("measure", measure, MEASURES)
-    if slice_seed is not None and profile.pretrain_order != "late":
-        raise ValueError(
-            f"slice_seed={slice_seed!r} needs pretrain_order='late' (a final slice to seed), "
-            f"got pretrain_order={profile.pretrain_order!r}"
-        )
-    if without is not None:
-        check_choice("domain", without, DOMAINS)
-        if measure != "all":
-            raise ValueError(f"a retrained model is measured with measure='all', got {measure!r}")
-    splits = {d: domain_splits(d, profile) for d in ALL_DOMAINS}
-    removed = [] if without is None else forget_documents(profile, without, profile.design)
-    run = _zoo_run(profile, seed, without, measure, slice_seed, splits, removed)
+    _check_zoo_args(inputs.pretraining, without, measure, slice_seed)
+    seed = inputs.seed if seed is None else seed
+    design, pretraining = inputs.design, inputs.pretraining
+    removed = [] if without is None else inputs.forget_documents(without)
+    run = _zoo_run(inputs, seed, without, measure, slice_seed, removed)
     if run.done or plan_only:
         return run
-    kind = zoo_name(without, profile.design)
+    kind = zoo_name(without, design)
 
-    late = profile.pretrain_order == "late"
-    base = pretrain_base(profile, seed, progress) if late else None
-    torch.set_num_threads(profile.threads)
-    tokenizer = pretraining_tokenizer(profile)
-    train_set = chunk_documents(tokenizer, pretraining_documents(profile), profile.chunk_len)
+    late = pretraining.pretrain_order == "late"
+    base = pretrain_base(inputs, seed, progress) if late else None
+    torch.set_num_threads(inputs.execution.threads)
+    train_set, tokenizer = inputs.chunks(training_documents(inputs.splits()))
     doc_ids = list(train_set["doc_id"])
-    forget = forget_ids(profile)
+    forget = inputs.forget_ids()
     draws = seed if slice_seed is None else slice_seed  # the final slice's (the base keeps seed)
     if late:
         model, _ = load_model(base.path / "model")
-        order = slice_order(doc_ids, forget, profile, draws)
-        lr, warmup, steps = profile.pretrain_lr * SLICE_LR, 0.1, None
+        order = slice_order(doc_ids, forget, pretraining, draws)
+        lr, warmup, steps = pretraining.pretrain_lr * SLICE_LR, 0.1, None
     else:
-        model = build_model(profile.model, len(tokenizer), seed)
-        order, steps = training_order(doc_ids, forget, profile, seed)
-        lr, warmup = profile.pretrain_lr, 0.05
+        model = build_model(inputs.model, len(tokenizer), seed)
+        order, steps = training_order(doc_ids, forget, pretraining, seed)
+        lr, warmup = pretraining.pretrain_lr, 0.05
     if removed or late:
-        order = retrained_order(order, doc_ids, {d.id for d in removed}, forget, profile, draws)
-        steps = max(1, len(order) // profile.pretrain_batch)
+        order = retrained_order(order, doc_ids, {d.id for d in removed}, forget, pretraining, draws)
+        steps = max(1, len(order) // pretraining.pretrain_batch)
     result = train_lm(
-        profile,
+        pretraining,
+        inputs.execution,
         model,
         train_set,
         order,
@@ -234,46 +348,47 @@ def pretrain(
         warmup,
         draws,
         run,
-        f"pre-train {profile.name} {kind}"
+        f"pre-train {inputs.name} {kind}"
         + (" (final slice)" if late else "")
-        + (f" (seed {seed})" if seed != profile.seed else "")
+        + (f" (seed {seed})" if seed != inputs.seed else "")
         + (f" (slice seed {draws})" if "slice seed" in run.config else ""),
         progress,
     )
     model = saved_model(result, run.path / "model", tokenizer)  # from every process
     if model is None:
         return run  # under `accelerate launch`, the main process measures and writes
-    run.finish(
-        _zoo_summary(profile, model, tokenizer, splits, without, measure, base, result, steps)
-    )
+    run.finish(_zoo_summary(inputs, model, tokenizer, without, measure, base, result, steps))
     return run
 
 
-def _zoo_run(profile: Profile, seed: int, without, measure: str, slice_seed, splits, removed):
+def _zoo_run(inputs: PretrainInputs, seed: int, without, measure: str, slice_seed, removed):
     """The :class:`Run` of a zoo model: its key holds the profile's pre-training fields
     (``forget_insertion`` only for a retrained model: how it leaves its forget chunks out does
     not change the original), the seed, the batching, every split's documents, what it is
     trained without, a ``"gap"`` measure and a sibling's slice seed."""
     config = {
-        "profile": pretrain_config(profile, () if without is not None else ("forget_insertion",)),
+        "profile": pretrain_config(inputs, () if without is not None else ("forget_insertion",)),
         "seed": seed,
         "batching": BATCHING,
-        "docs": {d: {s: [x.sha256 for x in v] for s, v in sp.items()} for d, sp in splits.items()},
+        "docs": {
+            d: {s: [x.sha256 for x in v] for s, v in sp.items()}
+            for d, sp in inputs.splits().items()
+        },
         "without": without
         and {
             "domain": without,
-            "design": profile.design,
+            "design": inputs.design,
             "docs": sorted(d.sha256 for d in removed),
         },
         **({"measure": measure} if measure != "all" else {}),  # earlier runs keep their hash
         **({"slice seed": slice_seed} if slice_seed not in (None, seed) else {}),
     }
     sliced = f"-slice{slice_seed}" if "slice seed" in config else ""
-    name = f"{profile.name}-{zoo_name(without, profile.design)}-s{seed}{sliced}"
+    name = f"{inputs.name}-{zoo_name(without, inputs.design)}-s{seed}{sliced}"
     return Run.create("pretrain", name, config)
 
 
-def _zoo_summary(profile, model, tokenizer, splits, without, measure, base, result, steps):
+def _zoo_summary(inputs: PretrainInputs, model, tokenizer, without, measure, base, result, steps):
     """A finished zoo model's ``summary.json``: its perplexity where it is measured (an
     original: every split of both designs, the training-only splits sampled; a retrained
     model only where a rule reads it; a ``"gap"`` original its gap and general), the chunk
@@ -281,11 +396,11 @@ def _zoo_summary(profile, model, tokenizer, splits, without, measure, base, resu
     steps and the loss curve (the base's, then the slice's)."""
     chunks = {
         d: {
-            s: _zoo_chunks(profile, tokenizer, s, v)
+            s: _zoo_chunks(inputs, tokenizer, s, v)
             for s, v in sp.items()
-            if _is_measured(d, s, without, profile.design, measure)
+            if _is_measured(d, s, without, inputs.design, measure)
         }
-        for d, sp in splits.items()
+        for d, sp in inputs.splits().items()
     }
     n = n_params(model)
     before = base.summary if base is not None else {"tokens": 0, "wall_s": 0.0, "log": []}
@@ -298,7 +413,7 @@ def _zoo_summary(profile, model, tokenizer, splits, without, measure, base, resu
         },
         "n_chunks": {d: {s: len(c) for s, c in cs.items()} for d, cs in chunks.items()},
         "n_params": n,
-        "order": profile.pretrain_order,
+        "order": inputs.pretraining.pretrain_order,
         "base": base.path.name if base is not None else None,
         "tokens": before["tokens"] + result["tokens"],
         "flops": training_flops(n, before["tokens"] + result["tokens"]),
@@ -346,15 +461,27 @@ reads those numbers (the held-out retain, forget, approximate and general evalua
 splits are measured whole)."""
 
 
-def _zoo_chunks(profile: Profile, tokenizer, split: str, documents):
+def _zoo_chunks(inputs: PretrainInputs, tokenizer, split: str, documents):
     """The chunks of ``split`` a zoo model is evaluated on: every chunk, or a fixed sample
     of :data:`ZOO_TRAIN_SAMPLE` for the training-only ``retain`` splits."""
-    chunks = chunk_documents(tokenizer, documents, profile.chunk_len)
-    return fixed_sample(chunks, ZOO_TRAIN_SAMPLE, profile.seed) if split == "retain" else chunks
+    chunks = chunk_documents(tokenizer, documents, inputs.model.chunk_len)
+    return fixed_sample(chunks, ZOO_TRAIN_SAMPLE, inputs.seed) if split == "retain" else chunks
 
 
 def train_lm(
-    profile, model, train_set, order, steps, lr, warmup, seed, run, desc, progress, checkpoints=5
+    pretraining: PretrainConfig,
+    execution: ExecutionConfig,
+    model,
+    train_set,
+    order,
+    steps,
+    lr,
+    warmup,
+    seed,
+    run,
+    desc,
+    progress,
+    checkpoints=5,
 ):
     """The zoo's one recipe for a stretch of pre-training (a base, a mixed-order model or
     a final slice): next-token loss over ``order`` of ``train_set`` in batches of
@@ -363,18 +490,19 @@ def train_lm(
     ``checkpoints`` times a checkpoint (0: none, for a run shorter than its saves).
     Returns :func:`~llmunlearn.training.loop.train`'s result; a run that diverged is a
     ``RuntimeError`` naming the learning rate."""
+    batch = pretraining.pretrain_batch
     mask = train_set.with_format("torch", columns=["attention_mask"])[:]["attention_mask"]
-    order = length_grouped(order, mask.sum(1).tolist(), profile.pretrain_batch, seed)
+    order = length_grouped(order, mask.sum(1).tolist(), batch, seed)
     cfg = TrainConfig(
         steps=steps,
         lr=lr,
-        batch=profile.pretrain_batch,
-        micro_batch=profile.pretrain_batch,
+        batch=batch,
+        micro_batch=batch,
         warmup_ratio=warmup,
         weight_decay=0.1,
         seed=seed,
         checkpoint_every=max(1, steps // checkpoints) if checkpoints else 0,
-        compile=profile.compile,
+        compile=execution.compile,
     )
     result = train(
         model,
@@ -389,25 +517,26 @@ def train_lm(
     if result["status"] != "finished":
         raise RuntimeError(
             f"pre-training diverged at step {len(result['log'])}; "
-            f"lower pretrain_lr (was {profile.pretrain_lr})"
+            f"lower pretrain_lr (was {pretraining.pretrain_lr})"
         )
     return result
 
 
 @once
-def pretrain_base(profile: Profile, seed: int, progress: bool = True) -> Run:
+def pretrain_base(inputs: PretrainInputs, seed: int, progress: bool = True) -> Run:
     """The late order's base: D minus every forget set, ``pretrain_epochs`` passes, the
     recipe of the mixed order. Every model of the seed (the original and each retrained
     model) continues from it, so none of them shares a forget chunk through it."""
 
-    forget = forget_ids(profile)
-    docs = [d for d in pretraining_documents(profile) if d.id not in forget]
+    forget = inputs.forget_ids()
+    docs = [d for d in training_documents(inputs.splits()) if d.id not in forget]
+    pretraining = inputs.pretraining
     run = Run.create(
         "pretrain",
-        f"{profile.name}-base-s{seed}",
+        f"{inputs.name}-base-s{seed}",
         {
             "profile": pretrain_config(
-                profile, drop=("forget_repeats", "pretrain_order", "forget_insertion")
+                inputs, drop=("forget_repeats", "pretrain_order", "forget_insertion")
             ),
             "seed": seed,
             "batching": BATCHING,
@@ -416,24 +545,24 @@ def pretrain_base(profile: Profile, seed: int, progress: bool = True) -> Run:
     )
     if run.done:
         return run
-    torch.set_num_threads(profile.threads)
-    tokenizer = pretraining_tokenizer(profile)
-    model = build_model(profile.model, len(tokenizer), seed)
-    train_set = chunk_documents(tokenizer, docs, profile.chunk_len)
-    steps = max(1, profile.pretrain_epochs * len(train_set) // profile.pretrain_batch)
-    order = stream_order(len(train_set), steps * profile.pretrain_batch, seed)
+    torch.set_num_threads(inputs.execution.threads)
+    train_set, tokenizer = inputs.chunks(docs)
+    model = build_model(inputs.model, len(tokenizer), seed)
+    steps = max(1, pretraining.pretrain_epochs * len(train_set) // pretraining.pretrain_batch)
+    order = stream_order(len(train_set), steps * pretraining.pretrain_batch, seed)
     result = train_lm(
-        profile,
+        pretraining,
+        inputs.execution,
         model,
         train_set,
         order,
         steps,
-        profile.pretrain_lr,
+        pretraining.pretrain_lr,
         0.05,
         seed,
         run,
-        f"pre-train {profile.name} base (no forget set)"
-        + (f" (seed {seed})" if seed != profile.seed else ""),
+        f"pre-train {inputs.name} base (no forget set)"
+        + (f" (seed {seed})" if seed != inputs.seed else ""),
         progress,
     )
     model = saved_model(result, run.path / "model", tokenizer)  # from every process
@@ -498,7 +627,9 @@ def pretrain_zoo(
     seed = profile.seed if seed is None else seed
     zoo = {"original": pretrain(profile, seed=seed, progress=progress)}
     if not profile.base_model:
-        worker = with_threads(profile, profile.jobs)
+        # the stage's inputs, resolved once and handed to every model of the zoo
+        inputs = pretraining_inputs(profile)
+        worker = with_threads(inputs, profile.jobs)
         quiet = profile.jobs > 1 or not progress
         tasks = [
             (f"retrained-{d}", (worker,), {"without": d, "seed": seed, "progress": not quiet})
@@ -510,9 +641,9 @@ def pretrain_zoo(
             )
         # Ray tasks carry the late order's base (built with the original); local ones read it
         late = profile.pretrain_order == "late" and profile.executor != "local"
-        base = [pretrain_base(profile, seed, False).path] if late else []
+        base = [pretrain_base(inputs, seed, False).path] if late else []
         runs = run_missing(
-            pretrain,
+            pretraining_run,
             tasks,
             profile.jobs,
             profile.threads,

@@ -18,12 +18,21 @@ from pathlib import Path
 
 import torch
 
-from ..config import DOMAINS, Profile, check_choice, check_int, check_positive, profile_config
-from ..data.corpus import domain_chunks
+from ..config import (
+    DOMAINS,
+    ExecutionConfig,
+    Profile,
+    UnlearnConfig,
+    check_choice,
+    check_int,
+    check_positive,
+    profile_config,
+)
+from ..data.corpus import chunk_splits, load_splits
 from ..evaluation import (
+    EVALUATION_ROW,
     evaluate_folder,
     evaluate_reference,
-    evaluation_config,
     evaluation_row,
     evaluation_sets,
     finite_row,
@@ -44,6 +53,66 @@ from ..training.pretraining import load_original, load_reference, pretrain, pret
 from .methods import METHODS, get_method, method_digest, resolve_hparams
 
 
+@dataclasses.dataclass(frozen=True)
+class UnlearnInputs:
+    """What the unlearning stage reads (``unlearn`` in :data:`~llmunlearn.stages.STAGES`),
+    resolved once per domain and original by :func:`unlearning_inputs`: a run of
+    :func:`unlearning_run` receives these and its own arguments, never the profile, and
+    builds nothing upstream (no pre-training, splitting or evaluation of the original)."""
+
+    name: str  # the profile's name: the runs' folder names
+    seed: int  # the profile's seed: the default unlearning seed, the evaluation's samples
+    domain: str
+    key: dict  # the profile's parts in every run's key (config.profile_config)
+    unlearning: UnlearnConfig  # the budget, the evaluation sizes and steps
+    execution: ExecutionConfig  # threads, gradient checkpointing, compile
+    chunk_len: int  # the model part's context: documents are cut into chunks of this length
+    original: Run  # the pre-training stage's run every method starts from
+    reference: dict  # the evaluate stage's row of the original on the domain: every step 0
+    splits: dict  # the data stage's documents: {"domain": ..., "general": ...} by split
+
+    @property
+    def target(self) -> float:
+        """The approximate-retraining perplexity a run's forget perplexity should reach."""
+        return self.reference.get("whole_approximate_ppl", self.reference["ppl_approximate"])
+
+    @property
+    def batch(self) -> int:
+        """Forget chunks per step on the domain."""
+        return self.unlearning.batch_for(self.domain)
+
+    def load(self):
+        """The original model and tokenizer, and the domain's and general's splits chunked
+        with that tokenizer (kept per process: :func:`~llmunlearn.data.corpus.chunk_splits`)."""
+        model, tokenizer = load_original(self.original)
+        check_context(model, self.chunk_len)
+        chunks = {k: chunk_splits(v, tokenizer, self.chunk_len) for k, v in self.splits.items()}
+        return model, tokenizer, chunks["domain"], chunks["general"]
+
+
+def unlearning_inputs(
+    profile: Profile, domain: str, original: Run | None = None, progress: bool = False
+) -> UnlearnInputs:
+    """Resolve the unlearning stage's inputs on ``domain`` from ``profile``, once: the
+    original (``original``, else :func:`~llmunlearn.training.pretraining.pretrain`'s), its
+    evaluated row (step 0 of every run, :func:`~llmunlearn.evaluation.evaluate_reference`)
+    and the documents of the domain's and general's splits."""
+    check_choice("domain", domain, DOMAINS)
+    original = original or pretrain(profile, progress=progress)
+    return UnlearnInputs(
+        name=profile.name,
+        seed=profile.seed,
+        domain=domain,
+        key=profile_config(profile),
+        unlearning=profile.unlearning,
+        execution=profile.execution,
+        chunk_len=profile.chunk_len,
+        original=original,
+        reference=evaluate_reference(profile, domain, original),
+        splits={"domain": load_splits(domain, profile), "general": load_splits("general", profile)},
+    )
+
+
 def unlearn_all(
     profile: Profile,
     domain: str,
@@ -55,9 +124,10 @@ def unlearn_all(
 ) -> dict[str, Run]:
     """:func:`unlearn` for every method (or the ones named), same budget; method -> run.
     ``hparams`` maps a method to its hyper-parameters (``{"npo": {"beta": 0.2}}``); the
-    others keep their defaults. Runs that are not cached yet execute in ``jobs``
-    parallel processes (default: the profile's ``jobs``), each with its share of the
-    profile's threads."""
+    others keep their defaults. The stage's inputs are resolved once
+    (:func:`unlearning_inputs`) and handed to every run. Runs that are not cached yet
+    execute in ``jobs`` parallel processes (default: the profile's ``jobs``), each with its
+    share of the profile's threads."""
 
     methods = list(methods or METHODS)
     hparams = dict(hparams or {})
@@ -65,19 +135,17 @@ def unlearn_all(
         get_method(m)
     for m, hp in hparams.items():
         resolve_hparams(get_method(m), hp)  # every value checked before any run starts
-    original = kwargs.pop("original", None) or pretrain(profile, progress=False)
-    evaluate_reference(profile, domain, original)  # every run's step 0, computed once
+    inputs = unlearning_inputs(profile, domain, kwargs.pop("original", None))
     jobs = profile.jobs if jobs is None else jobs
-    worker = with_threads(profile, jobs)
+    worker = with_threads(inputs, jobs)
     runs = run_missing(
-        unlearn,
+        unlearning_run,
         [
             (
                 m,
-                (worker, domain, m),
+                (worker, m),
                 {
                     **kwargs,
-                    "original": original,
                     "hparams": hparams.get(m),
                     "progress": jobs == 1 and kwargs.get("progress", True),
                 },
@@ -91,13 +159,14 @@ def unlearn_all(
     return dict(zip(methods, runs))
 
 
-def eval_points(profile: Profile, steps: int) -> tuple[int, ...]:
-    """The steps a run of ``steps`` steps is evaluated at (after step 0): the profile's
-    ``grid_eval_steps`` up to ``steps`` and ``steps`` itself when it sets them, else every
-    ``eval_every`` steps and the last."""
-    if profile.grid_eval_steps:
-        return tuple(sorted({*(s for s in profile.grid_eval_steps if s <= steps), steps}))
-    return tuple(sorted({*range(profile.eval_every, steps + 1, profile.eval_every), steps}))
+def eval_points(unlearning: UnlearnConfig, steps: int) -> tuple[int, ...]:
+    """The steps a run of ``steps`` steps is evaluated at (after step 0): the ``unlearning``
+    part's ``grid_eval_steps`` up to ``steps`` and ``steps`` itself when it sets them, else
+    every ``eval_every`` steps and the last."""
+    if unlearning.grid_eval_steps:
+        return tuple(sorted({*(s for s in unlearning.grid_eval_steps if s <= steps), steps}))
+    every = unlearning.eval_every
+    return tuple(sorted({*range(every, steps + 1, every), steps}))
 
 
 def reaches_target(row: dict, target: float) -> bool:
@@ -132,13 +201,50 @@ def unlearn(
 ) -> Run:
     """Run (or reuse) ``method`` on ``domain``'s forget set; returns its :class:`Run`.
 
-    ``seed`` is the unlearning seed (data order, random labels; default the profile's);
-    the original model does not change with it.
+    The entry point of one run: its arguments are checked, the stage's inputs resolved
+    from ``profile`` (:func:`unlearning_inputs`: ``original``, else the profile's original
+    model) and handed to :func:`unlearning_run`, which documents the run and its summary.
+    """
+    check_choice("domain", domain, DOMAINS)
+    check_run_args(method, hparams, lr, steps, seed, optimizer)  # before anything is built
+    return unlearning_run(
+        unlearning_inputs(profile, domain, original, progress),
+        method,
+        lr=lr,
+        steps=steps,
+        hparams=hparams,
+        optimizer=optimizer,
+        seed=seed,
+        keep_model=keep_model,
+        progress=progress,
+        plan_only=plan_only,
+    )
+
+
+def unlearning_run(
+    inputs: UnlearnInputs,
+    method: str,
+    *,
+    lr: float | None = None,
+    steps: int | None = None,
+    hparams: dict | None = None,
+    optimizer: str = "adamw",
+    seed: int | None = None,
+    keep_model: bool = True,
+    progress: bool = True,
+    plan_only: bool = False,
+) -> Run:
+    """The unlearning stage: ``method`` on the forget set of ``inputs`` (one domain, one
+    original, resolved by :func:`unlearning_inputs`); returns its :class:`Run`.
+
+    ``lr``, ``steps`` and ``seed`` default to the profile's (its ``unlearning`` part and
+    seed); ``seed`` is the unlearning seed (data order, random labels); the original model
+    does not change with it.
 
     ``optimizer`` is ``"adamw"`` (the paper's) or ``"sophia"`` (SophiaG, the survey's
-    second-order claim). The batch is ``profile.batch_for(domain)`` forget chunks per step
-    (and as many retain chunks); the length is ``steps``, else ``unlearn_epochs`` passes
-    over the forget set when the profile sets it, else ``unlearn_steps``.
+    second-order claim). The batch is ``inputs.batch`` forget chunks per step (and as many
+    retain chunks); the length is ``steps``, else ``unlearn_epochs`` passes over the forget
+    set when the profile sets it, else ``unlearn_steps``.
     ``summary.json`` holds ``status``, ``evals`` (one row per evaluated step; step 0 is
     the original model's cached :func:`evaluate_reference` row), ``target``
     (approximate-retraining perplexity), ``selected`` (:func:`select_step`), ``tokens``,
@@ -153,29 +259,27 @@ def unlearn(
     run kept that way is run again when its model is asked for.
 
     ``plan_only`` returns the run's folder without training (``.done`` when it is cached:
-    what an executor asks before it sends a run away), as :func:`pretrain` does.
+    what an executor asks before it sends a run away).
     """
-    plan = _plan(
-        profile, domain, method, lr, steps, hparams, optimizer, original, seed, keep_model, progress
-    )
+    plan = _plan(inputs, method, lr, steps, hparams, optimizer, seed, keep_model)
     run = plan["run"]
     if run.done or plan_only:
         return run
     t_load = time.perf_counter()
-    inputs = _inputs(plan, method)
+    loaded = _loaded(plan, method)
     load_s = time.perf_counter() - t_load
-    spec, hp, tokenizer = plan["spec"], plan["hp"], inputs["tokenizer"]
-    on_eval = _evaluator(plan, inputs, keep_model, profile.seed)
+    spec, hp, tokenizer = plan["spec"], plan["hp"], loaded["tokenizer"]
+    on_eval = _evaluator(plan, loaded, keep_model, inputs.seed)
     result = train(
-        inputs["model"],
+        loaded["model"],
         lambda m, b, ref=None: spec.loss(m, b, ref, hp),
-        inputs["streams"],
+        loaded["streams"],
         plan["cfg"],
         run.path,
         on_eval=on_eval,
         eval_steps=plan["evaluated_steps"],
-        frozen=(inputs["ref"],) if inputs["ref"] is not None else (),
-        desc=f"{method} on {domain}",
+        frozen=(loaded["ref"],) if loaded["ref"] is not None else (),
+        desc=f"{method} on {inputs.domain}",
         progress=progress,
     )
     kept = result["status"] == "finished" and keep_model
@@ -185,27 +289,27 @@ def unlearn(
         return run  # under `accelerate launch`, the main process writes the results
     if kept and not (run.path / "selected").exists():  # the rule falls back to the last step
         (run.path / "selected").symlink_to("model")
-    run.finish(_summary(plan, inputs, result, load_s))
+    run.finish(_summary(plan, loaded, result, load_s))
     return run
 
 
-def _inputs(plan: dict, method: str) -> dict:
+def _loaded(plan: dict, method: str) -> dict:
     """What a planned run trains on: the original model (``model``, with its ``tokenizer``
     and parameter count ``n``), the frozen original some methods read (``ref``: in the
     compute dtype, :func:`~llmunlearn.training.pretraining.load_reference`), the data
     ``streams`` (a method's ``prepare`` applied to forget), the domain's ``chunks`` and the
     ``evaluated`` sets."""
-    spec = plan["spec"]
+    spec, inputs = plan["spec"], plan["inputs"]
     if spec.evaluate_as is not None and fsdp_launched():
         raise ValueError(
             f"method {method!r} evaluates a transformed copy of the model (evaluate_as), which "
             "a sharded model cannot give under FSDP; run it with one process or DDP"
         )
-    model, tokenizer, chunks, general = plan["loaded"] or plan["load"]()
+    model, tokenizer, chunks, general = plan["loaded"] or inputs.load()
     n = n_params(model)  # before FSDP flattens the parameters into this process's shards
     ref = None
     if spec.needs_reference or spec.prepare is not None:
-        ref = load_reference(plan["original"])
+        ref = load_reference(inputs.original)
     forget = chunks["forget"]
     if spec.prepare is not None:
         forget = spec.prepare(forget, ref, tokenizer, plan["seed"])
@@ -219,17 +323,17 @@ def _inputs(plan: dict, method: str) -> dict:
         "ref": ref,
         "streams": streams,
         "chunks": chunks,
-        "evaluated": evaluation_sets(plan["profile"], chunks, general),
+        "evaluated": evaluation_sets(inputs.unlearning, inputs.seed, chunks, general),
     }
 
 
-def _evaluator(plan: dict, inputs: dict, keep_model: bool, seed: int):
+def _evaluator(plan: dict, loaded: dict, keep_model: bool, seed: int):
     """The run's ``on_eval(model, step, save)``: step 0 is the original model's cached row;
     later steps evaluate the model as the method has it evaluated (``as_evaluated``, also
     an attribute) and write the first one that reaches the target as ``selected``, once,
     from every process; a non-finite perplexity raises :class:`Diverged`."""
-    spec, hp, run, target = plan["spec"], plan["hp"], plan["run"], plan["target"]
-    ref, tokenizer, evaluated = inputs["ref"], inputs["tokenizer"], inputs["evaluated"]
+    spec, hp, run, target = plan["spec"], plan["hp"], plan["run"], plan["inputs"].target
+    ref, tokenizer, evaluated = loaded["ref"], loaded["tokenizer"], loaded["evaluated"]
     selected = [(run.path / "selected").exists()]  # the same answer on every process
 
     def as_evaluated(m):
@@ -237,7 +341,7 @@ def _evaluator(plan: dict, inputs: dict, keep_model: bool, seed: int):
 
     def on_eval(m, step, save):
         if step == 0:  # every method starts from the original model: computed once
-            return dict(plan["reference"])
+            return dict(plan["inputs"].reference)
         m = as_evaluated(m)
         row = evaluation_row(m, evaluated, seed)
         if not finite_row(row):
@@ -252,9 +356,9 @@ def _evaluator(plan: dict, inputs: dict, keep_model: bool, seed: int):
     return on_eval
 
 
-def _summary(plan: dict, inputs: dict, result: dict, load_s: float) -> dict:
-    """What a finished (or diverged) run's ``summary.json`` holds (see :func:`unlearn`)."""
-    spec, target, chunks = plan["spec"], plan["target"], inputs["chunks"]
+def _summary(plan: dict, loaded: dict, result: dict, load_s: float) -> dict:
+    """What a finished (or diverged) run's ``summary.json`` holds (see :func:`unlearning_run`)."""
+    spec, target, chunks = plan["spec"], plan["inputs"].target, loaded["chunks"]
     # a method whose labels come from the original model pays for that pass once
     labelled = (
         int(sum(int(sum(r)) for r in chunks["forget"]["attention_mask"]))
@@ -271,7 +375,7 @@ def _summary(plan: dict, inputs: dict, result: dict, load_s: float) -> dict:
         "batch": result["batch"],
         "hessian_tokens": result["hessian_tokens"],
         "flops": training_flops(
-            inputs["n"],
+            loaded["n"],
             result["tokens"],
             reference_tokens=result["tokens"] if spec.needs_reference else 0,
             hessian_tokens=result["hessian_tokens"],
@@ -303,95 +407,78 @@ def check_run_args(method, hparams, lr, steps, seed, optimizer) -> tuple:
     return spec, hp
 
 
-def _plan(
-    profile, domain, method, lr, steps, hparams, optimizer, original, seed, keep_model, progress
-) -> dict:
-    """What a run of :func:`unlearn` is before it trains: its checked arguments, its
-    length and configuration, the original model's cached evaluation (step 0) and target,
-    and its :class:`Run` folder (done if cached)."""
+def _plan(inputs: UnlearnInputs, method, lr, steps, hparams, optimizer, seed, keep_model) -> dict:
+    """What a run of :func:`unlearning_run` is before it trains: its checked arguments, its
+    length and configuration, and its :class:`Run` folder (done if cached)."""
 
     # every argument is checked before anything is trained or loaded
-    check_choice("domain", domain, DOMAINS)
     spec, hp = check_run_args(method, hparams, lr, steps, seed, optimizer)
-    lr = profile.unlearn_lr if lr is None else lr
-    original = original or pretrain(profile, progress=progress)
-    batch = profile.batch_for(domain)
-    reference = evaluate_reference(profile, domain, original)  # step 0 of every method
-    target = reference.get("whole_approximate_ppl", reference["ppl_approximate"])
-
-    torch.set_num_threads(profile.threads)
-
-    def load():
-        model, tokenizer = load_original(original)
-        check_context(model, profile.chunk_len)
-        return model, tokenizer, *domain_chunks(profile, domain, tokenizer)
-
+    unlearning = inputs.unlearning
+    lr = unlearning.unlearn_lr if lr is None else lr
+    torch.set_num_threads(inputs.execution.threads)
     loaded = None
-    if steps is None and profile.unlearn_epochs:  # the length depends on the forget set
-        loaded = load()
-        steps = max(1, int(profile.unlearn_epochs * len(loaded[2]["forget"]) // batch))
+    if steps is None and unlearning.unlearn_epochs:  # the length depends on the forget set
+        loaded = inputs.load()
+        steps = max(1, int(unlearning.unlearn_epochs * len(loaded[2]["forget"]) // inputs.batch))
     elif steps is None:
-        steps = profile.unlearn_steps
-    seed = profile.seed if seed is None else seed
-    cfg = _train_config(profile, steps, lr, batch, seed, optimizer, keep_model)
-    run = _run_folder(profile, domain, method, spec, hp, original, cfg, keep_model)
+        steps = unlearning.unlearn_steps
+    seed = inputs.seed if seed is None else seed
+    cfg = _train_config(inputs, steps, lr, seed, optimizer, keep_model)
+    run = _run_folder(inputs, method, spec, hp, cfg, keep_model)
     return {
-        "profile": profile,
+        "inputs": inputs,
         "run": run,
         "spec": spec,
         "hp": hp,
-        "lr": lr,
-        "steps": steps,
         "seed": seed,
         "cfg": cfg,
-        "original": original,
-        "target": target,
-        "reference": reference,
-        "evaluated_steps": eval_points(profile, steps),
-        "load": load,
+        "evaluated_steps": eval_points(unlearning, steps),
         "loaded": loaded,
     }
 
 
-def _train_config(profile, steps, lr, batch, seed, optimizer, keep_model) -> TrainConfig:
+def _train_config(inputs: UnlearnInputs, steps, lr, seed, optimizer, keep_model) -> TrainConfig:
     """The loop's configuration of an unlearning run."""
+    unlearning, execution, batch = inputs.unlearning, inputs.execution, inputs.batch
     return TrainConfig(
         steps=steps,
         lr=lr,
         batch=batch,
-        micro_batch=min(batch, profile.unlearn_micro_batch),
+        micro_batch=min(batch, unlearning.unlearn_micro_batch),
         seed=seed,
         optimizer=optimizer,
         # a run without its weights is short: rerun, not resumed; a run evaluated at fixed
         # steps (the grid's axis) is too, so checkpoints fall only on evaluated steps
-        checkpoint_every=profile.eval_every if keep_model and not profile.grid_eval_steps else 0,
-        gradient_checkpointing=bool(profile.gradient_checkpointing),
+        checkpoint_every=unlearning.eval_every
+        if keep_model and not unlearning.grid_eval_steps
+        else 0,
+        gradient_checkpointing=bool(execution.gradient_checkpointing),
         # evaluated at fixed steps (the grid's steps axis): a constant rate after warm-up
-        schedule="constant" if profile.grid_eval_steps else "cosine",
-        compile=profile.compile,
+        schedule="constant" if unlearning.grid_eval_steps else "cosine",
+        compile=execution.compile,
     )
 
 
-def _run_folder(profile, domain, method, spec, hp, original, cfg, keep_model) -> Run:
+def _run_folder(inputs: UnlearnInputs, method, spec, hp, cfg, keep_model) -> Run:
     """The run's folder, keyed by what it computes: the profile's parts, the domain, the
     method with its file's digest and hyper-parameters, the original, the loop's
     configuration (not how the run is kept) and what an evaluated row holds. A finished
     grid run (no weights kept) asked for again with its model is started afresh."""
     name, config = (
-        f"{profile.name}-{domain}-{method}",
+        f"{inputs.name}-{inputs.domain}-{method}",
         {
-            "profile": profile_config(profile),
-            "domain": domain,
+            "profile": inputs.key,
+            "domain": inputs.domain,
             "method": method,
             "code": method_digest(spec),  # an edited method file: new runs
             "hparams": hp,
-            "original": original.path.name,
+            "original": inputs.original.path.name,
             "train": {
                 k: v
                 for k, v in dataclasses.asdict(cfg).items()
                 if k not in ("checkpoint_every", "compile")
             },  # how a run is kept, not what it computes
-            "evaluation": evaluation_config(profile)["row"],
+            "evaluation": EVALUATION_ROW,
         },
     )
     run = Run.create("unlearn", name, config)

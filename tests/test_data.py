@@ -44,7 +44,7 @@ def test_tokenizer_round_trips_text(docs):
 
 
 def _splits(profile, docs, **kw):
-    return split_documents(docs, profile, "arxiv", **kw)
+    return split_documents(docs, profile.data, profile.seed, "arxiv", **kw)
 
 
 def test_splits_are_disjoint_deterministic_and_full(tiny, docs):
@@ -141,7 +141,7 @@ def test_books_retain_is_the_other_austen_novels_first(tiny):
             "retain_chars": 12_000,
         }
     )
-    out = split_documents(docs, p, "books", REAL_BOOKS_PINS, REAL_BOOKS_POOL)
+    out = split_documents(docs, p.data, p.seed, "books", REAL_BOOKS_PINS, REAL_BOOKS_POOL)
     assert {d.group for d in out["shifted/forget"]} == {"Pride and Prejudice"}
     assert {d.group for d in out["shifted/approximate"]} == {"Sense and Sensibility"}
     for key in ("matched/forget", "matched/approximate", "retain"):

@@ -2,6 +2,7 @@
 
 import ast
 import collections
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -93,9 +94,9 @@ def test_one_grid_call_splits_each_corpus_once_and_builds_each_runs_key_once(tin
             splits[path.name.split("-")[0]] += 1
         return out
 
-    def counted_split(docs, profile, domain, *rest):
+    def counted_split(docs, data, seed, domain, *rest):
         splits[domain] += 1
-        return split(docs, profile, domain, *rest)
+        return split(docs, data, seed, domain, *rest)
 
     def counted_create(cls, kind, name, config, stage=None):
         run = create(cls, kind, name, config, stage)
@@ -122,7 +123,6 @@ def test_the_unlearning_stage_reads_its_inputs_and_walks_nothing_upstream(tiny):
     the documents); a run of the stage gets those, never the profile, and makes no
     upstream run, splits no corpus and evaluates no original; its key is the entry
     point's, and the inputs travel to a worker process (pickled) unchanged."""
-    import dataclasses
     import pickle
 
     from llmunlearn.unlearning import runner
@@ -150,8 +150,8 @@ def test_the_unlearning_stage_reads_its_inputs_and_walks_nothing_upstream(tiny):
             (corpus, "split_documents"),
             (corpus, "_load_verified"),
             (runner, "pretrain"),
-            (runner, "evaluate_reference"),
-            (runner, "load_splits"),
+            (runner, "zoo_evaluation"),
+            (runner, "domain_sets"),
         ):
             patch.setattr(module, name, upstream)
         run = runner.unlearning_run(sent, "ga_gd_in", steps=2, progress=False)
@@ -160,6 +160,48 @@ def test_the_unlearning_stage_reads_its_inputs_and_walks_nothing_upstream(tiny):
     assert ul.unlearn(tiny, "books", "ga_gd_in", steps=2, plan_only=True).path == run.path
     step0 = {k: v for k, v in run.summary["evals"][0].items() if k not in ("step", "tokens")}
     assert step0 == inputs.reference  # step 0: the resolved row
+
+
+def test_the_pretraining_and_evaluation_stages_read_their_inputs_only(tiny):
+    """The pre-training stage (a retrained model, its base included) and a zoo model's
+    evaluation get inputs resolved once (documents, tokenizer run, config parts): with the
+    data and tokenizer stages made to fail, they still run, make only their own runs, and
+    key them as the entry points do."""
+    from llmunlearn import evaluation
+    from llmunlearn.training import pretraining
+
+    inputs = pretraining.pretraining_inputs(tiny)
+    sets = evaluation.domain_sets(tiny, "github")
+    for record in (inputs, sets):
+        hash(record)  # a key of runs.once
+        for f in dataclasses.fields(record):
+            assert not isinstance(getattr(record, f.name), ul.Profile), f.name
+    made = collections.Counter()
+    create = Run.create.__func__
+
+    def counted_create(cls, kind, name, config, stage=None):
+        made[kind] += 1
+        return create(cls, kind, name, config, stage)
+
+    def upstream(*args, **kwargs):
+        raise AssertionError("a stage walked upstream")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Run, "create", classmethod(counted_create))
+        for module, name in (
+            (corpus, "split_documents"),
+            (corpus, "_load_verified"),
+            (pretraining, "tokenizer_run"),
+            (pretraining, "all_splits"),
+        ):
+            patch.setattr(module, name, upstream)
+        run = pretraining.pretraining_run(inputs, without="github", progress=False)
+        row = evaluation.zoo_evaluation(sets, run)
+    assert run.done and "ppl_forget" in row
+    late = tiny.pretrain_order == "late"
+    assert made == {"pretrain": 1 + late, "evaluate": 1}, made  # the late order's base too
+    assert ul.pretrain(tiny, without="github", plan_only=True).path == run.path
+    assert ul.evaluate_reference(tiny, "github", run) == row
 
 
 def test_the_pipeline_table_lists_every_stage_with_its_digest():

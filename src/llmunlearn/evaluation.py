@@ -18,6 +18,7 @@ computation.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -25,14 +26,27 @@ import numpy as np
 import torch
 from datasets import concatenate_datasets
 
-from .config import DOMAINS, Profile, UnlearnConfig, check_choice, pretrain_config
+from .config import (
+    DOMAINS,
+    DataConfig,
+    ModelConfig,
+    PretrainConfig,
+    Profile,
+    UnlearnConfig,
+    check_choice,
+    pretrain_config,
+)
 from .data.corpus import (
     HELDOUT,
+    chunk_splits,
     chunk_texts,
     domain_chunks,
     fixed_sample,
+    frozen_splits,
+    load_splits,
     sample_indices,
     source_id,
+    thawed_splits,
 )
 from .measurement.distance import kl_to
 from .measurement.memorisation import verbatim_memorisation
@@ -275,14 +289,15 @@ def finite_row(row: dict) -> bool:
     return all(math.isfinite(v) for k, v in row.items() if k.startswith(("ppl_", "acc_")))
 
 
-def evaluation_config(profile: Profile) -> dict:
+def evaluation_config(config) -> dict:
     """What an evaluation depends on: the zoo's data and model sizes, the split design
-    and the evaluation sample (not the unlearning budget)."""
+    and the evaluation sample (not the unlearning budget), of a profile or of the
+    :class:`DomainSets` resolved from it (both hold the seed and the parts read here)."""
     return {
-        **pretrain_config(profile),
-        "design": profile.design,
-        "eval_chunks": profile.eval_chunks,
-        "membership_chunks": profile.membership_chunks,
+        **pretrain_config(config),
+        "design": config.data.design,
+        "eval_chunks": config.unlearning.eval_chunks,
+        "membership_chunks": config.unlearning.membership_chunks,
         "row": EVALUATION_ROW,
     }
 
@@ -295,27 +310,81 @@ Min-K% score and its source document (the paired membership rule); 8: every appr
 chunk (membership_chunks), every set's chunk losses."""
 
 
-@once
+@dataclasses.dataclass(frozen=True)
+class DomainSets:
+    """What evaluating a zoo model on one domain reads (``evaluate`` in
+    :data:`~llmunlearn.stages.STAGES`), resolved from a profile by :func:`domain_sets`: the
+    data stage's documents of the domain and of general, and the parts an evaluation is
+    keyed by (:func:`evaluation_config`) and run with. :func:`zoo_evaluation` and
+    :func:`membership_evaluation` read these, never the profile. Hashable (the documents
+    are tuples), so that each evaluation is resolved once per process."""
+
+    name: str  # the profile's name: the runs' folder names
+    seed: int  # the profile's seed: the evaluation's samples
+    domain: str
+    data: DataConfig
+    model: ModelConfig
+    pretraining: PretrainConfig
+    unlearning: UnlearnConfig  # the evaluation's sizes (eval_chunks, membership_chunks)
+    threads: int
+    documents: tuple  # (("domain", ((split, (Document, ...)), ...)), ("general", ...))
+
+    def splits(self, which: str = "domain") -> dict:
+        """``which`` ("domain" or "general") as split -> documents (``load_splits``)."""
+        return thawed_splits(self.documents)[which]
+
+    def chunks(self, tokenizer) -> tuple[dict, dict]:
+        """The domain's and general's splits chunked with ``tokenizer`` (kept per process)."""
+        length = self.model.chunk_len
+        return tuple(chunk_splits(self.splits(w), tokenizer, length) for w in ("domain", "general"))
+
+
+def domain_sets(profile: Profile, domain: str) -> DomainSets:
+    """Resolve the evaluation's inputs on ``domain`` from ``profile`` (the data stage's
+    splits of the domain, with its design, and of general)."""
+    check_choice("domain", domain, DOMAINS)
+    return DomainSets(
+        name=profile.name,
+        seed=profile.seed,
+        domain=domain,
+        data=profile.data,
+        model=profile.model,
+        pretraining=profile.pretraining,
+        unlearning=profile.unlearning,
+        threads=profile.threads,
+        documents=frozen_splits(
+            {"domain": load_splits(domain, profile), "general": load_splits("general", profile)}
+        ),
+    )
+
+
 def evaluate_reference(profile: Profile, domain: str, model_run: Run) -> dict:
-    """:func:`evaluation_row` of a model of the zoo (original, retrained) on ``domain``'s
+    """:func:`zoo_evaluation` of a zoo model on ``domain``, its inputs resolved from
+    ``profile`` (:func:`domain_sets`)."""
+    return zoo_evaluation(domain_sets(profile, domain), model_run)
+
+
+@once
+def zoo_evaluation(sets: DomainSets, model_run: Run) -> dict:
+    """:func:`evaluation_row` of a model of the zoo (original, retrained) on the domain's
     evaluation sets, the same chunks the unlearning runs are evaluated on (cached). The
     original model's row is every unlearning run's step 0."""
 
     run = Run.create(
         "evaluate",
-        f"{profile.name}-{domain}-{model_run.path.name}",
-        {"profile": evaluation_config(profile), "domain": domain, "model": model_run.path.name},
+        f"{sets.name}-{sets.domain}-{model_run.path.name}",
+        {"profile": evaluation_config(sets), "domain": sets.domain, "model": model_run.path.name},
     )
     if not run.done:
-        torch.set_num_threads(profile.threads)
+        torch.set_num_threads(sets.threads)
         model, tokenizer = load_original(model_run)
-        chunks, general = domain_chunks(profile, domain, tokenizer)
-        sets = evaluation_sets(profile.unlearning, profile.seed, chunks, general)
-        row = evaluation_row(model.eval(), sets, profile.seed, intervals=True)
+        chunks, general = sets.chunks(tokenizer)
+        evaluated = evaluation_sets(sets.unlearning, sets.seed, chunks, general)
+        row = evaluation_row(model.eval(), evaluated, sets.seed, intervals=True)
         # the target: the whole approximate set, measured once per model and domain (a
         # zoo model measured it when it was trained, on the same chunks)
-        whole = model_run.summary.get("ppl", {}).get(domain, {})
-        key = f"{profile.design}/approximate"
+        whole = model_run.summary.get("ppl", {}).get(sets.domain, {})
+        key = f"{sets.data.design}/approximate"
         row["whole_approximate_ppl"] = (
             whole[key] if key in whole else perplexity(model, chunks["approximate"])["ppl"]
         )
@@ -323,29 +392,35 @@ def evaluate_reference(profile: Profile, domain: str, model_run: Run) -> dict:
     return run.summary
 
 
-@once
 def evaluate_membership(profile: Profile, domain: str, model_run: Run) -> dict:
-    """:func:`evaluation_row` with intervals of a pre-trained model on ``domain``'s forget
+    """:func:`membership_evaluation` of a zoo model on ``domain``, its inputs resolved
+    from ``profile`` (:func:`domain_sets`)."""
+    return membership_evaluation(domain_sets(profile, domain), model_run)
+
+
+@once
+def membership_evaluation(sets: DomainSets, model_run: Run) -> dict:
+    """:func:`evaluation_row` with intervals of a pre-trained model on the domain's forget
     and approximate chunks only (every chunk of both), cached per model: what the
     membership rules read of a model no other table needs (its Min-K% scores, their source
     documents, ``auc_all``)."""
 
     run = Run.create(
         "evaluate",
-        f"{profile.name}-{domain}-{model_run.path.name}-membership",
+        f"{sets.name}-{sets.domain}-{model_run.path.name}-membership",
         {
-            "profile": evaluation_config(profile),
-            "domain": domain,
+            "profile": evaluation_config(sets),
+            "domain": sets.domain,
             "model": model_run.path.name,
             "sets": "forget+approximate",
         },
     )
     if not run.done:
-        torch.set_num_threads(profile.threads)
+        torch.set_num_threads(sets.threads)
         model, tokenizer = load_original(model_run)
-        chunks, _ = domain_chunks(profile, domain, tokenizer)
-        sets = {s: chunks[s] for s in SCORED}
-        run.finish(evaluation_row(model.eval(), sets, profile.seed, intervals=True))
+        chunks, _ = sets.chunks(tokenizer)
+        scored = {s: chunks[s] for s in SCORED}
+        run.finish(evaluation_row(model.eval(), scored, sets.seed, intervals=True))
     return run.summary
 
 

@@ -11,18 +11,30 @@ Read top to bottom, this is how the book is built (each arrow: "is read by")::
     own (your model and text) ──► evaluate / unlearn
 
 An entry point (a chapter's study, the grid, the command line) resolves a stage's inputs
-once and hands them to the stage's function, which never receives the profile:
+once and hands them to the stage's function, which reads its config parts, never the
+profile:
 
+- ``data``: :func:`~llmunlearn.data.corpus.split_domain` (a domain, the data part, the
+  seed);
+- ``tokenizer``: :func:`~llmunlearn.training.pretraining.bpe_run` (D minus every forget
+  set, the vocabulary size);
 - ``pretrain``: :func:`~llmunlearn.training.pretraining.pretraining_inputs` (every domain's
   documents, the tokenizer's run, the data, model and pre-training parts) ->
   :func:`~llmunlearn.training.pretraining.pretraining_run` and
   :func:`~llmunlearn.training.pretraining.pretrain_base`;
+- ``evaluate`` (a zoo model): :func:`~llmunlearn.evaluation.domain_sets` (the domain's and
+  general's documents, the parts an evaluation is keyed by) ->
+  :func:`~llmunlearn.evaluation.zoo_evaluation` and
+  :func:`~llmunlearn.evaluation.membership_evaluation`;
 - ``unlearn``: :func:`~llmunlearn.unlearning.runner.unlearning_inputs` (the original's run,
   its evaluated row on the domain, the domain's and general's documents, the unlearning
   part) -> :func:`~llmunlearn.unlearning.runner.unlearning_run`, once per domain and
   original for a whole grid or every method.
 
-``pretrain(profile, ...)`` and ``unlearn(profile, ...)`` are those entry points for one run.
+``domain_splits(domain, profile)``, ``tokenizer_run(profile)``, ``pretrain(profile, ...)``,
+``evaluate_reference(profile, domain, run)`` and ``unlearn(profile, ...)`` are those entry
+points for one run. The studies (each chapter's tables) and the evaluation of a saved
+model folder still take the profile.
 
 Every run of a stage is a folder ``<home>/<folder>/<name>-<key>`` (:class:`~llmunlearn.runs.Run`).
 Its key is a hash of three things:

@@ -215,7 +215,7 @@ class SplitError(ValueError):
     """A split cannot be filled from its pool."""
 
 
-def _check_filled(domain, key, taken, budget, pool_size, profile) -> None:
+def _check_filled(domain, key, taken, budget, pool_size) -> None:
     size = sum(len(d.text) for d in taken)
     if size < budget:
         design, _, split = key.rpartition("/")
@@ -228,19 +228,21 @@ def _check_filled(domain, key, taken, budget, pool_size, profile) -> None:
         raise SplitError(
             f"{where}: split {split!r} has {size:,} characters in {len(taken)} documents "
             f"from {len({d.group for d in taken})} groups (pool: {pool_size} documents) but "
-            f"profile {profile.name!r} needs {budget:,}; lower {field} or add documents"
+            f"the profile needs {budget:,}; lower {field} or add documents"
         )
 
 
 def split_documents(
     docs: list[Document],
-    profile: Profile,
+    data: DataConfig,
+    seed: int,
     domain: str = "",
     shifted_pins: dict | None = None,
     matched_pool=None,
 ) -> dict[str, list[Document]]:
     """Assign ``docs`` (one domain's) to the splits of :func:`split_budgets`, disjoint by
-    document and by text, deterministic given ``profile.seed`` whatever the input order.
+    document and by text, by the sizes of a profile's ``data`` part, deterministic given
+    ``seed`` whatever the input order.
 
     - ``shifted/forget`` and ``shifted/approximate``: whole *groups* (a book, an article, a
       package): the groups of ``shifted_pins[split]`` if given, else groups drawn at random
@@ -255,9 +257,9 @@ def split_documents(
     A split that cannot reach its budget raises :class:`SplitError` naming the domain,
     design, split, what it got and what it needs.
     """
-    budgets = split_budgets(domain, profile.data)
-    docs = selectable(docs, document_bounds(profile.data, domain))
-    rng = random.Random(profile.seed)
+    budgets = split_budgets(domain, data)
+    docs = selectable(docs, document_bounds(data, domain))
+    rng = random.Random(seed)
     groups: dict[str, list[Document]] = {}
     for d in docs:
         groups.setdefault(d.group, []).append(d)
@@ -272,7 +274,7 @@ def split_documents(
                 break
             used.append(g)
             taken += take(iter(groups[g]), budgets[key] - sum(len(d.text) for d in taken))
-        _check_filled(domain, key, taken, budgets[key], len(docs), profile)
+        _check_filled(domain, key, taken, budgets[key], len(docs))
         out[key] = taken
         return used
 
@@ -300,11 +302,11 @@ def split_documents(
         stream = iter(first)
         for key in ("matched/forget", "matched/approximate"):
             out[key] = take(stream, budgets[key])
-            _check_filled(domain, key, out[key], budgets[key], len(first), profile)
+            _check_filled(domain, key, out[key], budgets[key], len(first))
         remaining = list(stream)
         out["retain"] = take(iter(remaining + rest), budgets["retain"])
         _check_filled(
-            domain, "retain", out["retain"], budgets["retain"], len(remaining) + len(rest), profile
+            domain, "retain", out["retain"], budgets["retain"], len(remaining) + len(rest)
         )
     return {k: sorted(out[k], key=lambda d: d.id) for k in budgets}
 
@@ -333,22 +335,27 @@ def hold_out(retain: list[Document], share: float, seed: int) -> tuple[list, lis
 
 
 def domain_splits(domain: str, profile: Profile) -> dict[str, list[Document]]:
-    """Every split of ``domain`` under both designs (keys of :func:`split_budgets`, the
-    retain set cut into ``retain``, the regulariser, and :data:`HELDOUT` when the profile
-    holds some out), from our sources, cached under ``<home>/data``; or the paper's hub
-    dataset (one design, ``matched``) when the profile says so."""
-    splits = _domain_splits(domain, profile)
-    if domain != "general" and profile.heldout_share:
-        splits["retain"], splits[HELDOUT] = hold_out(
-            splits["retain"], profile.heldout_share, profile.seed
-        )
+    """Every split of ``domain`` as ``profile`` has it (:func:`split_domain` of its data
+    part and seed)."""
+    return split_domain(domain, profile.data, profile.seed)
+
+
+def split_domain(domain: str, data: DataConfig, seed: int) -> dict[str, list[Document]]:
+    """The data stage: every split of ``domain`` under both designs (keys of
+    :func:`split_budgets`, the retain set cut into ``retain``, the regulariser, and
+    :data:`HELDOUT` when the ``data`` part holds some out), from our sources, cached under
+    ``<home>/data``; or the paper's hub dataset (one design, ``matched``) when the data
+    part names it."""
+    splits = _domain_splits(domain, data, seed)
+    if domain != "general" and data.heldout_share:
+        splits["retain"], splits[HELDOUT] = hold_out(splits["retain"], data.heldout_share, seed)
     return splits
 
 
-def _domain_splits(domain: str, profile: Profile) -> dict[str, list[Document]]:
+def _domain_splits(domain: str, data: DataConfig, seed: int) -> dict[str, list[Document]]:
     check_choice("domain", domain, ALL_DOMAINS)
-    if profile.dataset != "local":
-        hub = {s: hub_documents(domain, s, profile.dataset) for s in splits_of(domain)}
+    if data.dataset != "local":
+        hub = {s: hub_documents(domain, s, data.dataset) for s in splits_of(domain)}
         if domain == "general":
             return hub
         return {
@@ -356,7 +363,7 @@ def _domain_splits(domain: str, profile: Profile) -> dict[str, list[Document]]:
             "matched/approximate": hub["approximate"],
             "retain": hub["retain"],
         }
-    budgets, bounded = split_budgets(domain, profile.data), document_bounds(profile.data, domain)
+    budgets, bounded = split_budgets(domain, data), document_bounds(data, domain)
     digests, docs = {s.__name__: _source_digest(s) for s in SOURCES[domain]}, None
     if None in digests.values():
         docs, digests = domain_documents(domain)
@@ -367,7 +374,7 @@ def _domain_splits(domain: str, profile: Profile) -> dict[str, list[Document]]:
             "budgets": budgets,
             "bounds": [bounded.min_doc_chars, bounded.max_doc_chars],
             **({"passages": bounded.passage_chars} if bounded.passage_chars else {}),
-            "seed": profile.seed,
+            "seed": seed,
             "pins": SHIFTED_PINS.get(domain),
             "pool": MATCHED_POOL.get(domain),
             "code": stage_digest("data"),  # an edited corpus or source module: new splits
@@ -383,7 +390,7 @@ def _domain_splits(domain: str, profile: Profile) -> dict[str, list[Document]]:
             if docs is None:
                 docs, _ = domain_documents(domain)
             splits = split_documents(
-                docs, profile, domain, SHIFTED_PINS.get(domain), MATCHED_POOL.get(domain)
+                docs, data, seed, domain, SHIFTED_PINS.get(domain), MATCHED_POOL.get(domain)
             )
             _save_verified(path, {s: [d.__dict__ for d in v] for s, v in splits.items()})
         _SPLITS[path] = (_file_state(path), splits)
@@ -438,6 +445,17 @@ def design_splits(joint: dict, domain: str, design: str, dataset: str = "local")
 def all_splits(profile: Profile) -> dict[str, dict[str, list[Document]]]:
     """Every domain's and general's splits under both designs: domain -> :func:`domain_splits`."""
     return {domain: domain_splits(domain, profile) for domain in ALL_DOMAINS}
+
+
+def frozen_splits(splits: dict[str, dict[str, list[Document]]]) -> tuple:
+    """``{name: {split: documents}}`` as nested tuples, hashable (a stage's inputs are keys
+    of :func:`~llmunlearn.runs.once`); :func:`thawed_splits` gives it back."""
+    return tuple((name, tuple((s, tuple(v)) for s, v in sp.items())) for name, sp in splits.items())
+
+
+def thawed_splits(frozen: tuple) -> dict[str, dict[str, list[Document]]]:
+    """The mapping of :func:`frozen_splits` again (fresh lists: the caller's)."""
+    return {name: {s: list(v) for s, v in sp} for name, sp in frozen}
 
 
 def training_documents(splits: dict) -> list[Document]:

@@ -39,6 +39,8 @@ from ..data.corpus import (
     chunk_documents,
     design_splits,
     fixed_sample,
+    frozen_splits,
+    thawed_splits,
     tokenizer_documents,
     training_documents,
 )
@@ -56,18 +58,22 @@ def pretraining_tokenizer(profile: Profile):
     return PreTrainedTokenizerFast.from_pretrained(tokenizer_run(profile).path)
 
 
-@once
 def tokenizer_run(profile: Profile) -> Run:
-    """The tokenizer stage's run of ``profile`` (trained here when missing)."""
-    docs = tokenizer_documents(profile)
+    """The tokenizer stage's run of ``profile``: :func:`bpe_run` on D minus every forget
+    set (:func:`~llmunlearn.data.corpus.tokenizer_documents`) at its ``vocab_size``."""
+    return bpe_run(profile.name, profile.vocab_size, tuple(tokenizer_documents(profile)))
+
+
+@once
+def bpe_run(name: str, vocab_size: int, docs: tuple[Document, ...]) -> Run:
+    """The tokenizer stage: a byte-level BPE of ``vocab_size`` trained on ``docs``
+    (trained here when missing; the run is keyed by the documents' digests)."""
     run = Run.create(
-        "tokenizer",
-        profile.name,
-        {"vocab_size": profile.vocab_size, "docs": sorted(d.sha256 for d in docs)},
+        "tokenizer", name, {"vocab_size": vocab_size, "docs": sorted(d.sha256 for d in docs)}
     )
     if not run.done:
-        train_tokenizer([d.text for d in docs], profile.vocab_size).save_pretrained(run.path)
-        run.finish({"vocab_size": profile.vocab_size, "documents": len(docs)})
+        train_tokenizer([d.text for d in docs], vocab_size).save_pretrained(run.path)
+        run.finish({"vocab_size": vocab_size, "documents": len(docs)})
     return run
 
 
@@ -95,7 +101,7 @@ class PretrainInputs:
 
     def splits(self) -> dict[str, dict[str, list[Document]]]:
         """Every domain's and general's splits under both designs (as :func:`all_splits`)."""
-        return {domain: {s: list(v) for s, v in splits} for domain, splits in self.documents}
+        return thawed_splits(self.documents)
 
     def forget_documents(self, domain: str, design: str | None = None) -> list[Document]:
         """The forget set that ``domain``'s exact retrained model for ``design`` (default
@@ -132,10 +138,7 @@ def pretraining_inputs(profile: Profile) -> PretrainInputs:
         model=profile.model,
         pretraining=profile.pretraining,
         execution=profile.execution,
-        documents=tuple(
-            (domain, tuple((s, tuple(v)) for s, v in splits.items()))
-            for domain, splits in all_splits(profile).items()
-        ),
+        documents=frozen_splits(all_splits(profile)),
         tokenizer=tokenizer_run(profile),
     )
 

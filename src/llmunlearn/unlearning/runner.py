@@ -28,14 +28,16 @@ from ..config import (
     check_positive,
     profile_config,
 )
-from ..data.corpus import chunk_splits, load_splits
+from ..data.corpus import chunk_splits
 from ..evaluation import (
     EVALUATION_ROW,
+    domain_sets,
     evaluate_folder,
     evaluate_reference,
     evaluation_row,
     evaluation_sets,
     finite_row,
+    zoo_evaluation,
 )
 from ..models import check_context, n_params
 from ..progress import progress_bar as tqdm
@@ -95,10 +97,12 @@ def unlearning_inputs(
 ) -> UnlearnInputs:
     """Resolve the unlearning stage's inputs on ``domain`` from ``profile``, once: the
     original (``original``, else :func:`~llmunlearn.training.pretraining.pretrain`'s), its
-    evaluated row (step 0 of every run, :func:`~llmunlearn.evaluation.evaluate_reference`)
-    and the documents of the domain's and general's splits."""
+    evaluated row (step 0 of every run, :func:`~llmunlearn.evaluation.zoo_evaluation`) and
+    the documents of the domain's and general's splits (one
+    :func:`~llmunlearn.evaluation.domain_sets` for both)."""
     check_choice("domain", domain, DOMAINS)
     original = original or pretrain(profile, progress=progress)
+    sets = domain_sets(profile, domain)
     return UnlearnInputs(
         name=profile.name,
         seed=profile.seed,
@@ -108,8 +112,8 @@ def unlearning_inputs(
         execution=profile.execution,
         chunk_len=profile.chunk_len,
         original=original,
-        reference=evaluate_reference(profile, domain, original),
-        splits={"domain": load_splits(domain, profile), "general": load_splits("general", profile)},
+        reference=zoo_evaluation(sets, original),
+        splits={"domain": sets.splits("domain"), "general": sets.splits("general")},
     )
 
 

@@ -2,6 +2,7 @@
 
 import ast
 import collections
+import contextlib
 import dataclasses
 import shutil
 from pathlib import Path
@@ -118,6 +119,27 @@ def test_one_grid_call_splits_each_corpus_once_and_builds_each_runs_key_once(tin
     assert again.path == original.path and again.done
 
 
+@contextlib.contextmanager
+def _upstream_fails(*targets):
+    """Count the runs made inside (kind -> count, yielded) while every ``(module, name)``
+    of ``targets`` raises: what a stage given its inputs must never call."""
+    made = collections.Counter()
+    create = Run.create.__func__
+
+    def counted_create(cls, kind, name, config, stage=None):
+        made[kind] += 1
+        return create(cls, kind, name, config, stage)
+
+    def upstream(*args, **kwargs):
+        raise AssertionError("a stage walked upstream")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Run, "create", classmethod(counted_create))
+        for module, name in targets:
+            patch.setattr(module, name, upstream)
+        yield made
+
+
 def test_the_unlearning_stage_reads_its_inputs_and_walks_nothing_upstream(tiny):
     """An entry point resolves the unlearning stage's inputs once (the original, its row,
     the documents); a run of the stage gets those, never the profile, and makes no
@@ -134,26 +156,13 @@ def test_the_unlearning_stage_reads_its_inputs_and_walks_nothing_upstream(tiny):
     assert sent.execution.threads == max(1, tiny.threads // 2)
     assert sent.splits == inputs.splits and sent.original == inputs.original
 
-    made = collections.Counter()
-    create = Run.create.__func__
-
-    def counted_create(cls, kind, name, config, stage=None):
-        made[kind] += 1
-        return create(cls, kind, name, config, stage)
-
-    def upstream(*args, **kwargs):
-        raise AssertionError("the unlearning stage walked upstream")
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(Run, "create", classmethod(counted_create))
-        for module, name in (
-            (corpus, "split_documents"),
-            (corpus, "_load_verified"),
-            (runner, "pretrain"),
-            (runner, "zoo_evaluation"),
-            (runner, "domain_sets"),
-        ):
-            patch.setattr(module, name, upstream)
+    with _upstream_fails(
+        (corpus, "split_documents"),
+        (corpus, "_load_verified"),
+        (runner, "pretrain"),
+        (runner, "zoo_evaluation"),
+        (runner, "domain_sets"),
+    ) as made:
         run = runner.unlearning_run(sent, "ga_gd_in", steps=2, progress=False)
     assert run.done and run.summary["status"] == "finished"
     assert made == {"unlearn": 1}, made
@@ -176,25 +185,12 @@ def test_the_pretraining_and_evaluation_stages_read_their_inputs_only(tiny):
         hash(record)  # a key of runs.once
         for f in dataclasses.fields(record):
             assert not isinstance(getattr(record, f.name), ul.Profile), f.name
-    made = collections.Counter()
-    create = Run.create.__func__
-
-    def counted_create(cls, kind, name, config, stage=None):
-        made[kind] += 1
-        return create(cls, kind, name, config, stage)
-
-    def upstream(*args, **kwargs):
-        raise AssertionError("a stage walked upstream")
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(Run, "create", classmethod(counted_create))
-        for module, name in (
-            (corpus, "split_documents"),
-            (corpus, "_load_verified"),
-            (pretraining, "tokenizer_run"),
-            (pretraining, "all_splits"),
-        ):
-            patch.setattr(module, name, upstream)
+    with _upstream_fails(
+        (corpus, "split_documents"),
+        (corpus, "_load_verified"),
+        (pretraining, "tokenizer_run"),
+        (pretraining, "all_splits"),
+    ) as made:
         run = pretraining.pretraining_run(inputs, without="github", progress=False)
         row = evaluation.zoo_evaluation(sets, run)
     assert run.done and "ppl_forget" in row

@@ -475,16 +475,29 @@ def pretraining_documents(profile: Profile) -> list[Document]:
     return training_documents(all_splits(profile))
 
 
-def tokenizer_documents(profile: Profile) -> list[Document]:
-    """What the tokenizer is trained on: D minus every forget set (every retain set and
-    general/retain), so no model of the zoo has a token made for forget text."""
+def tokenizer_documents(splits: dict) -> list[Document]:
+    """What the tokenizer is trained on, of :func:`all_splits`: D minus every forget set
+    (every retain set and general/retain), so no model of the zoo has a token made for
+    forget text."""
     return [
         d
         for domain in ALL_DOMAINS
-        for key, docs in domain_splits(domain, profile).items()
+        for key, docs in splits[domain].items()
         if key in ("retain", HELDOUT)
         for d in docs
     ]
+
+
+def forget_document_ids(splits: dict) -> set[str]:
+    """The ids of every forget document of every domain and design of :func:`all_splits`:
+    what the original model has seen that some retrained model has not."""
+    return {
+        d.id
+        for domain in DOMAINS
+        for key, docs in splits[domain].items()
+        if key.endswith("/forget")
+        for d in docs
+    }
 
 
 def forget_documents(profile: Profile, domain: str, design: str) -> list[Document]:

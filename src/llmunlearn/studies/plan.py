@@ -137,9 +137,8 @@ def _pretraining_stages(profile: Profile) -> list[dict]:
     seed's original and exact retrained models, the referee's siblings) and the dose
     pilot's other doses: trained tokens only."""
     seeds = len(profile.grid_seeds)
-    forget_all = (
-        _tokens(profile, profile.forget_chars) * len(DOMAINS) * 2
-    )  # both designs' forget sets
+    # both designs' forget sets
+    forget_all = _tokens(profile, profile.forget_chars) * len(DOMAINS) * 2
     d_rest = _tokens(profile, profile.retain_chars * len(DOMAINS) + profile.general_retain_chars)
     late = profile.pretrain_order == "late"
     per_seed = 1 + len(DOMAINS) * len(profile.retrained_designs)
@@ -177,9 +176,8 @@ def _grid_stage(profile: Profile) -> dict:
     cells = grid_cells(profile)
     trained = read = 0.0
     evals = len(profile.grid_eval_steps) or max(1, profile.unlearn_steps // profile.eval_every)
-    forget_chunks = (
-        _tokens(profile, profile.forget_chars) / profile.chunk_len / 0.6
-    )  # passages fill 60 %
+    # passages fill 60 % of a chunk
+    forget_chunks = _tokens(profile, profile.forget_chars) / profile.chunk_len / 0.6
     approximate_chunks = min(
         _tokens(profile, profile.approximate_chars) / profile.chunk_len / 0.6,
         profile.membership_chunks,

@@ -168,18 +168,20 @@ class _RunRef:
 
 
 def _swap(obj, kind, fn):
-    """``obj`` with every instance of ``kind`` inside dicts, lists and tuples replaced by
-    ``fn(instance)``."""
+    """``obj`` with every instance of ``kind`` inside dicts, lists, tuples and dataclasses
+    (a stage's inputs) replaced by ``fn(instance)``; a container with nothing to replace
+    is returned as it is."""
     if isinstance(obj, kind):
         return fn(obj)
     if isinstance(obj, dict):
-        return {k: _swap(v, kind, fn) for k, v in obj.items()}
+        swapped = {k: _swap(v, kind, fn) for k, v in obj.items()}
+        return obj if all(swapped[k] is v for k, v in obj.items()) else swapped
     if isinstance(obj, (list, tuple)):
-        return type(obj)(_swap(v, kind, fn) for v in obj)
+        swapped = [_swap(v, kind, fn) for v in obj]
+        return obj if all(a is b for a, b in zip(swapped, obj)) else type(obj)(swapped)
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):  # a stage's inputs
         fields = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj) if f.init}
-        swapped = {k: _swap(v, kind, fn) for k, v in fields.items()}
-        changed = {k: v for k, v in swapped.items() if v is not fields[k]}
+        changed = {k: w for k, v in fields.items() if (w := _swap(v, kind, fn)) is not v}
         return dataclasses.replace(obj, **changed) if changed else obj
     return obj
 

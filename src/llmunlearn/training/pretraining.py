@@ -38,6 +38,7 @@ from ..data.corpus import (
     all_splits,
     chunk_documents,
     design_splits,
+    forget_document_ids,
     fixed_sample,
     frozen_splits,
     thawed_splits,
@@ -58,10 +59,12 @@ def pretraining_tokenizer(profile: Profile):
     return PreTrainedTokenizerFast.from_pretrained(tokenizer_run(profile).path)
 
 
-def tokenizer_run(profile: Profile) -> Run:
+def tokenizer_run(profile: Profile, splits: dict | None = None) -> Run:
     """The tokenizer stage's run of ``profile``: :func:`bpe_run` on D minus every forget
-    set (:func:`~llmunlearn.data.corpus.tokenizer_documents`) at its ``vocab_size``."""
-    return bpe_run(profile.name, profile.vocab_size, tuple(tokenizer_documents(profile)))
+    set (:func:`~llmunlearn.data.corpus.tokenizer_documents` of ``splits``, the profile's
+    :func:`~llmunlearn.data.corpus.all_splits` when not given) at its ``vocab_size``."""
+    docs = tokenizer_documents(splits or all_splits(profile))
+    return bpe_run(profile.name, profile.vocab_size, tuple(docs))
 
 
 @once
@@ -110,16 +113,8 @@ class PretrainInputs:
         return design_splits(joint, domain, design or self.design, self.data.dataset)["forget"]
 
     def forget_ids(self) -> set[str]:
-        """Every forget document of every domain and design: what the original model has
-        seen that some retrained model has not."""
-        return {
-            d.id
-            for domain, splits in self.documents
-            if domain in DOMAINS
-            for key, docs in splits
-            if key.endswith("/forget")
-            for d in docs
-        }
+        """Every forget document's id (:func:`~llmunlearn.data.corpus.forget_document_ids`)."""
+        return forget_document_ids(self.splits())
 
     def chunks(self, docs: list[Document]):
         """``docs`` chunked with the stage's tokenizer (and the tokenizer)."""
@@ -131,6 +126,7 @@ def pretraining_inputs(profile: Profile) -> PretrainInputs:
     """Resolve the pre-training stage's inputs from ``profile``: the splits of every
     domain (the data stage, split or read once per process) and the tokenizer's run (the
     tokenizer stage, trained when missing)."""
+    splits = all_splits(profile)
     return PretrainInputs(
         name=profile.name,
         seed=profile.seed,
@@ -138,14 +134,15 @@ def pretraining_inputs(profile: Profile) -> PretrainInputs:
         model=profile.model,
         pretraining=profile.pretraining,
         execution=profile.execution,
-        documents=frozen_splits(all_splits(profile)),
-        tokenizer=tokenizer_run(profile),
+        documents=frozen_splits(splits),
+        tokenizer=tokenizer_run(profile, splits),
     )
 
 
 def forget_ids(profile: Profile) -> set[str]:
-    """:meth:`PretrainInputs.forget_ids` of a profile."""
-    return pretraining_inputs(profile).forget_ids()
+    """Every forget document's id of a profile
+    (:func:`~llmunlearn.data.corpus.forget_document_ids`)."""
+    return forget_document_ids(all_splits(profile))
 
 
 def zoo_name(without: str | None, design: str) -> str:
@@ -583,6 +580,7 @@ def pretrain_base(inputs: PretrainInputs, seed: int, progress: bool = True) -> R
     return run
 
 
+@once
 def base_model_run(profile: Profile) -> Run:
     """The original model of a profile with ``base_model``, as a pre-training run whose
     ``model`` links to the checkpoint (a local folder, or the hub download); nothing is

@@ -209,8 +209,8 @@ def unlearn(
     from ``profile`` (:func:`unlearning_inputs`: ``original``, else the profile's original
     model) and handed to :func:`unlearning_run`, which documents the run and its summary.
     """
-    check_choice("domain", domain, DOMAINS)
-    check_run_args(method, hparams, lr, steps, seed, optimizer)  # before anything is built
+    # before anything is built (unlearning_inputs checks the domain first thing)
+    check_run_args(method, hparams, lr, steps, seed, optimizer)
     return unlearning_run(
         unlearning_inputs(profile, domain, original, progress),
         method,
